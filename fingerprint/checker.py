@@ -1,0 +1,306 @@
+"""The library entry point: ``Checker(config).check(session) -> Report``.
+
+Build it once; call ``check`` from as many threads as you like. Everything a call
+reads (rules, compiled checks, lookups) lives in one immutable :class:`_Engine`;
+``reload_rules`` builds a new engine and swaps one reference, so calls in flight
+finish on the rules they started with.
+"""
+
+from __future__ import annotations
+
+import string
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated
+from fingerprint.errors import ConfigError, RulesError
+from fingerprint.features import FeatureExtractor, Features
+from fingerprint.features.device import BrandNormalizer
+from fingerprint.grading import Grader
+from fingerprint.history import HistoryStore, HistoryView, LoginEvent, MemoryHistoryStore, Windows
+from fingerprint.report import Finding, Report
+from fingerprint.rollup import AccountRollup, AccountSummary
+from fingerprint.rules import RuleSet, load_rules
+from fingerprint.session import DEFAULT_NAIVE_TZ, Session, parse_session
+from fingerprint.sources.maxmind import (
+    bundled_city_path,
+    open_anonymous_ip,
+    open_asn,
+    open_city,
+)
+from fingerprint.sources.useragent import cached_resolver, parse_user_agent
+
+_HOURS = 3600.0
+
+
+@dataclass(frozen=True)
+class CheckerConfig:
+    """How to build a :class:`Checker`. Paths are checked when the checker starts."""
+
+    city_db: str | Path | None = None  # None: the bundled GeoLite2-City (2018)
+    asn_db: str | Path | None = None
+    anonymous_ip_db: str | Path | None = None
+    rules_dir: str | Path | None = None  # None: the rules shipped with the package
+    naive_tz: tzinfo = DEFAULT_NAIVE_TZ  # how to read ISO times without an offset
+    use_city_db: bool = True
+    ua_cache_size: int = 16_384
+    track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
+
+
+@dataclass(frozen=True)
+class _Engine:
+    """Everything derived from one rule set; never mutated after construction."""
+
+    rules: RuleSet
+    checks: tuple[Check, ...]
+    grader: Grader
+    brands: BrandNormalizer
+    windows: Windows | None  # None when no enabled check reads history
+    hosting_asns: frozenset[int]
+    grade_order: list[str] = field(default_factory=list)
+
+
+def build_engine(rules: RuleSet) -> _Engine:
+    checks_file = str(Path(rules.directory) / "checks.yaml")
+    for name in [*rules.checks.disabled, *rules.checks.checks]:
+        if name not in CHECKS_BY_NAME:
+            known = ", ".join(sorted(CHECKS_BY_NAME))
+            raise RulesError(checks_file, name, f"unknown check (known: {known})")
+    checks = []
+    for name, cls in CHECKS_BY_NAME.items():
+        if name in rules.checks.disabled:
+            continue
+        config = dict(rules.checks.checks.get(name, {}))
+        try:
+            checks.append(cls.compile(rules, config))
+        except TypeError as exc:
+            raise RulesError(checks_file, f"checks.{name}", f"bad threshold ({exc})") from None
+        _check_codes(cls, rules)
+    history_checks = [c for c in checks if c.uses_history]
+    windows = _windows(history_checks) if history_checks else None
+    return _Engine(
+        rules=rules,
+        checks=tuple(checks),
+        grader=Grader(rules.grading),
+        brands=BrandNormalizer(rules.devices),
+        windows=windows,
+        hosting_asns=frozenset(a.asn for a in rules.network.hosting_asns),
+        grade_order=[band.grade for band in rules.grading.bands],
+    )
+
+
+def _check_codes(cls: type[Check], rules: RuleSet) -> None:
+    codes_file = str(Path(rules.directory) / "codes.yaml")
+    for code in cls.codes:
+        spec = rules.codes.codes.get(code)
+        if spec is None:
+            raise RulesError(codes_file, f"codes.{code}", f"missing (check {cls.name} emits it)")
+        if spec.check != cls.name:
+            raise RulesError(codes_file, f"codes.{code}.check", f"must be {cls.name!r}")
+
+
+def _windows(history_checks: Sequence[Check]) -> Windows:
+    def hours(check_name: str) -> float:
+        return max(
+            (float(getattr(c, "window_hours", 0.0)) for c in history_checks if c.name == check_name),
+            default=0.0,
+        )
+
+    account_hours = max(hours("ip_hopping"), hours("device_churn"), 1.0)
+    return Windows(account_seconds=account_hours * _HOURS,
+                   device_seconds=max(hours("device_sharing"), 1.0) * _HOURS)
+
+
+class Checker:
+    """Grades login sessions. Thread-safe; build once, call :meth:`check` per login."""
+
+    def __init__(
+        self,
+        config: CheckerConfig | None = None,
+        *,
+        history: HistoryStore | None = None,
+    ) -> None:
+        self.config = config or CheckerConfig()
+        self._engine = build_engine(load_rules(self.config.rules_dir))
+        self._reload_lock = threading.Lock()
+        self._history: HistoryStore = history if history is not None else MemoryHistoryStore()
+        self._extractor = self._open_sources(self._engine.brands)
+        self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
+
+    def _open_sources(self, brands: BrandNormalizer) -> FeatureExtractor:
+        cfg = self.config
+        city = None
+        if cfg.use_city_db:
+            city = open_city(cfg.city_db if cfg.city_db is not None else bundled_city_path())
+        return FeatureExtractor(
+            resolve_ua=cached_resolver(parse_user_agent, cfg.ua_cache_size),
+            brands=brands,
+            city=city,
+            asn=open_asn(cfg.asn_db) if cfg.asn_db else None,
+            anonymous_ip=open_anonymous_ip(cfg.anonymous_ip_db) if cfg.anonymous_ip_db else None,
+        )
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._engine.rules
+
+    def parse(self, record: Mapping[str, Any] | Session) -> Session:
+        """Validate a record; raises :class:`~fingerprint.errors.InvalidSessionError`."""
+        return parse_session(record, naive_tz=self.config.naive_tz)
+
+    def check(self, record: Mapping[str, Any] | Session, *, session_id: str | None = None) -> Report:
+        """Grade one login. ``session_id`` names the session when the record has none."""
+        engine = self._engine  # one read: a concurrent reload cannot split this call
+        session = self.parse(record)
+        features = self._extract(engine, session)
+        sid = session.session_id or session_id or _derived_session_id(session)
+        event = _event(sid, session, features, self._ip_anonymous(engine, session, features))
+        history, history_error = self._history_view(engine, event)
+        ctx = CheckContext(session, features, history, event, history_error)
+        findings, not_evaluated, warnings = _run_checks(engine, ctx)
+        graded = engine.grader.grade(findings)
+        report = Report(
+            session_id=sid,
+            account_id=session.account_id,
+            ts=session.ts,
+            grade=graded.grade,
+            score=graded.score,
+            blacklisted=graded.blacklisted,
+            findings=tuple(findings),
+            contributions=graded.contributions,
+            not_evaluated=not_evaluated,
+            features=features.summary(),
+            device_component=graded.device_component,
+            warnings=tuple(warnings),
+        )
+        self._accounts.add(report, session.device.device_id if session.device else None)
+        return report
+
+    def _extract(self, engine: _Engine, session: Session) -> Features:
+        extractor = self._extractor
+        if extractor.brands is not engine.brands:
+            # Rules were reloaded: brand tables are rule data, lookups are not.
+            extractor = FeatureExtractor(extractor.resolve_ua, engine.brands, extractor.city,
+                                         extractor.asn, extractor.anonymous_ip)
+            self._extractor = extractor
+        return extractor.extract(session)
+
+    def account_summary(self, account_id: str) -> AccountSummary | None:
+        """What this checker has seen of one account (worst and latest grade, ...)."""
+        return self._accounts.get(account_id)
+
+    def reload_rules(self, directory: str | Path | None = None) -> RuleSet:
+        """Validate the new rules fully, then swap them in; on error the old ones stay."""
+        with self._reload_lock:
+            folder = directory if directory is not None else self._engine.rules.directory
+            engine = build_engine(load_rules(folder))
+            self._engine = engine
+            return engine.rules
+
+    def _ip_anonymous(self, engine: _Engine, session: Session, features: Features) -> bool:
+        """Is this IP's location not the user's? Then travel arithmetic must skip it."""
+        flags = features.network.anonymous
+        asn = features.network.asn
+        network = session.network
+        return bool(
+            (flags is not None and flags.any)
+            or (asn is not None and asn.number in engine.hosting_asns)
+            or (network is not None and (network.vpn_active or network.http_proxy))
+        )
+
+    def _history_view(
+        self, engine: _Engine, event: LoginEvent
+    ) -> tuple[HistoryView | None, str | None]:
+        if engine.windows is None:
+            return None, "no history check enabled"
+        try:
+            return self._history.record_and_fetch(event, engine.windows), None
+        except Exception as exc:  # a store outage must not fail the login check
+            return None, f"history store unavailable: {type(exc).__name__}: {exc}"[:300]
+
+
+def _derived_session_id(session: Session) -> str:
+    return f"{session.account_id}@{int(session.ts.timestamp() * 1000)}"
+
+
+def _event(sid: str, session: Session, features: Features, anonymous: bool) -> LoginEvent:
+    geo = features.geo
+    return LoginEvent(
+        ts=session.ts.timestamp(),
+        session_id=sid,
+        account_id=session.account_id,
+        device_id=session.device.device_id if session.device else None,
+        ip=str(session.ip),
+        province=geo.province if geo else None,
+        latitude=geo.latitude if geo else None,
+        longitude=geo.longitude if geo else None,
+        accuracy_km=geo.accuracy_radius_km if geo else None,
+        ip_anonymous=anonymous,
+    )
+
+
+def _run_checks(
+    engine: _Engine, ctx: CheckContext
+) -> tuple[list[Finding], dict[str, str], list[str]]:
+    findings: list[Finding] = []
+    not_evaluated: dict[str, str] = {}
+    warnings: list[str] = []
+    codes = engine.rules.codes.codes
+    for check in engine.checks:
+        try:
+            outcome = check.evaluate(ctx)
+        except Exception as exc:  # one failing check is recorded, the others still run
+            not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
+            warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
+            continue
+        if isinstance(outcome, NotEvaluated):
+            not_evaluated[check.name] = outcome.reason
+            continue
+        findings.extend(_finding(check.name, hit, codes) for hit in outcome)
+    return findings, not_evaluated, warnings
+
+
+def _finding(check: str, hit: Hit, codes: Mapping[str, Any]) -> Finding:
+    spec = codes[hit.code]
+    return Finding(
+        check=check,
+        code=hit.code,
+        severity=hit.severity or spec.severity,
+        message=render(spec.message, hit.evidence),
+        message_zh=render(spec.message_zh, hit.evidence),
+        evidence=hit.evidence,
+    )
+
+
+class _Evidence(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+_FORMATTER = string.Formatter()
+
+
+def render(template: str, evidence: Mapping[str, Any]) -> str:
+    """Fill ``{key}`` from evidence; lists read as "a, b"; unknown keys print "?"."""
+    values = _Evidence()
+    for key, value in evidence.items():
+        if isinstance(value, list | tuple):
+            value = ", ".join(_short(v) for v in value)
+        values[key] = value
+    try:
+        return _FORMATTER.vformat(template, (), values)
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return template
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return str(value.get("product") or value.get("package") or value.get("value") or "")
+    return str(value)
+
+
+__all__ = ["Checker", "CheckerConfig", "ConfigError"]

@@ -1,0 +1,108 @@
+"""Account and device signals from the seeds: device sharing, device churn, off-brand
+devices and missing face verification. Weak alone; they slow eligibility down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from fingerprint.checks.base import (
+    Check,
+    CheckContext,
+    Hit,
+    NotEvaluated,
+    Outcome,
+    history_unavailable,
+)
+
+
+@dataclass(frozen=True)
+class DeviceSharingCheck(Check):
+    """One device, many accounts inside the window: account farms share phones."""
+
+    name: ClassVar[str] = "device_sharing"
+    codes: ClassVar[tuple[str, ...]] = ("SHR_DEVICE_SHARED",)
+    uses_history: ClassVar[bool] = True
+
+    window_hours: float = 168.0
+    max_accounts: int = 3
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        unavailable = history_unavailable(ctx)
+        if unavailable:
+            return unavailable
+        device = ctx.session.device
+        if device is None or not device.device_id:
+            return NotEvaluated("no device_id")
+        assert ctx.history is not None
+        since = ctx.session.ts.timestamp() - self.window_hours * 3600
+        accounts = {a for ts, a in ctx.history.device_accounts if ts >= since}
+        accounts.add(ctx.session.account_id)
+        if len(accounts) < self.max_accounts:
+            return []
+        return [Hit("SHR_DEVICE_SHARED", {"device_id": device.device_id,
+                                          "accounts": len(accounts),
+                                          "window_hours": self.window_hours})]
+
+
+@dataclass(frozen=True)
+class DeviceChurnCheck(Check):
+    """One account, many devices: frequent device changes delay eligibility (seed)."""
+
+    name: ClassVar[str] = "device_churn"
+    codes: ClassVar[tuple[str, ...]] = ("CHN_DEVICE_CHURN",)
+    uses_history: ClassVar[bool] = True
+
+    window_hours: float = 168.0
+    max_devices: int = 3
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        unavailable = history_unavailable(ctx)
+        if unavailable:
+            return unavailable
+        device = ctx.session.device
+        if device is None or not device.device_id:
+            return NotEvaluated("no device_id")
+        assert ctx.history is not None
+        since = ctx.session.ts.timestamp() - self.window_hours * 3600
+        devices = {e.device_id for e in ctx.history.account_events if e.device_id and e.ts >= since}
+        devices.add(device.device_id)
+        if len(devices) < self.max_devices:
+            return []
+        return [Hit("CHN_DEVICE_CHURN", {"devices": len(devices),
+                                         "window_hours": self.window_hours})]
+
+
+@dataclass(frozen=True)
+class DeviceBrandCheck(Check):
+    """Mainstream brands pass far more often than off-brand (山寨) phones (seed)."""
+
+    name: ClassVar[str] = "device_brand"
+    codes: ClassVar[tuple[str, ...]] = ("BRD_OFF_BRAND",)
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        device = ctx.features.device
+        if device.device_class not in ("mobile", "tablet"):
+            return NotEvaluated("not a mobile device")
+        if device.mainstream_brand is None:
+            return NotEvaluated("device brand unknown")
+        if device.mainstream_brand:
+            return []
+        return [Hit("BRD_OFF_BRAND", {"brand": device.brand_raw or device.brand,
+                                      "model": device.model})]
+
+
+@dataclass(frozen=True)
+class FaceVerificationCheck(Check):
+    """Accounts without face verification (人脸核身) wait longer for eligibility (seed)."""
+
+    name: ClassVar[str] = "face_verification"
+    codes: ClassVar[tuple[str, ...]] = ("AUTH_NO_FACE_VERIFICATION",)
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        auth = ctx.session.auth
+        if auth is None or auth.face_verified is None:
+            return NotEvaluated("auth.face_verified not reported")
+        if auth.face_verified:
+            return []
+        return [Hit("AUTH_NO_FACE_VERIFICATION", {"face_verified": False})]

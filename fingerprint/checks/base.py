@@ -1,0 +1,67 @@
+"""What a check is, what it sees and what it returns.
+
+After pySigma and bandit: a check is a frozen dataclass whose fields are its
+thresholds (built as ``Check(**config)``); it returns evidence as :class:`Hit`
+values and never formats messages or assigns points. The runner stamps the
+check name, severity and messages from ``rules/codes.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fingerprint.features.records import Features
+from fingerprint.history import HistoryView, LoginEvent
+from fingerprint.rules import RuleSet, Severity
+from fingerprint.session import Session
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """Evidence for one reason code. ``severity`` overrides the catalogue's when set."""
+
+    code: str
+    evidence: dict[str, Any]
+    severity: Severity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotEvaluated:
+    """The check's signals are absent for this session: it neither passed nor failed."""
+
+    reason: str
+
+
+Outcome = list[Hit] | NotEvaluated
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    session: Session
+    features: Features
+    history: HistoryView | None  # None when history is unavailable (store down)
+    current_event: LoginEvent | None = None
+    history_error: str | None = None
+
+
+class Check:
+    """Base class. Subclasses are frozen dataclasses; see module docstring."""
+
+    name: ClassVar[str]
+    codes: ClassVar[tuple[str, ...]]
+    uses_history: ClassVar[bool] = False
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        raise NotImplementedError
+
+    @classmethod
+    def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
+        """Build the check from its thresholds; override to precompile rule data."""
+        return cls(**config)
+
+
+def history_unavailable(ctx: CheckContext) -> NotEvaluated | None:
+    if ctx.history is None:
+        return NotEvaluated(ctx.history_error or "history unavailable")
+    return None

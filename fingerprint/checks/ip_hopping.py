@@ -1,0 +1,102 @@
+"""``ip_hopping``: the account's IP moves across provinces too often, or too fast.
+
+Only IPs the City database places in a province count: a country-level placement
+sits at the country's centroid and says nothing about travel. Impossible travel
+allows for both accuracy radii and is not judged for coarse or anonymous IPs,
+whose location is not the user's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from fingerprint.checks.base import (
+    Check,
+    CheckContext,
+    Hit,
+    NotEvaluated,
+    Outcome,
+    history_unavailable,
+)
+from fingerprint.features.geo import great_circle_km
+from fingerprint.history import LoginEvent
+
+
+@dataclass(frozen=True)
+class IpHoppingCheck(Check):
+    name: ClassVar[str] = "ip_hopping"
+    codes: ClassVar[tuple[str, ...]] = ("GEO_PROVINCE_HOPPING", "GEO_IMPOSSIBLE_TRAVEL")
+    uses_history: ClassVar[bool] = True
+
+    window_hours: float = 24.0
+    max_switches: int = 3
+    max_provinces: int = 4
+    max_speed_kmh: float = 900.0
+    max_accuracy_km: float = 200.0
+    min_gap_minutes: float = 1.0
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        unavailable = history_unavailable(ctx)
+        if unavailable:
+            return unavailable
+        current = ctx.current_event
+        if current is None or current.province is None:
+            return NotEvaluated("the IP is not located at province level")
+        assert ctx.history is not None
+        since = current.ts - self.window_hours * 3600
+        located = [e for e in ctx.history.account_events if e.province and e.ts >= since]
+        hits = []
+        hopping = self._hopping([*located, current])
+        if hopping:
+            hits.append(hopping)
+        travel = self._impossible_travel(located[-1] if located else None, current)
+        if travel:
+            hits.append(travel)
+        return hits
+
+    def _hopping(self, path: list[LoginEvent]) -> Hit | None:
+        switches = [(a, b) for a, b in zip(path, path[1:], strict=False) if a.province != b.province]
+        provinces = list(dict.fromkeys(e.province for e in path if e.province))
+        if len(switches) < self.max_switches and len(provinces) < self.max_provinces:
+            return None
+        return Hit("GEO_PROVINCE_HOPPING", {
+            "switches": len(switches),
+            "provinces": provinces,
+            "window_hours": self.window_hours,
+            "moves": [
+                {"from": a.province, "to": b.province, "at": _iso(b.ts)} for a, b in switches[-10:]
+            ],
+        })
+
+    def _impossible_travel(self, previous: LoginEvent | None, current: LoginEvent) -> Hit | None:
+        if previous is None or previous.province == current.province:
+            return None
+        if previous.ip_anonymous or current.ip_anonymous:
+            return None
+        points = (previous.latitude, previous.longitude, current.latitude, current.longitude)
+        if any(p is None for p in points):
+            return None
+        radii = (previous.accuracy_km or 0, current.accuracy_km or 0)
+        if max(radii) > self.max_accuracy_km:
+            return None
+        distance = great_circle_km(*points)  # type: ignore[arg-type]
+        slack = max(0.0, distance - sum(radii))
+        hours = max(current.ts - previous.ts, self.min_gap_minutes * 60) / 3600
+        speed = slack / hours
+        if speed <= self.max_speed_kmh:
+            return None
+        return Hit("GEO_IMPOSSIBLE_TRAVEL", {
+            "from": previous.province,
+            "to": current.province,
+            "from_at": _iso(previous.ts),
+            "to_at": _iso(current.ts),
+            "distance_km": round(distance),
+            "hours": round(hours, 2),
+            "speed_kmh": round(speed),
+        })
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,150 @@
+"""``multi_open``: the app runs cloned or inside a multi-open container.
+
+Android uids are ``user_id * 100000 + app_id``. A process uid with another app id
+means another app's process hosts ours (a third-party container: critical); the
+same app id under a dual-app user (999 MIUI/OnePlus, 128 Huawei/Honor, 95 Samsung)
+is the OS's own dual-app feature (medium, not blacklisted by default).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
+from fingerprint.rules import RuleSet
+from fingerprint.session import App
+
+PER_USER_RANGE = 100_000
+# /data/user/<N>/<pkg>, /data/user_de/<N>/<pkg>, /data/data/<pkg>, adopted storage.
+_STANDARD_DATA_DIR = re.compile(
+    r"^(?:/mnt/expand/[^/]+)?/data/(?:user(?:_de)?/(?P<user>\d+)|data)/(?P<pkg>[^/]+)/?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Container:
+    product: str
+    packages: frozenset[str]
+    data_dir_markers: tuple[str, ...]
+    libs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MultiOpenCheck(Check):
+    name: ClassVar[str] = "multi_open"
+    codes: ClassVar[tuple[str, ...]] = (
+        "MO_CONTAINER_DATA_DIR",
+        "MO_UID_MISMATCH",
+        "MO_CONTAINER_LIB",
+        "MO_SYSTEM_DUAL_APP",
+        "MO_CLONER_INSTALLED",
+    )
+
+    containers: tuple[_Container, ...] = ()
+    dual_app_users: tuple[tuple[int, str], ...] = ()
+
+    @classmethod
+    def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
+        containers = tuple(
+            _Container(
+                product=c.product,
+                packages=frozenset(p.casefold() for p in c.packages),
+                data_dir_markers=tuple(m.casefold() for m in c.data_dir_markers),
+                libs=tuple(lib.casefold() for lib in c.libs),
+            )
+            for c in rules.multi_open.containers
+        )
+        users = tuple((u.user_id, u.vendor) for u in rules.multi_open.system_dual_app_users)
+        return cls(**config, containers=containers, dual_app_users=users)
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        app = ctx.session.app
+        packages = (ctx.session.device.installed_packages if ctx.session.device else None) or []
+        has_app_signals = app is not None and (
+            app.data_dir or app.uid is not None or app.process_uid is not None or app.loaded_libs
+        )
+        if not has_app_signals and not packages:
+            return NotEvaluated("no app block (data_dir, uids, loaded_libs) or installed packages")
+        hits: list[Hit] = []
+        if app is not None:
+            hits.extend(self._data_dir(app))
+            hits.extend(self._uids(app))
+            hits.extend(self._libs(app))
+        if not any(h.code != "MO_SYSTEM_DUAL_APP" for h in hits):
+            hits.extend(self._installed(packages))
+        return _dedupe_dual(hits)
+
+    def _data_dir(self, app: App) -> list[Hit]:
+        if not app.data_dir:
+            return []
+        folded = app.data_dir.casefold()
+        for container in self.containers:
+            marker = next((m for m in container.data_dir_markers if m in folded), None)
+            if marker:
+                return [Hit("MO_CONTAINER_DATA_DIR", {"data_dir": app.data_dir[:300],
+                                                      "product": container.product,
+                                                      "marker": marker})]
+        standard = _STANDARD_DATA_DIR.match(app.data_dir)
+        if standard is None or (app.package and standard["pkg"] != app.package):
+            # Our data inside another app's directory: how every container works.
+            return [Hit("MO_CONTAINER_DATA_DIR", {"data_dir": app.data_dir[:300],
+                                                  "product": "unknown container",
+                                                  "expected_package": app.package})]
+        user = standard["user"]
+        vendor = self._dual_vendor(int(user)) if user else None
+        if vendor:
+            return [Hit("MO_SYSTEM_DUAL_APP", {"user_id": int(user), "vendor": vendor,
+                                               "data_dir": app.data_dir[:300]})]
+        return []
+
+    def _uids(self, app: App) -> list[Hit]:
+        if app.uid is None or app.process_uid is None or app.uid == app.process_uid:
+            return []
+        package_app_id = app.uid % PER_USER_RANGE
+        process_app_id = app.process_uid % PER_USER_RANGE
+        process_user = app.process_uid // PER_USER_RANGE
+        if package_app_id != process_app_id:
+            return [Hit("MO_UID_MISMATCH", {"uid": app.uid, "process_uid": app.process_uid,
+                                            "package_app_id": package_app_id,
+                                            "process_app_id": process_app_id})]
+        vendor = self._dual_vendor(process_user)
+        if vendor:
+            return [Hit("MO_SYSTEM_DUAL_APP", {"user_id": process_user, "vendor": vendor,
+                                               "process_uid": app.process_uid})]
+        return []
+
+    def _libs(self, app: App) -> list[Hit]:
+        for lib in app.loaded_libs or ():
+            folded = lib.casefold()
+            for container in self.containers:
+                needle = next((m for m in container.libs if m in folded), None)
+                if needle:
+                    return [Hit("MO_CONTAINER_LIB", {"lib": lib[:300],
+                                                     "product": container.product})]
+        return []
+
+    def _installed(self, packages: list[str]) -> list[Hit]:
+        found = [
+            {"package": p, "product": c.product}
+            for p in packages
+            for c in self.containers
+            if p.casefold() in c.packages
+        ]
+        return [Hit("MO_CLONER_INSTALLED", {"cloners": found[:10]})] if found else []
+
+    def _dual_vendor(self, user_id: int) -> str | None:
+        return next((vendor for uid, vendor in self.dual_app_users if uid == user_id), None)
+
+
+def _dedupe_dual(hits: list[Hit]) -> list[Hit]:
+    """The data dir and the uid often both show the same dual app: report it once."""
+    seen: set[str] = set()
+    unique = []
+    for hit in hits:
+        if hit.code in seen:
+            continue
+        seen.add(hit.code)
+        unique.append(hit)
+    return unique

@@ -1,0 +1,171 @@
+"""``vpn_proxy``: the connection goes through a VPN, proxy, Tor or a hosting network.
+
+The device's own view (the OS VPN flag, tunnel interfaces, a system proxy) and the
+server's view (anonymous-IP database flags, hosting ASNs) are independent signals.
+The time-zone test compares what the device says of itself with where the IP is:
+a phone's time zone follows a trip, a SIM's country does not, so a traveller abroad
+(time zone abroad) and a foreign SIM on Chinese Wi-Fi (IP in China) both pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
+from fingerprint.rules import RuleSet
+from fingerprint.session import Device
+
+CHINA_TIME_ZONES = frozenset(
+    {"asia/shanghai", "asia/chongqing", "asia/chungking", "asia/harbin", "asia/urumqi",
+     "asia/kashgar", "prc", "etc/gmt-8", "gmt+08:00", "gmt+8", "utc+8", "cst"}
+)
+CHINA_MCC = "460"
+_UTUN = re.compile(r"^utun(\d+)$")
+
+# Anonymous-IP database flag -> reason code, strongest first.
+_ANONYMOUS_FLAGS = (
+    ("tor_exit", "VPN_TOR_EXIT"),
+    ("vpn", "VPN_ANONYMOUS_VPN"),
+    ("public_proxy", "VPN_PUBLIC_PROXY"),
+    ("residential_proxy", "VPN_RESIDENTIAL_PROXY"),
+    ("hosting", "VPN_HOSTING_IP"),
+)
+
+
+@dataclass(frozen=True)
+class VpnProxyCheck(Check):
+    name: ClassVar[str] = "vpn_proxy"
+    codes: ClassVar[tuple[str, ...]] = (
+        "VPN_OS_FLAG",
+        "VPN_TUNNEL_INTERFACE",
+        "VPN_EXTRA_UTUN",
+        "VPN_HTTP_PROXY",
+        "VPN_TOR_EXIT",
+        "VPN_ANONYMOUS_VPN",
+        "VPN_PUBLIC_PROXY",
+        "VPN_RESIDENTIAL_PROXY",
+        "VPN_HOSTING_IP",
+        "VPN_HOSTING_ASN",
+        "VPN_TZ_MISMATCH",
+    )
+
+    strong_interfaces: re.Pattern[str] | None = None
+    benign_interfaces: re.Pattern[str] | None = None
+    ios_utun_normal: int = 4
+    hosting_asns: dict[int, tuple[str, str]] | None = None
+
+    @classmethod
+    def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
+        tunnels = rules.network.tunnel_interfaces
+        return cls(
+            **config,
+            strong_interfaces=_alternation(tunnels.strong),
+            benign_interfaces=_alternation(tunnels.benign_virtual),
+            ios_utun_normal=tunnels.ios_utun_normal,
+            hosting_asns={a.asn: (a.org, a.kind) for a in rules.network.hosting_asns},
+        )
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        network, features = ctx.session.network, ctx.features
+        ip_signals = features.network.anonymous is not None or features.network.asn is not None
+        device = ctx.session.device
+        tz_signal = device is not None and device.timezone is not None and features.geo is not None
+        if network is None and not ip_signals and not tz_signal:
+            return NotEvaluated(
+                "no network block, no ASN or anonymous-IP data, no device time zone to compare"
+            )
+        hits = self._device_view(ctx) + self._server_view(ctx)
+        mismatch = self._tz_mismatch(ctx, device)
+        if mismatch:
+            hits.append(mismatch)
+        return hits
+
+    def _device_view(self, ctx: CheckContext) -> list[Hit]:
+        network = ctx.session.network
+        if network is None:
+            return []
+        hits = []
+        if network.vpn_active:
+            hits.append(Hit("VPN_OS_FLAG", {"vpn_active": True}))
+        strong = [i for i in network.interfaces or () if self._is_tunnel(i)]
+        if strong:
+            hits.append(Hit("VPN_TUNNEL_INTERFACE", {"interfaces": strong[:10]}))
+        extra_utun = [i for i in network.interfaces or () if self._extra_utun(i)]
+        if extra_utun and not strong and not network.vpn_active:
+            hits.append(Hit("VPN_EXTRA_UTUN", {"interfaces": extra_utun[:10],
+                                               "normal_count": self.ios_utun_normal}))
+        if network.http_proxy:
+            hits.append(Hit("VPN_HTTP_PROXY", {"http_proxy": network.http_proxy[:200]}))
+        return hits
+
+    def _is_tunnel(self, interface: str) -> bool:
+        assert self.strong_interfaces is not None
+        if self.benign_interfaces is not None and self.benign_interfaces.search(interface):
+            return False
+        return self.strong_interfaces.search(interface) is not None
+
+    def _extra_utun(self, interface: str) -> bool:
+        found = _UTUN.match(interface)
+        return found is not None and int(found[1]) >= self.ios_utun_normal
+
+    def _server_view(self, ctx: CheckContext) -> list[Hit]:
+        hits = []
+        anonymous = ctx.features.network.anonymous
+        ip = str(ctx.features.network.ip)
+        if anonymous is not None:
+            for flag, code in _ANONYMOUS_FLAGS:
+                if getattr(anonymous, flag):
+                    hits.append(Hit(code, {"ip": ip, "flag": flag}))
+        asn = ctx.features.network.asn
+        listed = self.hosting_asns.get(asn.number) if asn and self.hosting_asns else None
+        if asn and listed:
+            hits.append(Hit("VPN_HOSTING_ASN", {"ip": ip, "asn": asn.number,
+                                                "org": listed[0], "kind": listed[1]}))
+        return hits
+
+    def _tz_mismatch(self, ctx: CheckContext, device: Device | None) -> Hit | None:
+        geo = ctx.features.geo
+        if device is None or geo is None or geo.country == "CN":
+            return None
+        says_china = device_says_china(device)
+        if not says_china:
+            return None
+        return Hit("VPN_TZ_MISMATCH", {**says_china, "ip_country": geo.country})
+
+
+def device_says_china(device: Device) -> dict[str, str] | None:
+    """Time zone in China and every other present signal (SIM, locale) Chinese too.
+
+    Needs the time zone and at least one of SIM country and locale, so a lone
+    setting never decides.
+    """
+    tz = (device.timezone or "").strip()
+    if tz.casefold() not in CHINA_TIME_ZONES:
+        return None
+    mcc = device.sim.mcc if device.sim else None
+    locale = (device.locale or "").replace("_", "-")
+    locale_china = _locale_is_china(locale) if locale else None
+    present = [v for v in (mcc == CHINA_MCC if mcc else None, locale_china) if v is not None]
+    if not present or not all(present):
+        return None
+    evidence = {"device_tz": tz}
+    if mcc:
+        evidence["sim_mcc"] = mcc
+    if locale:
+        evidence["locale"] = device.locale or ""
+    return evidence
+
+
+def _locale_is_china(locale: str) -> bool:
+    folded = locale.casefold()
+    return folded in ("zh-cn", "zh-hans-cn", "zh-hans", "zh") or folded.endswith("-cn")
+
+
+def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
+    """One case-insensitive regex; leading ``(?i)`` flags are folded into it."""
+    if not patterns:
+        return None
+    bodies = (p.removeprefix("(?i)") for p in patterns)
+    return re.compile("|".join(f"(?:{b})" for b in bodies), re.IGNORECASE)

@@ -1,0 +1,88 @@
+"""Findings -> score, grade, blacklist and the device component.
+
+Confident findings (high, critical) take their full points; weak ones (low,
+medium) together take at most ``weak_cap``, which is below any confident finding,
+so many weak signals add up but never outweigh one confident signal. The points
+taken are apportioned to whole numbers per code that sum exactly to 100 - score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fingerprint.report import DeviceComponent, Finding
+from fingerprint.rules import CONFIDENT, GradingFile
+
+
+@dataclass(frozen=True, slots=True)
+class Grade:
+    score: int
+    grade: str
+    blacklisted: bool
+    contributions: dict[str, int]
+    device_component: DeviceComponent
+
+
+class Grader:
+    def __init__(self, grading: GradingFile) -> None:
+        self._grading = grading
+        self._blacklist = frozenset(grading.blacklist_codes)
+        self._bands = [(band.min_score, band.grade) for band in grading.bands]
+
+    def points(self, finding: Finding) -> int:
+        override = self._grading.code_points.get(finding.code)
+        return override if override is not None else self._grading.severity_points[finding.severity]
+
+    def grade(self, findings: Sequence[Finding]) -> Grade:
+        raw = self._raw_deductions(findings)
+        contributions = _apportion(raw, min(100, round(sum(raw.values()))))
+        score = 100 - sum(contributions.values())
+        blacklisted = any(
+            f.code in self._blacklist and f.severity in CONFIDENT for f in findings
+        )
+        letter = self._grading.blacklist_grade if blacklisted else self.band(score)
+        return Grade(score, letter, blacklisted, contributions,
+                     self._component(score, blacklisted, contributions))
+
+    def band(self, score: int) -> str:
+        for minimum, letter in self._bands:
+            if score >= minimum:
+                return letter
+        return self._bands[-1][1]
+
+    def _raw_deductions(self, findings: Sequence[Finding]) -> dict[str, float]:
+        confident = {f.code: float(self.points(f)) for f in findings if f.severity in CONFIDENT}
+        weak = {f.code: float(self.points(f)) for f in findings if f.severity not in CONFIDENT}
+        weak_total = sum(weak.values())
+        if weak_total > self._grading.weak_cap:
+            scale = self._grading.weak_cap / weak_total
+            weak = {code: points * scale for code, points in weak.items()}
+        raw = {**weak, **confident}
+        total = sum(raw.values())
+        if total > 100:
+            raw = {code: points * 100 / total for code, points in raw.items()}
+        # Report order: largest deduction first, then code, for stable output.
+        return dict(sorted(raw.items(), key=lambda item: (-item[1], item[0])))
+
+    def _component(
+        self, score: int, blacklisted: bool, contributions: dict[str, int]
+    ) -> DeviceComponent:
+        spec = self._grading.device_component
+        reasons = tuple(code for code, points in contributions.items() if points > 0)
+        return DeviceComponent(
+            weight=spec.weight,
+            score=round(score / 100, 4),
+            veto=blacklisted,
+            reasons=reasons[: spec.top_reasons],
+        )
+
+
+def _apportion(raw: dict[str, float], total: int) -> dict[str, int]:
+    """Largest-remainder rounding: integers, in ``raw``'s order, summing to ``total``."""
+    floors = {code: int(points) for code, points in raw.items()}
+    left = total - sum(floors.values())
+    by_remainder = sorted(raw, key=lambda code: -(raw[code] - floors[code]))
+    for code in by_remainder[: max(0, left)]:
+        floors[code] += 1
+    return floors

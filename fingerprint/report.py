@@ -1,0 +1,86 @@
+"""Findings and reports: the output contract of SESSION-LOG.md (report format v1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fingerprint.rules import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    code: str
+    severity: Severity
+    message: str
+    message_zh: str
+    evidence: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "message_zh": self.message_zh,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceComponent:
+    """What the eligibility model consumes: 12% of the evaluation by default."""
+
+    weight: float
+    score: float  # 0..1
+    veto: bool
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weight": self.weight,
+            "score": self.score,
+            "veto": self.veto,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    session_id: str
+    account_id: str
+    ts: datetime
+    grade: str
+    score: int
+    blacklisted: bool
+    findings: tuple[Finding, ...]
+    contributions: dict[str, int]
+    not_evaluated: dict[str, str]  # check name -> why
+    features: dict[str, Any]
+    device_component: DeviceComponent
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "session_id": self.session_id,
+            "account_id": self.account_id,
+            "ts": self.ts.isoformat().replace("+00:00", "Z"),
+            "grade": self.grade,
+            "score": self.score,
+            "blacklisted": self.blacklisted,
+            "findings": [f.to_dict() for f in self.findings],
+            "contributions": self.contributions,
+            "not_evaluated": list(self.not_evaluated),
+            "not_evaluated_reasons": self.not_evaluated,
+            "features": self.features,
+            "device_component": self.device_component.to_dict(),
+        }
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out

@@ -1,0 +1,116 @@
+"""Per-account roll-up: eligibility is per user, not per login."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fingerprint.report import Report
+
+_MAX_DISTINCT = 50  # devices / provinces kept per account; beyond that only counted
+
+
+@dataclass(slots=True)
+class AccountSummary:
+    account_id: str
+    sessions: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    latest_grade: str | None = None
+    latest_score: int | None = None
+    worst_grade: str | None = None
+    worst_score: int | None = None
+    devices: dict[str, None] = field(default_factory=dict)
+    provinces: dict[str, None] = field(default_factory=dict)
+    checks: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+    blacklisted: bool = False
+    blacklisted_by: dict[str, Any] | None = None
+
+    def add(self, report: Report, device_id: str | None, grade_rank: dict[str, int]) -> None:
+        self.sessions += 1
+        if self.first_seen is None or report.ts < self.first_seen:
+            self.first_seen = report.ts
+        if self.last_seen is None or report.ts >= self.last_seen:
+            self.last_seen = report.ts
+            self.latest_grade, self.latest_score = report.grade, report.score
+        if self.worst_grade is None or _worse(report, self, grade_rank):
+            self.worst_grade, self.worst_score = report.grade, report.score
+        if device_id and len(self.devices) < _MAX_DISTINCT:
+            self.devices[device_id] = None
+        province = report.features.get("ip_province")
+        if province and len(self.provinces) < _MAX_DISTINCT:
+            self.provinces[province] = None
+        self.checks.update({f.check for f in report.findings})
+        self.codes.update(f.code for f in report.findings)
+        if report.blacklisted and not self.blacklisted:
+            self.blacklisted = True
+            self.blacklisted_by = {
+                "session_id": report.session_id,
+                "ts": _iso(report.ts),
+                "codes": [f.code for f in report.findings if f.code in report.contributions],
+            }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "sessions": self.sessions,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "latest_grade": self.latest_grade,
+            "latest_score": self.latest_score,
+            "worst_grade": self.worst_grade,
+            "worst_score": self.worst_score,
+            "devices": list(self.devices),
+            "provinces": list(self.provinces),
+            "checks": dict(sorted(self.checks.items())),
+            "codes": dict(self.codes.most_common()),
+            "blacklisted": self.blacklisted,
+            "blacklisted_by": self.blacklisted_by,
+        }
+
+
+def _worse(report: Report, summary: AccountSummary, rank: dict[str, int]) -> bool:
+    current = rank.get(summary.worst_grade or "", -1)
+    new = rank.get(report.grade, -1)
+    return new > current or (new == current and report.score < (summary.worst_score or 101))
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when else None
+
+
+class AccountRollup:
+    """Thread-safe map of account summaries, least recently active evicted past a bound."""
+
+    def __init__(self, grade_order: list[str], max_accounts: int | None = 100_000) -> None:
+        # grade_order is best first (A..E); a higher rank is worse.
+        self._rank = {grade: i for i, grade in enumerate(grade_order)}
+        self._max = max_accounts
+        self._accounts: OrderedDict[str, AccountSummary] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, report: Report, device_id: str | None) -> None:
+        with self._lock:
+            summary = self._accounts.get(report.account_id)
+            if summary is None:
+                summary = AccountSummary(report.account_id)
+                self._accounts[report.account_id] = summary
+            else:
+                self._accounts.move_to_end(report.account_id)
+            summary.add(report, device_id, self._rank)
+            if self._max is not None and len(self._accounts) > self._max:
+                self._accounts.popitem(last=False)
+
+    def get(self, account_id: str) -> AccountSummary | None:
+        with self._lock:
+            return self._accounts.get(account_id)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._accounts.values()))
+
+    def __len__(self) -> int:
+        return len(self._accounts)

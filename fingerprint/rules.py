@@ -1,0 +1,330 @@
+"""Loads and validates ``rules/``: strict models, errors that name the file and key.
+
+Be lenient with session input, strict with our own data: an unknown key, a wrong
+type or a regex that does not compile stops the checker at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fingerprint.errors import RulesError
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+CONFIDENT: frozenset[str] = frozenset({"high", "critical"})
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+_CODE_PATTERN = r"^[A-Z]{2,4}_[A-Z0-9_]+$"
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {value!r}: {exc}") from None
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = _STRICT
+
+
+# --- codes.yaml ---------------------------------------------------------------
+
+
+class CodeSpec(_Strict):
+    check: str
+    severity: Severity
+    message: str = Field(min_length=1)
+    message_zh: str = Field(min_length=1)
+    advice: str = ""
+    advice_zh: str = ""
+
+
+class CodesFile(_Strict):
+    version: Literal[1]
+    codes: dict[Annotated[str, Field(pattern=_CODE_PATTERN)], CodeSpec]
+
+
+# --- grading.yaml -------------------------------------------------------------
+
+
+class Band(_Strict):
+    grade: str = Field(pattern=r"^[A-Z]$")
+    min_score: int = Field(ge=0, le=100)
+
+
+class DeviceComponentSpec(_Strict):
+    weight: float = Field(gt=0, le=1)
+    top_reasons: int = Field(ge=0, le=20)
+
+
+class GradingFile(_Strict):
+    version: Literal[1]
+    severity_points: dict[Severity, int]
+    code_points: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
+    weak_cap: int = Field(ge=0, le=100)
+    bands: list[Band]
+    blacklist_codes: list[str]
+    blacklist_grade: str = Field(pattern=r"^[A-Z]$")
+    device_component: DeviceComponentSpec
+
+    @model_validator(mode="after")
+    def _coherent(self) -> GradingFile:
+        missing = [s for s in SEVERITIES if s not in self.severity_points]
+        if missing:
+            raise ValueError(f"severity_points lacks {missing}")
+        cutoffs = [band.min_score for band in self.bands]
+        if cutoffs != sorted(cutoffs, reverse=True) or not cutoffs or cutoffs[-1] != 0:
+            raise ValueError("bands must be ordered from the highest min_score down to 0")
+        return self
+
+
+# --- checks.yaml --------------------------------------------------------------
+
+
+class ChecksFile(_Strict):
+    version: Literal[1]
+    disabled: list[str] = []
+    checks: dict[str, dict[str, Any]] = {}
+
+
+# --- emulator.yaml ------------------------------------------------------------
+
+SignatureField = Literal[
+    "system_prop",
+    "build_fingerprint",
+    "hardware",
+    "board",
+    "model",
+    "brand",
+    "manufacturer",
+    "product",
+    "file",
+    "package",
+    "lib",
+]
+
+
+class EmulatorSignature(_Strict):
+    product: str
+    field: SignatureField
+    key: str | None = None
+    match: Literal["equals", "prefix", "contains", "regex"] = "equals"
+    value: str
+    strength: Literal["definitive", "weak"]
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _key_only_for_props(self) -> EmulatorSignature:
+        if (self.field == "system_prop") != (self.key is not None):
+            raise ValueError("'key' is required for field system_prop and forbidden otherwise")
+        if self.match == "regex":
+            _check_regex(self.value)
+        return self
+
+
+class RealX86Device(_Strict):
+    brand: str
+    model: str
+    note: str | None = None
+
+    _model_regex = field_validator("model")(_check_regex)
+
+
+class EmulatorFile(_Strict):
+    version: Literal[1]
+    signatures: list[EmulatorSignature]
+    real_x86_devices: list[RealX86Device] = []
+
+
+# --- multi_open.yaml ----------------------------------------------------------
+
+
+class Container(_Strict):
+    product: str
+    packages: list[str] = []
+    data_dir_markers: list[str] = []
+    libs: list[str] = []
+    source: str | None = None
+    note: str | None = None
+
+
+class DualAppUser(_Strict):
+    user_id: int = Field(ge=1, le=100_000)
+    vendor: str
+
+
+class MultiOpenFile(_Strict):
+    version: Literal[1]
+    containers: list[Container]
+    system_dual_app_users: list[DualAppUser]
+    work_profile_users: list[int] = []
+
+
+# --- network.yaml -------------------------------------------------------------
+
+
+def _check_regexes(values: list[str]) -> list[str]:
+    return [_check_regex(v) for v in values]
+
+
+class TunnelInterfaces(_Strict):
+    strong: list[str]
+    weak: list[str] = []
+    benign_virtual: list[str] = []
+    ios_utun_normal: int = Field(ge=0, le=64)
+
+    _regexes = field_validator("strong", "weak", "benign_virtual")(_check_regexes)
+
+
+class HostingAsn(_Strict):
+    asn: int = Field(ge=1, lt=2**32)
+    org: str
+    kind: Literal["cloud", "hosting", "vpn", "cdn"]
+    note: str | None = None
+
+
+class NetworkFile(_Strict):
+    version: Literal[1]
+    tunnel_interfaces: TunnelInterfaces
+    hosting_asns: list[HostingAsn]
+    hosting_name_patterns: list[str] = []
+
+    _regexes = field_validator("hosting_name_patterns")(_check_regexes)
+
+
+# --- devices.yaml -------------------------------------------------------------
+
+
+class ModelBrandPattern(_Strict):
+    pattern: str
+    brand: str
+    note: str | None = None
+
+    _regex = field_validator("pattern")(_check_regex)
+
+
+class DevicesFile(_Strict):
+    version: Literal[1]
+    brand_aliases: dict[str, list[str]]
+    model_brand_patterns: list[ModelBrandPattern] = []
+    mainstream_brands: list[str]
+
+
+# --- tamper.yaml --------------------------------------------------------------
+
+
+class TamperTool(_Strict):
+    product: str
+    packages: list[str] = []
+    note: str | None = None
+
+
+class TamperFile(_Strict):
+    version: Literal[1]
+    hook_frameworks: dict[str, Severity]
+    root_packages: list[str] = []
+    device_mod_tools: list[TamperTool] = []
+    capture_tools: list[TamperTool] = []
+
+
+# --- the whole set ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Every rules file, validated. Immutable: a reload builds a new one."""
+
+    directory: str
+    codes: CodesFile
+    grading: GradingFile
+    checks: ChecksFile
+    emulator: EmulatorFile
+    multi_open: MultiOpenFile
+    network: NetworkFile
+    devices: DevicesFile
+    tamper: TamperFile
+
+
+_FILES: dict[str, type[BaseModel]] = {
+    "codes": CodesFile,
+    "grading": GradingFile,
+    "checks": ChecksFile,
+    "emulator": EmulatorFile,
+    "multi_open": MultiOpenFile,
+    "network": NetworkFile,
+    "devices": DevicesFile,
+    "tamper": TamperFile,
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def default_rules_dir() -> Path:
+    """The rules shipped with the package (the repo's top-level ``rules/``)."""
+    return Path(str(resources.files("fingerprint._rules")))
+
+
+def load_rules(directory: str | Path | None = None) -> RuleSet:
+    """Load and validate every rules file; raise :class:`RulesError` naming file and key."""
+    folder = Path(directory) if directory is not None else default_rules_dir()
+    if not folder.is_dir():
+        raise RulesError(str(folder), "", "rules directory not found")
+    loaded = {name: _load_file(folder / f"{name}.yaml", model) for name, model in _FILES.items()}
+    rules = RuleSet(directory=str(folder), **loaded)  # type: ignore[arg-type]
+    _cross_check(rules)
+    return rules
+
+
+def _load_file(path: Path, model: type[M]) -> M:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError(str(path), "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(str(path), "", f"cannot read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesError(str(path), "", f"invalid YAML ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise RulesError(str(path), "", "expected a mapping at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise RulesError(str(path), key, first["msg"]) from None
+
+
+def _cross_check(rules: RuleSet) -> None:
+    """References between files: every code named anywhere must exist."""
+    known = rules.codes.codes
+    grading_file = str(Path(rules.directory) / "grading.yaml")
+    for code in rules.grading.code_points:
+        if code not in known:
+            raise RulesError(grading_file, f"code_points.{code}", "unknown reason code")
+    for code in rules.grading.blacklist_codes:
+        if code not in known:
+            raise RulesError(grading_file, f"blacklist_codes.{code}", "unknown reason code")
+    grading = rules.grading
+    for code, spec in known.items():
+        if spec.severity not in CONFIDENT:
+            continue
+        points = grading.code_points.get(code, grading.severity_points[spec.severity])
+        if points <= grading.weak_cap:
+            raise RulesError(
+                grading_file,
+                "weak_cap",
+                f"must stay below every confident finding's points ({code} takes {points})",
+            )

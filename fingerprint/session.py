@@ -1,0 +1,289 @@
+"""Input models for session log v1 (see SESSION-LOG.md).
+
+Lenient where the contract allows it (unknown fields are ignored, every block is
+optional except ``account_id``, ``ts`` and ``ip``) and strict about types: a field
+of the wrong type makes the whole record invalid, because a check that reads a
+wrongly typed field would otherwise guess.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from fingerprint.errors import InvalidSessionError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+DEFAULT_NAIVE_TZ: tzinfo = ZoneInfo("Asia/Shanghai")
+
+# Epoch numbers at or above this are milliseconds: 1e11 seconds is the year 5138.
+_MILLIS_THRESHOLD = 100_000_000_000
+# Timestamps outside this range are data errors, not logins.
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _lowercase(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _str_values(value: Any) -> Any:
+    """System property values are strings on Android; SDKs often send numbers and bools."""
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, bool):
+                out[key] = "1" if item else "0"
+            elif isinstance(item, int | float) and not isinstance(item, bool):
+                out[key] = str(item)
+            else:
+                out[key] = item
+        return out
+    return value
+
+
+_MODEL_CONFIG = ConfigDict(
+    extra="ignore",
+    allow_inf_nan=False,
+    coerce_numbers_to_str=True,
+    str_max_length=65_536,
+)
+
+Lower = Annotated[str, BeforeValidator(_lowercase)]
+Uid = Annotated[int, Field(ge=0, le=2**32)]
+
+
+class Battery(BaseModel):
+    model_config = _MODEL_CONFIG
+    level: Annotated[float, Field(ge=0, le=100)] | None = None
+    charging: bool | None = None
+    temperature_c: Annotated[float, Field(ge=-100, le=200)] | None = None
+
+
+class Screen(BaseModel):
+    model_config = _MODEL_CONFIG
+    width: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    height: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    density: Annotated[float, Field(ge=0, le=100_000)] | None = None
+
+
+class Sim(BaseModel):
+    model_config = _MODEL_CONFIG
+    state: Lower | None = None
+    mcc_mnc: str | None = None
+    carrier: str | None = None
+
+    @property
+    def mcc(self) -> str | None:
+        code = (self.mcc_mnc or "").strip()
+        return code[:3] if len(code) >= 5 and code[:3].isdigit() else None
+
+
+class Device(BaseModel):
+    model_config = _MODEL_CONFIG
+    device_id: str | None = None
+    platform: Lower | None = None
+    os_version: str | None = None
+    brand: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    hardware: str | None = None
+    board: str | None = None
+    product: str | None = None
+    build_fingerprint: str | None = None
+    cpu_abi: list[str] | None = None
+    sensors: list[str] | None = None
+    battery: Battery | None = None
+    screen: Screen | None = None
+    has_telephony: bool | None = None
+    sim: Sim | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    rooted: bool | None = None
+    hooks: list[Lower] | None = None
+    debugger_attached: bool | None = None
+    system_props: Annotated[dict[str, str], BeforeValidator(_str_values)] | None = None
+    files_present: list[str] | None = None
+    installed_packages: list[str] | None = None
+
+
+class App(BaseModel):
+    model_config = _MODEL_CONFIG
+    package: str | None = None
+    version: str | None = None
+    data_dir: str | None = None
+    uid: Uid | None = None
+    process_uid: Uid | None = None
+    loaded_libs: list[str] | None = None
+
+
+class Network(BaseModel):
+    model_config = _MODEL_CONFIG
+    type: Lower | None = None
+    vpn_active: bool | None = None
+    http_proxy: str | None = None
+    interfaces: list[str] | None = None
+    dns: list[str] | None = None
+
+
+class Auth(BaseModel):
+    model_config = _MODEL_CONFIG
+    method: str | None = None
+    face_verified: bool | None = None
+    result: str | None = None
+
+
+class Session(BaseModel):
+    """One login session. Build it with :func:`parse_session` to get library errors."""
+
+    model_config = _MODEL_CONFIG
+
+    session_id: str | None = None
+    account_id: Annotated[str, Field(min_length=1, max_length=256)]
+    ts: datetime
+    ip: IPAddress
+    user_agent: str | None = None
+    device: Device | None = None
+    app: App | None = None
+    network: Network | None = None
+    auth: Auth | None = None
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _account_id_text(cls, value: Any) -> Any:
+        # Numeric account ids are common in exports; bools are not ids.
+        if isinstance(value, bool):
+            raise ValueError("must be a string or an integer")
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any, info: ValidationInfo) -> datetime:
+        context = info.context or {}
+        return parse_timestamp(value, context.get("naive_tz", DEFAULT_NAIVE_TZ))
+
+    @field_validator("ip", mode="before")
+    @classmethod
+    def _parse_ip(cls, value: Any) -> IPAddress:
+        return parse_ip(value)
+
+
+def parse_timestamp(value: Any, naive_tz: tzinfo = DEFAULT_NAIVE_TZ) -> datetime:
+    """ISO 8601 (naive times read in ``naive_tz``) or epoch seconds/milliseconds -> aware UTC."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a timestamp")
+    if isinstance(value, str):
+        text = value.strip()
+        number = _as_number(text)
+        when = _from_epoch(number) if number is not None else _from_iso(text, naive_tz)
+    elif isinstance(value, int | float):
+        when = _from_epoch(value)
+    elif isinstance(value, datetime):
+        when = value if value.tzinfo else value.replace(tzinfo=naive_tz)
+    else:
+        raise ValueError(f"expected ISO 8601 text or epoch number, got {type(value).__name__}")
+    when = when.astimezone(UTC)
+    if not _EARLIEST <= when < _LATEST:
+        raise ValueError(f"timestamp {when.isoformat()} is outside 1990..2100")
+    return when
+
+
+def _as_number(text: str) -> float | int | None:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _from_epoch(number: float | int) -> datetime:
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError("timestamp is not a finite number")
+    if abs(number) >= _MILLIS_THRESHOLD:
+        number = number / 1000
+    if not -1e11 < number < 1e11:
+        raise ValueError("epoch timestamp out of range")
+    return _EPOCH + timedelta(seconds=number)
+
+
+def _from_iso(text: str, naive_tz: tzinfo) -> datetime:
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 timestamp: {text[:64]!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=naive_tz)
+
+
+def parse_ip(value: Any) -> IPAddress:
+    """IPv4 or IPv6 text; IPv4-mapped IPv6 (``::ffff:1.2.3.4``) becomes IPv4."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IP address string, got {type(value).__name__}")
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"not an IP address: {value[:64]!r}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def parse_session(record: Any, *, naive_tz: tzinfo = DEFAULT_NAIVE_TZ) -> Session:
+    """Validate one decoded record; raise :class:`InvalidSessionError` with the field path."""
+    if isinstance(record, Session):
+        return record
+    if not isinstance(record, Mapping):
+        raise InvalidSessionError("", f"expected a JSON object, got {_json_type(record)}")
+    try:
+        return Session.model_validate(record, context={"naive_tz": naive_tz})
+    except ValidationError as exc:
+        raise _to_session_error(exc) from None
+    except RecursionError:
+        raise InvalidSessionError("", "record is nested too deeply") from None
+
+
+def _to_session_error(exc: ValidationError) -> InvalidSessionError:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    path = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    if first["type"] == "missing":
+        message = "required field is missing"
+    return InvalidSessionError(path, message.removeprefix("Value error, "))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return type(value).__name__

@@ -1,0 +1,1 @@
+"""Adapters over outside data: MaxMind databases and user-agent parsing."""

@@ -1,0 +1,217 @@
+"""MaxMind-format databases (City, ASN, Anonymous-IP) behind small cached lookups.
+
+The raw tree search is maxminddb's (the reader geoip2 itself wraps); records are
+built through geoip2's models, so their schema handling is geoip2's. Decoding a
+City record with every locale costs ~12 µs, so results are cached per database
+*network*: every address of a network shares one record, and the next address of a
+known network costs a few dictionary probes instead of a decode.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import geoip2.models
+import maxminddb
+
+from fingerprint.errors import ConfigError
+from fingerprint.features.records import AnonymousIpFlags, AsnInfo, GeoInfo
+from fingerprint.session import IPAddress
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+class NetworkCache(Generic[T]):
+    """Maps an address to the value cached for the database network containing it.
+
+    Networks in a MaxMind tree are disjoint, so probing each prefix length seen so
+    far finds at most one entry. Bounded: cleared whole when full, which keeps the
+    hot path free of bookkeeping; a refill costs one decode per network.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._max_entries = max_entries
+        self._by_prefix: dict[tuple[int, int], dict[int, T | None]] = {}
+        self._prefixes: list[tuple[int, int]] = []
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, address: IPAddress) -> T | None | object:
+        """The cached value (possibly None for "not found"), or ``_MISSING``."""
+        number = int(address)
+        bits = address.max_prefixlen
+        for key in self._prefixes:
+            if key[0] != address.version:
+                continue
+            table = self._by_prefix.get(key)
+            if table is None:  # cleared by another thread since the probe list was read
+                continue
+            value = table.get(number >> (bits - key[1]), _MISSING)
+            if value is not _MISSING:
+                return value
+        return _MISSING
+
+    def put(self, address: IPAddress, prefix_len: int, value: T | None) -> None:
+        key = (address.version, prefix_len)
+        with self._lock:
+            if self._size >= self._max_entries:
+                self._by_prefix = {}
+                self._prefixes = []
+                self._size = 0
+            table = self._by_prefix.get(key)
+            if table is None:
+                table = {}
+                self._by_prefix[key] = table
+                # Longest prefixes first: a fresh list, so readers never see it half-built.
+                self._prefixes = sorted([*self._prefixes, key], key=lambda k: -k[1])
+            table[int(address) >> (address.max_prefixlen - prefix_len)] = value
+            self._size += 1
+
+    def __len__(self) -> int:
+        return self._size
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    path: str
+    database_type: str
+    build_epoch: int
+
+
+class MaxMindLookup(Generic[T]):
+    """One open database plus its network cache; ``lookup`` returns None when not found."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        expected_type: str,
+        build: Callable[[IPAddress, int, dict[str, Any]], T | None],
+        cache_size: int = 200_000,
+    ) -> None:
+        self.path = str(path)
+        try:
+            self._reader = maxminddb.open_database(self.path)
+        except FileNotFoundError:
+            raise ConfigError("database file not found", self.path) from None
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+            raise ConfigError(f"cannot open MaxMind database ({exc})", self.path) from None
+        metadata = self._reader.metadata()
+        if expected_type not in metadata.database_type:
+            self._reader.close()
+            raise ConfigError(
+                f"expected a {expected_type} database, found {metadata.database_type!r}",
+                self.path,
+            )
+        self.info = DatabaseInfo(self.path, metadata.database_type, metadata.build_epoch)
+        self._build = build
+        self._cache: NetworkCache[T] = NetworkCache(cache_size)
+
+    def lookup(self, address: IPAddress) -> T | None:
+        cached = self._cache.get(address)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+        try:
+            record, prefix_len = self._reader.get_with_prefix_len(address)
+        except (ValueError, maxminddb.InvalidDatabaseError):
+            # An IPv6 address in an IPv4-only database, or a corrupt node: not found.
+            return None
+        value = self._build(address, prefix_len, record) if isinstance(record, dict) else None
+        self._cache.put(address, prefix_len, value)
+        return value
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def _names(names: dict[str, str]) -> tuple[str | None, str | None]:
+    return names.get("en"), names.get("zh-CN")
+
+
+def build_geo(address: IPAddress, prefix_len: int, record: dict[str, Any]) -> GeoInfo | None:
+    city = geoip2.models.City(["en"], ip_address=address, prefix_len=prefix_len, **record)
+    country = city.country.iso_code
+    if country is None:
+        return None
+    subdivision = city.subdivisions[0] if city.subdivisions else None
+    province = province_zh = province_en = None
+    if subdivision is not None and subdivision.iso_code:
+        province = f"{country}-{subdivision.iso_code}"
+        province_en, province_zh = _names(subdivision.names)
+    location = city.location
+    city_en, city_zh = _names(city.city.names)
+    return GeoInfo(
+        country=country,
+        province=province,
+        province_name=province_en,
+        province_name_zh=province_zh,
+        city=city_en,
+        city_zh=city_zh,
+        latitude=location.latitude,
+        longitude=location.longitude,
+        accuracy_radius_km=location.accuracy_radius,
+        time_zone=location.time_zone,
+        network=str(city.traits.network) if city.traits.network else None,
+    )
+
+
+def build_asn(address: IPAddress, prefix_len: int, record: dict[str, Any]) -> AsnInfo | None:
+    asn = geoip2.models.ASN(address, prefix_len=prefix_len, **record)
+    if asn.autonomous_system_number is None:
+        return None
+    return AsnInfo(
+        number=asn.autonomous_system_number,
+        organization=asn.autonomous_system_organization,
+        network=str(asn.network) if asn.network else None,
+    )
+
+
+def build_anonymous(
+    address: IPAddress, prefix_len: int, record: dict[str, Any]
+) -> AnonymousIpFlags | None:
+    flags = geoip2.models.AnonymousIP(address, prefix_len=prefix_len, **record)
+    return AnonymousIpFlags(
+        anonymous=flags.is_anonymous,
+        vpn=flags.is_anonymous_vpn,
+        hosting=flags.is_hosting_provider,
+        public_proxy=flags.is_public_proxy,
+        residential_proxy=flags.is_residential_proxy,
+        tor_exit=flags.is_tor_exit_node,
+    )
+
+
+def open_city(path: str | Path) -> MaxMindLookup[GeoInfo]:
+    return MaxMindLookup(path, "City", build_geo)
+
+
+def open_asn(path: str | Path) -> MaxMindLookup[AsnInfo]:
+    return MaxMindLookup(path, "ASN", build_asn)
+
+
+def open_anonymous_ip(path: str | Path) -> MaxMindLookup[AnonymousIpFlags]:
+    return MaxMindLookup(path, "Anonymous-IP", build_anonymous)
+
+
+def bundled_city_path() -> str:
+    """Path of the GeoLite2-City database that ``maxminddb-geolite2`` ships (2018 data)."""
+    try:
+        from _maxminddb_geolite2 import geolite2_database
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ConfigError("the bundled database package maxminddb-geolite2 is missing") from None
+    return str(geolite2_database())
+
+
+__all__ = [
+    "DatabaseInfo",
+    "MaxMindLookup",
+    "NetworkCache",
+    "bundled_city_path",
+    "open_anonymous_ip",
+    "open_asn",
+    "open_city",
+]
