@@ -177,7 +177,8 @@ class Checker:
             device_component=graded.device_component,
             warnings=tuple(warnings),
         )
-        self._accounts.add(report, session.device.device_id if session.device else None)
+        if self.config.track_accounts != 0:
+            self._accounts.add(report, session.device.device_id if session.device else None)
         return report
 
     def _extract(self, engine: _Engine, session: Session) -> Features:

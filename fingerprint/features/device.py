@@ -54,6 +54,7 @@ def extract_device(
     brand = brand or brands.brand_from_model(model)
     platform = (sdk.platform if sdk and sdk.platform else None) or (ua.platform if ua else None)
     return DeviceFeatures(
+        device_id=sdk.device_id if sdk else None,
         platform=platform,
         ua_platform=ua.platform if ua else None,
         os_version=(sdk.os_version if sdk and sdk.os_version else None)

@@ -76,6 +76,7 @@ class UserAgentInfo:
 
 @dataclass(frozen=True, slots=True)
 class DeviceFeatures:
+    device_id: str | None
     platform: str | None  # the SDK's platform when given, else the UA's
     ua_platform: str | None
     os_version: str | None
@@ -119,6 +120,7 @@ class Features:
             "asn": network.asn.number if network.asn else None,
             "asn_org": network.asn.organization if network.asn else None,
             "anonymous_ip": anonymous.any if anonymous else None,
+            "device_id": device.device_id,
             "platform": device.platform,
             "brand": device.brand,
             "mainstream_brand": device.mainstream_brand,

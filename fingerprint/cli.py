@@ -1,0 +1,294 @@
+"""The command line. It reads files, calls the library and writes reports; nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from fingerprint import __version__
+from fingerprint.checker import Checker, CheckerConfig
+from fingerprint.errors import ConfigError, FingerprintError
+from fingerprint.explain import explain
+from fingerprint.inputs import expand_inputs, input_size
+from fingerprint.outputs import (
+    ACCOUNT_CSV_COLUMNS,
+    SESSION_CSV_COLUMNS,
+    AtomicOutput,
+    csv_writer,
+    jsonl_writer,
+    session_csv_row,
+    table_writer,
+)
+from fingerprint.rollup import AccountRollup
+from fingerprint.rules import load_rules
+from fingerprint.runner import Outcome, RunStats, iter_items, process
+from fingerprint.summary import Progress, format_summary
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        result: int = args.handler(args)
+        return result
+    except ConfigError as exc:
+        print(f"fingerprint: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FingerprintError as exc:
+        print(f"fingerprint: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # `fingerprint check ... | head`: the reader left; not an error of ours.
+        _silence_stdout()
+        return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fingerprint",
+        description="Grade the device and network behind each login session.",
+    )
+    parser.add_argument("--version", action="version", version=f"fingerprint {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check", help="check session logs, write one report per line")
+    check.add_argument("inputs", nargs="+", metavar="INPUT",
+                       help="files (.jsonl, .jsonl.gz, .csv), directories, globs, or - for stdin")
+    check.add_argument("-o", "--output", metavar="OUT", help="write reports here (default stdout)")
+    check.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
+    check.add_argument("--by", choices=("session", "account"), default="session",
+                       help="one report per session (default) or per account")
+    check.add_argument("--rejects", metavar="FILE", help="write rejected lines here as JSON Lines")
+    check.add_argument("--only-flagged", action="store_true",
+                       help="keep only reports with findings")
+    check.add_argument("--summary", action="store_true", help="print a summary table on stderr")
+    check.add_argument("--summary-json", metavar="FILE", help="write the summary as JSON")
+    check.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary line")
+    _add_checker_options(check)
+    check.set_defaults(handler=_cmd_check)
+
+    explain_cmd = commands.add_parser("explain", help="diagnose one session in Chinese or English")
+    explain_cmd.add_argument("input", nargs="?", default="-", metavar="INPUT",
+                             help="session log (default stdin); earlier lines build history")
+    explain_cmd.add_argument("--session-id", help="the session to explain (default: the last)")
+    explain_cmd.add_argument("--lang", choices=("zh", "en"), default="zh")
+    _add_checker_options(explain_cmd)
+    explain_cmd.set_defaults(handler=_cmd_explain)
+
+    rules = commands.add_parser("rules", help="validate or list the rule catalogue")
+    rules_commands = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    validate = rules_commands.add_parser("validate", help="load and validate a rules directory")
+    validate.add_argument("directory", nargs="?", help="rules directory (default: bundled)")
+    validate.set_defaults(handler=_cmd_rules_validate)
+    listing = rules_commands.add_parser("list", help="every reason code with both messages")
+    listing.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    listing.add_argument("--format", choices=("table", "jsonl"), default="table")
+    listing.set_defaults(handler=_cmd_rules_list)
+    return parser
+
+
+def _add_checker_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("databases and rules")
+    group.add_argument("--city-db", metavar="P",
+                       help="GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)")
+    group.add_argument("--asn-db", metavar="P", help="GeoLite2-ASN-format database")
+    group.add_argument("--anonymous-ip-db", metavar="P", help="GeoIP2-Anonymous-IP database")
+    group.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    group.add_argument("--naive-tz", metavar="TZ", default="Asia/Shanghai",
+                       help="time zone for timestamps without an offset (default Asia/Shanghai)")
+
+
+def build_checker(args: argparse.Namespace) -> Checker:
+    try:
+        naive_tz = ZoneInfo(args.naive_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("unknown time zone", args.naive_tz) from None
+    return Checker(CheckerConfig(
+        city_db=args.city_db,
+        asn_db=args.asn_db,
+        anonymous_ip_db=args.anonymous_ip_db,
+        rules_dir=args.rules,
+        naive_tz=naive_tz,
+        track_accounts=None if getattr(args, "by", "session") == "account" else 0,
+    ))
+
+
+# --- check ----------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    paths = expand_inputs(args.inputs)
+    checker = build_checker(args)
+    output = AtomicOutput(args.output)
+    rejects = AtomicOutput(args.rejects) if args.rejects else None
+    stats = RunStats(files=len(paths))
+    progress = Progress.for_stream(sys.stderr, _total_bytes(paths), enabled=not args.quiet)
+    status = EXIT_OK
+    try:
+        _write_reports(args, checker, paths, output, rejects, stats, progress)
+    except KeyboardInterrupt:
+        stats.interrupted = True
+        status = EXIT_INTERRUPTED
+    except OSError as exc:
+        output.abort()
+        if rejects:
+            rejects.abort()
+        progress.close()
+        print(f"fingerprint: cannot write output: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    progress.close()
+    output.commit()
+    if rejects:
+        rejects.commit()
+    _finish(args, stats)
+    return status
+
+
+def _write_reports(
+    args: argparse.Namespace,
+    checker: Checker,
+    paths: list[str],
+    output: AtomicOutput,
+    rejects: AtomicOutput | None,
+    stats: RunStats,
+    progress: Progress,
+) -> None:
+    by_account = args.by == "account"
+    emit = _row_writer(args.format, output, by_account)
+    write_reject = jsonl_writer(rejects) if rejects else None
+    rollup = AccountRollup([b.grade for b in checker.rules.grading.bands], None)
+    outcomes = process(checker, iter_items(paths, progress.update), stats)
+    for outcome in _count_lines(outcomes, progress):
+        if outcome.reject is not None:
+            if write_reject is not None:
+                write_reject(outcome.reject.to_dict())
+            continue
+        report = outcome.report
+        assert report is not None
+        if by_account:
+            rollup.add(report, _device_id(outcome))
+        elif report.findings or not args.only_flagged:
+            emit(report.to_dict())
+    if by_account:
+        for summary in sorted(rollup, key=lambda s: s.account_id):
+            stats.account_grades[summary.worst_grade or "?"] += 1
+            if summary.checks or not args.only_flagged:
+                emit(summary.to_dict())
+        stats.accounts = len(rollup)
+
+
+def _device_id(outcome: Outcome) -> str | None:
+    features = outcome.report.features if outcome.report else {}
+    return features.get("device_id")
+
+
+def _count_lines(outcomes: Iterator[Outcome], progress: Progress) -> Iterator[Outcome]:
+    for n, outcome in enumerate(outcomes, 1):
+        if n % 4096 == 0:
+            progress.lines(n)
+        yield outcome
+
+
+def _row_writer(fmt: str, sink: AtomicOutput, by_account: bool) -> Callable[[dict[str, Any]], None]:
+    if fmt == "table":
+        return table_writer(sink, by_account)
+    if fmt == "csv":
+        if by_account:
+            return csv_writer(sink, ACCOUNT_CSV_COLUMNS)
+        write = csv_writer(sink, SESSION_CSV_COLUMNS)
+        return lambda row: write(session_csv_row(row))
+    return jsonl_writer(sink)
+
+
+def _total_bytes(paths: list[str]) -> int | None:
+    sizes = [input_size(p) for p in paths]
+    return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+
+def _finish(args: argparse.Namespace, stats: RunStats) -> None:
+    summary = stats.to_dict()
+    if args.summary_json:
+        sink = AtomicOutput(args.summary_json)
+        sink.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        sink.commit()
+    if args.summary:
+        sys.stderr.write(format_summary(summary))
+    elif not args.quiet or stats.interrupted:
+        sys.stderr.write(
+            f"fingerprint: {stats.lines} lines, {stats.reports} reports, {stats.rejects} rejects, "
+            f"{stats.blank} blank, {stats.seconds:.2f} s"
+            f"{' (interrupted)' if stats.interrupted else ''}\n"
+        )
+
+
+# --- explain --------------------------------------------------------------------
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    checker = build_checker(args)
+    stats = RunStats()
+    chosen = None
+    for outcome in process(checker, iter_items(expand_inputs([args.input])), stats):
+        report = outcome.report
+        if report is None:
+            continue
+        if args.session_id is None or report.session_id == args.session_id:
+            chosen = report
+            if args.session_id is not None:
+                break
+    if chosen is None:
+        wanted = f"session {args.session_id!r}" if args.session_id else "any valid session"
+        print(f"fingerprint: {wanted} not found in {args.input}", file=sys.stderr)
+        return EXIT_FAILED
+    sys.stdout.write(explain(chosen, checker.rules, args.lang))
+    return EXIT_OK
+
+
+# --- rules ----------------------------------------------------------------------
+
+
+def _cmd_rules_validate(args: argparse.Namespace) -> int:
+    rules = load_rules(args.directory)
+    from fingerprint.checker import build_engine
+
+    engine = build_engine(rules)
+    print(f"ok: {rules.directory}: {len(rules.codes.codes)} reason codes, "
+          f"{len(engine.checks)} checks, {len(rules.emulator.signatures)} emulator signatures, "
+          f"{len(rules.multi_open.containers)} containers, "
+          f"{len(rules.network.hosting_asns)} hosting ASNs")
+    return EXIT_OK
+
+
+def _cmd_rules_list(args: argparse.Namespace) -> int:
+    rules = load_rules(args.rules)
+    out = sys.stdout
+    for code, spec in rules.codes.codes.items():
+        if args.format == "jsonl":
+            out.write(orjson.dumps({"code": code, **spec.model_dump()}).decode() + "\n")
+        else:
+            out.write(f"{code:<28} {spec.check:<18} {spec.severity:<9} {spec.message}\n"
+                      f"{'':<57}{spec.message_zh}\n")
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

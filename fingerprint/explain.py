@@ -1,0 +1,99 @@
+"""A readable diagnosis of one report (开通失败诊断), in Chinese or English."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fingerprint.report import Report
+from fingerprint.rules import CodeSpec, RuleSet
+
+Lang = Literal["zh", "en"]
+
+_TEXT = {
+    "en": {
+        "title": "Session {sid} (account {account})",
+        "grade": "Security grade {grade}, score {score}/100",
+        "blacklisted": "Blacklisted: this decision is final. Accounts seen logging in from an "
+        "emulator or a multi-open app go straight to the blacklist; changing the device now does "
+        "not lift it.",
+        "clean": "Nothing lowered the grade.",
+        "lowered": "What lowered it:",
+        "item": "  - [{severity}] {message} (-{points}, {code})",
+        "evidence": "      evidence: {evidence}",
+        "advice": "What could change it:",
+        "not_evaluated": "Not evaluated (signals missing): {checks}",
+        "component": "Device component for eligibility: weight {weight:.0%}, score {score:.2f}{veto}",
+        "veto": ", VETO",
+    },
+    "zh": {
+        "title": "会话 {sid}(账户 {account})",
+        "grade": "安全等级 {grade},得分 {score}/100",
+        "blacklisted": "已列入黑名单:此结论为最终结果。使用模拟器或多开软件登录的账户会被直接纳入黑名单,"
+        "现在更换设备也无法解除。",
+        "clean": "没有降低等级的因素。",
+        "lowered": "降低等级的原因:",
+        "item": "  - [{severity}] {message}(-{points},{code})",
+        "evidence": "      证据:{evidence}",
+        "advice": "可以采取的措施:",
+        "not_evaluated": "未评估(缺少信号):{checks}",
+        "component": "准入评估中的设备环境分项:权重 {weight:.0%},得分 {score:.2f}{veto}",
+        "veto": ",一票否决",
+    },
+}
+_SEVERITY_ZH = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
+
+
+def explain(report: Report, rules: RuleSet, lang: Lang = "zh") -> str:
+    text = _TEXT[lang]
+    lines = [
+        text["title"].format(sid=report.session_id, account=report.account_id),
+        text["grade"].format(grade=report.grade, score=report.score),
+    ]
+    if report.blacklisted:
+        lines.append(text["blacklisted"])
+    lines.extend(_reasons(report, rules, lang))
+    if report.not_evaluated:
+        lines.append(text["not_evaluated"].format(checks=", ".join(report.not_evaluated)))
+    component = report.device_component
+    lines.append(text["component"].format(weight=component.weight, score=component.score,
+                                          veto=text["veto"] if component.veto else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _reasons(report: Report, rules: RuleSet, lang: Lang) -> list[str]:
+    text = _TEXT[lang]
+    if not report.findings:
+        return [text["clean"]]
+    lines = [text["lowered"]]
+    ordered = sorted(report.findings, key=lambda f: -report.contributions.get(f.code, 0))
+    advice: dict[str, None] = {}
+    for finding in ordered:
+        severity = _SEVERITY_ZH[finding.severity] if lang == "zh" else finding.severity
+        message = finding.message_zh if lang == "zh" else finding.message
+        lines.append(text["item"].format(severity=severity, message=message, code=finding.code,
+                                         points=report.contributions.get(finding.code, 0)))
+        lines.append(text["evidence"].format(evidence=_evidence(finding.evidence)))
+        tip = _advice(rules.codes.codes.get(finding.code), lang)
+        if tip:
+            advice[tip] = None
+    if advice:
+        lines.append(text["advice"])
+        lines.extend(f"  - {tip}" for tip in advice)
+    return lines
+
+
+def _advice(spec: CodeSpec | None, lang: Lang) -> str:
+    if spec is None:
+        return ""
+    return spec.advice_zh if lang == "zh" else spec.advice
+
+
+def _evidence(evidence: dict[str, object]) -> str:
+    parts = []
+    for key, value in evidence.items():
+        if key == "matches" and isinstance(value, list):
+            value = "; ".join(
+                f"{m.get('key') or m.get('field')}={m.get('value')}" for m in value if isinstance(m, dict)
+            )
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)[:400]

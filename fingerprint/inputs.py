@@ -1,0 +1,275 @@
+"""Reading session logs: JSON Lines (plain or gzip), CSV with a header, stdin.
+
+Every physical line ends as exactly one of: a record to check, a blank line (counted),
+or a :class:`Reject` with file, line number, reason and the raw text. Nothing is
+dropped silently, and a broken file (truncated gzip) ends with a reject naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import json
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from fingerprint.errors import ConfigError
+
+MAX_LINE_BYTES = 1 << 20  # longer lines are rejected, not parsed
+RAW_KEEP = 65_536  # characters of a rejected line kept in the reject file
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One decoded input record with where it came from."""
+
+    file: str
+    line: int
+    record: Any
+    raw: bytes = b""
+
+    def raw_text(self) -> str:
+        return self.raw.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    file: str
+    line: int
+    error: str
+    raw: str
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"file": self.file, "line": self.line, "error": self.error}
+        out["raw"] = self.raw[:RAW_KEEP]
+        if len(self.raw) > RAW_KEEP:
+            out["raw_truncated"] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Blank:
+    file: str
+    line: int
+
+
+Item = Line | Reject | Blank
+
+
+def expand_inputs(specs: Iterable[str]) -> list[str]:
+    """Files, directories (their log files, sorted) and globs; ``-`` is stdin."""
+    paths: list[str] = []
+    for spec in specs:
+        if spec == "-":
+            paths.append(spec)
+        elif os.path.isdir(spec):
+            found = sorted(
+                str(p) for p in Path(spec).rglob("*") if p.is_file() and p.name.endswith(_SUFFIXES)
+            )
+            if not found:
+                raise ConfigError("no session log files in directory", spec)
+            paths.extend(found)
+        elif os.path.exists(spec):
+            paths.append(spec)
+        elif glob.has_magic(spec):
+            matched = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+            if not matched:
+                raise ConfigError("no file matches", spec)
+            paths.extend(matched)
+        else:
+            raise ConfigError("input file not found", spec)
+    return paths
+
+
+def input_size(path: str) -> int | None:
+    """Bytes on disk (compressed for gzip), for progress; None for stdin."""
+    if path == "-":
+        return None
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+class CountingReader(io.RawIOBase):
+    """Counts bytes read from the underlying (compressed) file, for progress."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.bytes_read += n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def open_input(path: str) -> tuple[IO[bytes], CountingReader | None]:
+    """A binary stream over the file's content, gunzipped when it is gzip."""
+    if path == "-":
+        return sys.stdin.buffer, None
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise ConfigError(f"cannot open input ({exc.strerror})", path) from None
+    counter = CountingReader(raw)
+    buffered = io.BufferedReader(counter, buffer_size=1 << 20)
+    if buffered.peek(2)[:2] == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=buffered, mode="rb"), counter  # type: ignore[return-value]
+    return buffered, counter
+
+
+def read_items(path: str, stream: IO[bytes]) -> Iterator[Item]:
+    name = "<stdin>" if path == "-" else path
+    if _is_csv(path):
+        yield from _read_csv(name, stream)
+    else:
+        yield from _read_jsonl(name, stream)
+
+
+def _is_csv(path: str) -> bool:
+    return path.endswith((".csv", ".csv.gz"))
+
+
+def _physical_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, bytes] | Reject]:
+    """Lines with their numbers; an unreadable tail becomes one reject, then stops."""
+    number = 0
+    try:
+        while True:
+            chunk = stream.readline(MAX_LINE_BYTES + 1)
+            if not chunk:
+                return
+            number += 1
+            if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+                yield Reject(name, number, f"line longer than {MAX_LINE_BYTES} bytes",
+                             chunk[:RAW_KEEP].decode("utf-8", "replace"))
+                _skip_rest_of_line(stream)
+                continue
+            yield number, chunk
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        yield Reject(name, number + 1, f"input truncated or corrupt after line {number}: "
+                     f"{type(exc).__name__}: {exc}", "")
+
+
+def _skip_rest_of_line(stream: IO[bytes]) -> None:
+    while True:
+        chunk = stream.readline(MAX_LINE_BYTES)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def _read_jsonl(name: str, stream: IO[bytes]) -> Iterator[Item]:
+    for entry in _physical_lines(name, stream):
+        if isinstance(entry, Reject):
+            yield entry
+            continue
+        number, raw = entry
+        if number == 1 and raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+        text = raw.strip()
+        if not text:
+            yield Blank(name, number)
+            continue
+        try:
+            yield Line(name, number, orjson.loads(text), text)
+        except orjson.JSONDecodeError as exc:
+            yield _slow_path(name, number, text, exc)
+
+
+def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError) -> Item:
+    """orjson refuses integers beyond 64 bits and nesting beyond 1024 levels; the
+    standard library reads both, so a valid line with such a value in a field we
+    ignore is still checked. What neither reads is a reject."""
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Reject(name, number, f"not UTF-8 (byte {bad.start})", text.decode("utf-8", "replace"))
+    try:
+        return Line(name, number, json.loads(decoded), text)
+    except RecursionError:
+        return Reject(name, number, "JSON nested too deeply", decoded)
+    except ValueError:
+        return Reject(name, number, f"not JSON: {exc}", decoded)
+
+
+def _read_csv(name: str, stream: IO[bytes]) -> Iterator[Item]:
+    """CSV with a header of field names; nested fields dotted (``device.model``).
+
+    Cells are text; a cell holding a JSON array or object (``["x86"]``) is decoded,
+    and empty cells are absent fields. Types are then validated like JSON input.
+    """
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
+    try:
+        reader = csv.reader(text)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        if header and header[0].startswith("\ufeff"):
+            header[0] = header[0][1:]
+        for row in reader:
+            number = reader.line_num
+            if not any(cell.strip() for cell in row):
+                yield Blank(name, number)
+                continue
+            if len(row) != len(header):
+                yield Reject(name, number, f"expected {len(header)} columns, got {len(row)}",
+                             ",".join(row))
+                continue
+            yield Line(name, number, _unflatten(header, row))
+    except UnicodeDecodeError as exc:
+        yield Reject(name, 0, f"not UTF-8 (CSV stops here): {exc.reason}", "")
+    except csv.Error as exc:
+        yield Reject(name, 0, f"malformed CSV: {exc}", "")
+    finally:
+        text.detach()
+
+
+def _unflatten(header: list[str], row: list[str]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, cell in zip(header, row, strict=True):
+        if cell == "":
+            continue
+        target = record
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                target[part] = child
+            target = child
+        target[parts[-1]] = _cell(cell)
+    return record
+
+
+def _cell(cell: str) -> Any:
+    stripped = cell.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            return cell
+    if stripped in ("true", "false"):
+        return stripped == "true"
+    return cell

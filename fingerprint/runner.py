@@ -1,0 +1,165 @@
+"""Runs a checker over session log files: the CLI's engine, free of argument parsing.
+
+Every input line ends as exactly one report, one reject or one counted blank line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from fingerprint.checker import Checker
+from fingerprint.errors import InvalidSessionError
+from fingerprint.inputs import Blank, Item, Line, Reject, open_input, read_items
+from fingerprint.report import Report
+
+
+@dataclass
+class RunStats:
+    """Counts for the end-of-run summary; ``merge`` adds another worker's counts."""
+
+    lines: int = 0
+    blank: int = 0
+    reports: int = 0
+    rejects: int = 0
+    flagged: int = 0
+    blacklisted: int = 0
+    warnings: int = 0
+    seconds: float = 0.0
+    files: int = 0
+    grades: Counter[str] = field(default_factory=Counter)
+    checks: Counter[str] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+    provinces: Counter[str] = field(default_factory=Counter)
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    account_grades: Counter[str] = field(default_factory=Counter)
+    accounts: int = 0
+    interrupted: bool = False
+
+    def add_report(self, report: Report) -> None:
+        self.reports += 1
+        self.grades[report.grade] += 1
+        if report.findings:
+            self.flagged += 1
+            self.checks.update({f.check for f in report.findings})
+            self.codes.update(f.code for f in report.findings)
+        if report.blacklisted:
+            self.blacklisted += 1
+        if report.warnings:
+            self.warnings += len(report.warnings)
+        province = report.features.get("ip_province")
+        if province:
+            self.provinces[province] += 1
+
+    def add_reject(self, reject: Reject) -> None:
+        self.rejects += 1
+        self.reject_reasons[_reason_kind(reject.error)] += 1
+
+    def merge(self, other: RunStats) -> None:
+        for name in ("lines", "blank", "reports", "rejects", "flagged", "blacklisted", "warnings",
+                     "accounts"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("grades", "checks", "codes", "provinces", "reject_reasons", "account_grades"):
+            getattr(self, name).update(getattr(other, name))
+        self.interrupted = self.interrupted or other.interrupted
+
+    def to_dict(self, top: int = 10) -> dict[str, Any]:
+        rate = self.lines / self.seconds if self.seconds > 0 else None
+        return {
+            "files": self.files,
+            "lines": self.lines,
+            "blank": self.blank,
+            "reports": self.reports,
+            "rejects": self.rejects,
+            "flagged": self.flagged,
+            "blacklisted": self.blacklisted,
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+            "lines_per_second": round(rate) if rate else None,
+            "sessions_per_grade": dict(sorted(self.grades.items())),
+            "accounts": self.accounts,
+            "accounts_per_grade": dict(sorted(self.account_grades.items())),
+            "sessions_per_check": dict(self.checks.most_common()),
+            "top_codes": dict(self.codes.most_common(top)),
+            "top_provinces": dict(self.provinces.most_common(top)),
+            "reject_reasons": dict(self.reject_reasons.most_common()),
+            "interrupted": self.interrupted,
+        }
+
+
+def _reason_kind(error: str) -> str:
+    """Group reject reasons for the summary: the text before the first detail."""
+    return error.split(":", 1)[0][:60]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One input item after checking: a report or a reject (blank lines have neither)."""
+
+    file: str
+    line: int
+    report: Report | None = None
+    reject: Reject | None = None
+
+
+def iter_items(paths: Iterable[str], on_progress: Callable[[int], None] | None = None
+               ) -> Iterator[Item]:
+    """Items of every input in turn; ``on_progress`` gets compressed bytes read so far."""
+    done = 0
+    for path in paths:
+        stream, counter = open_input(path)
+        try:
+            for n, item in enumerate(read_items(path, stream)):
+                if on_progress is not None and counter is not None and n % 2048 == 0:
+                    on_progress(done + counter.bytes_read)
+                yield item
+        finally:
+            if path != "-":
+                stream.close()
+            if counter is not None:
+                done += counter.bytes_read
+
+
+def check_item(checker: Checker, item: Line) -> Outcome:
+    session_id = f"{item.file}:{item.line}"
+    try:
+        report = checker.check(item.record, session_id=session_id)
+    except InvalidSessionError as exc:
+        raw = item.raw_text() if item.raw else _raw(item.record)
+        return Outcome(item.file, item.line, reject=Reject(item.file, item.line, str(exc), raw))
+    return Outcome(item.file, item.line, report=report)
+
+
+def process(checker: Checker, items: Iterable[Item], stats: RunStats) -> Iterator[Outcome]:
+    """Check every item in order, counting as it goes."""
+    started = time.perf_counter()
+    try:
+        for item in items:
+            stats.lines += 1
+            if isinstance(item, Blank):
+                stats.blank += 1
+                continue
+            if isinstance(item, Reject):
+                stats.add_reject(item)
+                yield Outcome(item.file, item.line, reject=item)
+                continue
+            outcome = check_item(checker, item)
+            if outcome.report is not None:
+                stats.add_report(outcome.report)
+            elif outcome.reject is not None:
+                stats.add_reject(outcome.reject)
+            yield outcome
+    finally:
+        stats.seconds += time.perf_counter() - started
+
+
+def _raw(record: Any) -> str:
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError:
+        return repr(record)[:65_536]
