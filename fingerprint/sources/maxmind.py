@@ -19,6 +19,7 @@ import geoip2.models
 import maxminddb
 
 from fingerprint.errors import ConfigError
+from fingerprint.features.provinces import CN_PROVINCES_ZH
 from fingerprint.features.records import AnonymousIpFlags, AsnInfo, GeoInfo
 from fingerprint.session import IPAddress
 
@@ -143,6 +144,7 @@ def build_geo(address: IPAddress, prefix_len: int, record: dict[str, Any]) -> Ge
     if subdivision is not None and subdivision.iso_code:
         province = f"{country}-{subdivision.iso_code}"
         province_en, province_zh = _names(subdivision.names)
+        province_zh = CN_PROVINCES_ZH.get(province, province_zh)
     location = city.location
     city_en, city_zh = _names(city.city.names)
     return GeoInfo(

@@ -1,0 +1,99 @@
+"""Shared fixtures: one bundled checker, a realistic session factory, paths."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fingerprint import Checker, CheckerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+TEST_ASN_DB = FIXTURES / "mmdb" / "test-asn.mmdb"
+TEST_ANON_DB = FIXTURES / "mmdb" / "test-anonymous-ip.mmdb"
+
+BASE_SESSION: dict[str, Any] = {
+    "session_id": "s-000187",
+    "account_id": "u-10442",
+    "ts": "2026-11-20T08:15:30+08:00",
+    "ip": "223.104.3.17",
+    "user_agent": (
+        "Mozilla/5.0 (Linux; Android 13; V2218A Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/107.0.5304.141 Mobile Safari/537.36 "
+        "MicroMessenger/8.0.43"
+    ),
+    "device": {
+        "device_id": "d-5b1e0c",
+        "platform": "android",
+        "os_version": "13",
+        "brand": "vivo",
+        "manufacturer": "vivo",
+        "model": "V2218A",
+        "hardware": "mt6895",
+        "build_fingerprint": "vivo/PD2218/PD2218:13/TP1A.220624.014/compiler01:user/release-keys",
+        "cpu_abi": ["arm64-v8a", "armeabi-v7a"],
+        "sensors": ["accelerometer", "gyroscope", "magnetometer", "light", "proximity"],
+        "battery": {"level": 0.83, "charging": False, "temperature_c": 31.2},
+        "screen": {"width": 1080, "height": 2400, "density": 440},
+        "has_telephony": True,
+        "sim": {"state": "ready", "mcc_mnc": "46011", "carrier": "中国电信"},
+        "timezone": "Asia/Shanghai",
+        "locale": "zh-CN",
+        "rooted": False,
+        "hooks": [],
+        "debugger_attached": False,
+        "system_props": {"ro.kernel.qemu": "0", "ro.hardware": "mt6895"},
+        "files_present": [],
+        "installed_packages": ["com.tencent.mm", "com.eg.android.AlipayGphone"],
+    },
+    "app": {
+        "package": "com.tencent.mm",
+        "version": "8.0.43",
+        "data_dir": "/data/user/0/com.tencent.mm",
+        "uid": 10234,
+        "process_uid": 10234,
+        "loaded_libs": [],
+    },
+    "network": {
+        "type": "cellular",
+        "vpn_active": False,
+        "http_proxy": None,
+        "interfaces": ["rmnet_data0", "wlan0"],
+        "dns": ["114.114.114.114"],
+    },
+    "auth": {"method": "sms", "face_verified": True, "result": "success"},
+}
+
+
+def make_session(**changes: Any) -> dict[str, Any]:
+    """The contract's example session with top-level or dotted (``device.model``) changes."""
+    session = copy.deepcopy(BASE_SESSION)
+    for key, value in changes.items():
+        target = session
+        parts = key.split("__") if "__" in key else key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return session
+
+
+@pytest.fixture(scope="session")
+def checker() -> Checker:
+    return Checker()
+
+
+@pytest.fixture
+def fresh_checker() -> Callable[..., Checker]:
+    def build(**config: Any) -> Checker:
+        return Checker(CheckerConfig(**config))
+
+    return build
+
+
+@pytest.fixture
+def session() -> Callable[..., dict[str, Any]]:
+    return make_session

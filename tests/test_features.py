@@ -1,0 +1,206 @@
+"""Feature extraction against the real bundled GeoLite2-City and the mmdb fixtures."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import geoip2.database
+import pytest
+
+from fingerprint import Checker, CheckerConfig, ConfigError
+from fingerprint.features.device import BrandNormalizer
+from fingerprint.features.network import classify_ip
+from fingerprint.rules import load_rules
+from fingerprint.sources.maxmind import (
+    NetworkCache,
+    bundled_city_path,
+    open_anonymous_ip,
+    open_asn,
+    open_city,
+)
+from fingerprint.sources.useragent import cached_resolver, parse_user_agent
+from tests.conftest import TEST_ANON_DB, TEST_ASN_DB, make_session
+
+
+@pytest.fixture(scope="module")
+def city():  # type: ignore[no-untyped-def]
+    return open_city(bundled_city_path())
+
+
+@pytest.mark.parametrize(
+    ("ip", "province", "zh"),
+    [
+        ("114.114.114.114", "CN-JS", "江苏省"),
+        ("223.5.5.5", "CN-ZJ", "浙江省"),
+        ("202.96.128.86", "CN-GD", "广东省"),
+        ("202.106.0.20", "CN-BJ", "北京市"),
+    ],
+)
+def test_bundled_city_places_chinese_ips_in_provinces(city, ip, province, zh) -> None:  # type: ignore[no-untyped-def]
+    geo = city.lookup(ipaddress.ip_address(ip))
+    assert geo is not None
+    assert geo.country == "CN"
+    assert geo.province == province
+    assert geo.province_name_zh == zh
+    assert geo.latitude is not None and geo.accuracy_radius_km is not None
+
+
+def test_foreign_ip_has_no_guessed_province(city) -> None:  # type: ignore[no-untyped-def]
+    geo = city.lookup(ipaddress.ip_address("8.8.8.8"))
+    assert geo is not None
+    assert geo.country == "US"
+    assert geo.province is None
+
+
+def test_country_level_chinese_ipv6_has_no_province(city) -> None:  # type: ignore[no-untyped-def]
+    geo = city.lookup(ipaddress.ip_address("240e:3b0::1"))
+    assert geo is not None and geo.country == "CN"
+    assert geo.province is None
+
+
+def test_not_found_is_none(city) -> None:  # type: ignore[no-untyped-def]
+    assert city.lookup(ipaddress.ip_address("10.1.2.3")) is None
+
+
+def test_lookups_agree_with_geoip2_reader(city) -> None:  # type: ignore[no-untyped-def]
+    reader = geoip2.database.Reader(bundled_city_path())
+    for ip in ["114.114.114.114", "114.114.115.115", "223.5.5.5", "1.2.4.8", "36.110.1.1", "183.232.231.172"]:
+        ours = city.lookup(ipaddress.ip_address(ip))
+        theirs = reader.city(ip)
+        assert ours is not None
+        assert ours.country == theirs.country.iso_code
+        code = theirs.subdivisions.most_specific.iso_code
+        assert ours.province == (f"CN-{code}" if code else None)
+        assert ours.latitude == theirs.location.latitude
+        assert ours.network == str(theirs.traits.network)
+
+
+def test_network_cache_shares_one_record_per_network(city) -> None:  # type: ignore[no-untyped-def]
+    first = city.lookup(ipaddress.ip_address("114.114.114.114"))
+    second = city.lookup(ipaddress.ip_address("114.114.115.115"))
+    assert first is second  # same /16 in the database: the cached object is reused
+    other = city.lookup(ipaddress.ip_address("223.5.5.5"))
+    assert other is not first
+
+
+def test_network_cache_is_bounded() -> None:
+    cache: NetworkCache[str] = NetworkCache(max_entries=2)
+    for n in range(5):
+        cache.put(ipaddress.ip_address(f"10.0.{n}.1"), 24, f"net{n}")
+    assert len(cache) <= 2
+    assert cache.get(ipaddress.ip_address("10.0.4.200")) == "net4"
+
+
+def test_asn_and_anonymous_fixtures_read_through_geoip2() -> None:
+    with geoip2.database.Reader(str(TEST_ASN_DB)) as reader:
+        assert reader.asn("47.96.1.1").autonomous_system_number == 37963
+    with geoip2.database.Reader(str(TEST_ANON_DB)) as reader:
+        assert reader.anonymous_ip("1.0.3.9").is_tor_exit_node
+    asn = open_asn(TEST_ASN_DB).lookup(ipaddress.ip_address("47.96.1.1"))
+    assert asn is not None and asn.number == 37963 and asn.network == "47.96.0.0/16"
+    assert open_asn(TEST_ASN_DB).lookup(ipaddress.ip_address("8.8.8.8")) is None
+    flags = open_anonymous_ip(TEST_ANON_DB).lookup(ipaddress.ip_address("1.0.1.7"))
+    assert flags is not None and flags.public_proxy and not flags.vpn
+
+
+def test_unopenable_database_names_the_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nope.mmdb"
+    with pytest.raises(ConfigError) as caught:
+        Checker(CheckerConfig(city_db=missing))
+    assert str(missing) in str(caught.value)
+    junk = tmp_path / "junk.mmdb"
+    junk.write_bytes(b"not a database")
+    with pytest.raises(ConfigError, match="junk.mmdb"):
+        Checker(CheckerConfig(asn_db=junk))
+
+
+def test_wrong_database_type_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="expected a ASN database"):
+        Checker(CheckerConfig(asn_db=TEST_ANON_DB))
+
+
+@pytest.mark.parametrize(
+    ("ip", "kind"),
+    [
+        ("8.8.8.8", "public"),
+        ("10.0.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("127.0.0.1", "loopback"),
+        ("100.64.1.1", "cgnat"),
+        ("169.254.1.1", "link_local"),
+        ("224.0.0.1", "multicast"),
+        ("192.0.2.1", "bogon"),
+        ("240.0.0.1", "bogon"),
+        ("2001:db8::1", "bogon"),
+        ("fd00::1", "private"),
+        ("2409:8a00::1", "public"),
+    ],
+)
+def test_ip_classes(ip: str, kind: str) -> None:
+    assert classify_ip(ipaddress.ip_address(ip)) == kind
+
+
+def test_private_ip_gets_no_geo(checker) -> None:  # type: ignore[no-untyped-def]
+    report = checker.check(make_session(ip="192.168.1.9", session_id="priv"))
+    assert report.features["ip_class"] == "private"
+    assert report.features["ip_country"] is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [("HUAWEI", "huawei"), ("Huawei", "huawei"), ("huawei", "huawei"), ("华为", "huawei"),
+     ("Redmi", "xiaomi"), ("POCO", "xiaomi"), ("Xiaomi", "xiaomi"), ("OPPO", "oppo"),
+     ("Kirin-Fake", "kirin-fake")],
+)
+def test_brand_normalisation(raw: str, canonical: str) -> None:
+    brands = BrandNormalizer(load_rules().devices)
+    assert brands.brand(raw) == canonical
+
+
+def test_brand_from_model_code_when_no_brand_field() -> None:
+    brands = BrandNormalizer(load_rules().devices)
+    assert brands.brand_from_model("ALN-AL00") == "huawei"
+    assert brands.brand_from_model("V2218A") == "vivo"
+
+
+def test_device_features_merge_ua_and_sdk(checker) -> None:  # type: ignore[no-untyped-def]
+    report = checker.check(make_session(session_id="merge"))
+    assert report.features["brand"] == "vivo"
+    assert report.features["platform"] == "android"
+    assert report.features["mainstream_brand"] is True
+    # SDK wins where both speak; the UA alone fills in when there is no SDK block.
+    ua_only = make_session(session_id="ua-only", device=None)
+    ua_only["user_agent"] = ua_only["user_agent"].replace("V2218A", "ALN-AL00")
+    report = checker.check(ua_only)
+    assert report.features["model"] == "ALN-AL00"
+    assert report.features["brand"] == "huawei"
+
+
+def test_user_agent_parsing_is_cached() -> None:
+    calls: list[str] = []
+
+    def counting(text: str):  # type: ignore[no-untyped-def]
+        calls.append(text)
+        return parse_user_agent(text)
+
+    resolve = cached_resolver(counting, maxsize=16)
+    ua = make_session()["user_agent"]
+    first = resolve(ua)
+    assert resolve(ua) is first
+    assert calls == [ua]
+    assert first.platform == "android" and first.is_mobile
+
+
+@pytest.mark.parametrize(
+    ("ua", "platform"),
+    [
+        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+         "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.43", "ios"),
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0 Safari/537.36", "windows"),
+        ("Mozilla/5.0 (Linux; Android 12; HarmonyOS; ALN-AL00) AppleWebKit/537.36 Chrome/99",
+         "harmonyos"),
+    ],
+)
+def test_ua_platforms(ua: str, platform: str) -> None:
+    assert parse_user_agent(ua).platform == platform

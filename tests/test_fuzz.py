@@ -1,0 +1,98 @@
+"""Property tests of the input path: every line ends as exactly one report, one
+reject or one counted blank line, whatever bytes or values it holds."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fingerprint import Checker, InvalidSessionError
+from fingerprint.runner import RunStats, iter_items, process
+from tests.conftest import make_session
+
+CHECKER = Checker()
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=20,
+)
+FIELDS = [
+    "account_id", "ts", "ip", "user_agent", "device", "device.model", "device.sensors",
+    "device.battery", "device.battery.level", "device.system_props", "device.cpu_abi",
+    "device.sim", "device.sim.mcc_mnc", "app", "app.uid", "app.process_uid", "app.data_dir",
+    "app.loaded_libs", "network", "network.interfaces", "network.vpn_active", "auth",
+    "auth.face_verified", "device.hooks", "device.installed_packages",
+]
+
+
+def _mutated_session(changes: list[tuple[str, Any]]) -> dict[str, Any]:
+    session = make_session()
+    for path, value in changes:
+        target: Any = session
+        parts = path.split(".")
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[parts[-1]] = value
+    return session
+
+
+def _encode(record: Any) -> bytes:
+    return json.dumps(record, allow_nan=True).encode()
+
+
+mutated_lines = st.lists(st.tuples(st.sampled_from(FIELDS), json_values), max_size=4).map(
+    lambda changes: _encode(_mutated_session(changes))
+)
+stray_bytes = st.binary(max_size=200).map(lambda b: b.replace(b"\n", b""))
+deep = st.integers(min_value=1, max_value=3000).map(lambda n: b"[" * n + b"]" * n)
+any_json = json_values.map(_encode)
+lines = st.lists(st.one_of(mutated_lines, stray_bytes, deep, any_json), min_size=1, max_size=25)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(lines)
+def test_every_line_ends_exactly_once(tmp_path_factory, raw_lines: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    path: Path = tmp_path_factory.mktemp("fuzz") / "in.jsonl"
+    path.write_bytes(b"\n".join(raw_lines) + b"\n")
+    stats = RunStats()
+    outcomes = list(process(CHECKER, iter_items([str(path)]), stats))
+    assert stats.lines == len(raw_lines)
+    assert stats.reports + stats.rejects + stats.blank == len(raw_lines)
+    assert len(outcomes) == stats.reports + stats.rejects
+    numbered = sorted(o.line for o in outcomes)
+    assert len(set(numbered)) == len(numbered)
+    for outcome in outcomes:
+        assert (outcome.report is None) != (outcome.reject is None)
+        if outcome.reject is not None:
+            assert outcome.reject.error
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(FIELDS), json_values), max_size=5))
+def test_library_raises_only_its_own_error(changes: list[tuple[str, Any]]) -> None:
+    record = _mutated_session(changes)
+    try:
+        report = CHECKER.check(record)
+    except InvalidSessionError as exc:
+        assert exc.field is not None and exc.reason
+        return
+    assert sum(report.contributions.values()) == 100 - report.score
+    assert math.isfinite(report.device_component.score)
+    json.dumps(report.to_dict())

@@ -1,0 +1,152 @@
+"""Session model: timestamps, IPs, leniency about unknown fields, strictness about types."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from fingerprint import InvalidSessionError, parse_session
+from fingerprint.session import parse_ip, parse_timestamp
+from tests.conftest import make_session
+
+WHEN = datetime(2026, 11, 20, 0, 15, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-20T08:15:30+08:00",
+        "2026-11-20T00:15:30Z",
+        "2026-11-20T00:15:30z",
+        "2026-11-20T00:15:30+00:00",
+        "2026-11-20 08:15:30",  # naive: Asia/Shanghai
+        "2026-11-20T08:15:30",
+        1_795_133_730,
+        1_795_133_730.0,
+        1_795_133_730_000,  # milliseconds
+        "1795133730",
+        "1795133730000",
+        " 1795133730 ",
+    ],
+)
+def test_timestamp_forms_normalise_to_utc(value: object) -> None:
+    parsed = parse_timestamp(value)
+    assert parsed == WHEN
+    assert parsed.tzinfo == UTC
+
+
+def test_naive_timezone_is_configurable() -> None:
+    parsed = parse_timestamp("2026-11-20T00:15:30", ZoneInfo("UTC"))
+    assert parsed == WHEN
+    parsed = parse_session(make_session(ts="2026-11-20T09:15:30"), naive_tz=ZoneInfo("Asia/Tokyo"))
+    assert parsed.ts == WHEN
+
+
+def test_fractional_epoch_keeps_subseconds() -> None:
+    assert parse_timestamp(1_795_133_730.25).microsecond == 250_000
+    assert parse_timestamp(1_795_133_730_250).microsecond == 250_000
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, None, "yesterday", "", float("nan"), float("inf"), 10**30, -(10**30), "1" * 5000,
+     "1969-12-31T00:00:00Z", "2200-01-01T00:00:00Z", [1], {"ts": 1}],
+)
+def test_bad_timestamps_are_refused(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("223.104.3.17", "223.104.3.17"),
+        (" 8.8.8.8 ", "8.8.8.8"),
+        ("2409:8a00::1", "2409:8a00::1"),
+        ("::ffff:114.114.114.114", "114.114.114.114"),
+        ("::FFFF:1.2.3.4", "1.2.3.4"),
+    ],
+)
+def test_ip_forms(text: str, expected: str) -> None:
+    assert str(parse_ip(text)) == expected
+
+
+@pytest.mark.parametrize("value", ["1.2.3", "256.1.1.1", "abc", "", 16843009, None, ["1.1.1.1"]])
+def test_bad_ips_are_refused(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_ip(value)
+
+
+def test_mapped_ipv6_is_ipv4_in_the_model() -> None:
+    parsed = parse_session(make_session(ip="::ffff:223.5.5.5"))
+    assert parsed.ip.version == 4
+
+
+def test_unknown_fields_and_blocks_are_ignored() -> None:
+    record = make_session(extra_block={"a": 1}, **{"device.future_field": [1, 2]})
+    assert parse_session(record).account_id == "u-10442"
+
+
+def test_only_account_ts_ip_are_required() -> None:
+    parsed = parse_session({"account_id": 42, "ts": 1795133730, "ip": "1.1.1.1"})
+    assert parsed.account_id == "42"
+    assert parsed.device is None and parsed.network is None
+
+
+@pytest.mark.parametrize("missing", ["account_id", "ts", "ip"])
+def test_missing_required_field_names_it(missing: str) -> None:
+    record = make_session()
+    del record[missing]
+    with pytest.raises(InvalidSessionError) as caught:
+        parse_session(record)
+    assert caught.value.field == missing
+    assert "missing" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"device": "x"}, "device"),
+        ({"device.sensors": "gyro"}, "device.sensors"),
+        ({"device.battery": {"level": math.nan}}, "device.battery.level"),
+        ({"app.uid": 2**70}, "app.uid"),
+        ({"app.uid": -1}, "app.uid"),
+        ({"network.vpn_active": "sometimes"}, "network.vpn_active"),
+        ({"device.system_props": {"ro.kernel.qemu": {"deep": [1]}}}, "device.system_props"),
+        ({"account_id": True}, "account_id"),
+        ({"account_id": "  "}, "account_id"),
+        ({"account_id": None}, "account_id"),
+    ],
+)
+def test_wrong_types_carry_the_field_path(change: dict[str, object], path: str) -> None:
+    with pytest.raises(InvalidSessionError) as caught:
+        parse_session(make_session(**change))
+    assert caught.value.field.startswith(path)
+    assert caught.value.reason
+
+
+@pytest.mark.parametrize("record", [[], "x", 1, None, True])
+def test_non_objects_are_refused(record: object) -> None:
+    with pytest.raises(InvalidSessionError, match="expected a JSON object"):
+        parse_session(record)
+
+
+def test_numbers_become_text_where_sdks_send_numbers() -> None:
+    parsed = parse_session(make_session(**{"device.os_version": 13,
+                                           "device.system_props": {"ro.kernel.qemu": 1,
+                                                                   "ro.secure": True}}))
+    assert parsed.device is not None
+    assert parsed.device.os_version == "13"
+    assert parsed.device.system_props == {"ro.kernel.qemu": "1", "ro.secure": "1"}
+
+
+def test_sim_mcc() -> None:
+    parsed = parse_session(make_session(**{"device.sim": {"mcc_mnc": "45400"}}))
+    assert parsed.device is not None and parsed.device.sim is not None
+    assert parsed.device.sim.mcc == "454"
+    parsed = parse_session(make_session(**{"device.sim": {"mcc_mnc": "4"}}))
+    assert parsed.device is not None and parsed.device.sim is not None
+    assert parsed.device.sim.mcc is None
