@@ -16,16 +16,18 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated
+import orjson
+
+from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.errors import ConfigError, RulesError
-from fingerprint.features import FeatureExtractor, Features
+from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.grading import Grader
 from fingerprint.history import HistoryStore, HistoryView, LoginEvent, MemoryHistoryStore, Windows
 from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountRollup, AccountSummary
 from fingerprint.rules import RuleSet, load_rules
-from fingerprint.session import DEFAULT_NAIVE_TZ, Session, parse_session
+from fingerprint.session import DEFAULT_NAIVE_TZ, App, Device, Session, parse_session
 from fingerprint.sources.maxmind import (
     bundled_city_path,
     open_anonymous_ip,
@@ -62,6 +64,51 @@ class _Engine:
     windows: Windows | None  # None when no enabled check reads history
     hosting_asns: frozenset[int]
     grade_order: list[str] = field(default_factory=list)
+    device_memo: DeviceMemo = field(default_factory=lambda: DeviceMemo())
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceVerdict:
+    """What a device, its app and its user agent always produce: validated blocks,
+    device features and the outcomes of the device-scoped checks."""
+
+    device: Device | None
+    app: App | None
+    features: DeviceFeatures
+    outcomes: tuple[tuple[str, Outcome], ...]
+
+
+class DeviceMemo:
+    """Device verdicts keyed by the exact bytes of the device, app and UA fields.
+
+    Logins repeat their device: validating the device block and matching hundreds of
+    signatures again for each login is most of the per-session cost. Bounded; cleared
+    whole when full. Belongs to one engine, so a rules reload starts empty.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._max = max_entries
+        self._entries: dict[bytes, DeviceVerdict] = {}
+
+    def key(self, record: Mapping[str, Any]) -> bytes | None:
+        device, app, ua = record.get("device"), record.get("app"), record.get("user_agent")
+        if device is None and app is None:
+            return None
+        try:
+            return orjson.dumps((device, app, ua))
+        except TypeError:  # values orjson cannot encode: validate the long way
+            return None
+
+    def get(self, key: bytes) -> DeviceVerdict | None:
+        return self._entries.get(key)
+
+    def put(self, key: bytes, verdict: DeviceVerdict) -> None:
+        if len(self._entries) >= self._max:
+            self._entries = {}
+        self._entries[key] = verdict
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def build_engine(rules: RuleSet) -> _Engine:
@@ -155,13 +202,23 @@ class Checker:
     def check(self, record: Mapping[str, Any] | Session, *, session_id: str | None = None) -> Report:
         """Grade one login. ``session_id`` names the session when the record has none."""
         engine = self._engine  # one read: a concurrent reload cannot split this call
-        session = self.parse(record)
-        features = self._extract(engine, session)
+        memo = engine.device_memo
+        key = memo.key(record) if isinstance(record, Mapping) else None
+        verdict = memo.get(key) if key is not None else None
+        if verdict is not None:
+            session = self.parse({**record, "device": verdict.device, "app": verdict.app})
+        else:
+            session = self.parse(record)
+        features = self._extract(engine, session, verdict.features if verdict else None)
         sid = session.session_id or session_id or _derived_session_id(session)
         event = _event(sid, session, features, self._ip_anonymous(engine, session, features))
         history, history_error = self._history_view(engine, event)
         ctx = CheckContext(session, features, history, event, history_error)
-        findings, not_evaluated, warnings = _run_checks(engine, ctx)
+        known = dict(verdict.outcomes) if verdict else None
+        findings, not_evaluated, warnings, device_outcomes = _run_checks(engine, ctx, known)
+        if key is not None and verdict is None and not warnings:
+            memo.put(key, DeviceVerdict(session.device, session.app, features.device,
+                                        device_outcomes))
         graded = engine.grader.grade(findings)
         report = Report(
             session_id=sid,
@@ -181,14 +238,16 @@ class Checker:
             self._accounts.add(report, session.device.device_id if session.device else None)
         return report
 
-    def _extract(self, engine: _Engine, session: Session) -> Features:
+    def _extract(
+        self, engine: _Engine, session: Session, device: DeviceFeatures | None
+    ) -> Features:
         extractor = self._extractor
         if extractor.brands is not engine.brands:
             # Rules were reloaded: brand tables are rule data, lookups are not.
             extractor = FeatureExtractor(extractor.resolve_ua, engine.brands, extractor.city,
                                          extractor.asn, extractor.anonymous_ip)
             self._extractor = extractor
-        return extractor.extract(session)
+        return extractor.extract(session, device)
 
     def account_summary(self, account_id: str) -> AccountSummary | None:
         """What this checker has seen of one account (worst and latest grade, ...)."""
@@ -245,24 +304,31 @@ def _event(sid: str, session: Session, features: Features, anonymous: bool) -> L
 
 
 def _run_checks(
-    engine: _Engine, ctx: CheckContext
-) -> tuple[list[Finding], dict[str, str], list[str]]:
+    engine: _Engine, ctx: CheckContext, known: dict[str, Outcome] | None
+) -> tuple[list[Finding], dict[str, str], list[str], tuple[tuple[str, Outcome], ...]]:
+    """Run every check (reusing ``known`` device-scoped outcomes); one failing check is
+    recorded and the others still run."""
     findings: list[Finding] = []
     not_evaluated: dict[str, str] = {}
     warnings: list[str] = []
+    device_outcomes: list[tuple[str, Outcome]] = []
     codes = engine.rules.codes.codes
     for check in engine.checks:
-        try:
-            outcome = check.evaluate(ctx)
-        except Exception as exc:  # one failing check is recorded, the others still run
-            not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
-            warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
-            continue
+        outcome = known.get(check.name) if known is not None else None
+        if outcome is None:
+            try:
+                outcome = check.evaluate(ctx)
+            except Exception as exc:
+                not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
+                warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
+                continue
+            if check.device_scoped:
+                device_outcomes.append((check.name, outcome))
         if isinstance(outcome, NotEvaluated):
             not_evaluated[check.name] = outcome.reason
             continue
         findings.extend(_finding(check.name, hit, codes) for hit in outcome)
-    return findings, not_evaluated, warnings
+    return findings, not_evaluated, warnings, tuple(device_outcomes)
 
 
 def _finding(check: str, hit: Hit, codes: Mapping[str, Any]) -> Finding:

@@ -69,7 +69,8 @@ class MemoryHistoryStore:
 
     def __init__(self) -> None:
         self._accounts: OrderedDict[str, _AccountWindow] = OrderedDict()
-        self._devices: OrderedDict[str, list[tuple[float, str]]] = OrderedDict()
+        # device -> account -> newest login time on that device
+        self._devices: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._watermark = float("-inf")
         self._lock = threading.Lock()
 
@@ -108,18 +109,20 @@ class MemoryHistoryStore:
 
     def _record_device(self, event: LoginEvent, windows: Windows) -> tuple[tuple[float, str], ...]:
         assert event.device_id is not None
-        entries = self._devices.get(event.device_id)
-        if entries is None:
-            entries = []
-            self._devices[event.device_id] = entries
+        accounts = self._devices.get(event.device_id)
+        if accounts is None:
+            accounts = {}
+            self._devices[event.device_id] = accounts
         else:
             self._devices.move_to_end(event.device_id)
         low = event.ts - windows.device_seconds
-        earlier = tuple(e for e in entries if low <= e[0] <= event.ts)
-        bisect.insort(entries, (event.ts, event.account_id))
-        newest = entries[-1][0]
-        keep = [e for e in entries if e[0] >= newest - windows.device_seconds]
-        entries[:] = keep[-windows.max_accounts_per_device :]
+        earlier = tuple((ts, account) for account, ts in accounts.items() if ts >= low)
+        if accounts.get(event.account_id, float("-inf")) < event.ts:
+            accounts.pop(event.account_id, None)  # re-insert: dict order is recency order
+            accounts[event.account_id] = event.ts
+        if len(accounts) > windows.max_accounts_per_device:
+            for stale in list(accounts)[: len(accounts) - windows.max_accounts_per_device]:
+                del accounts[stale]
         return earlier
 
     def _evict_idle(self, windows: Windows) -> None:
@@ -131,8 +134,8 @@ class MemoryHistoryStore:
             del self._accounts[key]
         device_horizon = self._watermark - windows.device_seconds
         while self._devices:
-            key, entries = next(iter(self._devices.items()))
-            if entries and entries[-1][0] >= device_horizon:
+            key, accounts = next(iter(self._devices.items()))
+            if accounts and max(accounts.values()) >= device_horizon:
                 break
             del self._devices[key]
 

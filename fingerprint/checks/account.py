@@ -78,6 +78,7 @@ class DeviceBrandCheck(Check):
     """Mainstream brands pass far more often than off-brand (山寨) phones (seed)."""
 
     name: ClassVar[str] = "device_brand"
+    device_scoped: ClassVar[bool] = True
     codes: ClassVar[tuple[str, ...]] = ("BRD_OFF_BRAND",)
 
     def evaluate(self, ctx: CheckContext) -> Outcome:

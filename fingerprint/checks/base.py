@@ -51,6 +51,9 @@ class Check:
     name: ClassVar[str]
     codes: ClassVar[tuple[str, ...]]
     uses_history: ClassVar[bool] = False
+    # True when the outcome depends only on the device and app blocks, the user agent
+    # and the device features: the checker then reuses it for a device seen before.
+    device_scoped: ClassVar[bool] = False
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         raise NotImplementedError

@@ -20,6 +20,7 @@ _PLATFORM_FAMILIES = {"harmonyos": "android", "android": "android"}
 @dataclass(frozen=True)
 class ConsistencyCheck(Check):
     name: ClassVar[str] = "consistency"
+    device_scoped: ClassVar[bool] = True
     codes: ClassVar[tuple[str, ...]] = ("CON_PLATFORM_MISMATCH", "CON_BRAND_MISMATCH")
 
     brands: BrandNormalizer | None = None

@@ -10,7 +10,6 @@ high when several agree, so one weak tell never blacklists a real phone.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -55,6 +54,7 @@ class _Compiled:
 @dataclass(frozen=True)
 class EmulatorCheck(Check):
     name: ClassVar[str] = "emulator"
+    device_scoped: ClassVar[bool] = True
     codes: ClassVar[tuple[str, ...]] = (
         "EMU_SYSTEM_PROP",
         "EMU_BUILD_FINGERPRINT",
@@ -81,7 +81,7 @@ class EmulatorCheck(Check):
         for sig in rules.emulator.signatures:
             if sig.field == "system_prop":
                 assert sig.key is not None
-                matcher = by_prop.setdefault(sig.key.casefold(), SignatureMatcher())
+                matcher = by_prop.setdefault(sig.key.lower(), SignatureMatcher())
             else:
                 matcher = by_field.setdefault(sig.field, SignatureMatcher())
             matcher.add(sig.match, sig.value, sig)
@@ -101,12 +101,12 @@ class EmulatorCheck(Check):
             return NotEvaluated(f"no emulator signals for platform {ctx.features.device.platform}")
         definitive: dict[str, list[dict[str, str]]] = {}
         weak: list[dict[str, str]] = []
+        by_prop, by_field = self.compiled.by_prop, self.compiled.by_field
         for field, key, text in _observed(ctx, ua_model):
-            if field == "system_prop":
-                matcher = self.compiled.by_prop.get(key)
-            else:
-                matcher = self.compiled.by_field.get(field)
-            for sig in matcher.match(text) if matcher else ():
+            matcher = by_prop.get(key) if key else by_field.get(field)
+            if matcher is None:
+                continue
+            for sig in matcher.match(text):
                 seen = {"product": sig.product, "field": field, "value": text[:200]}
                 if key:
                     seen["key"] = key
@@ -164,40 +164,41 @@ def _full(level: float | None) -> bool:
     return level is not None and (level == 1.0 or level == 100.0)
 
 
-def _observed(ctx: CheckContext, ua_model: str | None) -> Iterator[tuple[str, str, str]]:
+def _observed(ctx: CheckContext, ua_model: str | None) -> list[tuple[str, str, str]]:
     """(field, property key or "", text) for every value a signature may match."""
+    seen: list[tuple[str, str, str]] = []
     if ua_model:
-        yield "model", "", ua_model
+        seen.append(("model", "", ua_model))
     app = ctx.session.app
-    for lib in (app.loaded_libs if app else None) or ():
-        yield "lib", "", lib
+    if app is not None and app.loaded_libs:
+        seen.extend(("lib", "", lib) for lib in app.loaded_libs)
     device = ctx.session.device
     if device is None:
-        return
+        return seen
     props = device.system_props or {}
-    for key, value in props.items():
-        yield "system_prop", key.casefold(), value
-    direct = {
-        "build_fingerprint": device.build_fingerprint,
-        "hardware": device.hardware,
-        "board": device.board,
-        "model": device.model,
-        "brand": device.brand,
-        "manufacturer": device.manufacturer,
-        "product": device.product,
-    }
-    for field, value in direct.items():
-        seen = {value} if value else set()
-        for prop in _FIELD_PROPS[field]:
+    if props:
+        seen.extend(("system_prop", key.lower(), value) for key, value in props.items())
+    direct = (
+        ("build_fingerprint", device.build_fingerprint),
+        ("hardware", device.hardware),
+        ("board", device.board),
+        ("model", device.model),
+        ("brand", device.brand),
+        ("manufacturer", device.manufacturer),
+        ("product", device.product),
+    )
+    for field, value in direct:
+        if value:
+            seen.append((field, "", value))
+        for prop in _FIELD_PROPS[field] if props else ():
             prop_value = props.get(prop)
-            if prop_value and prop_value not in seen:
-                seen.add(prop_value)
-        for text in seen:
-            yield field, "", text
-    for path in device.files_present or ():
-        yield "file", "", path
-    for package in device.installed_packages or ():
-        yield "package", "", package
+            if prop_value and prop_value != value:
+                seen.append((field, "", prop_value))
+    if device.files_present:
+        seen.extend(("file", "", path) for path in device.files_present)
+    if device.installed_packages:
+        seen.extend(("package", "", package) for package in device.installed_packages)
+    return seen
 
 
 def _products(found: list[dict[str, str]]) -> str:

@@ -24,16 +24,26 @@ _STANDARD_DATA_DIR = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
-class _Container:
-    product: str
-    packages: frozenset[str]
-    data_dir_markers: tuple[str, ...]
-    libs: tuple[str, ...]
+class _Tables:
+    """Container signatures compiled once: one regex per kind, a dict per package."""
+
+    markers: re.Pattern[str] | None  # data_dir substrings; the match names the product
+    libs: re.Pattern[str] | None
+    products: dict[str, str]  # folded marker or lib substring -> product
+    packages: dict[str, str]  # folded host package -> product
+
+
+def _substring_regex(needles: list[str]) -> re.Pattern[str] | None:
+    if not needles:
+        return None
+    ordered = sorted(set(needles), key=len, reverse=True)  # longest marker wins
+    return re.compile("|".join(re.escape(n) for n in ordered))
 
 
 @dataclass(frozen=True)
 class MultiOpenCheck(Check):
     name: ClassVar[str] = "multi_open"
+    device_scoped: ClassVar[bool] = True
     codes: ClassVar[tuple[str, ...]] = (
         "MO_CONTAINER_DATA_DIR",
         "MO_UID_MISMATCH",
@@ -42,22 +52,27 @@ class MultiOpenCheck(Check):
         "MO_CLONER_INSTALLED",
     )
 
-    containers: tuple[_Container, ...] = ()
+    tables: _Tables | None = None
     dual_app_users: tuple[tuple[int, str], ...] = ()
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
-        containers = tuple(
-            _Container(
-                product=c.product,
-                packages=frozenset(p.casefold() for p in c.packages),
-                data_dir_markers=tuple(m.casefold() for m in c.data_dir_markers),
-                libs=tuple(lib.casefold() for lib in c.libs),
-            )
-            for c in rules.multi_open.containers
-        )
+        products: dict[str, str] = {}
+        packages: dict[str, str] = {}
+        markers: list[str] = []
+        libs: list[str] = []
+        for container in rules.multi_open.containers:
+            for marker in container.data_dir_markers:
+                markers.append(marker.casefold())
+                products.setdefault(marker.casefold(), container.product)
+            for lib in container.libs:
+                libs.append(lib.casefold())
+                products.setdefault(lib.casefold(), container.product)
+            for package in container.packages:
+                packages.setdefault(package.casefold(), container.product)
+        tables = _Tables(_substring_regex(markers), _substring_regex(libs), products, packages)
         users = tuple((u.user_id, u.vendor) for u in rules.multi_open.system_dual_app_users)
-        return cls(**config, containers=containers, dual_app_users=users)
+        return cls(**config, tables=tables, dual_app_users=users)
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         app = ctx.session.app
@@ -79,13 +94,12 @@ class MultiOpenCheck(Check):
     def _data_dir(self, app: App) -> list[Hit]:
         if not app.data_dir:
             return []
-        folded = app.data_dir.casefold()
-        for container in self.containers:
-            marker = next((m for m in container.data_dir_markers if m in folded), None)
-            if marker:
-                return [Hit("MO_CONTAINER_DATA_DIR", {"data_dir": app.data_dir[:300],
-                                                      "product": container.product,
-                                                      "marker": marker})]
+        assert self.tables is not None
+        found = self.tables.markers.search(app.data_dir.casefold()) if self.tables.markers else None
+        if found:
+            return [Hit("MO_CONTAINER_DATA_DIR", {"data_dir": app.data_dir[:300],
+                                                  "product": self.tables.products[found[0]],
+                                                  "marker": found[0]})]
         standard = _STANDARD_DATA_DIR.match(app.data_dir)
         if standard is None or (app.package and standard["pkg"] != app.package):
             # Our data inside another app's directory: how every container works.
@@ -116,22 +130,21 @@ class MultiOpenCheck(Check):
         return []
 
     def _libs(self, app: App) -> list[Hit]:
+        assert self.tables is not None
+        if self.tables.libs is None:
+            return []
         for lib in app.loaded_libs or ():
-            folded = lib.casefold()
-            for container in self.containers:
-                needle = next((m for m in container.libs if m in folded), None)
-                if needle:
-                    return [Hit("MO_CONTAINER_LIB", {"lib": lib[:300],
-                                                     "product": container.product})]
+            found = self.tables.libs.search(lib.casefold())
+            if found:
+                return [Hit("MO_CONTAINER_LIB", {"lib": lib[:300],
+                                                 "product": self.tables.products[found[0]]})]
         return []
 
     def _installed(self, packages: list[str]) -> list[Hit]:
-        found = [
-            {"package": p, "product": c.product}
-            for p in packages
-            for c in self.containers
-            if p.casefold() in c.packages
-        ]
+        assert self.tables is not None
+        table = self.tables.packages
+        found = [{"package": p, "product": table[p.casefold()]}
+                 for p in packages if p.casefold() in table]
         return [Hit("MO_CLONER_INSTALLED", {"cloners": found[:10]})] if found else []
 
     def _dual_vendor(self, user_id: int) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -23,32 +22,41 @@ class SignatureMatcher(Generic[T]):
     _prefix_tuple: tuple[str, ...] = ()
     _contains: list[tuple[str, T]] = field(default_factory=list)
     _regexes: list[tuple[re.Pattern[str], T]] = field(default_factory=list)
+    # One alternation of every non-exact pattern: a text that misses it (the usual
+    # case) is done after one regex search instead of a loop per signature.
+    _any: re.Pattern[str] | None = None
+    _alternatives: list[str] = field(default_factory=list)
 
     def add(self, match: str, value: str, payload: T) -> None:
         folded = value.casefold()
         if match == "equals":
             self._equals.setdefault(folded, []).append(payload)
-        elif match == "prefix":
+            return
+        if match == "prefix":
             self._prefixes.append((folded, payload))
             self._prefix_tuple = tuple(p for p, _ in self._prefixes)
+            self._alternatives.append("^" + re.escape(value))
         elif match == "contains":
             self._contains.append((folded, payload))
+            self._alternatives.append(re.escape(value))
         elif match == "regex":
             self._regexes.append((re.compile(value, re.IGNORECASE), payload))
+            self._alternatives.append(f"(?:{value})")
         else:
             raise ValueError(f"unknown match kind {match!r}")
+        self._any = re.compile("|".join(self._alternatives), re.IGNORECASE)
 
-    def match(self, text: str) -> list[T]:
+    def match(self, text: str) -> list[T] | tuple[()]:
         folded = text.casefold()
-        found: list[T] = list(self._equals.get(folded, ()))
+        exact = self._equals.get(folded)
+        if self._any is None or self._any.search(text) is None:
+            return exact if exact else ()
+        found: list[T] = list(exact) if exact else []
         if self._prefix_tuple and folded.startswith(self._prefix_tuple):
             found.extend(p for prefix, p in self._prefixes if folded.startswith(prefix))
         found.extend(p for needle, p in self._contains if needle in folded)
         found.extend(p for pattern, p in self._regexes if pattern.search(text))
         return found
-
-    def match_any(self, texts: Iterable[str]) -> list[tuple[str, T]]:
-        return [(text, payload) for text in texts for payload in self.match(text)]
 
     def __bool__(self) -> bool:
         return bool(self._equals or self._prefixes or self._contains or self._regexes)

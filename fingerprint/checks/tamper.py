@@ -16,6 +16,7 @@ from fingerprint.rules import RuleSet, Severity
 @dataclass(frozen=True)
 class TamperCheck(Check):
     name: ClassVar[str] = "tamper"
+    device_scoped: ClassVar[bool] = True
     codes: ClassVar[tuple[str, ...]] = (
         "TAM_ROOTED",
         "TAM_HOOK_FRAMEWORK",

@@ -15,7 +15,7 @@ from fingerprint.features.records import (
     NetworkFeatures,
     UserAgentInfo,
 )
-from fingerprint.session import Session
+from fingerprint.session import IPAddress, Session
 from fingerprint.sources.maxmind import MaxMindLookup
 from fingerprint.sources.useragent import UserAgentResolver
 
@@ -30,7 +30,8 @@ class FeatureExtractor:
     asn: MaxMindLookup[AsnInfo] | None = None
     anonymous_ip: MaxMindLookup[AnonymousIpFlags] | None = None
 
-    def extract(self, session: Session) -> Features:
+    def extract(self, session: Session, device: DeviceFeatures | None = None) -> Features:
+        """Features of one session; ``device`` reuses device features already known."""
         address = session.ip
         ip_class = classify_ip(address)
         routable = ip_class == "public"
@@ -43,17 +44,17 @@ class FeatureExtractor:
         )
         geo = self.city.lookup(address) if self.city and routable else None
         return Features(
-            device=extract_device(session, self.resolve_ua, self.brands),
+            device=device or extract_device(session, self.resolve_ua, self.brands),
             network=network,
             geo=geo,
         )
 
-    def _anonymous(self, address: object, routable: bool) -> AnonymousIpFlags | None:
+    def _anonymous(self, address: IPAddress, routable: bool) -> AnonymousIpFlags | None:
         if self.anonymous_ip is None:
             return None
         if not routable:
             return _NOT_ANONYMOUS
-        found = self.anonymous_ip.lookup(address)  # type: ignore[arg-type]
+        found = self.anonymous_ip.lookup(address)
         return found if found is not None else _NOT_ANONYMOUS
 
 
