@@ -1,9 +1,9 @@
 """fingerprint: how far to trust the device and network behind a login.
 
-    >>> from fingerprint import Checker
-    >>> checker = Checker()                      # build once
-    >>> report = checker.check(session_dict)     # per login, from any thread
-    >>> report.grade, report.device_component.veto
+>>> from fingerprint import Checker
+>>> checker = Checker()                      # build once
+>>> report = checker.check(session_dict)     # per login, from any thread
+>>> report.grade, report.device_component.veto
 """
 
 from __future__ import annotations

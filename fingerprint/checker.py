@@ -153,13 +153,19 @@ def _check_codes(cls: type[Check], rules: RuleSet) -> None:
 def _windows(history_checks: Sequence[Check]) -> Windows:
     def hours(check_name: str) -> float:
         return max(
-            (float(getattr(c, "window_hours", 0.0)) for c in history_checks if c.name == check_name),
+            (
+                float(getattr(c, "window_hours", 0.0))
+                for c in history_checks
+                if c.name == check_name
+            ),
             default=0.0,
         )
 
     account_hours = max(hours("ip_hopping"), hours("device_churn"), 1.0)
-    return Windows(account_seconds=account_hours * _HOURS,
-                   device_seconds=max(hours("device_sharing"), 1.0) * _HOURS)
+    return Windows(
+        account_seconds=account_hours * _HOURS,
+        device_seconds=max(hours("device_sharing"), 1.0) * _HOURS,
+    )
 
 
 class Checker:
@@ -199,13 +205,17 @@ class Checker:
         """Validate a record; raises :class:`~fingerprint.errors.InvalidSessionError`."""
         return parse_session(record, naive_tz=self.config.naive_tz)
 
-    def check(self, record: Mapping[str, Any] | Session, *, session_id: str | None = None) -> Report:
+    def check(
+        self, record: Mapping[str, Any] | Session, *, session_id: str | None = None
+    ) -> Report:
         """Grade one login. ``session_id`` names the session when the record has none."""
         engine = self._engine  # one read: a concurrent reload cannot split this call
         memo = engine.device_memo
-        key = memo.key(record) if isinstance(record, Mapping) else None
-        verdict = memo.get(key) if key is not None else None
-        if verdict is not None:
+        key = verdict = None
+        if isinstance(record, Mapping):
+            key = memo.key(record)
+            verdict = memo.get(key) if key is not None else None
+        if verdict is not None and isinstance(record, Mapping):
             session = self.parse({**record, "device": verdict.device, "app": verdict.app})
         else:
             session = self.parse(record)
@@ -217,8 +227,9 @@ class Checker:
         known = dict(verdict.outcomes) if verdict else None
         findings, not_evaluated, warnings, device_outcomes = _run_checks(engine, ctx, known)
         if key is not None and verdict is None and not warnings:
-            memo.put(key, DeviceVerdict(session.device, session.app, features.device,
-                                        device_outcomes))
+            memo.put(
+                key, DeviceVerdict(session.device, session.app, features.device, device_outcomes)
+            )
         graded = engine.grader.grade(findings)
         report = Report(
             session_id=sid,
@@ -244,8 +255,13 @@ class Checker:
         extractor = self._extractor
         if extractor.brands is not engine.brands:
             # Rules were reloaded: brand tables are rule data, lookups are not.
-            extractor = FeatureExtractor(extractor.resolve_ua, engine.brands, extractor.city,
-                                         extractor.asn, extractor.anonymous_ip)
+            extractor = FeatureExtractor(
+                extractor.resolve_ua,
+                engine.brands,
+                extractor.city,
+                extractor.asn,
+                extractor.anonymous_ip,
+            )
             self._extractor = extractor
         return extractor.extract(session, device)
 

@@ -63,15 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = commands.add_parser("check", help="check session logs, write one report per line")
-    check.add_argument("inputs", nargs="+", metavar="INPUT",
-                       help="files (.jsonl, .jsonl.gz, .csv), directories, globs, or - for stdin")
+    check.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="files (.jsonl, .jsonl.gz, .csv), directories, globs, or - for stdin",
+    )
     check.add_argument("-o", "--output", metavar="OUT", help="write reports here (default stdout)")
     check.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
-    check.add_argument("--by", choices=("session", "account"), default="session",
-                       help="one report per session (default) or per account")
+    check.add_argument(
+        "--by",
+        choices=("session", "account"),
+        default="session",
+        help="one report per session (default) or per account",
+    )
     check.add_argument("--rejects", metavar="FILE", help="write rejected lines here as JSON Lines")
-    check.add_argument("--only-flagged", action="store_true",
-                       help="keep only reports with findings")
+    check.add_argument(
+        "--only-flagged", action="store_true", help="keep only reports with findings"
+    )
     check.add_argument("--summary", action="store_true", help="print a summary table on stderr")
     check.add_argument("--summary-json", metavar="FILE", help="write the summary as JSON")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary line")
@@ -79,8 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_cmd_check)
 
     explain_cmd = commands.add_parser("explain", help="diagnose one session in Chinese or English")
-    explain_cmd.add_argument("input", nargs="?", default="-", metavar="INPUT",
-                             help="session log (default stdin); earlier lines build history")
+    explain_cmd.add_argument(
+        "input",
+        nargs="?",
+        default="-",
+        metavar="INPUT",
+        help="session log (default stdin); earlier lines build history",
+    )
     explain_cmd.add_argument("--session-id", help="the session to explain (default: the last)")
     explain_cmd.add_argument("--lang", choices=("zh", "en"), default="zh")
     _add_checker_options(explain_cmd)
@@ -100,13 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_checker_options(command: argparse.ArgumentParser) -> None:
     group = command.add_argument_group("databases and rules")
-    group.add_argument("--city-db", metavar="P",
-                       help="GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)")
+    group.add_argument(
+        "--city-db",
+        metavar="P",
+        help="GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)",
+    )
     group.add_argument("--asn-db", metavar="P", help="GeoLite2-ASN-format database")
     group.add_argument("--anonymous-ip-db", metavar="P", help="GeoIP2-Anonymous-IP database")
     group.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
-    group.add_argument("--naive-tz", metavar="TZ", default="Asia/Shanghai",
-                       help="time zone for timestamps without an offset (default Asia/Shanghai)")
+    group.add_argument(
+        "--naive-tz",
+        metavar="TZ",
+        default="Asia/Shanghai",
+        help="time zone for timestamps without an offset (default Asia/Shanghai)",
+    )
 
 
 def build_checker(args: argparse.Namespace) -> Checker:
@@ -114,14 +135,16 @@ def build_checker(args: argparse.Namespace) -> Checker:
         naive_tz = ZoneInfo(args.naive_tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError("unknown time zone", args.naive_tz) from None
-    return Checker(CheckerConfig(
-        city_db=args.city_db,
-        asn_db=args.asn_db,
-        anonymous_ip_db=args.anonymous_ip_db,
-        rules_dir=args.rules,
-        naive_tz=naive_tz,
-        track_accounts=None if getattr(args, "by", "session") == "account" else 0,
-    ))
+    return Checker(
+        CheckerConfig(
+            city_db=args.city_db,
+            asn_db=args.asn_db,
+            anonymous_ip_db=args.anonymous_ip_db,
+            rules_dir=args.rules,
+            naive_tz=naive_tz,
+            track_accounts=None if getattr(args, "by", "session") == "account" else 0,
+        )
+    )
 
 
 # --- check ----------------------------------------------------------------------
@@ -263,10 +286,12 @@ def _cmd_rules_validate(args: argparse.Namespace) -> int:
     from fingerprint.checker import build_engine
 
     engine = build_engine(rules)
-    print(f"ok: {rules.directory}: {len(rules.codes.codes)} reason codes, "
-          f"{len(engine.checks)} checks, {len(rules.emulator.signatures)} emulator signatures, "
-          f"{len(rules.multi_open.containers)} containers, "
-          f"{len(rules.network.hosting_asns)} hosting ASNs")
+    print(
+        f"ok: {rules.directory}: {len(rules.codes.codes)} reason codes, "
+        f"{len(engine.checks)} checks, {len(rules.emulator.signatures)} emulator signatures, "
+        f"{len(rules.multi_open.containers)} containers, "
+        f"{len(rules.network.hosting_asns)} hosting ASNs"
+    )
     return EXIT_OK
 
 
@@ -277,8 +302,10 @@ def _cmd_rules_list(args: argparse.Namespace) -> int:
         if args.format == "jsonl":
             out.write(orjson.dumps({"code": code, **spec.model_dump()}).decode() + "\n")
         else:
-            out.write(f"{code:<28} {spec.check:<18} {spec.severity:<9} {spec.message}\n"
-                      f"{'':<57}{spec.message_zh}\n")
+            out.write(
+                f"{code:<28} {spec.check:<18} {spec.severity:<9} {spec.message}\n"
+                f"{'':<57}{spec.message_zh}\n"
+            )
     return EXIT_OK
 
 

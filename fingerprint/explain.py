@@ -22,14 +22,18 @@ _TEXT = {
         "evidence": "      evidence: {evidence}",
         "advice": "What could change it:",
         "not_evaluated": "Not evaluated (signals missing): {checks}",
-        "component": "Device component for eligibility: weight {weight:.0%}, score {score:.2f}{veto}",
+        "component": (
+            "Device component for eligibility: weight {weight:.0%}, score {score:.2f}{veto}"
+        ),
         "veto": ", VETO",
     },
     "zh": {
         "title": "会话 {sid}(账户 {account})",
         "grade": "安全等级 {grade},得分 {score}/100",
-        "blacklisted": "已列入黑名单:此结论为最终结果。使用模拟器或多开软件登录的账户会被直接纳入黑名单,"
-        "现在更换设备也无法解除。",
+        "blacklisted": (
+            "已列入黑名单:此结论为最终结果。"
+            "使用模拟器或多开软件登录的账户会被直接纳入黑名单,现在更换设备也无法解除。"
+        ),
         "clean": "没有降低等级的因素。",
         "lowered": "降低等级的原因:",
         "item": "  - [{severity}] {message}(-{points},{code})",
@@ -55,8 +59,13 @@ def explain(report: Report, rules: RuleSet, lang: Lang = "zh") -> str:
     if report.not_evaluated:
         lines.append(text["not_evaluated"].format(checks=", ".join(report.not_evaluated)))
     component = report.device_component
-    lines.append(text["component"].format(weight=component.weight, score=component.score,
-                                          veto=text["veto"] if component.veto else ""))
+    lines.append(
+        text["component"].format(
+            weight=component.weight,
+            score=component.score,
+            veto=text["veto"] if component.veto else "",
+        )
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -70,8 +79,14 @@ def _reasons(report: Report, rules: RuleSet, lang: Lang) -> list[str]:
     for finding in ordered:
         severity = _SEVERITY_ZH[finding.severity] if lang == "zh" else finding.severity
         message = finding.message_zh if lang == "zh" else finding.message
-        lines.append(text["item"].format(severity=severity, message=message, code=finding.code,
-                                         points=report.contributions.get(finding.code, 0)))
+        lines.append(
+            text["item"].format(
+                severity=severity,
+                message=message,
+                code=finding.code,
+                points=report.contributions.get(finding.code, 0),
+            )
+        )
         lines.append(text["evidence"].format(evidence=_evidence(finding.evidence)))
         tip = _advice(rules.codes.codes.get(finding.code), lang)
         if tip:
@@ -93,7 +108,9 @@ def _evidence(evidence: dict[str, object]) -> str:
     for key, value in evidence.items():
         if key == "matches" and isinstance(value, list):
             value = "; ".join(
-                f"{m.get('key') or m.get('field')}={m.get('value')}" for m in value if isinstance(m, dict)
+                f"{m.get('key') or m.get('field')}={m.get('value')}"
+                for m in value
+                if isinstance(m, dict)
             )
         parts.append(f"{key}={value}")
     return ", ".join(parts)[:400]

@@ -38,12 +38,15 @@ class Grader:
         raw = self._raw_deductions(findings)
         contributions = _apportion(raw, min(100, round(sum(raw.values()))))
         score = 100 - sum(contributions.values())
-        blacklisted = any(
-            f.code in self._blacklist and f.severity in CONFIDENT for f in findings
-        )
+        blacklisted = any(f.code in self._blacklist and f.severity in CONFIDENT for f in findings)
         letter = self._grading.blacklist_grade if blacklisted else self.band(score)
-        return Grade(score, letter, blacklisted, contributions,
-                     self._component(score, blacklisted, contributions))
+        return Grade(
+            score,
+            letter,
+            blacklisted,
+            contributions,
+            self._component(score, blacklisted, contributions),
+        )
 
     def band(self, score: int) -> str:
         for minimum, letter in self._bands:

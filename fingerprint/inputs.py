@@ -162,14 +162,22 @@ def _physical_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, bytes] 
                 return
             number += 1
             if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
-                yield Reject(name, number, f"line longer than {MAX_LINE_BYTES} bytes",
-                             chunk[:RAW_KEEP].decode("utf-8", "replace"))
+                yield Reject(
+                    name,
+                    number,
+                    f"line longer than {MAX_LINE_BYTES} bytes",
+                    chunk[:RAW_KEEP].decode("utf-8", "replace"),
+                )
                 _skip_rest_of_line(stream)
                 continue
             yield number, chunk
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-        yield Reject(name, number + 1, f"input truncated or corrupt after line {number}: "
-                     f"{type(exc).__name__}: {exc}", "")
+        yield Reject(
+            name,
+            number + 1,
+            f"input truncated or corrupt after line {number}: {type(exc).__name__}: {exc}",
+            "",
+        )
 
 
 def _skip_rest_of_line(stream: IO[bytes]) -> None:
@@ -186,7 +194,7 @@ def _read_jsonl(name: str, stream: IO[bytes]) -> Iterator[Item]:
             continue
         number, raw = entry
         if number == 1 and raw.startswith(_BOM):
-            raw = raw[len(_BOM):]
+            raw = raw[len(_BOM) :]
         text = raw.strip()
         if not text:
             yield Blank(name, number)
@@ -204,7 +212,9 @@ def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError)
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as bad:
-        return Reject(name, number, f"not UTF-8 (byte {bad.start})", text.decode("utf-8", "replace"))
+        return Reject(
+            name, number, f"not UTF-8 (byte {bad.start})", text.decode("utf-8", "replace")
+        )
     try:
         return Line(name, number, json.loads(decoded), text)
     except RecursionError:
@@ -234,8 +244,9 @@ def _read_csv(name: str, stream: IO[bytes]) -> Iterator[Item]:
                 yield Blank(name, number)
                 continue
             if len(row) != len(header):
-                yield Reject(name, number, f"expected {len(header)} columns, got {len(row)}",
-                             ",".join(row))
+                yield Reject(
+                    name, number, f"expected {len(header)} columns, got {len(row)}", ",".join(row)
+                )
                 continue
             yield Line(name, number, _unflatten(header, row))
     except UnicodeDecodeError as exc:

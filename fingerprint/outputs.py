@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -16,12 +17,36 @@ from fingerprint.errors import ConfigError
 Row = dict[str, Any]
 
 SESSION_CSV_COLUMNS = (
-    "session_id", "account_id", "ts", "grade", "score", "blacklisted", "codes", "checks",
-    "not_evaluated", "device_score", "veto", "ip_country", "ip_province", "asn", "brand", "model",
+    "session_id",
+    "account_id",
+    "ts",
+    "grade",
+    "score",
+    "blacklisted",
+    "codes",
+    "checks",
+    "not_evaluated",
+    "device_score",
+    "veto",
+    "ip_country",
+    "ip_province",
+    "asn",
+    "brand",
+    "model",
 )
 ACCOUNT_CSV_COLUMNS = (
-    "account_id", "sessions", "first_seen", "last_seen", "latest_grade", "worst_grade",
-    "worst_score", "devices", "provinces", "checks", "blacklisted", "blacklisted_by",
+    "account_id",
+    "sessions",
+    "first_seen",
+    "last_seen",
+    "latest_grade",
+    "worst_grade",
+    "worst_score",
+    "devices",
+    "provinces",
+    "checks",
+    "blacklisted",
+    "blacklisted_by",
 )
 
 
@@ -59,14 +84,10 @@ class AtomicOutput:
 
     def abort(self) -> None:
         if self._tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.stream.close()
-            except OSError:
-                pass
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(self._tmp)
-            except OSError:
-                pass
             self._tmp = None
 
 
@@ -132,13 +153,17 @@ def table_writer(sink: AtomicOutput, by_account: bool) -> Callable[[Row], None]:
     def emit(row: Row) -> None:
         if by_account:
             checks = ", ".join(f"{k}×{v}" for k, v in row["checks"].items())
-            line = (f"{row['account_id'][:20]:<20} {row['sessions']:>5} {row['worst_grade']:>5} "
-                    f"{row['latest_grade']:>6} {'*' if row['blacklisted'] else '':>2}  {checks}\n")
+            line = (
+                f"{row['account_id'][:20]:<20} {row['sessions']:>5} {row['worst_grade']:>5} "
+                f"{row['latest_grade']:>6} {'*' if row['blacklisted'] else '':>2}  {checks}\n"
+            )
         else:
             reasons = ", ".join(f"{c}-{p}" for c, p in row["contributions"].items())
-            line = (f"{row['session_id'][:22]:<22} {row['account_id'][:16]:<16} "
-                    f"{row['grade']:>5} {row['score']:>5} {'*' if row['blacklisted'] else '':>2}"
-                    f"  {reasons}\n")
+            line = (
+                f"{row['session_id'][:22]:<22} {row['account_id'][:16]:<16} "
+                f"{row['grade']:>5} {row['score']:>5} {'*' if row['blacklisted'] else '':>2}"
+                f"  {reasons}\n"
+            )
         sink.write(line.encode())
 
     return emit

@@ -61,8 +61,16 @@ class RunStats:
         self.reject_reasons[_reason_kind(reject.error)] += 1
 
     def merge(self, other: RunStats) -> None:
-        for name in ("lines", "blank", "reports", "rejects", "flagged", "blacklisted", "warnings",
-                     "accounts"):
+        for name in (
+            "lines",
+            "blank",
+            "reports",
+            "rejects",
+            "flagged",
+            "blacklisted",
+            "warnings",
+            "accounts",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("grades", "checks", "codes", "provinces", "reject_reasons", "account_grades"):
             getattr(self, name).update(getattr(other, name))
@@ -107,8 +115,9 @@ class Outcome:
     reject: Reject | None = None
 
 
-def iter_items(paths: Iterable[str], on_progress: Callable[[int], None] | None = None
-               ) -> Iterator[Item]:
+def iter_items(
+    paths: Iterable[str], on_progress: Callable[[int], None] | None = None
+) -> Iterator[Item]:
     """Items of every input in turn; ``on_progress`` gets compressed bytes read so far."""
     done = 0
     for path in paths:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from functools import lru_cache
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 

@@ -56,7 +56,7 @@ def test_every_kind_of_bad_line_is_one_reject(tmp_path: Path, capsys) -> None:  
     reports, rejected = read_jsonl(out), read_jsonl(rejects)
     assert [r["session_id"] for r in reports] == ["g0", "g1"]
     assert len(rejected) == len(BAD_LINES)
-    for reject, (raw, reason) in zip(rejected, BAD_LINES, strict=True):
+    for reject, (_raw, reason) in zip(rejected, BAD_LINES, strict=True):
         assert set(reject) >= {"file", "line", "error", "raw"}
         assert reject["file"] == str(source)
         assert reason in reject["error"], reject
@@ -67,7 +67,9 @@ def test_every_kind_of_bad_line_is_one_reject(tmp_path: Path, capsys) -> None:  
 
 
 def test_reject_keeps_the_raw_line(tmp_path: Path) -> None:
-    source = write_lines(tmp_path / "in.jsonl", [b'{"account_id": "a", "ts": "x", "ip": "1.1.1.1"}'])
+    source = write_lines(
+        tmp_path / "in.jsonl", [b'{"account_id": "a", "ts": "x", "ip": "1.1.1.1"}']
+    )
     rejects = tmp_path / "r.jsonl"
     main(["check", str(source), "-o", str(tmp_path / "o.jsonl"), "--rejects", str(rejects), "-q"])
     assert read_jsonl(rejects)[0]["raw"] == '{"account_id": "a", "ts": "x", "ip": "1.1.1.1"}'
@@ -111,8 +113,12 @@ def test_table_and_csv_formats(tmp_path: Path) -> None:
 
 
 def test_by_account(tmp_path: Path) -> None:
-    sessions = [*GOOD, make_session(session_id="emu", ts=1_795_140_000,
-                                    **{"device.system_props": {"ro.kernel.qemu": "1"}})]
+    sessions = [
+        *GOOD,
+        make_session(
+            session_id="emu", ts=1_795_140_000, **{"device.system_props": {"ro.kernel.qemu": "1"}}
+        ),
+    ]
     source = write_lines(tmp_path / "in.jsonl", [json.dumps(s).encode() for s in sessions])
     out = tmp_path / "acc.jsonl"
     assert main(["check", str(source), "--by", "account", "-o", str(out), "-q"]) == 0
@@ -128,8 +134,17 @@ def test_by_account(tmp_path: Path) -> None:
 def test_summary_json(tmp_path: Path) -> None:
     source = write_lines(tmp_path / "in.jsonl", [json.dumps(GOOD[0]).encode(), b"junk"])
     summary = tmp_path / "s.json"
-    main(["check", str(source), "-o", str(tmp_path / "o.jsonl"), "--summary-json", str(summary),
-          "-q"])
+    main(
+        [
+            "check",
+            str(source),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--summary-json",
+            str(summary),
+            "-q",
+        ]
+    )
     data = json.loads(summary.read_text(encoding="utf-8"))
     assert data["lines"] == 2 and data["reports"] == 1 and data["rejects"] == 1
     assert data["sessions_per_grade"] == {"A": 1}
@@ -158,8 +173,12 @@ def test_usage_error_exits_2() -> None:
 
 
 def test_version_and_console_script() -> None:
-    result = subprocess.run([sys.executable, "-m", "fingerprint.cli", "--version"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "fingerprint.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0
     assert result.stdout.startswith("fingerprint ")
 
@@ -175,8 +194,9 @@ def test_rules_commands(capsys) -> None:  # type: ignore[no-untyped-def]
 
 def test_explain_both_languages(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     emulator = make_session(session_id="emu", **{"device.system_props": {"ro.kernel.qemu": "1"}})
-    source = write_lines(tmp_path / "in.jsonl", [json.dumps(GOOD[0]).encode(),
-                                                 json.dumps(emulator).encode()])
+    source = write_lines(
+        tmp_path / "in.jsonl", [json.dumps(GOOD[0]).encode(), json.dumps(emulator).encode()]
+    )
     assert main(["explain", str(source), "--session-id", "emu", "--lang", "en"]) == 0
     english = capsys.readouterr().out
     assert "grade E" in english and "final" in english and "EMU_SYSTEM_PROP" in english

@@ -19,18 +19,36 @@ def _hopper() -> list[dict[str, Any]]:
 
 
 FAMILIES: dict[str, tuple[list[dict[str, Any]], str, bool]] = {
-    "emulator": ([make_session(**{"device.files_present": ["/dev/socket/qemud"]})],
-                 "EMU_FILE", True),
-    "multi_open": ([make_session(**{"app.data_dir":
-                                    "/data/user/0/io.virtualapp/virtual/data/user/0/com.tencent.mm"})],
-                   "MO_CONTAINER_DATA_DIR", True),
-    "vpn_proxy": ([make_session(**{"network.vpn_active": True, "network.interfaces": ["tun0"]})],
-                  "VPN_OS_FLAG", False),
+    "emulator": (
+        [make_session(**{"device.files_present": ["/dev/socket/qemud"]})],
+        "EMU_FILE",
+        True,
+    ),
+    "multi_open": (
+        [
+            make_session(
+                **{"app.data_dir": "/data/user/0/io.virtualapp/virtual/data/user/0/com.tencent.mm"}
+            )
+        ],
+        "MO_CONTAINER_DATA_DIR",
+        True,
+    ),
+    "vpn_proxy": (
+        [make_session(**{"network.vpn_active": True, "network.interfaces": ["tun0"]})],
+        "VPN_OS_FLAG",
+        False,
+    ),
     "ip_hopping": (_hopper(), "GEO_PROVINCE_HOPPING", False),
-    "tamper": ([make_session(**{"device.rooted": True, "device.hooks": ["frida"]})],
-               "TAM_HOOK_FRAMEWORK", False),
-    "face_verification": ([make_session(**{"auth.face_verified": False})],
-                          "AUTH_NO_FACE_VERIFICATION", False),
+    "tamper": (
+        [make_session(**{"device.rooted": True, "device.hooks": ["frida"]})],
+        "TAM_HOOK_FRAMEWORK",
+        False,
+    ),
+    "face_verification": (
+        [make_session(**{"auth.face_verified": False})],
+        "AUTH_NO_FACE_VERIFICATION",
+        False,
+    ),
 }
 ADVICE = {
     "emulator": ("real phone", "真实手机"),

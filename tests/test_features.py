@@ -64,7 +64,14 @@ def test_not_found_is_none(city) -> None:  # type: ignore[no-untyped-def]
 
 def test_lookups_agree_with_geoip2_reader(city) -> None:  # type: ignore[no-untyped-def]
     reader = geoip2.database.Reader(bundled_city_path())
-    for ip in ["114.114.114.114", "114.114.115.115", "223.5.5.5", "1.2.4.8", "36.110.1.1", "183.232.231.172"]:
+    for ip in [
+        "114.114.114.114",
+        "114.114.115.115",
+        "223.5.5.5",
+        "1.2.4.8",
+        "36.110.1.1",
+        "183.232.231.172",
+    ]:
         ours = city.lookup(ipaddress.ip_address(ip))
         theirs = reader.city(ip)
         assert ours is not None
@@ -110,12 +117,12 @@ def test_unopenable_database_names_the_path(tmp_path) -> None:  # type: ignore[n
     assert str(missing) in str(caught.value)
     junk = tmp_path / "junk.mmdb"
     junk.write_bytes(b"not a database")
-    with pytest.raises(ConfigError, match="junk.mmdb"):
+    with pytest.raises(ConfigError, match=r"junk\.mmdb"):
         Checker(CheckerConfig(asn_db=junk))
 
 
 def test_wrong_database_type_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigError, match="expected a ASN database"):
+    with pytest.raises(ConfigError, match=r"expected a ASN database"):
         Checker(CheckerConfig(asn_db=TEST_ANON_DB))
 
 
@@ -148,9 +155,17 @@ def test_private_ip_gets_no_geo(checker) -> None:  # type: ignore[no-untyped-def
 
 @pytest.mark.parametrize(
     ("raw", "canonical"),
-    [("HUAWEI", "huawei"), ("Huawei", "huawei"), ("huawei", "huawei"), ("华为", "huawei"),
-     ("Redmi", "xiaomi"), ("POCO", "xiaomi"), ("Xiaomi", "xiaomi"), ("OPPO", "oppo"),
-     ("Kirin-Fake", "kirin-fake")],
+    [
+        ("HUAWEI", "huawei"),
+        ("Huawei", "huawei"),
+        ("huawei", "huawei"),
+        ("华为", "huawei"),
+        ("Redmi", "xiaomi"),
+        ("POCO", "xiaomi"),
+        ("Xiaomi", "xiaomi"),
+        ("OPPO", "oppo"),
+        ("Kirin-Fake", "kirin-fake"),
+    ],
 )
 def test_brand_normalisation(raw: str, canonical: str) -> None:
     brands = BrandNormalizer(load_rules().devices)
@@ -194,12 +209,20 @@ def test_user_agent_parsing_is_cached() -> None:
 @pytest.mark.parametrize(
     ("ua", "platform"),
     [
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
-         "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.43", "ios"),
-        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-         "Chrome/120.0 Safari/537.36", "windows"),
-        ("Mozilla/5.0 (Linux; Android 12; HarmonyOS; ALN-AL00) AppleWebKit/537.36 Chrome/99",
-         "harmonyos"),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.43",
+            "ios",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0 Safari/537.36",
+            "windows",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 12; HarmonyOS; ALN-AL00) AppleWebKit/537.36 Chrome/99",
+            "harmonyos",
+        ),
     ],
 )
 def test_ua_platforms(ua: str, platform: str) -> None:

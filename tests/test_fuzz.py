@@ -26,16 +26,37 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 FIELDS = [
-    "account_id", "ts", "ip", "user_agent", "device", "device.model", "device.sensors",
-    "device.battery", "device.battery.level", "device.system_props", "device.cpu_abi",
-    "device.sim", "device.sim.mcc_mnc", "app", "app.uid", "app.process_uid", "app.data_dir",
-    "app.loaded_libs", "network", "network.interfaces", "network.vpn_active", "auth",
-    "auth.face_verified", "device.hooks", "device.installed_packages",
+    "account_id",
+    "ts",
+    "ip",
+    "user_agent",
+    "device",
+    "device.model",
+    "device.sensors",
+    "device.battery",
+    "device.battery.level",
+    "device.system_props",
+    "device.cpu_abi",
+    "device.sim",
+    "device.sim.mcc_mnc",
+    "app",
+    "app.uid",
+    "app.process_uid",
+    "app.data_dir",
+    "app.loaded_libs",
+    "network",
+    "network.interfaces",
+    "network.vpn_active",
+    "auth",
+    "auth.face_verified",
+    "device.hooks",
+    "device.installed_packages",
 ]
 
 
@@ -65,8 +86,11 @@ any_json = json_values.map(_encode)
 lines = st.lists(st.one_of(mutated_lines, stray_bytes, deep, any_json), min_size=1, max_size=25)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(lines)
 def test_every_line_ends_exactly_once(tmp_path_factory, raw_lines: list[bytes]) -> None:  # type: ignore[no-untyped-def]
     path: Path = tmp_path_factory.mktemp("fuzz") / "in.jsonl"

@@ -69,7 +69,9 @@ def test_device_component() -> None:
 @pytest.fixture
 def custom_rules(tmp_path: Path) -> Path:
     target = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(
+        default_rules_dir(), target, ignore=shutil.ignore_patterns("*.py", "__pycache__")
+    )
     return target
 
 
@@ -84,26 +86,35 @@ def test_custom_bands_and_weights_change_the_result(custom_rules: Path) -> None:
     session = make_session(**{"auth.face_verified": False})
     default = Checker().check(session)
     assert (default.score, default.grade) == (90, "A")
-    _edit_grading(custom_rules,
-                  code_points={"AUTH_NO_FACE_VERIFICATION": 20},
-                  bands=[{"grade": "A", "min_score": 95}, {"grade": "B", "min_score": 80},
-                         {"grade": "C", "min_score": 0}])
+    _edit_grading(
+        custom_rules,
+        code_points={"AUTH_NO_FACE_VERIFICATION": 20},
+        bands=[
+            {"grade": "A", "min_score": 95},
+            {"grade": "B", "min_score": 80},
+            {"grade": "C", "min_score": 0},
+        ],
+    )
     custom = Checker(CheckerConfig(rules_dir=custom_rules)).check(session)
     assert (custom.score, custom.grade) == (80, "B")
     assert custom.contributions == {"AUTH_NO_FACE_VERIFICATION": 20}
 
 
 def test_blacklist_codes_are_configurable(custom_rules: Path) -> None:
-    session = make_session(**{"app.data_dir": "/data/user/999/com.tencent.mm",
-                              "app.process_uid": 99910234})
+    session = make_session(
+        **{"app.data_dir": "/data/user/999/com.tencent.mm", "app.process_uid": 99910234}
+    )
     assert not Checker().check(session).blacklisted
     path = custom_rules / "codes.yaml"
     codes = yaml.safe_load(path.read_text(encoding="utf-8"))
     codes["codes"]["MO_SYSTEM_DUAL_APP"]["severity"] = "high"
     path.write_text(yaml.safe_dump(codes, allow_unicode=True), encoding="utf-8")
     grading = yaml.safe_load((custom_rules / "grading.yaml").read_text(encoding="utf-8"))
-    _edit_grading(custom_rules, blacklist_codes=[*grading["blacklist_codes"], "MO_SYSTEM_DUAL_APP"],
-                  code_points={**grading["code_points"], "MO_SYSTEM_DUAL_APP": 30})
+    _edit_grading(
+        custom_rules,
+        blacklist_codes=[*grading["blacklist_codes"], "MO_SYSTEM_DUAL_APP"],
+        code_points={**grading["code_points"], "MO_SYSTEM_DUAL_APP": 30},
+    )
     report = Checker(CheckerConfig(rules_dir=custom_rules)).check(session)
     assert report.blacklisted and report.grade == "E"
 
@@ -118,16 +129,21 @@ def test_eligibility_combines_and_veto_wins() -> None:
     assert decision.score == pytest.approx(0.12 + 0.44)
     assert not decision.eligible  # below the default 0.6 threshold
     assert combine({"device": device, "credit": Component(weight=0.88, score=0.9)}).eligible
-    vetoed = combine({"device": Component(weight=0.12, score=1.0, veto=True),
-                      "credit": Component(weight=0.88, score=1.0)})
+    vetoed = combine(
+        {
+            "device": Component(weight=0.12, score=1.0, veto=True),
+            "credit": Component(weight=0.88, score=1.0),
+        }
+    )
     assert vetoed.veto and not vetoed.eligible and vetoed.vetoed_by == ("device",)
     assert vetoed.score == 0.0
 
 
 def test_eligibility_takes_the_report_component_directly() -> None:
     report = Checker().check(make_session(**{"device.system_props": {"ro.kernel.qemu": "1"}}))
-    decision = combine({"device": report.device_component,
-                        "rest": Component(weight=0.88, score=1.0)})
+    decision = combine(
+        {"device": report.device_component, "rest": Component(weight=0.88, score=1.0)}
+    )
     assert decision.veto and decision.reasons["device"][0] == "EMU_SYSTEM_PROP"
 
 

@@ -16,7 +16,9 @@ from fingerprint.rules import SEVERITIES, default_rules_dir, load_rules
 @pytest.fixture
 def rules_copy(tmp_path: Path) -> Path:
     target = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    shutil.copytree(
+        default_rules_dir(), target, ignore=shutil.ignore_patterns("*.py", "__pycache__")
+    )
     return target
 
 
@@ -56,8 +58,9 @@ def test_unknown_key_names_file_and_key(rules_copy: Path) -> None:
 
 def test_bad_regex_is_refused(rules_copy: Path) -> None:
     def corrupt(data):  # type: ignore[no-untyped-def]
-        data["signatures"].append({"product": "x", "field": "model", "match": "regex",
-                                   "value": "([", "strength": "weak"})
+        data["signatures"].append(
+            {"product": "x", "field": "model", "match": "regex", "value": "([", "strength": "weak"}
+        )
 
     edit(rules_copy, "emulator.yaml", corrupt)
     with pytest.raises(RulesError, match=r"emulator\.yaml.*invalid regex"):
@@ -65,8 +68,13 @@ def test_bad_regex_is_refused(rules_copy: Path) -> None:
 
 
 def test_system_prop_signature_needs_a_key(rules_copy: Path) -> None:
-    edit(rules_copy, "emulator.yaml", lambda d: d["signatures"].append(
-        {"product": "x", "field": "system_prop", "value": "1", "strength": "weak"}))
+    edit(
+        rules_copy,
+        "emulator.yaml",
+        lambda d: d["signatures"].append(
+            {"product": "x", "field": "system_prop", "value": "1", "strength": "weak"}
+        ),
+    )
     with pytest.raises(RulesError, match="key"):
         load_rules(rules_copy)
 
@@ -117,7 +125,8 @@ def test_invalid_yaml(rules_copy: Path) -> None:
 def test_disabled_check_is_not_run(rules_copy: Path) -> None:
     edit(rules_copy, "checks.yaml", lambda d: d.update(disabled=["face_verification"]))
     checker = Checker(CheckerConfig(rules_dir=rules_copy))
-    report = checker.check({"account_id": "a", "ts": 1795133730, "ip": "1.1.1.1",
-                            "auth": {"face_verified": False}})
+    report = checker.check(
+        {"account_id": "a", "ts": 1795133730, "ip": "1.1.1.1", "auth": {"face_verified": False}}
+    )
     assert all(f.check != "face_verification" for f in report.findings)
     assert "face_verification" not in report.not_evaluated

@@ -52,8 +52,21 @@ def test_fractional_epoch_keeps_subseconds() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [True, None, "yesterday", "", float("nan"), float("inf"), 10**30, -(10**30), "1" * 5000,
-     "1969-12-31T00:00:00Z", "2200-01-01T00:00:00Z", [1], {"ts": 1}],
+    [
+        True,
+        None,
+        "yesterday",
+        "",
+        float("nan"),
+        float("inf"),
+        10**30,
+        -(10**30),
+        "1" * 5000,
+        "1969-12-31T00:00:00Z",
+        "2200-01-01T00:00:00Z",
+        [1],
+        {"ts": 1},
+    ],
 )
 def test_bad_timestamps_are_refused(value: object) -> None:
     with pytest.raises(ValueError):
@@ -135,9 +148,14 @@ def test_non_objects_are_refused(record: object) -> None:
 
 
 def test_numbers_become_text_where_sdks_send_numbers() -> None:
-    parsed = parse_session(make_session(**{"device.os_version": 13,
-                                           "device.system_props": {"ro.kernel.qemu": 1,
-                                                                   "ro.secure": True}}))
+    parsed = parse_session(
+        make_session(
+            **{
+                "device.os_version": 13,
+                "device.system_props": {"ro.kernel.qemu": 1, "ro.secure": True},
+            }
+        )
+    )
     assert parsed.device is not None
     assert parsed.device.os_version == "13"
     assert parsed.device.system_props == {"ro.kernel.qemu": "1", "ro.secure": "1"}

@@ -40,9 +40,16 @@ class DeviceSharingCheck(Check):
         accounts.add(ctx.session.account_id)
         if len(accounts) < self.max_accounts:
             return []
-        return [Hit("SHR_DEVICE_SHARED", {"device_id": device.device_id,
-                                          "accounts": len(accounts),
-                                          "window_hours": self.window_hours})]
+        return [
+            Hit(
+                "SHR_DEVICE_SHARED",
+                {
+                    "device_id": device.device_id,
+                    "accounts": len(accounts),
+                    "window_hours": self.window_hours,
+                },
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,9 @@ class DeviceChurnCheck(Check):
         devices.add(device.device_id)
         if len(devices) < self.max_devices:
             return []
-        return [Hit("CHN_DEVICE_CHURN", {"devices": len(devices),
-                                         "window_hours": self.window_hours})]
+        return [
+            Hit("CHN_DEVICE_CHURN", {"devices": len(devices), "window_hours": self.window_hours})
+        ]
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,9 @@ class DeviceBrandCheck(Check):
             return NotEvaluated("device brand unknown")
         if device.mainstream_brand:
             return []
-        return [Hit("BRD_OFF_BRAND", {"brand": device.brand_raw or device.brand,
-                                      "model": device.model})]
+        return [
+            Hit("BRD_OFF_BRAND", {"brand": device.brand_raw or device.brand, "model": device.model})
+        ]
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,21 @@ class ConsistencyCheck(Check):
             return NotEvaluated("needs the SDK platform and a UA, or a build fingerprint and brand")
         hits = []
         if can_compare_platform and _family(sdk_platform) != _family(features.ua_platform):
-            hits.append(Hit("CON_PLATFORM_MISMATCH", {"sdk_platform": sdk_platform,
-                                                      "ua_platform": features.ua_platform}))
+            hits.append(
+                Hit(
+                    "CON_PLATFORM_MISMATCH",
+                    {"sdk_platform": sdk_platform, "ua_platform": features.ua_platform},
+                )
+            )
         if can_compare_brand:
             canonical = self.brands.brand(fingerprint_brand) if self.brands else fingerprint_brand
             if canonical != features.sdk_brand:
-                hits.append(Hit("CON_BRAND_MISMATCH", {"fingerprint_brand": fingerprint_brand,
-                                                       "brand": features.brand_raw}))
+                hits.append(
+                    Hit(
+                        "CON_BRAND_MISMATCH",
+                        {"fingerprint_brand": fingerprint_brand, "brand": features.brand_raw},
+                    )
+                )
         return hits
 
 

@@ -136,15 +136,23 @@ class EmulatorCheck(Check):
         if x86:
             hits.append(Hit("EMU_X86_ABI", {"cpu_abi": x86, "model": device.model}))
         handset = ctx.features.device.device_class != "tablet"
-        if device.sensors is not None and not (_MOTION_SENSORS & {s.lower() for s in device.sensors}):
+        if device.sensors is not None and not (
+            _MOTION_SENSORS & {s.lower() for s in device.sensors}
+        ):
             hits.append(Hit("EMU_NO_SENSORS", {"sensors": device.sensors[:20]}))
         if handset and device.has_telephony is False:
             hits.append(Hit("EMU_NO_TELEPHONY", {"has_telephony": False, "model": device.model}))
         battery = device.battery
         if battery and battery.charging and battery.temperature_c == 0 and _full(battery.level):
             hits.append(
-                Hit("EMU_BATTERY_PINNED", {"level": battery.level, "charging": True,
-                                           "temperature_c": battery.temperature_c})
+                Hit(
+                    "EMU_BATTERY_PINNED",
+                    {
+                        "level": battery.level,
+                        "charging": True,
+                        "temperature_c": battery.temperature_c,
+                    },
+                )
             )
         return hits
 
@@ -206,7 +214,7 @@ def _products(found: list[dict[str, str]]) -> str:
 
 
 def _dedupe(found: list[dict[str, str]]) -> list[dict[str, str]]:
-    unique: dict[tuple[str, ...], dict[str, str]] = {}
+    unique: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for item in found:
         unique.setdefault(tuple(sorted(item.items())), item)
     return list(unique.values())[:10]

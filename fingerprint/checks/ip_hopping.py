@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import ClassVar
 
 from fingerprint.checks.base import (
@@ -57,18 +58,24 @@ class IpHoppingCheck(Check):
         return hits
 
     def _hopping(self, path: list[LoginEvent]) -> Hit | None:
-        switches = [(a, b) for a, b in zip(path, path[1:], strict=False) if a.province != b.province]
+        switches = [
+            (a, b) for a, b in pairwise(path) if a.province != b.province
+        ]
         provinces = list(dict.fromkeys(e.province for e in path if e.province))
         if len(switches) < self.max_switches and len(provinces) < self.max_provinces:
             return None
-        return Hit("GEO_PROVINCE_HOPPING", {
-            "switches": len(switches),
-            "provinces": provinces,
-            "window_hours": self.window_hours,
-            "moves": [
-                {"from": a.province, "to": b.province, "at": _iso(b.ts)} for a, b in switches[-10:]
-            ],
-        })
+        return Hit(
+            "GEO_PROVINCE_HOPPING",
+            {
+                "switches": len(switches),
+                "provinces": provinces,
+                "window_hours": self.window_hours,
+                "moves": [
+                    {"from": a.province, "to": b.province, "at": _iso(b.ts)}
+                    for a, b in switches[-10:]
+                ],
+            },
+        )
 
     def _impossible_travel(self, previous: LoginEvent | None, current: LoginEvent) -> Hit | None:
         if previous is None or previous.province == current.province:
@@ -87,15 +94,18 @@ class IpHoppingCheck(Check):
         speed = slack / hours
         if speed <= self.max_speed_kmh:
             return None
-        return Hit("GEO_IMPOSSIBLE_TRAVEL", {
-            "from": previous.province,
-            "to": current.province,
-            "from_at": _iso(previous.ts),
-            "to_at": _iso(current.ts),
-            "distance_km": round(distance),
-            "hours": round(hours, 2),
-            "speed_kmh": round(speed),
-        })
+        return Hit(
+            "GEO_IMPOSSIBLE_TRAVEL",
+            {
+                "from": previous.province,
+                "to": current.province,
+                "from_at": _iso(previous.ts),
+                "to_at": _iso(current.ts),
+                "distance_km": round(distance),
+                "hours": round(hours, 2),
+                "speed_kmh": round(speed),
+            },
+        )
 
 
 def _iso(ts: float) -> str:

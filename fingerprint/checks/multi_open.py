@@ -97,20 +97,38 @@ class MultiOpenCheck(Check):
         assert self.tables is not None
         found = self.tables.markers.search(app.data_dir.casefold()) if self.tables.markers else None
         if found:
-            return [Hit("MO_CONTAINER_DATA_DIR", {"data_dir": app.data_dir[:300],
-                                                  "product": self.tables.products[found[0]],
-                                                  "marker": found[0]})]
+            return [
+                Hit(
+                    "MO_CONTAINER_DATA_DIR",
+                    {
+                        "data_dir": app.data_dir[:300],
+                        "product": self.tables.products[found[0]],
+                        "marker": found[0],
+                    },
+                )
+            ]
         standard = _STANDARD_DATA_DIR.match(app.data_dir)
         if standard is None or (app.package and standard["pkg"] != app.package):
             # Our data inside another app's directory: how every container works.
-            return [Hit("MO_CONTAINER_DATA_DIR", {"data_dir": app.data_dir[:300],
-                                                  "product": "unknown container",
-                                                  "expected_package": app.package})]
+            return [
+                Hit(
+                    "MO_CONTAINER_DATA_DIR",
+                    {
+                        "data_dir": app.data_dir[:300],
+                        "product": "unknown container",
+                        "expected_package": app.package,
+                    },
+                )
+            ]
         user = standard["user"]
         vendor = self._dual_vendor(int(user)) if user else None
         if vendor:
-            return [Hit("MO_SYSTEM_DUAL_APP", {"user_id": int(user), "vendor": vendor,
-                                               "data_dir": app.data_dir[:300]})]
+            return [
+                Hit(
+                    "MO_SYSTEM_DUAL_APP",
+                    {"user_id": int(user), "vendor": vendor, "data_dir": app.data_dir[:300]},
+                )
+            ]
         return []
 
     def _uids(self, app: App) -> list[Hit]:
@@ -120,13 +138,25 @@ class MultiOpenCheck(Check):
         process_app_id = app.process_uid % PER_USER_RANGE
         process_user = app.process_uid // PER_USER_RANGE
         if package_app_id != process_app_id:
-            return [Hit("MO_UID_MISMATCH", {"uid": app.uid, "process_uid": app.process_uid,
-                                            "package_app_id": package_app_id,
-                                            "process_app_id": process_app_id})]
+            return [
+                Hit(
+                    "MO_UID_MISMATCH",
+                    {
+                        "uid": app.uid,
+                        "process_uid": app.process_uid,
+                        "package_app_id": package_app_id,
+                        "process_app_id": process_app_id,
+                    },
+                )
+            ]
         vendor = self._dual_vendor(process_user)
         if vendor:
-            return [Hit("MO_SYSTEM_DUAL_APP", {"user_id": process_user, "vendor": vendor,
-                                               "process_uid": app.process_uid})]
+            return [
+                Hit(
+                    "MO_SYSTEM_DUAL_APP",
+                    {"user_id": process_user, "vendor": vendor, "process_uid": app.process_uid},
+                )
+            ]
         return []
 
     def _libs(self, app: App) -> list[Hit]:
@@ -136,15 +166,22 @@ class MultiOpenCheck(Check):
         for lib in app.loaded_libs or ():
             found = self.tables.libs.search(lib.casefold())
             if found:
-                return [Hit("MO_CONTAINER_LIB", {"lib": lib[:300],
-                                                 "product": self.tables.products[found[0]]})]
+                return [
+                    Hit(
+                        "MO_CONTAINER_LIB",
+                        {"lib": lib[:300], "product": self.tables.products[found[0]]},
+                    )
+                ]
         return []
 
     def _installed(self, packages: list[str]) -> list[Hit]:
         assert self.tables is not None
         table = self.tables.packages
-        found = [{"package": p, "product": table[p.casefold()]}
-                 for p in packages if p.casefold() in table]
+        found = [
+            {"package": p, "product": table[p.casefold()]}
+            for p in packages
+            if p.casefold() in table
+        ]
         return [Hit("MO_CLONER_INSTALLED", {"cloners": found[:10]})] if found else []
 
     def _dual_vendor(self, user_id: int) -> str | None:

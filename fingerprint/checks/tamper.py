@@ -37,8 +37,12 @@ class TamperCheck(Check):
             **config,
             hook_frameworks={k.casefold(): v for k, v in tamper.hook_frameworks.items()},
             root_packages=frozenset(p.casefold() for p in tamper.root_packages),
-            mod_tools={p.casefold(): t.product for t in tamper.device_mod_tools for p in t.packages},
-            capture_tools={p.casefold(): t.product for t in tamper.capture_tools for p in t.packages},
+            mod_tools={
+                p.casefold(): t.product for t in tamper.device_mod_tools for p in t.packages
+            },
+            capture_tools={
+                p.casefold(): t.product for t in tamper.capture_tools for p in t.packages
+            },
         )
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
@@ -52,13 +56,19 @@ class TamperCheck(Check):
         hits: list[Hit] = []
         root_apps = [p for p in packages if p in self.root_packages]
         if device.rooted or root_apps:
-            hits.append(Hit("TAM_ROOTED", {"rooted": bool(device.rooted), "root_apps": root_apps[:5]}))
+            hits.append(
+                Hit("TAM_ROOTED", {"rooted": bool(device.rooted), "root_apps": root_apps[:5]})
+            )
         hits.extend(self._hooks(device.hooks or []))
         if device.debugger_attached:
             hits.append(Hit("TAM_DEBUGGER", {"debugger_attached": True}))
-        for code, table in (("TAM_DEVICE_MOD_TOOL", self.mod_tools),
-                            ("TAM_CAPTURE_TOOL", self.capture_tools)):
-            found = [{"package": p, "product": (table or {})[p]} for p in packages if p in (table or {})]
+        for code, table in (
+            ("TAM_DEVICE_MOD_TOOL", self.mod_tools),
+            ("TAM_CAPTURE_TOOL", self.capture_tools),
+        ):
+            found = [
+                {"package": p, "product": (table or {})[p]} for p in packages if p in (table or {})
+            ]
             if found:
                 hits.append(Hit(code, {"tools": found[:5]}))
         return hits

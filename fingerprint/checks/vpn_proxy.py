@@ -18,8 +18,20 @@ from fingerprint.rules import RuleSet
 from fingerprint.session import Device
 
 CHINA_TIME_ZONES = frozenset(
-    {"asia/shanghai", "asia/chongqing", "asia/chungking", "asia/harbin", "asia/urumqi",
-     "asia/kashgar", "prc", "etc/gmt-8", "gmt+08:00", "gmt+8", "utc+8", "cst"}
+    {
+        "asia/shanghai",
+        "asia/chongqing",
+        "asia/chungking",
+        "asia/harbin",
+        "asia/urumqi",
+        "asia/kashgar",
+        "prc",
+        "etc/gmt-8",
+        "gmt+08:00",
+        "gmt+8",
+        "utc+8",
+        "cst",
+    }
 )
 CHINA_MCC = "460"
 _UTUN = re.compile(r"^utun(\d+)$")
@@ -94,8 +106,12 @@ class VpnProxyCheck(Check):
             hits.append(Hit("VPN_TUNNEL_INTERFACE", {"interfaces": strong[:10]}))
         extra_utun = [i for i in network.interfaces or () if self._extra_utun(i)]
         if extra_utun and not strong and not network.vpn_active:
-            hits.append(Hit("VPN_EXTRA_UTUN", {"interfaces": extra_utun[:10],
-                                               "normal_count": self.ios_utun_normal}))
+            hits.append(
+                Hit(
+                    "VPN_EXTRA_UTUN",
+                    {"interfaces": extra_utun[:10], "normal_count": self.ios_utun_normal},
+                )
+            )
         if network.http_proxy:
             hits.append(Hit("VPN_HTTP_PROXY", {"http_proxy": network.http_proxy[:200]}))
         return hits
@@ -121,8 +137,12 @@ class VpnProxyCheck(Check):
         asn = ctx.features.network.asn
         listed = self.hosting_asns.get(asn.number) if asn and self.hosting_asns else None
         if asn and listed:
-            hits.append(Hit("VPN_HOSTING_ASN", {"ip": ip, "asn": asn.number,
-                                                "org": listed[0], "kind": listed[1]}))
+            hits.append(
+                Hit(
+                    "VPN_HOSTING_ASN",
+                    {"ip": ip, "asn": asn.number, "org": listed[0], "kind": listed[1]},
+                )
+            )
         return hits
 
     def _tz_mismatch(self, ctx: CheckContext, device: Device | None) -> Hit | None:

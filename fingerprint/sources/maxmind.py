@@ -43,7 +43,7 @@ class NetworkCache(Generic[T]):
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, address: IPAddress) -> T | None | object:
+    def get(self, address: IPAddress) -> T | object | None:
         """The cached value (possibly None for "not found"), or ``_MISSING``."""
         number = int(address)
         bits = address.max_prefixlen
