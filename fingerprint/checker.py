@@ -11,7 +11,7 @@ from __future__ import annotations
 import string
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,14 @@ from typing import Any
 import orjson
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated, Outcome
-from fingerprint.errors import ConfigError, RulesError
+from fingerprint.errors import ConfigError, InvalidSessionError, RulesError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.grading import Grader
 from fingerprint.history import HistoryStore, HistoryView, LoginEvent, MemoryHistoryStore, Windows
 from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountRollup, AccountSummary
-from fingerprint.rules import RuleSet, load_rules
+from fingerprint.rules import CONFIDENT, RuleSet, load_rules
 from fingerprint.session import DEFAULT_NAIVE_TZ, App, Device, Session, parse_session
 from fingerprint.sources.maxmind import (
     bundled_city_path,
@@ -59,10 +59,11 @@ class _Engine:
 
     rules: RuleSet
     checks: tuple[Check, ...]
+    session_checks: tuple[Check, ...]  # need nothing but the session
+    history_checks: tuple[Check, ...]  # run after the login is recorded
     grader: Grader
     brands: BrandNormalizer
     windows: Windows | None  # None when no enabled check reads history
-    hosting_asns: frozenset[int]
     grade_order: list[str] = field(default_factory=list)
     device_memo: DeviceMemo = field(default_factory=lambda: DeviceMemo())
 
@@ -132,10 +133,11 @@ def build_engine(rules: RuleSet) -> _Engine:
     return _Engine(
         rules=rules,
         checks=tuple(checks),
+        session_checks=tuple(c for c in checks if not c.uses_history),
+        history_checks=tuple(history_checks),
         grader=Grader(rules.grading),
         brands=BrandNormalizer(rules.devices),
         windows=windows,
-        hosting_asns=frozenset(a.asn for a in rules.network.hosting_asns),
         grade_order=[band.grade for band in rules.grading.bands],
     )
 
@@ -206,31 +208,37 @@ class Checker:
         return parse_session(record, naive_tz=self.config.naive_tz)
 
     def check(
-        self, record: Mapping[str, Any] | Session, *, session_id: str | None = None
+        self,
+        record: Mapping[str, Any] | Session,
+        *,
+        session_id: str | None = None,
+        late_by: float | None = None,
     ) -> Report:
-        """Grade one login. ``session_id`` names the session when the record has none."""
+        """Grade one login.
+
+        ``session_id`` names the session when the record has none; ``late_by`` says the
+        line arrived that many seconds behind the newest one (the CLI's reorder buffer),
+        which the report notes.
+        """
         engine = self._engine  # one read: a concurrent reload cannot split this call
-        memo = engine.device_memo
-        key = verdict = None
-        if isinstance(record, Mapping):
-            key = memo.key(record)
-            verdict = memo.get(key) if key is not None else None
-        if verdict is not None and isinstance(record, Mapping):
-            session = self.parse({**record, "device": verdict.device, "app": verdict.app})
-        else:
-            session = self.parse(record)
+        session, key, verdict = self._parse_with_memo(engine, record)
         features = self._extract(engine, session, verdict.features if verdict else None)
         sid = session.session_id or session_id or _derived_session_id(session)
-        event = _event(sid, session, features, self._ip_anonymous(engine, session, features))
-        history, history_error = self._history_view(engine, event)
-        ctx = CheckContext(session, features, history, event, history_error)
         known = dict(verdict.outcomes) if verdict else None
-        findings, not_evaluated, warnings, device_outcomes = _run_checks(engine, ctx, known)
-        if key is not None and verdict is None and not warnings:
-            memo.put(
-                key, DeviceVerdict(session.device, session.app, features.device, device_outcomes)
-            )
-        graded = engine.grader.grade(findings)
+        ctx = CheckContext(session, features, None, None, "history is read later", late_by)
+        run = _CheckRun()
+        _run_checks(engine, engine.session_checks, ctx, known, run)
+        # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
+        # so travel and hopping arithmetic can leave it out.
+        anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
+        event = _event(sid, session, features, anonymous)
+        history, history_error = self._history_view(engine, event)
+        ctx = replace(ctx, history=history, current_event=event, history_error=history_error)
+        _run_checks(engine, engine.history_checks, ctx, None, run)
+        if key is not None and verdict is None and not run.failed:
+            verdict = DeviceVerdict(session.device, session.app, features.device, run.device)
+            engine.device_memo.put(key, verdict)
+        graded = engine.grader.grade(run.findings)
         report = Report(
             session_id=sid,
             account_id=session.account_id,
@@ -238,16 +246,61 @@ class Checker:
             grade=graded.grade,
             score=graded.score,
             blacklisted=graded.blacklisted,
-            findings=tuple(findings),
+            findings=tuple(run.findings),
             contributions=graded.contributions,
-            not_evaluated=not_evaluated,
+            not_evaluated=run.not_evaluated,
             features=features.summary(),
             device_component=graded.device_component,
-            warnings=tuple(warnings),
+            warnings=tuple(run.warnings + _arrival_warnings(sid, history, late_by)),
         )
         if self.config.track_accounts != 0:
             self._accounts.add(report, session.device.device_id if session.device else None)
         return report
+
+    def observe_device(self, record: Mapping[str, Any]) -> bool:
+        """Record only the device side of a login that another process checks.
+
+        Used by sharded runs so device sharing still sees every account. Invalid
+        records are ignored (the owning process rejects them). True if recorded.
+        """
+        engine = self._engine
+        if engine.windows is None:
+            return False
+        try:
+            session, _, _ = self._parse_with_memo(engine, record)
+        except InvalidSessionError:
+            return False
+        if session.device is None or not session.device.device_id:
+            return False
+        event = LoginEvent(
+            session.ts.timestamp(),
+            session.session_id or "",
+            session.account_id,
+            session.device.device_id,
+            "",
+            None,
+            None,
+            None,
+            None,
+            False,
+        )
+        try:
+            self._history.record_device(event, engine.windows)
+        except Exception:  # same policy as check: a store outage never raises
+            return False
+        return True
+
+    def _parse_with_memo(
+        self, engine: _Engine, record: Mapping[str, Any] | Session
+    ) -> tuple[Session, bytes | None, DeviceVerdict | None]:
+        """Validate, reusing the device and app blocks of a device seen before."""
+        if not isinstance(record, Mapping):
+            return self.parse(record), None, None
+        key = engine.device_memo.key(record)
+        verdict = engine.device_memo.get(key) if key is not None else None
+        if verdict is None:
+            return self.parse(record), key, None
+        return self.parse({**record, "device": verdict.device, "app": verdict.app}), key, verdict
 
     def _extract(
         self, engine: _Engine, session: Session, device: DeviceFeatures | None
@@ -276,17 +329,6 @@ class Checker:
             engine = build_engine(load_rules(folder))
             self._engine = engine
             return engine.rules
-
-    def _ip_anonymous(self, engine: _Engine, session: Session, features: Features) -> bool:
-        """Is this IP's location not the user's? Then travel arithmetic must skip it."""
-        flags = features.network.anonymous
-        asn = features.network.asn
-        network = session.network
-        return bool(
-            (flags is not None and flags.any)
-            or (asn is not None and asn.number in engine.hosting_asns)
-            or (network is not None and (network.vpn_active or network.http_proxy))
-        )
 
     def _history_view(
         self, engine: _Engine, event: LoginEvent
@@ -319,43 +361,69 @@ def _event(sid: str, session: Session, features: Features, anonymous: bool) -> L
     )
 
 
+@dataclass(slots=True)
+class _CheckRun:
+    findings: list[Finding] = field(default_factory=list)
+    not_evaluated: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    device: tuple[tuple[str, Outcome], ...] = ()
+    failed: bool = False
+
+
 def _run_checks(
-    engine: _Engine, ctx: CheckContext, known: dict[str, Outcome] | None
-) -> tuple[list[Finding], dict[str, str], list[str], tuple[tuple[str, Outcome], ...]]:
-    """Run every check (reusing ``known`` device-scoped outcomes); one failing check is
-    recorded and the others still run."""
-    findings: list[Finding] = []
-    not_evaluated: dict[str, str] = {}
-    warnings: list[str] = []
+    engine: _Engine,
+    checks: Sequence[Check],
+    ctx: CheckContext,
+    known: dict[str, Outcome] | None,
+    run: _CheckRun,
+) -> None:
+    """Run ``checks`` into ``run`` (reusing ``known`` device-scoped outcomes); one
+    failing check is recorded and the others still run."""
     device_outcomes: list[tuple[str, Outcome]] = []
     codes = engine.rules.codes.codes
-    for check in engine.checks:
+    for check in checks:
         outcome = known.get(check.name) if known is not None else None
         if outcome is None:
             try:
                 outcome = check.evaluate(ctx)
             except Exception as exc:
-                not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
-                warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
+                run.failed = True
+                run.not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
+                run.warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
                 continue
             if check.device_scoped:
                 device_outcomes.append((check.name, outcome))
         if isinstance(outcome, NotEvaluated):
-            not_evaluated[check.name] = outcome.reason
+            run.not_evaluated[check.name] = outcome.reason
             continue
-        findings.extend(_finding(check.name, hit, codes) for hit in outcome)
-    return findings, not_evaluated, warnings, tuple(device_outcomes)
+        late = ctx.late_by if check.uses_history else None
+        run.findings.extend(_finding(check.name, hit, codes, late) for hit in outcome)
+    run.device += tuple(device_outcomes)
 
 
-def _finding(check: str, hit: Hit, codes: Mapping[str, Any]) -> Finding:
+def _arrival_warnings(sid: str, history: HistoryView | None, late_by: float | None) -> list[str]:
+    warnings = []
+    if late_by is not None:
+        warnings.append(f"late arrival: {late_by:.0f} s behind the newest line")
+    if history is not None and any(e.session_id == sid for e in history.account_events):
+        warnings.append(f"duplicate session id {sid!r} within the history window")
+    return warnings
+
+
+def _finding(check: str, hit: Hit, codes: Mapping[str, Any], late_by: float | None) -> Finding:
     spec = codes[hit.code]
+    evidence = (
+        hit.evidence
+        if late_by is None
+        else {**hit.evidence, "late_arrival_seconds": round(late_by)}
+    )
     return Finding(
         check=check,
         code=hit.code,
         severity=hit.severity or spec.severity,
-        message=render(spec.message, hit.evidence),
-        message_zh=render(spec.message_zh, hit.evidence),
-        evidence=hit.evidence,
+        message=render(spec.message, evidence),
+        message_zh=render(spec.message_zh, evidence),
+        evidence=evidence,
     )
 
 

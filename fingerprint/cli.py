@@ -5,29 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
 from fingerprint import __version__
+from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.checker import Checker, CheckerConfig
 from fingerprint.errors import ConfigError, FingerprintError
 from fingerprint.explain import explain
 from fingerprint.inputs import expand_inputs, input_size
-from fingerprint.outputs import (
-    ACCOUNT_CSV_COLUMNS,
-    SESSION_CSV_COLUMNS,
-    AtomicOutput,
-    csv_writer,
-    jsonl_writer,
-    session_csv_row,
-    table_writer,
-)
-from fingerprint.rollup import AccountRollup
+from fingerprint.outputs import AtomicOutput
+from fingerprint.pipeline import check_stream
 from fingerprint.rules import load_rules
-from fingerprint.runner import Outcome, RunStats, iter_items, process
+from fingerprint.runner import RunStats, iter_items
 from fingerprint.summary import Progress, format_summary
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -84,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--summary", action="store_true", help="print a summary table on stderr")
     check.add_argument("--summary-json", metavar="FILE", help="write the summary as JSON")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary line")
+    check.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="processes, sharded by account (default: CPUs); results are identical to --workers 1",
+    )
+    check.add_argument(
+        "--max-skew",
+        type=_duration,
+        default=300.0,
+        metavar="DURATION",
+        help="how far out of time order lines may be and still be reordered "
+        "before history checks: seconds, or 90s, 5m, 1h (default 5m)",
+    )
     _add_checker_options(check)
     check.set_defaults(handler=_cmd_check)
 
@@ -97,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_cmd.add_argument("--session-id", help="the session to explain (default: the last)")
     explain_cmd.add_argument("--lang", choices=("zh", "en"), default="zh")
+    explain_cmd.add_argument(
+        "--max-skew",
+        type=_duration,
+        default=300.0,
+        metavar="DURATION",
+        help="as for check (default 5m)",
+    )
     _add_checker_options(explain_cmd)
     explain_cmd.set_defaults(handler=_cmd_explain)
 
@@ -130,20 +144,19 @@ def _add_checker_options(command: argparse.ArgumentParser) -> None:
     )
 
 
-def build_checker(args: argparse.Namespace) -> Checker:
+def checker_config(args: argparse.Namespace) -> CheckerConfig:
     try:
         naive_tz = ZoneInfo(args.naive_tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError("unknown time zone", args.naive_tz) from None
-    return Checker(
-        CheckerConfig(
-            city_db=args.city_db,
-            asn_db=args.asn_db,
-            anonymous_ip_db=args.anonymous_ip_db,
-            rules_dir=args.rules,
-            naive_tz=naive_tz,
-            track_accounts=None if getattr(args, "by", "session") == "account" else 0,
-        )
+    # The CLI rolls accounts up itself (--by account), so the checker keeps none.
+    return CheckerConfig(
+        city_db=args.city_db,
+        asn_db=args.asn_db,
+        anonymous_ip_db=args.anonymous_ip_db,
+        rules_dir=args.rules,
+        naive_tz=naive_tz,
+        track_accounts=0,
     )
 
 
@@ -152,86 +165,51 @@ def build_checker(args: argparse.Namespace) -> Checker:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
-    checker = build_checker(args)
+    options = BatchOptions(
+        paths=paths,
+        config=checker_config(args),
+        fmt=args.format,
+        by_account=args.by == "account",
+        only_flagged=args.only_flagged,
+        max_skew=args.max_skew,
+        workers=args.workers if "-" not in paths else 1,  # stdin can be read only once
+    )
+    Checker(options.config)  # fail fast on configuration errors, before any output
     output = AtomicOutput(args.output)
     rejects = AtomicOutput(args.rejects) if args.rejects else None
-    stats = RunStats(files=len(paths))
     progress = Progress.for_stream(sys.stderr, _total_bytes(paths), enabled=not args.quiet)
+    started = time.perf_counter()
     status = EXIT_OK
     try:
-        _write_reports(args, checker, paths, output, rejects, stats, progress)
-    except KeyboardInterrupt:
-        stats.interrupted = True
+        stats = run_batch(options, BatchSinks(output, rejects, progress))
+    except KeyboardInterrupt as interrupt:
+        stats = getattr(interrupt, "stats", None) or RunStats(interrupted=True)
         status = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # the reader of stdout left; main() ends quietly
     except OSError as exc:
-        output.abort()
-        if rejects:
-            rejects.abort()
-        progress.close()
+        _abort(output, rejects, progress)
         print(f"fingerprint: cannot write output: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    stats.seconds = time.perf_counter() - started
     progress.close()
-    output.commit()
-    if rejects:
-        rejects.commit()
+    try:
+        output.commit()
+        if rejects:
+            rejects.commit()
+    except OSError as exc:
+        _abort(output, rejects, progress)
+        print(f"fingerprint: cannot write output: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     _finish(args, stats)
     return status
 
 
-def _write_reports(
-    args: argparse.Namespace,
-    checker: Checker,
-    paths: list[str],
-    output: AtomicOutput,
-    rejects: AtomicOutput | None,
-    stats: RunStats,
-    progress: Progress,
-) -> None:
-    by_account = args.by == "account"
-    emit = _row_writer(args.format, output, by_account)
-    write_reject = jsonl_writer(rejects) if rejects else None
-    rollup = AccountRollup([b.grade for b in checker.rules.grading.bands], None)
-    outcomes = process(checker, iter_items(paths, progress.update), stats)
-    for outcome in _count_lines(outcomes, progress):
-        if outcome.reject is not None:
-            if write_reject is not None:
-                write_reject(outcome.reject.to_dict())
-            continue
-        report = outcome.report
-        assert report is not None
-        if by_account:
-            rollup.add(report, _device_id(outcome))
-        elif report.findings or not args.only_flagged:
-            emit(report.to_dict())
-    if by_account:
-        for summary in sorted(rollup, key=lambda s: s.account_id):
-            stats.account_grades[summary.worst_grade or "?"] += 1
-            if summary.checks or not args.only_flagged:
-                emit(summary.to_dict())
-        stats.accounts = len(rollup)
-
-
-def _device_id(outcome: Outcome) -> str | None:
-    features = outcome.report.features if outcome.report else {}
-    return features.get("device_id")
-
-
-def _count_lines(outcomes: Iterator[Outcome], progress: Progress) -> Iterator[Outcome]:
-    for n, outcome in enumerate(outcomes, 1):
-        if n % 4096 == 0:
-            progress.lines(n)
-        yield outcome
-
-
-def _row_writer(fmt: str, sink: AtomicOutput, by_account: bool) -> Callable[[dict[str, Any]], None]:
-    if fmt == "table":
-        return table_writer(sink, by_account)
-    if fmt == "csv":
-        if by_account:
-            return csv_writer(sink, ACCOUNT_CSV_COLUMNS)
-        write = csv_writer(sink, SESSION_CSV_COLUMNS)
-        return lambda row: write(session_csv_row(row))
-    return jsonl_writer(sink)
+def _abort(output: AtomicOutput, rejects: AtomicOutput | None, progress: Progress) -> None:
+    progress.close()
+    output.abort()
+    if rejects:
+        rejects.abort()
 
 
 def _total_bytes(paths: list[str]) -> int | None:
@@ -259,10 +237,10 @@ def _finish(args: argparse.Namespace, stats: RunStats) -> None:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    checker = build_checker(args)
-    stats = RunStats()
+    checker = Checker(checker_config(args))
     chosen = None
-    for outcome in process(checker, iter_items(expand_inputs([args.input])), stats):
+    items = iter_items(expand_inputs([args.input]))
+    for outcome in check_stream(checker, items, max_skew=args.max_skew):
         report = outcome.report
         if report is None:
             continue
@@ -307,6 +285,29 @@ def _cmd_rules_list(args: argparse.Namespace) -> int:
                 f"{'':<57}{spec.message_zh}\n"
             )
     return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(text: str) -> float:
+    """Seconds: ``300``, ``90s``, ``5m``, ``1h``."""
+    unit = _UNITS.get(text[-1:].lower())
+    number = text[:-1] if unit else text
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r}")
+    return value
 
 
 def _silence_stdout() -> None:

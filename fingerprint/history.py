@@ -51,6 +51,10 @@ class HistoryStore(Protocol):
         """Append ``event`` and return the history before it, atomically."""
         ...
 
+    def record_device(self, event: LoginEvent, windows: Windows) -> None:
+        """Append only the device side of ``event`` (a login another shard checks)."""
+        ...
+
 
 @dataclass(slots=True)
 class _AccountWindow:
@@ -81,6 +85,14 @@ class MemoryHistoryStore:
             device = self._record_device(event, windows) if event.device_id else ()
             self._evict_idle(windows)
         return HistoryView(account_events=before, device_accounts=device)
+
+    def record_device(self, event: LoginEvent, windows: Windows) -> None:
+        if not event.device_id:
+            return
+        with self._lock:
+            self._watermark = max(self._watermark, event.ts)
+            self._record_device(event, windows)
+            self._evict_idle(windows)
 
     def _record_account(self, event: LoginEvent, windows: Windows) -> tuple[LoginEvent, ...]:
         window = self._accounts.get(event.account_id)

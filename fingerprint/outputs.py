@@ -7,7 +7,6 @@ import csv
 import io
 import os
 import sys
-from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
@@ -91,29 +90,38 @@ class AtomicOutput:
             self._tmp = None
 
 
-def jsonl_writer(sink: AtomicOutput) -> Callable[[Row], None]:
-    dumps, write = orjson.dumps, sink.write
-    option = orjson.OPT_APPEND_NEWLINE
+class RowFormat:
+    """Turns report (or account) rows into output bytes; ``header`` goes first once."""
 
-    def emit(row: Row) -> None:
-        write(dumps(row, option=option))
+    def __init__(self, fmt: str, by_account: bool) -> None:
+        self.fmt = fmt
+        self.by_account = by_account
+        self.header = b""
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\n")
+        if fmt == "csv":
+            self.columns = ACCOUNT_CSV_COLUMNS if by_account else SESSION_CSV_COLUMNS
+            self.header = self._csv_line(list(self.columns))
+        elif fmt == "table":
+            self.header = _table_header(by_account)
 
-    return emit
+    def __call__(self, row: Row) -> bytes:
+        if self.fmt == "jsonl":
+            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        if self.fmt == "csv":
+            values = row if self.by_account else session_csv_row(row)
+            return self._csv_line([_csv_cell(values.get(c)) for c in self.columns])
+        return _table_line(row, self.by_account)
+
+    def _csv_line(self, cells: list[Any]) -> bytes:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._csv.writerow(cells)
+        return self._buffer.getvalue().encode()
 
 
-def csv_writer(sink: AtomicOutput, columns: tuple[str, ...]) -> Callable[[Row], None]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    sink.write(buffer.getvalue().encode())
-
-    def emit(row: Row) -> None:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([_csv_cell(row.get(c)) for c in columns])
-        sink.write(buffer.getvalue().encode())
-
-    return emit
+def jsonl_line(row: Row) -> bytes:
+    return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -142,28 +150,26 @@ def session_csv_row(report: Row) -> Row:
     }
 
 
-def table_writer(sink: AtomicOutput, by_account: bool) -> Callable[[Row], None]:
+def _table_header(by_account: bool) -> bytes:
     if by_account:
         header = f"{'account':<20} {'sess':>5} {'worst':>5} {'latest':>6} {'BL':>2}  checks\n"
     else:
         header = f"{'session':<22} {'account':<16} {'grade':>5} {'score':>5} {'BL':>2}  reasons\n"
-    sink.write(header.encode())
-    sink.write(("-" * (len(header) + 20) + "\n").encode())
+    return (header + "-" * (len(header) + 20) + "\n").encode()
 
-    def emit(row: Row) -> None:
-        if by_account:
-            checks = ", ".join(f"{k}×{v}" for k, v in row["checks"].items())
-            line = (
-                f"{row['account_id'][:20]:<20} {row['sessions']:>5} {row['worst_grade']:>5} "
-                f"{row['latest_grade']:>6} {'*' if row['blacklisted'] else '':>2}  {checks}\n"
-            )
-        else:
-            reasons = ", ".join(f"{c}-{p}" for c, p in row["contributions"].items())
-            line = (
-                f"{row['session_id'][:22]:<22} {row['account_id'][:16]:<16} "
-                f"{row['grade']:>5} {row['score']:>5} {'*' if row['blacklisted'] else '':>2}"
-                f"  {reasons}\n"
-            )
-        sink.write(line.encode())
 
-    return emit
+def _table_line(row: Row, by_account: bool) -> bytes:
+    mark = "*" if row["blacklisted"] else ""
+    if by_account:
+        checks = ", ".join(f"{k}×{v}" for k, v in row["checks"].items())
+        line = (
+            f"{row['account_id'][:20]:<20} {row['sessions']:>5} {row['worst_grade']:>5} "
+            f"{row['latest_grade']:>6} {mark:>2}  {checks}\n"
+        )
+    else:
+        reasons = ", ".join(f"{c}-{p}" for c, p in row["contributions"].items())
+        line = (
+            f"{row['session_id'][:22]:<22} {row['account_id'][:16]:<16} "
+            f"{row['grade']:>5} {row['score']:>5} {mark:>2}  {reasons}\n"
+        )
+    return line.encode()

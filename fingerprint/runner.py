@@ -1,21 +1,13 @@
-"""Runs a checker over session log files: the CLI's engine, free of argument parsing.
-
-Every input line ends as exactly one report, one reject or one counted blank line.
-"""
+"""Run statistics and the input item stream shared by the batch runners."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from fingerprint.checker import Checker
-from fingerprint.errors import InvalidSessionError
-from fingerprint.inputs import Blank, Item, Line, Reject, open_input, read_items
+from fingerprint.inputs import Item, Reject, open_input, read_items
 from fingerprint.report import Report
 
 
@@ -105,16 +97,6 @@ def _reason_kind(error: str) -> str:
     return error.split(":", 1)[0][:60]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One input item after checking: a report or a reject (blank lines have neither)."""
-
-    file: str
-    line: int
-    report: Report | None = None
-    reject: Reject | None = None
-
-
 def iter_items(
     paths: Iterable[str], on_progress: Callable[[int], None] | None = None
 ) -> Iterator[Item]:
@@ -132,43 +114,3 @@ def iter_items(
                 stream.close()
             if counter is not None:
                 done += counter.bytes_read
-
-
-def check_item(checker: Checker, item: Line) -> Outcome:
-    session_id = f"{item.file}:{item.line}"
-    try:
-        report = checker.check(item.record, session_id=session_id)
-    except InvalidSessionError as exc:
-        raw = item.raw_text() if item.raw else _raw(item.record)
-        return Outcome(item.file, item.line, reject=Reject(item.file, item.line, str(exc), raw))
-    return Outcome(item.file, item.line, report=report)
-
-
-def process(checker: Checker, items: Iterable[Item], stats: RunStats) -> Iterator[Outcome]:
-    """Check every item in order, counting as it goes."""
-    started = time.perf_counter()
-    try:
-        for item in items:
-            stats.lines += 1
-            if isinstance(item, Blank):
-                stats.blank += 1
-                continue
-            if isinstance(item, Reject):
-                stats.add_reject(item)
-                yield Outcome(item.file, item.line, reject=item)
-                continue
-            outcome = check_item(checker, item)
-            if outcome.report is not None:
-                stats.add_report(outcome.report)
-            elif outcome.reject is not None:
-                stats.add_reject(outcome.reject)
-            yield outcome
-    finally:
-        stats.seconds += time.perf_counter() - started
-
-
-def _raw(record: Any) -> str:
-    try:
-        return orjson.dumps(record).decode()
-    except TypeError:
-        return repr(record)[:65_536]

@@ -36,9 +36,31 @@ def test_report_follows_the_contract(checker: Checker) -> None:
     assert sum(report["contributions"].values()) == 100 - report["score"]
 
 
-def test_check_accepts_a_model_and_a_dict(checker: Checker) -> None:
+def test_check_accepts_a_model_and_a_dict(fresh_checker) -> None:  # type: ignore[no-untyped-def]
     record = make_session(session_id="model")
-    assert checker.check(checker.parse(record)).to_dict() == checker.check(record).to_dict()
+    from_model = fresh_checker().check(fresh_checker().parse(record)).to_dict()
+    assert from_model == fresh_checker().check(record).to_dict()
+
+
+def test_duplicate_session_id_is_a_warning(fresh_checker) -> None:  # type: ignore[no-untyped-def]
+    checker = fresh_checker()
+    first = checker.check(make_session(session_id="dup"))
+    again = checker.check(make_session(session_id="dup", ts=1_795_133_790))
+    assert not first.warnings
+    assert any("duplicate session id" in w for w in again.warnings)
+
+
+def test_device_memo_gives_the_same_reports(fresh_checker) -> None:  # type: ignore[no-untyped-def]
+    """The second login of a device reuses its verdict; the report must not change."""
+    emulator = {"device.system_props": {"ro.kernel.qemu": "1"}, "device.rooted": True}
+    checker = fresh_checker()
+    first = checker.check(make_session(session_id="m1", **emulator)).to_dict()
+    second = checker.check(make_session(session_id="m2", ts=1_795_133_790, **emulator)).to_dict()
+    uncached = fresh_checker().check(make_session(session_id="m2", ts=1_795_133_790, **emulator))
+    assert len(checker._engine.device_memo) == 1
+    for report in (first, second):
+        assert report["findings"] == uncached.to_dict()["findings"]
+    assert second == {**uncached.to_dict(), "features": second["features"]}
 
 
 def test_invalid_record_raises_the_library_error(checker: Checker) -> None:

@@ -43,6 +43,7 @@ class CheckContext:
     history: HistoryView | None  # None when history is unavailable (store down)
     current_event: LoginEvent | None = None
     history_error: str | None = None
+    late_by: float | None = None  # seconds behind the newest line, for late arrivals
 
 
 class Check:

@@ -33,7 +33,10 @@ class ConsistencyCheck(Check):
         device = ctx.session.device
         features = ctx.features.device
         sdk_platform = device.platform if device else None
-        can_compare_platform = sdk_platform is not None and features.ua_platform is not None
+        # "web" names the channel, not an OS: any desktop or mobile UA is consistent with it.
+        can_compare_platform = (
+            sdk_platform not in (None, "web") and features.ua_platform is not None
+        )
         fingerprint_brand = _fingerprint_brand(device.build_fingerprint if device else None)
         can_compare_brand = fingerprint_brand is not None and features.sdk_brand is not None
         if not can_compare_platform and not can_compare_brand:

@@ -45,9 +45,15 @@ class IpHoppingCheck(Check):
         current = ctx.current_event
         if current is None or current.province is None:
             return NotEvaluated("the IP is not located at province level")
+        if current.ip_anonymous:
+            return NotEvaluated("the IP is a VPN, proxy or hosting exit: not the user's location")
         assert ctx.history is not None
         since = current.ts - self.window_hours * 3600
-        located = [e for e in ctx.history.account_events if e.province and e.ts >= since]
+        located = [
+            e
+            for e in ctx.history.account_events
+            if e.province and not e.ip_anonymous and e.ts >= since
+        ]
         hits = []
         hopping = self._hopping([*located, current])
         if hopping:
@@ -58,9 +64,7 @@ class IpHoppingCheck(Check):
         return hits
 
     def _hopping(self, path: list[LoginEvent]) -> Hit | None:
-        switches = [
-            (a, b) for a, b in pairwise(path) if a.province != b.province
-        ]
+        switches = [(a, b) for a, b in pairwise(path) if a.province != b.province]
         provinces = list(dict.fromkeys(e.province for e in path if e.province))
         if len(switches) < self.max_switches and len(provinces) < self.max_provinces:
             return None
@@ -79,8 +83,6 @@ class IpHoppingCheck(Check):
 
     def _impossible_travel(self, previous: LoginEvent | None, current: LoginEvent) -> Hit | None:
         if previous is None or previous.province == current.province:
-            return None
-        if previous.ip_anonymous or current.ip_anonymous:
             return None
         points = (previous.latitude, previous.longitude, current.latitude, current.longitude)
         if any(p is None for p in points):
