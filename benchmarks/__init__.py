@@ -1,0 +1,1 @@
+"""Benchmarks for fingerprint (run with ``python -m pytest benchmarks``; see README.md)."""

@@ -1,0 +1,349 @@
+"""The CLI at production scale: many inputs, reordering, workers, robustness."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import io
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fingerprint.cli import main
+from fingerprint.history import LoginEvent, MemoryHistoryStore, Windows
+from fingerprint.outputs import AtomicOutput
+from fingerprint.pipeline import InputOrder, Outcome, ReorderBuffer
+from fingerprint.summary import Progress
+from tests.conftest import FIXTURES, make_session
+
+LABELLED = FIXTURES / "labelled.jsonl"
+T0 = 1_795_133_730
+# Four provinces in order: three switches within two hours is province hopping.
+HOP_IPS = ["202.106.0.20", "202.96.128.86", "61.139.2.69", "114.114.114.114"]
+
+
+def run(argv: list[str]) -> int:
+    return main([*argv, "-q"])
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def write(path: Path, records: list[Any], *, raw: bytes = b"") -> Path:
+    body = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+    path.write_bytes(body + raw)
+    return path
+
+
+def hopper(account: str = "hop") -> list[dict[str, Any]]:
+    return [
+        make_session(
+            session_id=f"{account}{n}",
+            account_id=account,
+            ts=T0 + n * 1800,
+            ip=ip,
+            **{"device.device_id": f"{account}-dev"},
+        )
+        for n, ip in enumerate(HOP_IPS)
+    ]
+
+
+# --- workers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("by", ["session", "account"])
+def test_two_workers_write_exactly_what_one_writes(tmp_path: Path, by: str) -> None:
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    rejects1, rejects2 = tmp_path / "r1.jsonl", tmp_path / "r2.jsonl"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"not json\n" + LABELLED.read_bytes()[:200_000].rsplit(b"\n", 1)[0] + b"\n")
+    inputs = [str(LABELLED), str(bad)]
+    assert (
+        run(
+            [
+                "check",
+                *inputs,
+                "--by",
+                by,
+                "--workers",
+                "1",
+                "-o",
+                str(one),
+                "--rejects",
+                str(rejects1),
+            ]
+        )
+        == 0
+    )
+    assert (
+        run(
+            [
+                "check",
+                *inputs,
+                "--by",
+                by,
+                "--workers",
+                "2",
+                "-o",
+                str(two),
+                "--rejects",
+                str(rejects2),
+            ]
+        )
+        == 0
+    )
+    assert one.read_bytes() == two.read_bytes()
+    assert rejects1.read_bytes() == rejects2.read_bytes()
+    assert len(lines_of(rejects1)) == 1
+
+
+def test_device_sharing_is_exact_across_shards(tmp_path: Path) -> None:
+    """Accounts on one device land in different shards; sharing must still be seen."""
+    sessions = [
+        make_session(
+            session_id=f"share{n}",
+            account_id=f"acct-{n}",
+            ts=T0 + n * 60,
+            **{"device.device_id": "farm-phone"},
+        )
+        for n in range(6)
+    ]
+    source = write(tmp_path / "in.jsonl", sessions)
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.jsonl"
+        run(["check", str(source), "--workers", workers, "-o", str(out)])
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    flagged = [
+        r["session_id"]
+        for r in lines_of(tmp_path / "w2.jsonl")
+        if "SHR_DEVICE_SHARED" in r["contributions"]
+    ]
+    assert flagged == ["share2", "share3", "share4", "share5"]
+
+
+# --- ordering -------------------------------------------------------------------------
+
+
+def test_out_of_order_lines_are_checked_in_time_order(tmp_path: Path) -> None:
+    shuffled = hopper()
+    shuffled[1], shuffled[3] = shuffled[3], shuffled[1]  # up to 1 h out of order
+    source = write(tmp_path / "in.jsonl", shuffled)
+    out = tmp_path / "out.jsonl"
+    run(["check", str(source), "-o", str(out), "--max-skew", "2h"])
+    reports = lines_of(out)
+    assert [r["session_id"] for r in reports] == [s["session_id"] for s in shuffled]
+    hopping = {r["session_id"] for r in reports if "GEO_PROVINCE_HOPPING" in r["contributions"]}
+    assert hopping == {"hop3"}  # the chronologically last login, whatever its line
+    assert not any(r.get("warnings") for r in reports)
+
+
+def test_lines_later_than_the_skew_are_checked_and_noted(tmp_path: Path) -> None:
+    sessions = hopper()
+    newer = make_session(session_id="other", account_id="other", ts=T0 + 3 * 3600)
+    # hop3 (T0 + 1.5 h) arrives after a line from T0 + 3 h: 1.5 h behind, skew 10 min.
+    source = write(tmp_path / "in.jsonl", [*sessions[:3], newer, sessions[3]])
+    out = tmp_path / "out.jsonl"
+    run(["check", str(source), "-o", str(out), "--max-skew", "10m"])
+    reports = lines_of(out)
+    assert [r["session_id"] for r in reports] == ["hop0", "hop1", "hop2", "other", "hop3"]
+    late = reports[-1]
+    assert any("late arrival: 5400 s" in w for w in late["warnings"])
+    hops = [f for f in late["findings"] if f["code"] == "GEO_PROVINCE_HOPPING"]
+    assert hops and hops[0]["evidence"]["late_arrival_seconds"] == 5400
+    assert not any(r.get("warnings") for r in reports[:-1])
+
+
+def test_reorder_buffer_and_input_order_units() -> None:
+    buffer = ReorderBuffer(max_skew=10)
+    released = []
+    for seq, ts in enumerate([100, 95, 120, 90, 131, 50]):
+        released += [(s, late) for _, s, late in buffer.push(seq, None, ts)]  # type: ignore[arg-type]
+    released += [(s, late) for _, s, late in buffer.drain()]
+    # 95 and 100 wait until 120 proves nothing older than 110 can come; 90 and 50
+    # arrive behind the skew and go straight through, marked late.
+    assert released == [(1, None), (0, None), (3, 30), (2, None), (5, 81), (4, None)]
+    sequence = InputOrder()
+    got = []
+    for seq in (2, 0, 1):
+        got += [o.seq for o in sequence.add(Outcome(seq, "f", seq))]
+    assert got == [0, 1, 2]
+
+
+# --- inputs ---------------------------------------------------------------------------
+
+
+def test_directories_globs_and_history_across_files(tmp_path: Path) -> None:
+    days = tmp_path / "logs"
+    days.mkdir()
+    sessions = hopper()
+    write(days / "day1.jsonl", sessions[:2])
+    (days / "day2.jsonl.gz").write_bytes(
+        gzip.compress(b"".join(json.dumps(s).encode() + b"\n" for s in sessions[2:]))
+    )
+    (days / "notes.txt").write_text("ignored: not a log file", encoding="utf-8")
+    for spec in ([str(days)], [str(days / "day*")]):
+        out = tmp_path / "out.jsonl"
+        assert run(["check", *spec, "-o", str(out)]) == 0
+        reports = lines_of(out)
+        assert [r["session_id"] for r in reports] == ["hop0", "hop1", "hop2", "hop3"]
+        assert "GEO_PROVINCE_HOPPING" in reports[-1]["contributions"]
+    assert run(["check", str(tmp_path / "nothing*.jsonl")]) == 2
+
+
+def test_csv_input_with_dotted_columns(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "\ufeffsession_id,account_id,ts,ip,device.device_id,device.platform,device.brand,"
+        "device.model,device.system_props,device.cpu_abi,network.vpn_active,app.uid\n"
+        's1,u1,1795133730,114.114.114.114,d1,android,vivo,V2218A,"{""ro.kernel.qemu"": ""1""}",'
+        '"[""x86""]",false,10234\n'
+        "s2,u1,1795137330,223.5.5.5,d1,android,vivo,V2218A,,,true,\n"
+        "s3,u1,not-a-time,1.1.1.1,,,,,,,,\n"
+        "s4,u1\n",
+        encoding="utf-8",
+    )
+    out, rejects = tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
+    assert run(["check", str(source), "-o", str(out), "--rejects", str(rejects)]) == 0
+    reports = {r["session_id"]: r for r in lines_of(out)}
+    assert "EMU_SYSTEM_PROP" in reports["s1"]["contributions"]
+    assert "VPN_OS_FLAG" in reports["s2"]["contributions"]
+    errors = [r["error"] for r in lines_of(rejects)]
+    assert errors[0].startswith("ts:") and "columns" in errors[1]
+
+
+# --- robustness -----------------------------------------------------------------------
+
+
+def test_damaged_inputs_never_crash_and_lose_nothing(tmp_path: Path) -> None:
+    good = [make_session(session_id=f"g{n}", ts=T0 + n) for n in range(5)]
+    payload = b"".join(json.dumps(s).encode() + b"\n" for s in good)
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(gzip.compress(payload * 200)[:-40])
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(b"\xef\xbb\xbf" + payload.replace(b"\n", b"\r\n") + b"\r\n\r\n")
+    odd = tmp_path / "odd.jsonl"
+    huge = json.dumps(make_session(session_id="huge", user_agent="x" * (1 << 20))).encode()
+    odd.write_bytes(payload + huge + b"\n" + b'{"account_id": "\xff"}\n' + payload[:-40])
+    out, rejects = tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
+    summary = tmp_path / "summary.json"
+    code = run(
+        [
+            "check",
+            str(truncated),
+            str(crlf),
+            str(odd),
+            "-o",
+            str(out),
+            "--rejects",
+            str(rejects),
+            "--summary-json",
+            str(summary),
+        ]
+    )
+    assert code == 0
+    stats = json.loads(summary.read_text(encoding="utf-8"))
+    rejected = lines_of(rejects)
+    errors = " | ".join(r["error"] for r in rejected)
+    assert "truncated or corrupt" in errors
+    assert f"longer than {1 << 20} bytes" in errors
+    assert "not UTF-8" in errors and "not JSON" in errors  # the partial last line
+    assert stats["reports"] == len(lines_of(out))
+    assert stats["lines"] == stats["reports"] + stats["rejects"] + stats["blank"]
+    assert stats["blank"] == 2  # the CRLF file ends with two empty lines
+    duplicates = sum(1 for r in lines_of(out) for w in r.get("warnings", []) if "duplicate" in w)
+    assert duplicates > 0  # the same five sessions again and again
+
+
+def test_full_disk_is_an_error_and_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write(tmp_path / "in.jsonl", [make_session()])
+    out = tmp_path / "out.jsonl"
+
+    def full(self: AtomicOutput, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(AtomicOutput, "write", full)
+    assert run(["check", str(source), "-o", str(out), "--workers", "1"]) == 1
+    assert not out.exists()
+    assert not list(tmp_path.glob("out.jsonl.partial-*"))
+
+
+def test_ctrl_c_flushes_what_is_done_and_exits_130(tmp_path: Path) -> None:
+    source = tmp_path / "big.jsonl"
+    records = [
+        make_session(session_id=f"s{n}", account_id=f"a{n % 500}", ts=T0 + n) for n in range(3000)
+    ]
+    write(source, records * 20)
+    out = tmp_path / "out.jsonl"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fingerprint.cli",
+            "check",
+            str(source),
+            "-o",
+            str(out),
+            "--workers",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    written = lines_of(out)
+    assert 0 < len(written) < 60_000
+    assert [r["session_id"] for r in written[:3]] == ["s0", "s1", "s2"]
+
+
+# --- progress and memory --------------------------------------------------------------
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only() -> None:
+    terminal = FakeTerminal()
+    progress = Progress.for_stream(terminal, total_bytes=1000, enabled=True)
+    progress.update(500)
+    progress.lines(4096)
+    progress.close()
+    text = terminal.getvalue()
+    assert "lines/s" in text and "50.0%" in text and "ETA" in text
+    quiet = FakeTerminal()
+    Progress.for_stream(quiet, 1000, enabled=False).close()
+    piped = io.StringIO()
+    Progress.for_stream(piped, 1000, enabled=True).close()
+    assert quiet.getvalue() == "" and piped.getvalue() == ""
+
+
+def test_history_memory_follows_active_accounts_not_lines() -> None:
+    store = MemoryHistoryStore()
+    windows = Windows(account_seconds=3600, device_seconds=3600)
+    rng = random.Random(5)
+    for n in range(20_000):
+        account = f"a{rng.randrange(100_000)}"
+        event = LoginEvent(
+            T0 + n, f"s{n}", account, f"d{account}", "1.1.1.1", None, None, None, None, False
+        )
+        store.record_and_fetch(event, windows)
+    # One login a second for 20,000 s with a one-hour window: about 3,600 active.
+    assert store.accounts() <= 3_700
+    assert store.devices() <= 3_700
