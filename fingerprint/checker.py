@@ -51,6 +51,9 @@ class CheckerConfig:
     use_city_db: bool = True
     ua_cache_size: int = 16_384
     track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
+    history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
+    history_timeout: float = 0.05  # seconds per Redis call
+    fail_closed: bool = False  # history down: grade conservatively instead of skipping
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,19 @@ class Checker:
         self.config = config or CheckerConfig()
         self._engine = build_engine(load_rules(self.config.rules_dir))
         self._reload_lock = threading.Lock()
-        self._history: HistoryStore = history if history is not None else MemoryHistoryStore()
+        self._history: HistoryStore = history if history is not None else self._open_history()
         self._extractor = self._open_sources(self._engine.brands)
         self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
+
+    def _open_history(self) -> HistoryStore:
+        url = self.config.history
+        if url == "memory":
+            return MemoryHistoryStore()
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            from fingerprint.redis_store import RedisHistoryStore
+
+            return RedisHistoryStore.from_url(url, timeout=self.config.history_timeout)
+        raise ConfigError("history must be 'memory' or a redis:// URL", url)
 
     def _open_sources(self, brands: BrandNormalizer) -> FeatureExtractor:
         cfg = self.config
@@ -220,27 +233,59 @@ class Checker:
         line arrived that many seconds behind the newest one (the CLI's reorder buffer),
         which the report notes.
         """
+        pending = self._begin(record, session_id, late_by)
+        history, error = self._history_view(pending.engine, pending.event)
+        return self._complete(pending, history, error)
+
+    async def acheck(
+        self,
+        record: Mapping[str, Any] | Session,
+        *,
+        session_id: str | None = None,
+        late_by: float | None = None,
+    ) -> Report:
+        """:meth:`check` for asyncio services: the history round trip is awaited
+        (``redis.asyncio`` with the Redis store); everything else is the same code."""
+        pending = self._begin(record, session_id, late_by)
+        history, error = await self._ahistory_view(pending.engine, pending.event)
+        return self._complete(pending, history, error)
+
+    def _begin(
+        self, record: Mapping[str, Any] | Session, session_id: str | None, late_by: float | None
+    ) -> _Pending:
+        """Everything before history: parse, features, the session-only checks."""
         engine = self._engine  # one read: a concurrent reload cannot split this call
         session, key, verdict = self._parse_with_memo(engine, record)
         features = self._extract(engine, session, verdict.features if verdict else None)
         sid = session.session_id or session_id or _derived_session_id(session)
         known = dict(verdict.outcomes) if verdict else None
-        ctx = CheckContext(session, features, None, None, "history is read later", late_by)
+        ctx = CheckContext(
+            session, features, None, None, "history is read later", late_by, self.config.fail_closed
+        )
         run = _CheckRun()
         _run_checks(engine, engine.session_checks, ctx, known, run)
         # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
         # so travel and hopping arithmetic can leave it out.
         anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
         event = _event(sid, session, features, anonymous)
-        history, history_error = self._history_view(engine, event)
-        ctx = replace(ctx, history=history, current_event=event, history_error=history_error)
+        return _Pending(engine, ctx, run, event, key, verdict)
+
+    def _complete(
+        self, pending: _Pending, history: HistoryView | None, history_error: str | None
+    ) -> Report:
+        """Everything after history: the history checks, the grade, the report."""
+        engine, run, event = pending.engine, pending.run, pending.event
+        ctx = replace(
+            pending.ctx, history=history, current_event=event, history_error=history_error
+        )
         _run_checks(engine, engine.history_checks, ctx, None, run)
-        if key is not None and verdict is None and not run.failed:
+        session, features = ctx.session, ctx.features
+        if pending.key is not None and pending.verdict is None and not run.failed:
             verdict = DeviceVerdict(session.device, session.app, features.device, run.device)
-            engine.device_memo.put(key, verdict)
+            engine.device_memo.put(pending.key, verdict)
         graded = engine.grader.grade(run.findings)
         report = Report(
-            session_id=sid,
+            session_id=event.session_id,
             account_id=session.account_id,
             ts=session.ts,
             grade=graded.grade,
@@ -251,7 +296,9 @@ class Checker:
             not_evaluated=run.not_evaluated,
             features=features.summary(),
             device_component=graded.device_component,
-            warnings=tuple(run.warnings + _arrival_warnings(sid, history, late_by)),
+            warnings=tuple(
+                run.warnings + _arrival_warnings(event.session_id, history, ctx.late_by)
+            ),
         )
         if self.config.track_accounts != 0:
             self._accounts.add(report, session.device.device_id if session.device else None)
@@ -338,7 +385,37 @@ class Checker:
         try:
             return self._history.record_and_fetch(event, engine.windows), None
         except Exception as exc:  # a store outage must not fail the login check
-            return None, f"history store unavailable: {type(exc).__name__}: {exc}"[:300]
+            return None, _unavailable(exc)
+
+    async def _ahistory_view(
+        self, engine: _Engine, event: LoginEvent
+    ) -> tuple[HistoryView | None, str | None]:
+        if engine.windows is None:
+            return None, "no history check enabled"
+        fetch = getattr(self._history, "arecord_and_fetch", None)
+        try:
+            if fetch is None:
+                return self._history.record_and_fetch(event, engine.windows), None
+            view: HistoryView = await fetch(event, engine.windows)
+            return view, None
+        except Exception as exc:
+            return None, _unavailable(exc)
+
+
+def _unavailable(exc: Exception) -> str:
+    return f"history store unavailable: {type(exc).__name__}: {exc}"[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A check between its two halves (before and after the history round trip)."""
+
+    engine: _Engine
+    ctx: CheckContext
+    run: _CheckRun
+    event: LoginEvent
+    key: bytes | None
+    verdict: DeviceVerdict | None
 
 
 def _derived_session_id(session: Session) -> str:

@@ -7,6 +7,7 @@ earlier sessions) and asserts on the report of the last one.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,20 @@ def _catalogue() -> set[str]:
     return set(Checker().rules.codes.codes)
 
 
+class _DownStore:
+    """A history store whose backend is unreachable, for the fail-open/closed cases."""
+
+    def record_and_fetch(self, event: Any, windows: Any) -> Any:
+        raise ConnectionError("connection refused")
+
+    def record_device(self, event: Any, windows: Any) -> None:
+        raise ConnectionError("connection refused")
+
+
 def _checker(case: dict[str, Any]) -> Checker:
+    config = CheckerConfig(**case.get("config", {}))
+    if case.get("history") == "down":
+        return Checker(config, history=_DownStore())
     if case.get("databases") == "test":
         missing = [p for p in (TEST_ASN_DB, TEST_ANONYMOUS_DB) if not p.is_file()]
         if missing:
@@ -42,8 +56,8 @@ def _checker(case: dict[str, Any]) -> Checker:
                 f"({', '.join(str(p.relative_to(ROOT)) for p in missing)}); "
                 "run: python fixtures/build_mmdb.py"
             )
-        return Checker(CheckerConfig(asn_db=TEST_ASN_DB, anonymous_ip_db=TEST_ANONYMOUS_DB))
-    return Checker()
+        return Checker(replace(config, asn_db=TEST_ASN_DB, anonymous_ip_db=TEST_ANONYMOUS_DB))
+    return Checker(config)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])

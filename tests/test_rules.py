@@ -45,7 +45,19 @@ def test_every_code_has_messages_weight_and_a_check() -> None:
         points = rules.grading.code_points.get(code, rules.grading.severity_points[spec.severity])
         assert points > 0, code
         prefix = code.split("_", 1)[0]
-        assert prefix in {"EMU", "MO", "VPN", "GEO", "TAM", "CON", "SHR", "CHN", "BRD", "AUTH"}
+        assert prefix in {
+            "EMU",
+            "MO",
+            "VPN",
+            "GEO",
+            "TAM",
+            "CON",
+            "SHR",
+            "CHN",
+            "BRD",
+            "AUTH",
+            "HIS",
+        }
 
 
 def test_unknown_key_names_file_and_key(rules_copy: Path) -> None:

@@ -7,6 +7,7 @@ from fingerprint.checks.account import (
     DeviceChurnCheck,
     DeviceSharingCheck,
     FaceVerificationCheck,
+    HistoryHealthCheck,
 )
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.checks.consistency import ConsistencyCheck
@@ -28,6 +29,7 @@ CHECK_CLASSES: tuple[type[Check], ...] = (
     DeviceChurnCheck,
     DeviceBrandCheck,
     FaceVerificationCheck,
+    HistoryHealthCheck,
 )
 CHECKS_BY_NAME: dict[str, type[Check]] = {c.name: c for c in CHECK_CLASSES}
 

@@ -116,3 +116,22 @@ class FaceVerificationCheck(Check):
         if auth.face_verified:
             return []
         return [Hit("AUTH_NO_FACE_VERIFICATION", {"face_verified": False})]
+
+
+@dataclass(frozen=True)
+class HistoryHealthCheck(Check):
+    """Whether history could be read. A store outage is fail-open by default (the
+    history checks list themselves as not evaluated); with ``fail_closed`` the report
+    carries a finding instead, so the grade is conservative."""
+
+    name: ClassVar[str] = "history"
+    codes: ClassVar[tuple[str, ...]] = ("HIS_UNAVAILABLE",)
+    uses_history: ClassVar[bool] = True
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        if ctx.history is not None:
+            return []
+        reason = ctx.history_error or "history unavailable"
+        if ctx.fail_closed:
+            return [Hit("HIS_UNAVAILABLE", {"reason": reason})]
+        return NotEvaluated(reason)

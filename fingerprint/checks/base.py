@@ -44,6 +44,7 @@ class CheckContext:
     current_event: LoginEvent | None = None
     history_error: str | None = None
     late_by: float | None = None  # seconds behind the newest line, for late arrivals
+    fail_closed: bool = False  # history unavailable: report it as a finding
 
 
 class Check:

@@ -1,0 +1,106 @@
+"""One ``Checker.check`` call, warm: p50/p99 latency over 20,000 calls.
+
+Two views, both on a checker that has already checked 20,000 sessions:
+
+* **fresh** (realistic): a 40,000-session log over 4,000 accounts; the first half
+  warms the checker (imports, UA and geo caches, device memo, account history), the
+  second half is timed call by call. Devices repeat, but as in real logs their
+  volatile fields (battery, WeChat's ``NetType`` in the UA) change between logins.
+* **replay** (best case): the same 20,000 sessions again, 30 days later (so history
+  windows start empty again): every device block, UA and network has been seen.
+
+Each call is timed with ``perf_counter_ns``; percentiles are nearest-rank. A third
+pass (60 days later) runs under pytest-benchmark so the call also shows in its table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from benchmarks import report
+from benchmarks.generate import load_records
+from fingerprint import Checker, CheckerConfig
+
+CALLS = 20_000
+DAY = 86_400
+
+
+def shift_ts(value: Any, seconds: int) -> Any:
+    """The same timestamp ``seconds`` later, in the same notation."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value + seconds * 1000 if value >= 100_000_000_000 else value + seconds
+    if isinstance(value, str):
+        zulu = value.endswith("Z")
+        shifted = dt.datetime.fromisoformat(value) + dt.timedelta(seconds=seconds)
+        text = shifted.isoformat()
+        return text.replace("+00:00", "Z") if zulu else text
+    return value
+
+
+def shifted(records: list[dict[str, Any]], seconds: int) -> list[dict[str, Any]]:
+    return [{**r, "ts": shift_ts(r["ts"], seconds)} for r in records]
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+    n = len(ordered)
+
+    def pct(q: float) -> float:
+        return ordered[min(n - 1, int(q * n))] / 1000.0
+
+    return {
+        "calls": n,
+        "p50_us": round(pct(0.50), 2),
+        "p90_us": round(pct(0.90), 2),
+        "p99_us": round(pct(0.99), 2),
+        "p999_us": round(pct(0.999), 2),
+        "mean_us": round(sum(ordered) / n / 1000.0, 2),
+        "max_us": round(ordered[-1] / 1000.0, 2),
+    }
+
+
+def time_calls(checker: Checker, records: list[dict[str, Any]]) -> list[int]:
+    check = checker.check
+    clock = time.perf_counter_ns
+    samples = []
+    for record in records:
+        started = clock()
+        check(record)
+        samples.append(clock() - started)
+    return samples
+
+
+@pytest.fixture(scope="module")
+def warm_checker() -> tuple[Checker, list[dict[str, Any]]]:
+    records = load_records(2 * CALLS, 2 * CALLS // 10)
+    warmup, timed = records[:CALLS], records[CALLS:]
+    checker = Checker(CheckerConfig())
+    for record in warmup:
+        checker.check(record)
+    return checker, timed
+
+
+def test_check_warm_latency(benchmark: Any, warm_checker: tuple[Checker, list[Any]]) -> None:
+    checker, timed = warm_checker
+    fresh = percentiles(time_calls(checker, timed))
+    report.record("check_warm_stream", **fresh)
+    replay = percentiles(time_calls(checker, shifted(timed, 30 * DAY)))
+    report.record("check_warm_replay", **replay)
+    benchmark.extra_info.update({f"fresh_{k}": v for k, v in fresh.items()})
+    benchmark.extra_info.update({f"replay_{k}": v for k, v in replay.items()})
+
+    # The same call under pytest-benchmark (one round per call, 60 days later).
+    third: Iterator[dict[str, Any]] = itertools.cycle(shifted(timed, 60 * DAY))
+
+    def next_call() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (next(third),), {}
+
+    benchmark.pedantic(checker.check, setup=next_call, rounds=CALLS, iterations=1)

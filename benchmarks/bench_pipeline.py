@@ -1,0 +1,78 @@
+"""End to end over one generated 200,000-line log: the CLI with 1 and 2 workers, and
+the floor and naive baselines (``benchmarks/baselines.py``), each one process run once.
+
+Every run is a child process measured whole (startup, rule loading and output
+included): wall clock from ``perf_counter``, CPU from the child's rusage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import report
+from benchmarks.measure import ProcessCost, python_argv, run_measured
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+@pytest.fixture(scope="module")
+def lines(pipeline_log: Path) -> int:
+    return _count_lines(pipeline_log)
+
+
+def _measure(benchmark: Any, name: str, argv: list[str], lines: int, out: Path) -> ProcessCost:
+    costs: list[ProcessCost] = []
+    benchmark.pedantic(lambda: costs.append(run_measured(argv)), rounds=1, iterations=1)
+    cost = costs[0]
+    written = _count_lines(out)
+    metrics = {
+        "lines": lines,
+        "output_lines": written,
+        "wall_s": round(cost.wall_s, 3),
+        "cpu_s": round(cost.cpu_s, 3),
+        "user_s": round(cost.user_s, 3),
+        "sys_s": round(cost.sys_s, 3),
+        "children_cpu_s": round(cost.children_cpu_s, 3),
+        "cpu_us_per_line": round(cost.cpu_s / lines * 1e6, 2),
+        "lines_per_s_wall": round(lines / cost.wall_s, 1),
+        "max_rss_mb": round(cost.max_rss_mb, 1),
+    }
+    benchmark.extra_info.update(metrics)
+    report.record(name, **metrics)
+    out.unlink()
+    assert written == lines, f"{name}: {written} output lines for {lines} input lines"
+    return cost
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_end_to_end(
+    benchmark: Any, pipeline_log: Path, lines: int, tmp_path: Path, workers: int
+) -> None:
+    out = tmp_path / "reports.jsonl"
+    argv = python_argv(
+        "-m",
+        "fingerprint.cli",
+        "check",
+        str(pipeline_log),
+        "-o",
+        str(out),
+        "--workers",
+        str(workers),
+        "-q",
+    )
+    _measure(benchmark, f"pipeline_ours_w{workers}", argv, lines, out)
+
+
+@pytest.mark.parametrize("baseline", ["floor", "naive"])
+def test_baseline(
+    benchmark: Any, pipeline_log: Path, lines: int, tmp_path: Path, baseline: str
+) -> None:
+    out = tmp_path / "results.jsonl"
+    argv = python_argv("-m", "benchmarks.baselines", baseline, str(pipeline_log), str(out))
+    _measure(benchmark, f"pipeline_{baseline}", argv, lines, out)
