@@ -142,6 +142,18 @@ def _add_checker_options(command: argparse.ArgumentParser) -> None:
         default="Asia/Shanghai",
         help="time zone for timestamps without an offset (default Asia/Shanghai)",
     )
+    group.add_argument(
+        "--history",
+        metavar="URL",
+        default="memory",
+        help="where history lives: memory (default) or redis://HOST:PORT/DB, shared with "
+        "other checkers",
+    )
+    group.add_argument(
+        "--fail-closed",
+        action="store_true",
+        help="if history cannot be read, grade conservatively instead of skipping it",
+    )
 
 
 def checker_config(args: argparse.Namespace) -> CheckerConfig:
@@ -157,6 +169,8 @@ def checker_config(args: argparse.Namespace) -> CheckerConfig:
         rules_dir=args.rules,
         naive_tz=naive_tz,
         track_accounts=0,
+        history=args.history,
+        fail_closed=args.fail_closed,
     )
 
 
