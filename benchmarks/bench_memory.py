@@ -35,6 +35,8 @@ def test_cli_2m_peak_rss(benchmark: Any, huge_log: Path, tmp_path: Path) -> None
         "lines_per_s_wall": round(lines / cost.wall_s, 1),
         "max_rss_mb": round(cost.max_rss_mb, 1),
         "gnu_time_max_rss_mb": None if gnu_rss is None else round(gnu_rss, 1),
+        "load_before": round(cost.load_before, 2),
+        "load_after": round(cost.load_after, 2),
     }
     benchmark.extra_info.update(metrics)
     report.record("cli_2m_rss", **metrics)

@@ -42,6 +42,8 @@ def _measure(benchmark: Any, name: str, argv: list[str], lines: int, out: Path) 
         "cpu_us_per_line": round(cost.cpu_s / lines * 1e6, 2),
         "lines_per_s_wall": round(lines / cost.wall_s, 1),
         "max_rss_mb": round(cost.max_rss_mb, 1),
+        "load_before": round(cost.load_before, 2),
+        "load_after": round(cost.load_after, 2),
     }
     benchmark.extra_info.update(metrics)
     report.record(name, **metrics)

@@ -26,6 +26,7 @@ def huge_log() -> Path:
     return ensure_dataset(HUGE_SESSIONS, HUGE_ACCOUNTS, verbose=True)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own table
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
     if not report.RESULTS:
         return

@@ -13,21 +13,24 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated, Outcome
+from fingerprint.checks.stability import StabilityCheck
 from fingerprint.errors import ConfigError, InvalidSessionError, RulesError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
+from fingerprint.features.stability import Stability, account_stability
 from fingerprint.grading import Grader
 from fingerprint.history import HistoryStore, HistoryView, LoginEvent, MemoryHistoryStore, Windows
 from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountRollup, AccountSummary
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
-from fingerprint.session import DEFAULT_NAIVE_TZ, App, Device, Session, parse_session
+from fingerprint.session import DEFAULT_NAIVE_TZ, App, Device, IPAddress, Session, parse_session
 from fingerprint.sources.maxmind import (
     bundled_city_path,
     open_anonymous_ip,
@@ -64,6 +67,7 @@ class _Engine:
     checks: tuple[Check, ...]
     session_checks: tuple[Check, ...]  # need nothing but the session
     history_checks: tuple[Check, ...]  # run after the login is recorded
+    stability_check: StabilityCheck | None
     grader: Grader
     brands: BrandNormalizer
     windows: Windows | None  # None when no enabled check reads history
@@ -138,6 +142,7 @@ def build_engine(rules: RuleSet) -> _Engine:
         checks=tuple(checks),
         session_checks=tuple(c for c in checks if not c.uses_history),
         history_checks=tuple(history_checks),
+        stability_check=next((c for c in checks if isinstance(c, StabilityCheck)), None),
         grader=Grader(rules.grading),
         brands=BrandNormalizer(rules.devices),
         windows=windows,
@@ -166,7 +171,15 @@ def _windows(history_checks: Sequence[Check]) -> Windows:
             default=0.0,
         )
 
-    account_hours = max(hours("ip_hopping"), hours("device_churn"), 1.0)
+    stability_hours = max(
+        (
+            max(getattr(c, "windows_days", (0,))) * 24
+            for c in history_checks
+            if c.name == "stability"
+        ),
+        default=0.0,
+    )
+    account_hours = max(hours("ip_hopping"), hours("device_churn"), stability_hours, 1.0)
     return Windows(
         account_seconds=account_hours * _HOURS,
         device_seconds=max(hours("device_sharing"), 1.0) * _HOURS,
@@ -275,11 +288,19 @@ class Checker:
     ) -> Report:
         """Everything after history: the history checks, the grade, the report."""
         engine, run, event = pending.engine, pending.run, pending.event
+        stability = self._stability(engine, history, event)
         ctx = replace(
-            pending.ctx, history=history, current_event=event, history_error=history_error
+            pending.ctx,
+            history=history,
+            current_event=event,
+            history_error=history_error,
+            stability=stability,
         )
         _run_checks(engine, engine.history_checks, ctx, None, run)
         session, features = ctx.session, ctx.features
+        summary = features.summary()
+        for days, values in (stability or {}).items():
+            summary[f"stability_{days:g}d"] = values.to_dict()
         if pending.key is not None and pending.verdict is None and not run.failed:
             verdict = DeviceVerdict(session.device, session.app, features.device, run.device)
             engine.device_memo.put(pending.key, verdict)
@@ -294,7 +315,7 @@ class Checker:
             findings=tuple(run.findings),
             contributions=graded.contributions,
             not_evaluated=run.not_evaluated,
-            features=features.summary(),
+            features=summary,
             device_component=graded.device_component,
             warnings=tuple(
                 run.warnings + _arrival_warnings(event.session_id, history, ctx.late_by)
@@ -377,6 +398,23 @@ class Checker:
             self._engine = engine
             return engine.rules
 
+    def _stability(
+        self, engine: _Engine, history: HistoryView | None, event: LoginEvent
+    ) -> dict[float, Stability] | None:
+        check = engine.stability_check
+        if history is None or check is None:
+            return None
+        return {
+            days: account_stability(
+                history.account_events,
+                event,
+                days * 86_400,
+                self.config.naive_tz,
+                check.unusual_hour_share,
+            )
+            for days in check.windows_days
+        }
+
     def _history_view(
         self, engine: _Engine, event: LoginEvent
     ) -> tuple[HistoryView | None, str | None]:
@@ -435,7 +473,17 @@ def _event(sid: str, session: Session, features: Features, anonymous: bool) -> L
         longitude=geo.longitude if geo else None,
         accuracy_km=geo.accuracy_radius_km if geo else None,
         ip_anonymous=anonymous,
+        network=_network_of(session.ip),
+        asn=features.network.asn.number if features.network.asn else None,
+        network_type=session.network.type if session.network else None,
+        carrier=session.device.sim.carrier if session.device and session.device.sim else None,
     )
+
+
+def _network_of(address: IPAddress) -> str:
+    """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
+    bits = 24 if address.version == 4 else 48
+    return str(ip_network((address, bits), strict=False))
 
 
 @dataclass(slots=True)

@@ -150,6 +150,13 @@ def _add_checker_options(command: argparse.ArgumentParser) -> None:
         "other checkers",
     )
     group.add_argument(
+        "--history-timeout",
+        metavar="S",
+        type=float,
+        default=0.05,
+        help="seconds per Redis call before history counts as unavailable (default 0.05)",
+    )
+    group.add_argument(
         "--fail-closed",
         action="store_true",
         help="if history cannot be read, grade conservatively instead of skipping it",
@@ -170,6 +177,7 @@ def checker_config(args: argparse.Namespace) -> CheckerConfig:
         naive_tz=naive_tz,
         track_accounts=0,
         history=args.history,
+        history_timeout=args.history_timeout,
         fail_closed=args.fail_closed,
     )
 

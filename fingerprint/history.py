@@ -28,6 +28,10 @@ class LoginEvent:
     longitude: float | None
     accuracy_km: int | None
     ip_anonymous: bool
+    network: str | None = None  # the IP's /24 (IPv4) or /48 (IPv6)
+    asn: int | None = None
+    network_type: str | None = None  # wifi, cellular, ...
+    carrier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,7 @@ class _Account:
 class _Blacklisted:
     account_id: str
     row: _Row
-    codes: tuple[str, ...]
+    why: tuple[tuple[str, str, str], ...]  # (code, English message, Chinese message)
 
 
 # --- the builder --------------------------------------------------------------------
@@ -379,15 +379,16 @@ class RunReportBuilder:
             and key not in self._blacklisted
             and len(self._blacklisted) < self.max_accounts
         ):
-            why = tuple(
-                _text(f.get("code"))
+            chosen = [
+                f
                 for f in findings
                 if f.get("code") in self._blacklist_codes and f.get("severity") in CONFIDENT
+            ] or [f for f in findings if f.get("severity") in CONFIDENT]
+            why = tuple(
+                (_text(f.get("code")), _text(f.get("message")), _text(f.get("message_zh")))
+                for f in chosen[:8]
             )
-            contributions = report.get("contributions")
-            if not why and isinstance(contributions, dict):
-                why = tuple(code for code in codes if code in contributions)
-            self._blacklisted[key] = _Blacklisted(account_id, row, why or tuple(codes))
+            self._blacklisted[key] = _Blacklisted(account_id, row, why)
         self._track_risk(key, account_id, rank, score, findings, codes, blacklisted, row)
 
     def _track_risk(
@@ -584,6 +585,11 @@ def _parse_ts(text: str) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _id_class(text: str) -> str:
+    """Short identifiers stay on one line; long (possibly hostile) ones may wrap anywhere."""
+    return "nw" if len(text) <= 24 else "wrap"
 
 
 def _e(value: object) -> str:
@@ -806,7 +812,7 @@ header p{margin:0;color:var(--muted);font-size:13px}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 16px;
 margin-bottom:16px;min-width:0}
 .grid section{margin-bottom:0}
-.grid{margin-bottom:16px}
+.grid{margin-bottom:16px;align-items:start}
 h2{font-size:16px;margin:0 0 2px}
 .note{color:var(--muted);font-size:12px;margin:0 0 10px}
 .warn{background:#fff6e0;border:1px solid #f0d48a;border-radius:6px;padding:6px 10px;
@@ -817,24 +823,25 @@ th{color:var(--muted);font-weight:600;font-size:12px;white-space:nowrap}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 .wrap{overflow-wrap:anywhere}
+.nw{white-space:nowrap}
+.acct .n{text-align:right}
 .grade{display:inline-block;min-width:22px;text-align:center;border-radius:4px;color:#fff;
 font-weight:700;font-size:12px;padding:0 5px}
 .sev{display:inline-block;border-radius:4px;color:#fff;font-size:11px;padding:0 5px}
-.zh{color:var(--fg)}
-.en{color:var(--muted)}
+.sec{color:var(--muted)}
 svg{display:block;width:100%;height:auto}
 svg text{font-family:inherit;font-size:12px;fill:var(--fg)}
 svg .muted{fill:var(--muted)}
 details{border-bottom:1px solid var(--line)}
-details>summary{cursor:pointer;list-style:none;padding:6px 4px}
+details>summary{cursor:pointer;list-style:none;padding:6px 4px 6px 20px;position:relative}
 details>summary::-webkit-details-marker{display:none}
-details>summary::before{content:"▸";display:inline-block;width:14px;color:var(--muted)}
+details>summary::before{content:"▸";position:absolute;left:6px;top:6px;color:var(--muted)}
 details[open]>summary::before{content:"▾"}
 details[open]>summary{background:#f0f3f8}
 details .inner{padding:4px 4px 12px 18px}
 .acct{display:grid;grid-template-columns:minmax(160px,2.4fr) 70px 70px 70px 70px 3fr;gap:8px;
 align-items:center}
-.acct.head{font-size:12px;color:var(--muted);font-weight:600;padding:4px 4px 4px 18px;
+.acct.head{font-size:12px;color:var(--muted);font-weight:600;padding:4px 4px 4px 20px;
 border-bottom:1px solid var(--line)}
 .toolbar{float:right}
 button{font:inherit;font-size:12px;border:1px solid var(--line);background:#fff;border-radius:5px;
@@ -851,8 +858,13 @@ main{max-width:none;padding:0}
 .kpis{grid-template-columns:repeat(6,1fr);gap:6px}
 .kpi,section{border-color:#bbb;break-inside:avoid}
 section.long{break-inside:auto}
-.grid{display:block}
-.grid section{margin-bottom:10px}
+.grid{grid-template-columns:1fr 1fr;gap:8px;margin-bottom:8px}
+section{padding:8px 10px;margin-bottom:8px}
+h2{break-after:avoid}
+.note{break-after:avoid}
+table{font-size:10px}
+code,.mono{font-size:9.5px}
+svg text{font-size:11px}
 .toolbar,button{display:none}
 details>summary::before{content:""}
 details[open]>summary{background:none}
@@ -866,16 +878,12 @@ _JS = """
 window.onerror=function(m,s,l,c){var d=document.getElementById('js-errors');
 if(d){d.textContent+=String(m)+' ('+l+':'+c+')\\n';}return false;};
 document.addEventListener('DOMContentLoaded',function(){
+document.documentElement.setAttribute('data-js','ok');
 var all=function(open){document.querySelectorAll('details').forEach(function(d){d.open=open;});};
 var b=document.getElementById('expand-all');
 if(b){b.addEventListener('click',function(){all(true);});}
 var c=document.getElementById('collapse-all');
 if(c){c.addEventListener('click',function(){all(false);});}
-var was=[];
-window.addEventListener('beforeprint',function(){was=[];
-document.querySelectorAll('details').forEach(function(d){was.push(d.open);d.open=true;});});
-window.addEventListener('afterprint',function(){
-document.querySelectorAll('details').forEach(function(d,i){if(i<was.length){d.open=was[i];}});});
 });
 """
 
@@ -896,7 +904,7 @@ class _Renderer:
             return fallback
         return ts.astimezone(self.b.tz).strftime("%Y-%m-%d %H:%M:%S")
 
-    def province(self, code: str) -> str:
+    def province(self, code: str, short: bool = False) -> str:
         if not code:
             return "—"
         if code == "?":
@@ -904,7 +912,9 @@ class _Renderer:
         if self.zh:
             return self.b.province_zh.get(code) or CN_PROVINCES_ZH.get(code) or code
         name = CN_PROVINCES_EN.get(code)
-        return f"{name} ({code})" if name else code
+        if not name:
+            return code
+        return name if short else f"{name} ({code})"
 
     def row_province(self, row: _Row) -> str:
         if self.zh and row.province_zh:
@@ -913,7 +923,7 @@ class _Renderer:
 
     def check_name(self, check: str) -> str:
         if self.zh and check in _CHECK_ZH:
-            return f"{_CHECK_ZH[check]} <span class='en mono'>{_e(check)}</span>"
+            return f"{_CHECK_ZH[check]} <span class='sec mono'>{_e(check)}</span>"
         return f"<span class='mono'>{_e(check)}</span>"
 
     def grade_badge(self, grade: str) -> str:
@@ -977,11 +987,11 @@ class _Renderer:
             self.grades_section(),
             self.checks_section(),
             "</div>",
-            self.codes_section(),
             "<div class='grid'>",
             self.hops_section(),
             self.moves_section(),
             "</div>",
+            self.codes_section(),
             self.risky_section(),
             self.blacklist_section(),
             f"<footer>{_e(t['footer'])}</footer>",
@@ -1063,19 +1073,10 @@ class _Renderer:
             t["sessions_per_grade"],
             t["accounts_per_grade"] + (" ≈" if estimated else ""),
         )
-        rows = "".join(
-            f"<tr><td>{self.grade_badge(g)}</td><td class='n'>{self.num(s)}</td>"
-            f"<td class='n'>{'≈ ' if estimated else ''}{self.num(a)}</td></tr>"
-            for (g, s), (_, a) in zip(sessions, accounts, strict=True)
-        )
-        table = (
-            f"<table><thead><tr><th>{_e(t['grade'])}</th><th class='n'>{_e(t['sessions'])}</th>"
-            f"<th class='n'>{_e(t['accounts'])}</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
         note = t["grades_note"] + (f" · {t['estimated']}" if estimated else "")
         return (
             f"<section id='grades'><h2>{_e(t['grades'])}</h2><p class='note'>{_e(note)}</p>"
-            f"{chart}{table}</section>"
+            f"{chart}</section>"
         )
 
     def checks_section(self) -> str:
@@ -1111,13 +1112,12 @@ class _Renderer:
             for code, n in items:
                 check, severity, en, zh = self.code_info(code)
                 first, second = (zh, en) if self.zh else (en, zh)
-                first_cls, second_cls = ("zh", "en") if self.zh else ("en", "zh")
                 rows.append(
                     f"<tr><td><code>{_e(code)}</code></td>"
                     f"<td>{self.severity_badge(severity) if severity else ''}</td>"
                     f"<td>{self.check_name(check) if check else ''}</td>"
-                    f"<td class='wrap'><div class='{first_cls}'>{_e(first)}</div>"
-                    f"<div class='{second_cls}'>{_e(second)}</div></td>"
+                    f"<td class='wrap'><div>{_e(first)}</div>"
+                    f"<div class='sec'>{_e(second)}</div></td>"
                     f"<td class='n'>{self.num(n)}</td>"
                     f"<td style='width:14%'>{_inline_bar(n, top, '#c9352b')}</td></tr>"
                 )
@@ -1141,7 +1141,7 @@ class _Renderer:
         bars = []
         for code, n in items:
             travel = min(n, b.hops_travel.get(code))
-            bars.append((self.province(code), [(n - travel, "#e6792b"), (travel, "#b3261e")]))
+            bars.append((self.province(code, True), [(n - travel, "#e6792b"), (travel, "#b3261e")]))
         legend = [(t["hopping"], "#e6792b"), (t["travel"], "#b3261e")]
         chart = _hbar_chart("chart-provinces", t["hops"], bars, legend, t["no_data"])
         return (
@@ -1153,7 +1153,8 @@ class _Renderer:
         t, b = self.t, self.b
         items = b.moves.most_common(b.top_n)
         bars = [
-            (f"{self.province(a)} → {self.province(z)}", [(n, "#2f5fb3")]) for (a, z), n in items
+            (f"{self.province(a, True)} → {self.province(z, True)}", [(n, "#2f5fb3")])
+            for (a, z), n in items
         ]
         chart = _hbar_chart("chart-moves", t["moves"], bars, [], t["no_data"])
         return (
@@ -1168,20 +1169,20 @@ class _Renderer:
             key=lambda r: (r.ts is None, r.ts or datetime.min.replace(tzinfo=UTC)),
         )
         body = "".join(
-            f"<tr><td class='mono' style='white-space:nowrap'>{_e(self.when(r.ts, r.ts_text))}</td>"
-            f"<td>{_e(self.row_province(r))}</td>"
-            f"<td class='mono wrap'>{_e(r.device or '—')}</td>"
-            f"<td class='wrap'>{_e(r.model or '—')}</td>"
+            f"<tr><td class='mono nw'>{_e(self.when(r.ts, r.ts_text))}</td>"
+            f"<td class='nw'>{_e(self.row_province(r))}</td>"
+            f"<td class='mono {_id_class(r.device)}'>{_e(r.device or '—')}</td>"
+            f"<td class='{_id_class(r.model)}'>{_e(r.model or '—')}</td>"
             f"<td>{self.grade_badge(r.grade)}</td>"
             f"<td class='n'>{'' if r.score is None else r.score}</td>"
             f"<td class='wrap'>{self.codes_list(r.codes)}</td>"
-            f"<td class='mono wrap'>{_e(r.session_id)}</td></tr>"
+            f"<td class='mono {_id_class(r.session_id)}'>{_e(r.session_id)}</td></tr>"
             for r in ordered
         )
         return (
             f"<table><thead><tr><th>{_e(t['time'])}</th><th>{_e(t['province'])}</th>"
             f"<th>{_e(t['device'])}</th><th>{_e(t['model'])}</th><th>{_e(t['grade'])}</th>"
-            f"<th class='n'>{_e(t['score'])}</th><th>{_e(t['codes'])}</th>"
+            f"<th class='n'>{_e(t['score'])}</th><th>{_e(t['code'])}</th>"
             f"<th>{_e(t['session'])}</th></tr></thead><tbody>{body}</tbody></table>"
         )
 
@@ -1190,8 +1191,8 @@ class _Renderer:
         accounts = b.risky_accounts()
         head = (
             f"<div class='acct head'><span>{_e(t['account'])}</span>"
-            f"<span>{_e(t['worst_grade'])}</span><span>{_e(t['lowest_score'])}</span>"
-            f"<span>{_e(t['findings'])}</span><span>{_e(t['sessions'])}</span>"
+            f"<span>{_e(t['worst_grade'])}</span><span class='n'>{_e(t['lowest_score'])}</span>"
+            f"<span class='n'>{_e(t['findings'])}</span><span class='n'>{_e(t['sessions'])}</span>"
             f"<span>{_e(t['main_codes'])}</span></div>"
         )
         items = []
@@ -1201,13 +1202,13 @@ class _Renderer:
             shown = len(account.rows)
             note = t["shown"].format(shown=shown, total=account.sessions)
             items.append(
-                "<details class='account'><summary class='acct'>"
+                "<details class='account'><summary><div class='acct'>"
                 f"<span class='mono wrap'>{_e(account.account_id)}</span>"
                 f"<span>{self.grade_badge(grade)}</span>"
                 f"<span class='n'>{account.worst_score}</span>"
                 f"<span class='n'>{self.num(account.findings)}</span>"
                 f"<span class='n'>{self.num(account.sessions)}</span>"
-                f"<span class='wrap'>{self.codes_list(codes)}</span></summary>"
+                f"<span class='wrap'>{self.codes_list(codes)}</span></div></summary>"
                 f"<div class='inner'><p class='note'>{_e(note)}</p>"
                 f"{self.session_table(account.rows)}</div></details>"
             )
@@ -1234,16 +1235,17 @@ class _Renderer:
             for entry in entries:
                 r = entry.row
                 why = "".join(
-                    f"<div><code>{_e(code)}</code> {_e(self.code_title(code))}</div>"
-                    for code in dict.fromkeys(entry.codes)
+                    f"<div><code>{_e(code)}</code> "
+                    f"{_e((zh if self.zh else en) or self.code_title(code))}</div>"
+                    for code, en, zh in entry.why
                 )
                 rows.append(
-                    f"<tr><td class='mono wrap'>{_e(entry.account_id)}</td>"
-                    f"<td class='mono' style='white-space:nowrap'>"
-                    f"{_e(self.when(r.ts, r.ts_text))}</td>"
-                    f"<td class='mono wrap'>{_e(r.session_id)}</td>"
-                    f"<td>{_e(self.row_province(r))}</td>"
-                    f"<td class='mono wrap'>{_e(r.device or '—')}</td>"
+                    f"<tr><td class='mono {_id_class(entry.account_id)}'>"
+                    f"{_e(entry.account_id)}</td>"
+                    f"<td class='mono nw'>{_e(self.when(r.ts, r.ts_text))}</td>"
+                    f"<td class='mono {_id_class(r.session_id)}'>{_e(r.session_id)}</td>"
+                    f"<td class='nw'>{_e(self.row_province(r))}</td>"
+                    f"<td class='mono {_id_class(r.device)}'>{_e(r.device or '—')}</td>"
                     f"<td class='wrap'>{_e(r.model or '—')}</td>"
                     f"<td class='wrap'>{why}</td></tr>"
                 )
@@ -1270,7 +1272,20 @@ class _Renderer:
 
 def _text_width(text: str) -> float:
     """Rough rendered width at 12px: CJK glyphs are about twice as wide as Latin ones."""
-    return sum(12.0 if ord(ch) > 0x2E7F else 6.6 for ch in text)
+    return sum(12.0 if ord(ch) > 0x2E7F else 7.0 for ch in text)
+
+
+def _fit(text: str, width: float) -> str:
+    """``text`` cut with an ellipsis so that it renders within ``width``."""
+    if _text_width(text) <= width:
+        return text
+    used, out = _text_width("…"), []
+    for ch in text:
+        used += _text_width(ch)
+        if used > width:
+            break
+        out.append(ch)
+    return "".join(out) + "…"
 
 
 def _inline_bar(value: int, top: int, color: str) -> str:
@@ -1349,8 +1364,8 @@ def _hbar_chart(
         )
     row_h, bar_h = 22, 14
     legend_h = 22 if legend else 4
-    labels = [label if len(label) <= 40 else label[:39] + "…" for label, _ in bars]
-    label_w = min(260.0, max(_text_width(label) for label in labels) + 10)
+    label_w = min(260.0, max(_text_width(label) for label, _ in bars) + 10)
+    labels = [_fit(label, label_w - 10) for label, _ in bars]
     value_w = 56
     plot = width - label_w - value_w
     height = legend_h + row_h * len(bars) + 4

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -223,25 +224,17 @@ class RedisHistoryStore:
             self._down_until = time.monotonic() + self._retry_after
 
 
+# Stored field order: every LoginEvent field but the account (the key holds it).
+_STORED = [f.name for f in fields(LoginEvent) if f.name != "account_id"]
+
+
 def _encode(event: LoginEvent) -> bytes:
-    return orjson.dumps(
-        [
-            event.ts,
-            event.session_id,
-            event.device_id,
-            event.ip,
-            event.province,
-            event.latitude,
-            event.longitude,
-            event.accuracy_km,
-            event.ip_anonymous,
-        ]
-    )
+    return orjson.dumps([getattr(event, name) for name in _STORED])
 
 
 def _decode(account_id: str, member: bytes | str) -> LoginEvent:
-    ts, sid, device, ip, province, lat, lon, accuracy, anonymous = orjson.loads(member)
-    return LoginEvent(ts, sid, account_id, device, ip, province, lat, lon, accuracy, anonymous)
+    values = dict(zip(_STORED, orjson.loads(member), strict=False))
+    return LoginEvent(account_id=account_id, **values)
 
 
 def _text(value: bytes | str) -> str:

@@ -70,7 +70,7 @@ def essentials(report: Any) -> tuple[Any, ...]:
 
 def test_redis_store_answers_like_the_memory_store(url: str) -> None:
     memory = Checker()
-    shared = Checker(CheckerConfig(history=url))
+    shared = Checker(CheckerConfig(history=url, history_timeout=2.0))
     for session in sessions():
         assert essentials(shared.check(session)) == essentials(memory.check(session))
     hits = [c for s in sessions() for c in memory.check(s).contributions]
@@ -79,7 +79,7 @@ def test_redis_store_answers_like_the_memory_store(url: str) -> None:
 
 def test_eight_threads_lose_and_duplicate_nothing(url: str) -> None:
     all_sessions = sessions(accounts=16, per_account=10)
-    checker = Checker(CheckerConfig(history=url))
+    checker = Checker(CheckerConfig(history=url, history_timeout=2.0))
     by_account: dict[str, list[dict[str, Any]]] = {}
     for s in all_sessions:
         by_account.setdefault(s["account_id"], []).append(s)
@@ -98,7 +98,7 @@ def test_eight_threads_lose_and_duplicate_nothing(url: str) -> None:
     assert got == expected
     from fingerprint.redis_store import RedisHistoryStore
 
-    store = RedisHistoryStore.from_url(url)
+    store = RedisHistoryStore.from_url(url, timeout=2.0)
     for account, account_sessions in by_account.items():
         stored = [e.session_id for e in store.account_events(account)]
         assert sorted(stored) == sorted(s["session_id"] for s in account_sessions)
@@ -107,7 +107,7 @@ def test_eight_threads_lose_and_duplicate_nothing(url: str) -> None:
 def test_concurrent_appends_to_one_account_are_atomic(url: str) -> None:
     from fingerprint.redis_store import RedisHistoryStore
 
-    store = RedisHistoryStore.from_url(url)
+    store = RedisHistoryStore.from_url(url, timeout=2.0)
     windows = Windows(account_seconds=86_400, device_seconds=86_400)
 
     def login(n: int) -> int:
@@ -124,7 +124,7 @@ def test_concurrent_appends_to_one_account_are_atomic(url: str) -> None:
 
 
 def _check_in_process(url: str, batch: list[dict[str, Any]], queue: Any) -> None:
-    checker = Checker(CheckerConfig(history=url))
+    checker = Checker(CheckerConfig(history=url, history_timeout=2.0))
     queue.put([essentials(checker.check(s)) for s in batch])
 
 
@@ -150,8 +150,8 @@ def test_two_processes_share_one_history(url: str) -> None:
 
 
 def test_outage_is_fail_open_and_recovers(server: RedisServer, url: str) -> None:
-    checker = Checker(CheckerConfig(history=url))
-    closed = Checker(CheckerConfig(history=url, fail_closed=True))
+    checker = Checker(CheckerConfig(history=url, history_timeout=2.0))
+    closed = Checker(CheckerConfig(history=url, history_timeout=2.0, fail_closed=True))
     assert "ip_hopping" not in checker.check(make_session(session_id="before")).not_evaluated
     server.stop()
     try:
@@ -179,7 +179,7 @@ def test_outage_is_fail_open_and_recovers(server: RedisServer, url: str) -> None
 
 def test_acheck_gives_the_same_results(url: str) -> None:
     sync_checker = Checker()
-    async_checker = Checker(CheckerConfig(history=url))
+    async_checker = Checker(CheckerConfig(history=url, history_timeout=2.0))
 
     async def run_all() -> list[Any]:
         return [essentials(await async_checker.acheck(s)) for s in sessions(4, 6)]
@@ -191,11 +191,11 @@ def test_acheck_gives_the_same_results(url: str) -> None:
 def test_keys_expire_on_their_own(url: str) -> None:
     import redis
 
-    Checker(CheckerConfig(history=url)).check(make_session())
+    Checker(CheckerConfig(history=url, history_timeout=2.0)).check(make_session())
     client = redis.Redis.from_url(url)
     keys = client.keys("fp:*")
     assert keys
-    assert all(0 < client.ttl(key) <= 7 * 86_400 + 3600 for key in keys)
+    assert all(0 < client.ttl(key) <= 30 * 86_400 + 3600 for key in keys)  # longest window
 
 
 def test_memory_store_threads_lose_nothing() -> None:
@@ -228,7 +228,21 @@ def test_cli_with_redis_history(url: str, tmp_path: Any) -> None:
     memory_out, redis_out = tmp_path / "m.jsonl", tmp_path / "r.jsonl"
     assert main(["check", str(source), "-o", str(memory_out), "-q", "--workers", "1"]) == 0
     assert (
-        main(["check", str(source), "-o", str(redis_out), "-q", "--workers", "1", "--history", url])
+        main(
+            [
+                "check",
+                str(source),
+                "-o",
+                str(redis_out),
+                "-q",
+                "--workers",
+                "1",
+                "--history",
+                url,
+                "--history-timeout",
+                "2",
+            ]
+        )
         == 0
     )
     assert memory_out.read_bytes() == redis_out.read_bytes()

@@ -57,6 +57,7 @@ def test_every_code_has_messages_weight_and_a_check() -> None:
             "BRD",
             "AUTH",
             "HIS",
+            "STB",
         }
 
 

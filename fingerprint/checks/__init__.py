@@ -14,6 +14,7 @@ from fingerprint.checks.consistency import ConsistencyCheck
 from fingerprint.checks.emulator import EmulatorCheck
 from fingerprint.checks.ip_hopping import IpHoppingCheck
 from fingerprint.checks.multi_open import MultiOpenCheck
+from fingerprint.checks.stability import StabilityCheck
 from fingerprint.checks.tamper import TamperCheck
 from fingerprint.checks.vpn_proxy import VpnProxyCheck
 
@@ -29,6 +30,7 @@ CHECK_CLASSES: tuple[type[Check], ...] = (
     DeviceChurnCheck,
     DeviceBrandCheck,
     FaceVerificationCheck,
+    StabilityCheck,
     HistoryHealthCheck,
 )
 CHECKS_BY_NAME: dict[str, type[Check]] = {c.name: c for c in CHECK_CLASSES}

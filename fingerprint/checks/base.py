@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fingerprint.features.records import Features
+from fingerprint.features.stability import Stability
 from fingerprint.history import HistoryView, LoginEvent
 from fingerprint.rules import RuleSet, Severity
 from fingerprint.session import Session
@@ -45,6 +46,7 @@ class CheckContext:
     history_error: str | None = None
     late_by: float | None = None  # seconds behind the newest line, for late arrivals
     fail_closed: bool = False  # history unavailable: report it as a finding
+    stability: dict[float, Stability] | None = None  # window days -> account stability
 
 
 class Check:

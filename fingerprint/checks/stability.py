@@ -1,0 +1,117 @@
+"""``stability``: the seeds' stability cross-checks as weak signals.
+
+Reads the stability features the checker computed from the account's history
+(:mod:`fingerprint.features.stability`). Until an account has a minimum history the
+features are not meaningful, and the check says so instead of penalising a new
+account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from fingerprint.checks.base import (
+    Check,
+    CheckContext,
+    Hit,
+    NotEvaluated,
+    Outcome,
+    history_unavailable,
+)
+from fingerprint.features.stability import DAY
+
+
+@dataclass(frozen=True)
+class StabilityCheck(Check):
+    name: ClassVar[str] = "stability"
+    codes: ClassVar[tuple[str, ...]] = (
+        "STB_DISPERSED_NETWORKS",
+        "STB_NIGHT_LOGINS",
+        "STB_UNSTABLE_DEVICE",
+        "STB_UNUSUAL_HOUR_NEW_DEVICE",
+        "STB_NEW_DEVICE_PROVINCE_CARRIER",
+    )
+    uses_history: ClassVar[bool] = True
+
+    windows_days: tuple[float, ...] = (7, 30)
+    min_sessions: int = 5  # earlier logins needed before the features mean anything
+    min_history_days: float = 1.0  # ... spread over at least this long
+    unusual_hour_share: float = 0.05  # an hour used for under 5% of logins is unusual
+    dispersed_networks: int = 8  # short window: this many distinct /24 or /48 networks
+    dispersed_entropy_bits: float = 2.5  # ... spread this evenly
+    night_share: float = 0.3  # long window: share of logins 23:00-05:00
+    unstable_top_device_share: float = 0.5  # long window: the main device below this share
+    unstable_min_devices: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "windows_days", tuple(sorted(self.windows_days)))
+
+    def evaluate(self, ctx: CheckContext) -> Outcome:
+        unavailable = history_unavailable(ctx)
+        if unavailable:
+            return unavailable
+        if not ctx.stability:
+            return NotEvaluated("no stability features")
+        short = ctx.stability[self.windows_days[0]]
+        long = ctx.stability[self.windows_days[-1]]
+        span = _span_days(ctx)
+        if long.sessions < self.min_sessions or span < self.min_history_days:
+            return NotEvaluated(
+                f"not yet meaningful: {long.sessions} earlier logins over {span:.1f} days "
+                f"(needs {self.min_sessions} over {self.min_history_days:g})"
+            )
+        hits: list[Hit] = []
+        if (
+            short.networks >= self.dispersed_networks
+            and short.network_entropy >= self.dispersed_entropy_bits
+        ):
+            hits.append(
+                Hit(
+                    "STB_DISPERSED_NETWORKS",
+                    {
+                        "networks": short.networks,
+                        "entropy_bits": short.network_entropy,
+                        "window_days": short.window_days,
+                    },
+                )
+            )
+        if long.night_share >= self.night_share:
+            hits.append(
+                Hit(
+                    "STB_NIGHT_LOGINS",
+                    {"night_share": long.night_share, "window_days": long.window_days},
+                )
+            )
+        if (
+            long.devices >= self.unstable_min_devices
+            and long.top_device_share < self.unstable_top_device_share
+        ):
+            hits.append(
+                Hit(
+                    "STB_UNSTABLE_DEVICE",
+                    {
+                        "devices": long.devices,
+                        "top_device_share": long.top_device_share,
+                        "window_days": long.window_days,
+                    },
+                )
+            )
+        if long.unusual_hour and long.new_device:
+            hits.append(
+                Hit(
+                    "STB_UNUSUAL_HOUR_NEW_DEVICE",
+                    {"hour_entropy": long.hour_entropy, "window_days": long.window_days},
+                )
+            )
+        if long.new_device and long.new_province and long.new_carrier:
+            hits.append(Hit("STB_NEW_DEVICE_PROVINCE_CARRIER", {"window_days": long.window_days}))
+        return hits
+
+
+def _span_days(ctx: CheckContext) -> float:
+    assert ctx.history is not None and ctx.current_event is not None
+    events = ctx.history.account_events
+    if not events:
+        return 0.0
+    return (ctx.current_event.ts - events[0].ts) / DAY

@@ -1,0 +1,798 @@
+"""The checker on Apache Spark (PySpark): same reports as the CLI, no scheduler of ours.
+
+``check_sessions(df) -> (reports, rejects)`` runs four stages, all plain Spark:
+
+1. **prepare** (``mapInArrow``, no shuffle): decode each row (a raw JSON line, or
+   session columns), validate it with :func:`fingerprint.session.parse_session` and
+   pull out ``account_id`` and the time. Bad rows become rejects here, with the
+   CLI's error text.
+2. **check** (``repartition(n, "account_id").sortWithinPartitions("account_id",
+   "ts", "row_id")`` then ``mapInArrow``): one :class:`~fingerprint.checker.Checker`
+   per Python worker (cached by config), history in memory and reset per account,
+   so every history check that reads the account's own logins (IP hopping, device
+   churn, duplicate ids) sees exactly what a one-process run sees.
+3. **device sharing** (Spark windows by device): a partition only sees its own
+   accounts, so the number of distinct accounts per device inside the
+   ``device_sharing`` window is counted by Spark over *all* sessions.
+4. **patch** (``mapInArrow``): rows whose ``SHR_DEVICE_SHARED`` finding must be
+   added, dropped or restated are re-graded with :class:`fingerprint.grading.Grader`;
+   every other row passes through untouched.
+
+The result equals ``fingerprint check --workers 1`` on input in time order (the
+Spark job orders each account's logins by time itself, like the CLI with an
+unbounded ``--max-skew``). See docs/SPARK.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from fingerprint.checker import Checker, CheckerConfig, render
+from fingerprint.checks import CHECK_CLASSES, CHECKS_BY_NAME
+from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionError
+from fingerprint.grading import Grader
+from fingerprint.history import HistoryView, LoginEvent, MemoryHistoryStore, Windows
+from fingerprint.inputs import MAX_LINE_BYTES, Line, Reject, _slow_path, expand_inputs
+from fingerprint.outputs import jsonl_line
+from fingerprint.report import DeviceComponent, Finding, Report
+from fingerprint.rules import load_rules
+from fingerprint.session import parse_session
+
+SHARED_CODE = "SHR_DEVICE_SHARED"
+_BOM = b"\xef\xbb\xbf"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_FILE_BITS = 40  # read_session_lines: row_id = file index << 40 | line number
+# Top-level blocks that may arrive as JSON text in a string column.
+_BLOCKS = frozenset({"device", "app", "network", "auth"})
+# Columns that locate a row; never part of the session record.
+_LOCATORS = ("row_id", "file", "line", "_corrupt_record")
+
+# --- schemas ------------------------------------------------------------------------
+
+FINDING_TYPE = T.StructType(
+    [
+        T.StructField("check", T.StringType()),
+        T.StructField("code", T.StringType()),
+        T.StructField("severity", T.StringType()),
+        T.StructField("message", T.StringType()),
+        T.StructField("message_zh", T.StringType()),
+        T.StructField("evidence_json", T.StringType()),
+    ]
+)
+DEVICE_COMPONENT_TYPE = T.StructType(
+    [
+        T.StructField("weight", T.DoubleType()),
+        T.StructField("score", T.DoubleType()),
+        T.StructField("veto", T.BooleanType()),
+        T.StructField("reasons", T.ArrayType(T.StringType())),
+    ]
+)
+_LOCATION_FIELDS = [
+    T.StructField("row_id", T.LongType()),  # input position: sort by it for input order
+    T.StructField("file", T.StringType()),  # null unless the input said
+    T.StructField("line", T.LongType()),  # 1-based line in ``file``; null unless known
+]
+#: One row per valid session: report format v1 of SESSION-LOG.md, typed.
+REPORT_SCHEMA = T.StructType(
+    [
+        *_LOCATION_FIELDS,
+        T.StructField("session_id", T.StringType()),
+        T.StructField("account_id", T.StringType()),
+        T.StructField("ts", T.TimestampType()),
+        T.StructField("grade", T.StringType()),
+        T.StructField("score", T.IntegerType()),
+        T.StructField("blacklisted", T.BooleanType()),
+        T.StructField("findings", T.ArrayType(FINDING_TYPE)),
+        T.StructField("contributions", T.MapType(T.StringType(), T.IntegerType())),
+        T.StructField("not_evaluated", T.ArrayType(T.StringType())),
+        T.StructField("not_evaluated_reasons", T.MapType(T.StringType(), T.StringType())),
+        T.StructField("features_json", T.StringType()),
+        T.StructField("device_component", DEVICE_COMPONENT_TYPE),
+        T.StructField("warnings", T.ArrayType(T.StringType())),
+        T.StructField("device_id", T.StringType()),
+    ]
+)
+#: One row per rejected input row, with the CLI's error text.
+REJECT_SCHEMA = T.StructType(
+    [
+        *_LOCATION_FIELDS,
+        T.StructField("error", T.StringType()),
+        T.StructField("raw", T.StringType()),  # at most 65,536 characters
+        T.StructField("raw_truncated", T.BooleanType()),
+    ]
+)
+#: What :func:`read_session_lines` returns: the raw-line input form.
+LINES_SCHEMA = T.StructType([*_LOCATION_FIELDS, T.StructField("value", T.BinaryType())])
+
+_PREPARED_SCHEMA = T.StructType(
+    [
+        *_LOCATION_FIELDS,
+        T.StructField("account_id", T.StringType()),
+        T.StructField("ts_us", T.LongType()),
+        T.StructField("record", T.BinaryType()),  # JSON of the record (raw line text as is)
+        T.StructField("sid", T.StringType()),  # the session id the CLI would derive
+        T.StructField("error", T.StringType()),
+        T.StructField("raw", T.StringType()),
+        T.StructField("raw_truncated", T.BooleanType()),
+    ]
+)
+_CHECKED_SCHEMA = T.StructType([*REPORT_SCHEMA.fields, T.StructField("_ts_us", T.LongType())])
+_REPORT_COLUMNS = [f.name for f in REPORT_SCHEMA.fields]
+
+
+def _arrow_type(dtype: T.DataType) -> Any:
+    """The Arrow type Spark expects back from ``mapInArrow`` for the types used here."""
+    simple: dict[type[T.DataType], Any] = {
+        T.StringType: pa.string(),
+        T.LongType: pa.int64(),
+        T.IntegerType: pa.int32(),
+        T.DoubleType: pa.float64(),
+        T.BooleanType: pa.bool_(),
+        T.BinaryType: pa.binary(),
+        T.TimestampType: pa.timestamp("us", tz="UTC"),
+    }
+    if type(dtype) in simple:
+        return simple[type(dtype)]
+    if isinstance(dtype, T.ArrayType):
+        return pa.list_(_arrow_type(dtype.elementType))
+    if isinstance(dtype, T.MapType):
+        return pa.map_(_arrow_type(dtype.keyType), _arrow_type(dtype.valueType))
+    if isinstance(dtype, T.StructType):
+        return pa.struct([(f.name, _arrow_type(f.dataType)) for f in dtype.fields])
+    raise TypeError(f"no Arrow type for {dtype}")
+
+
+def _arrow_schema(schema: T.StructType) -> Any:
+    return pa.schema([(f.name, _arrow_type(f.dataType)) for f in schema.fields])
+
+
+_PREPARED_ARROW = _arrow_schema(_PREPARED_SCHEMA)
+_CHECKED_ARROW = _arrow_schema(_CHECKED_SCHEMA)
+
+
+# --- the public entry points --------------------------------------------------------
+
+
+def read_session_lines(spark: SparkSession, paths: Sequence[str]) -> DataFrame:
+    """Session log files as raw lines, numbered like the CLI numbers them.
+
+    One row per physical line (blank lines included; ``check_sessions`` skips them)
+    with ``file`` (the path as given), ``line`` (1-based), ``row_id`` (input order
+    across the files) and ``value`` (the line's bytes, invalid UTF-8 kept, so such a
+    line is rejected as by the CLI). ``.gz`` files are decompressed. Each path must
+    name one file: a directory or glob would be numbered as one stream. Numbering
+    costs one counting pass per file.
+    """
+    frames = []
+    for index, path in enumerate(paths):
+        # The scan's partitions are the file's splits in order, and
+        # monotonically_increasing_id() is documented as partition id << 33 | position.
+        scan = spark.read.text(path).select(
+            F.col("value").cast("binary").alias("value"),
+            F.spark_partition_id().alias("_pid"),
+            F.monotonically_increasing_id().bitwiseAND((1 << 33) - 1).alias("_index"),
+        )
+        counts: dict[int, int] = dict(scan.groupBy("_pid").count().collect())
+        offsets, total = [], 0
+        for pid in range(max(counts, default=-1) + 1):
+            offsets.append(total)
+            total += counts.get(pid, 0)
+        offset = (
+            F.element_at(F.array(*[F.lit(o) for o in offsets]), F.col("_pid") + 1)
+            if offsets
+            else F.lit(0)
+        ).cast("long")
+        line = offset + F.col("_index") + 1
+        frames.append(
+            scan.select(
+                (F.lit(index << _FILE_BITS).cast("long") + line).alias("row_id"),
+                F.lit(path).alias("file"),
+                line.alias("line"),
+                "value",
+            )
+        )
+    return functools.reduce(DataFrame.unionAll, frames)
+
+
+def check_sessions(
+    df: DataFrame,
+    config: CheckerConfig | None = None,
+    *,
+    partitions: int | None = None,
+) -> tuple[DataFrame, DataFrame]:
+    """Grade every session in ``df``; return ``(reports, rejects)``.
+
+    ``df`` is either raw JSON lines (a ``value`` column, string or binary, as from
+    :func:`read_session_lines` or ``spark.read.text``) or session log v1 columns
+    (``account_id``, ``ts``, ``ip``, ... with ``device``/``app``/``network``/``auth``
+    as structs or as JSON strings; a null field counts as absent), as from
+    ``spark.read.json``. Optional columns ``row_id`` (input position; default
+    ``monotonically_increasing_id()``), ``file`` and ``line`` locate rows; with
+    ``file`` and ``line`` a missing ``session_id`` becomes ``<file>:<line>`` as in
+    the CLI. ``partitions``: how many account partitions (default
+    ``spark.sql.shuffle.partitions``).
+
+    Both results are lazy. ``rejects`` needs only the first, cheap stage; reading
+    the input twice is the cost of asking for both.
+    """
+    config = replace(config or CheckerConfig(), track_accounts=0)
+    rules = load_rules(config.rules_dir)  # fail fast on the driver
+    prepared = _prepared(df, config)
+    rejects = prepared.filter(F.col("error").isNotNull()).select(
+        *[f.name for f in REJECT_SCHEMA.fields]
+    )
+    sessions = prepared.filter(F.col("error").isNull()).select(
+        "row_id", "file", "line", "account_id", "ts_us", "record", "sid"
+    )
+    sessions = (
+        sessions.repartition(partitions, "account_id")
+        if partitions
+        else sessions.repartition("account_id")
+    )
+    checked = sessions.sortWithinPartitions("account_id", "ts_us", "row_id").mapInArrow(
+        functools.partial(_check_batches, config), _CHECKED_SCHEMA
+    )
+    if "device_sharing" not in rules.checks.disabled:
+        sharing = CHECKS_BY_NAME["device_sharing"].compile(
+            rules, dict(rules.checks.checks.get("device_sharing", {}))
+        )
+        checked = _with_device_sharing(
+            checked,
+            config,
+            window_hours=getattr(sharing, "window_hours"),  # noqa: B009 - typed as Check
+            max_accounts=int(getattr(sharing, "max_accounts")),  # noqa: B009
+        )
+    return checked.select(*_REPORT_COLUMNS), rejects
+
+
+# --- stage 1: prepare ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Prepare:
+    raw_lines: bool  # a ``value`` column of JSON text; else a ``record`` struct
+    naive_tz: tzinfo
+
+
+def _prepared(df: DataFrame, config: CheckerConfig) -> DataFrame:
+    columns = df.columns
+    locate: list[Column] = [
+        F.col("row_id").cast("long") if "row_id" in columns else F.monotonically_increasing_id(),
+        F.col("file").cast("string") if "file" in columns else F.lit(None).cast("string"),
+        F.col("line").cast("long") if "line" in columns else F.lit(None).cast("long"),
+    ]
+    raw_lines = "value" in columns and "account_id" not in columns
+    if raw_lines:
+        body = [F.col("value").cast("binary").alias("value")]
+    else:
+        fields = [F.col(f"`{c}`") for c in columns if c not in _LOCATORS]
+        corrupt = (
+            F.col("_corrupt_record").cast("binary")
+            if "_corrupt_record" in columns
+            else F.lit(None).cast("binary")
+        )
+        body = [F.struct(*fields).alias("record"), corrupt.alias("value")]
+    selected = df.select(
+        locate[0].alias("row_id"), locate[1].alias("file"), locate[2].alias("line"), *body
+    )
+    options = _Prepare(raw_lines, config.naive_tz)
+    return selected.mapInArrow(functools.partial(_prepare_batches, options), _PREPARED_SCHEMA)
+
+
+def _prepare_batches(options: _Prepare, batches: Iterator[Any]) -> Iterator[Any]:
+    for batch in batches:
+        columns = batch.to_pydict()
+        record_type = None if options.raw_lines else batch.schema.field("record").type
+        rows = []
+        for i in range(batch.num_rows):
+            file, line = columns["file"][i], columns["line"][i]
+            value = columns["value"][i]
+            if value is not None:
+                row = _prepare_line(value, file, line, options.naive_tz)
+            elif record_type is not None:
+                record = _plain_struct(columns["record"][i], record_type)
+                row = _prepare_record(record, file, line, options.naive_tz)
+            else:
+                row = None  # a null line: nothing to check, like a blank one
+            if row is not None:
+                row["row_id"], row["file"], row["line"] = columns["row_id"][i], file, line
+                rows.append(row)
+        yield pa.RecordBatch.from_pylist(rows, schema=_PREPARED_ARROW)
+
+
+def _prepare_line(
+    raw: bytes, file: str | None, line: int | None, naive_tz: tzinfo
+) -> dict[str, Any] | None:
+    """One raw line, read as ``fingerprint.inputs`` reads it: the same rejects."""
+    name, number = file or "", line or 0
+    if len(raw) > MAX_LINE_BYTES:
+        error = f"line longer than {MAX_LINE_BYTES} bytes"
+        return _reject(Reject(name, number, error, raw[:65_536].decode("utf-8", "replace")))
+    if line == 1 and raw.startswith(_BOM):
+        raw = raw[len(_BOM) :]
+    text = raw.strip()
+    if not text:
+        return None  # blank lines are skipped (the CLI counts them)
+    item = _decode(text, name, number)
+    if isinstance(item, Reject):
+        return _reject(item)
+    return _validated(item.record, text, item.raw_text(), file, line, naive_tz)
+
+
+def _prepare_record(
+    record: dict[str, Any], file: str | None, line: int | None, naive_tz: tzinfo
+) -> dict[str, Any]:
+    text = orjson.dumps(record, default=str)
+    return _validated(record, text, text.decode(), file, line, naive_tz)
+
+
+def _validated(
+    record: Any, text: bytes, raw: str, file: str | None, line: int | None, naive_tz: tzinfo
+) -> dict[str, Any]:
+    try:
+        session = parse_session(record, naive_tz=naive_tz)
+    except InvalidSessionError as exc:
+        return _reject(Reject(file or "", line or 0, str(exc), raw))
+    return {
+        "account_id": session.account_id,
+        "ts_us": (session.ts - _EPOCH) // _MICROSECOND,
+        "record": text,
+        "sid": f"{file}:{line}" if file is not None and line is not None else None,
+    }
+
+
+def _reject(reject: Reject) -> dict[str, Any]:
+    out = reject.to_dict()
+    return {"error": out["error"], "raw": out["raw"], "raw_truncated": "raw_truncated" in out}
+
+
+def _decode(text: bytes, file: str, line: int) -> Line | Reject:
+    try:
+        return Line(file, line, orjson.loads(text), text)
+    except orjson.JSONDecodeError as exc:
+        result = _slow_path(file, line, text, exc)
+        assert isinstance(result, Line | Reject)
+        return result
+
+
+def _plain_struct(value: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """A session struct as JSON-ready values: null fields dropped (absent), maps as
+    objects, times as ISO text, blocks given as JSON strings decoded."""
+    out: dict[str, Any] = {}
+    for field in dtype:
+        item = value.get(field.name)
+        if item is None:
+            continue
+        if field.name in _BLOCKS and isinstance(item, str) and item.lstrip()[:1] == "{":
+            try:
+                out[field.name] = orjson.loads(item)
+                continue
+            except orjson.JSONDecodeError:
+                pass
+        out[field.name] = _plain(item, field.type)
+    return out
+
+
+def _plain(value: Any, dtype: Any) -> Any:
+    if value is None:
+        return None
+    if pa.types.is_struct(dtype):
+        return _plain_struct(value, dtype)
+    if pa.types.is_map(dtype):
+        return {key: _plain(item, dtype.item_type) for key, item in value}
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return [_plain(item, dtype.value_type) for item in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+# --- stage 2: check -----------------------------------------------------------------
+
+
+class _AccountHistory:
+    """History for a partition sorted by account: a fresh in-memory store per account.
+
+    Account history needs nothing else; device history is not kept (device sharing
+    is counted by Spark over every partition), so memory is one account's window.
+    """
+
+    def __init__(self) -> None:
+        self._store = MemoryHistoryStore()
+        self._account: str | None = None
+
+    def reset(self) -> None:
+        self._store = MemoryHistoryStore()
+        self._account = None
+
+    def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
+        if event.account_id != self._account:
+            self.reset()
+            self._account = event.account_id
+        return self._store.record_and_fetch(event, windows)
+
+    def record_device(self, event: LoginEvent, windows: Windows) -> None:
+        return None
+
+
+@dataclass
+class _Worker:
+    checker: Checker
+    history: _AccountHistory
+
+
+_WORKERS: dict[CheckerConfig, _Worker] = {}
+
+
+def _worker(config: CheckerConfig) -> _Worker:
+    """One checker per Python worker process and config (workers are reused)."""
+    worker = _WORKERS.get(config)
+    if worker is None:
+        history = _AccountHistory()
+        worker = _Worker(Checker(_localized(config), history=history), history)
+        _WORKERS[config] = worker
+    return worker
+
+
+def _localized(config: CheckerConfig) -> CheckerConfig:
+    """Database and rules paths missing on this machine, looked up among the files
+    shipped with ``--files`` / ``SparkContext.addFile`` (by base name)."""
+    changes: dict[str, Any] = {}
+    for name in ("city_db", "asn_db", "anonymous_ip_db", "rules_dir"):
+        path = getattr(config, name)
+        if path is None or os.path.exists(path):
+            continue
+        shipped = _spark_file(os.path.basename(os.fspath(path).rstrip("/")))
+        if shipped is not None:
+            changes[name] = shipped
+    return replace(config, **changes) if changes else config
+
+
+def _spark_file(name: str) -> str | None:
+    try:
+        from pyspark import SparkFiles
+
+        candidate = SparkFiles.get(name)
+    except Exception:  # no Spark context here, or no files shipped
+        return None
+    return candidate if os.path.exists(candidate) else None
+
+
+def _check_batches(config: CheckerConfig, batches: Iterator[Any]) -> Iterator[Any]:
+    worker = _worker(config)
+    worker.history.reset()
+    checker = worker.checker
+    for batch in batches:
+        columns = batch.to_pydict()
+        rows = []
+        for i in range(batch.num_rows):
+            file, line = columns["file"][i], columns["line"][i]
+            item = _decode(columns["record"][i], file or "", line or 0)
+            if isinstance(item, Reject):  # cannot happen: stage 1 decoded it
+                raise RuntimeError(f"row {columns['row_id'][i]}: {item.error}")
+            try:
+                report = checker.check(item.record, session_id=columns["sid"][i])
+            except InvalidSessionError as exc:  # cannot happen: stage 1 validated it
+                raise RuntimeError(f"row {columns['row_id'][i]}: {exc}") from None
+            row = _report_row(report)
+            row.update(row_id=columns["row_id"][i], file=file, line=line)
+            row["_ts_us"] = columns["ts_us"][i]
+            rows.append(row)
+        yield pa.RecordBatch.from_pylist(rows, schema=_CHECKED_ARROW)
+
+
+def _report_row(report: Report) -> dict[str, Any]:
+    component = report.device_component
+    device_id = report.features.get("device_id")
+    return {
+        "session_id": report.session_id,
+        "account_id": report.account_id,
+        "ts": report.ts,
+        "grade": report.grade,
+        "score": report.score,
+        "blacklisted": report.blacklisted,
+        "findings": [_finding_row(f) for f in report.findings],
+        "contributions": list(report.contributions.items()),
+        "not_evaluated": list(report.not_evaluated),
+        "not_evaluated_reasons": list(report.not_evaluated.items()),
+        "features_json": orjson.dumps(report.features).decode(),
+        "device_component": {
+            "weight": component.weight,
+            "score": component.score,
+            "veto": component.veto,
+            "reasons": list(component.reasons),
+        },
+        "warnings": list(report.warnings),
+        "device_id": device_id if isinstance(device_id, str) and device_id else None,
+    }
+
+
+def _finding_row(finding: Finding) -> dict[str, Any]:
+    return {
+        "check": finding.check,
+        "code": finding.code,
+        "severity": finding.severity,
+        "message": finding.message,
+        "message_zh": finding.message_zh,
+        "evidence_json": orjson.dumps(finding.evidence).decode(),
+    }
+
+
+# --- stages 3 and 4: device sharing -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sharing:
+    config: CheckerConfig
+    window_hours: float
+    max_accounts: int
+
+
+def _with_device_sharing(
+    checked: DataFrame, config: CheckerConfig, *, window_hours: float, max_accounts: int
+) -> DataFrame:
+    """Count distinct accounts per device in [ts - window, ts] over every session,
+    as the one-process history does: earlier logins, and logins at the same instant
+    that come earlier in the input. Rows whose finding changes are re-graded."""
+    window_us = round(window_hours * 3600 * 1_000_000)
+    # Sessions without a device id get a key of their own: no giant null group.
+    key = F.coalesce(F.col("device_id"), F.concat(F.lit("\u0000"), F.col("row_id").cast("string")))
+    keyed = checked.withColumn("_device_key", key)
+    earlier = Window.partitionBy("_device_key").orderBy("_ts_us").rangeBetween(-window_us, -1)
+    same_instant = (
+        Window.partitionBy("_device_key", "_ts_us")
+        .orderBy("row_id")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    accounts = F.array_union(
+        F.collect_set("account_id").over(earlier), F.collect_set("account_id").over(same_instant)
+    )
+    shared = F.when(F.col("device_id").isNotNull(), F.size(accounts))
+    has_finding = F.exists("findings", lambda f: f["code"] == F.lit(SHARED_CODE))
+    counted = keyed.withColumn("_shared", shared).withColumn(
+        "_touch", has_finding | F.coalesce(F.col("_shared") >= max_accounts, F.lit(False))
+    )
+    options = _Sharing(config, window_hours, max_accounts)
+    return counted.mapInArrow(functools.partial(_patch_batches, options), _CHECKED_SCHEMA)
+
+
+def _patch_batches(options: _Sharing, batches: Iterator[Any]) -> Iterator[Any]:
+    names = _CHECKED_ARROW.names
+    for batch in batches:
+        touch = batch.column("_touch")
+        untouched = batch.filter(pc.invert(touch))
+        if untouched.num_rows:
+            yield pa.RecordBatch.from_arrays(
+                [untouched.column(n) for n in names], schema=_CHECKED_ARROW
+            )
+        touched = batch.filter(touch)
+        if touched.num_rows:
+            rows = [_patched(row, options) for row in touched.to_pylist()]
+            yield pa.RecordBatch.from_pylist(rows, schema=_CHECKED_ARROW)
+
+
+@functools.lru_cache(maxsize=8)
+def _regrading(config: CheckerConfig) -> tuple[Grader, Any, dict[str, tuple[bool, int]]]:
+    rules = load_rules(_localized(config).rules_dir)
+    order = {cls.name: (cls.uses_history, i) for i, cls in enumerate(CHECK_CLASSES)}
+    return Grader(rules.grading), rules.codes.codes[SHARED_CODE], order
+
+
+def _patched(row: dict[str, Any], options: _Sharing) -> dict[str, Any]:
+    """The report with the finding device sharing gives over all sessions, re-graded."""
+    grader, spec, order = _regrading(options.config)
+    kept = [f for f in row["findings"] if f["code"] != SHARED_CODE]
+    accounts = row["_shared"]
+    if accounts is not None and accounts >= options.max_accounts:
+        evidence = {
+            "device_id": row["device_id"],
+            "accounts": accounts,
+            "window_hours": options.window_hours,
+        }
+        shared = Finding(
+            "device_sharing",
+            SHARED_CODE,
+            spec.severity,
+            render(spec.message, evidence),
+            render(spec.message_zh, evidence),
+            evidence,
+        )
+        kept.append(_finding_row(shared))
+    # Findings come in check order: session checks, then history checks.
+    kept.sort(key=lambda f: order.get(f["check"], (True, len(order))))
+    graded = grader.grade([_finding(f) for f in kept])
+    component = graded.device_component
+    row.update(
+        findings=kept,
+        grade=graded.grade,
+        score=graded.score,
+        blacklisted=graded.blacklisted,
+        contributions=list(graded.contributions.items()),
+        device_component={
+            "weight": component.weight,
+            "score": component.score,
+            "veto": component.veto,
+            "reasons": list(component.reasons),
+        },
+    )
+    return row
+
+
+def _finding(row: dict[str, Any]) -> Finding:
+    return Finding(
+        row["check"],
+        row["code"],
+        row["severity"],
+        row["message"],
+        row["message_zh"],
+        orjson.loads(row["evidence_json"]),
+    )
+
+
+# --- report format v1 ---------------------------------------------------------------
+
+
+def report_from_row(row: dict[str, Any]) -> Report:
+    """A reports row (``Row.asDict(recursive=True)`` or Arrow ``to_pylist``) as a
+    :class:`~fingerprint.report.Report`; ``.to_dict()`` is then the CLI's JSON."""
+    component = row["device_component"]
+    ts: datetime = row["ts"]
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    return Report(
+        session_id=row["session_id"],
+        account_id=row["account_id"],
+        ts=ts,
+        grade=row["grade"],
+        score=row["score"],
+        blacklisted=row["blacklisted"],
+        findings=tuple(_finding(f) for f in row["findings"]),
+        contributions=dict(_pairs(row["contributions"])),
+        not_evaluated=dict(_pairs(row["not_evaluated_reasons"])),
+        features=orjson.loads(row["features_json"]),
+        device_component=DeviceComponent(
+            component["weight"], component["score"], component["veto"], tuple(component["reasons"])
+        ),
+        warnings=tuple(row["warnings"] or ()),
+    )
+
+
+def _pairs(value: Any) -> list[tuple[Any, Any]]:
+    return list(value.items()) if isinstance(value, dict) else list(value or ())
+
+
+def to_json_lines(reports: DataFrame) -> DataFrame:
+    """Reports as a ``value`` column of report-format-v1 JSON, byte for byte the
+    CLI's lines (``.write.text(path)`` writes them)."""
+    schema = T.StructType([T.StructField("value", T.StringType())])
+    return reports.select(*_REPORT_COLUMNS).mapInArrow(_json_batches, schema)
+
+
+def _json_batches(batches: Iterator[Any]) -> Iterator[Any]:
+    out_schema = pa.schema([("value", pa.string())])
+    for batch in batches:
+        lines = [
+            jsonl_line(report_from_row(row).to_dict())[:-1].decode() for row in batch.to_pylist()
+        ]
+        yield pa.RecordBatch.from_arrays([pa.array(lines, pa.string())], schema=out_schema)
+
+
+# --- python -m fingerprint.spark ------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fingerprint.spark",
+        description="Grade session logs on Spark (spark-submit or local); see docs/SPARK.md.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="session log files (JSONL)")
+    parser.add_argument("output", metavar="OUTPUT", help="output directory")
+    parser.add_argument(
+        "--format",
+        choices=("json", "parquet"),
+        default="json",
+        help="json: the CLI's report lines; parquet: the typed schema (default json)",
+    )
+    parser.add_argument("--rejects", metavar="PATH", help="write rejected lines here")
+    parser.add_argument("--city-db", metavar="P", help="GeoIP2/GeoLite2-City database")
+    parser.add_argument("--asn-db", metavar="P", help="GeoLite2-ASN-format database")
+    parser.add_argument("--anonymous-ip-db", metavar="P", help="GeoIP2-Anonymous-IP database")
+    parser.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    parser.add_argument("--naive-tz", metavar="TZ", default="Asia/Shanghai")
+    parser.add_argument("--partitions", type=int, help="account partitions")
+    parser.add_argument(
+        "--ordered", action="store_true", help="write in input order (a global sort)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        naive_tz = ZoneInfo(args.naive_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(
+            f"fingerprint: configuration error: unknown time zone: {args.naive_tz}", file=sys.stderr
+        )
+        return 2
+    config = CheckerConfig(
+        city_db=args.city_db,
+        asn_db=args.asn_db,
+        anonymous_ip_db=args.anonymous_ip_db,
+        rules_dir=args.rules,
+        naive_tz=naive_tz,
+        track_accounts=0,
+    )
+    try:
+        paths = [p for spec in args.inputs for p in _input_paths(spec)]
+        Checker(config)  # fail fast on configuration errors, before Spark starts work
+    except ConfigError as exc:
+        print(f"fingerprint: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FingerprintError as exc:
+        print(f"fingerprint: {exc}", file=sys.stderr)
+        return 1
+    spark = SparkSession.builder.appName("fingerprint").getOrCreate()
+    _ship_files(spark, config)
+    reports, rejects = check_sessions(
+        read_session_lines(spark, paths), config, partitions=args.partitions
+    )
+    if args.ordered:
+        reports = reports.orderBy("row_id")
+        rejects = rejects.orderBy("row_id")
+    mode = "overwrite" if args.overwrite else "errorifexists"
+    if args.format == "json":
+        to_json_lines(reports).write.mode(mode).text(args.output)
+    else:
+        reports.write.mode(mode).parquet(args.output)
+    if args.rejects:
+        if args.format == "json":
+            truncated = F.when(F.col("raw_truncated"), F.lit(True)).alias("raw_truncated")
+            rejects.select("file", "line", "error", "raw", truncated).write.mode(mode).json(
+                args.rejects
+            )
+        else:
+            rejects.write.mode(mode).parquet(args.rejects)
+    return 0
+
+
+def _input_paths(spec: str) -> list[str]:
+    """Local files, directories and globs expand as in the CLI; URIs pass through."""
+    if "://" in spec and not spec.startswith("file://"):
+        return [spec]
+    return expand_inputs([spec])
+
+
+def _ship_files(spark: SparkSession, config: CheckerConfig) -> None:
+    """Local databases and rules go to the executors (found again by base name)."""
+    context = spark.sparkContext
+    for path in (config.city_db, config.asn_db, config.anonymous_ip_db):
+        if path is not None and os.path.isfile(path):
+            context.addFile(os.fspath(path))
+    if config.rules_dir is not None and os.path.isdir(config.rules_dir):
+        context.addFile(os.fspath(config.rules_dir), recursive=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
