@@ -16,7 +16,9 @@ pass (60 days later) runs under pytest-benchmark so the call also shows in its t
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -67,15 +69,41 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     }
 
 
-def time_calls(checker: Checker, records: list[dict[str, Any]]) -> list[int]:
+def time_calls(checker: Checker, records: list[dict[str, Any]]) -> tuple[list[int], dict[str, Any]]:
+    """Per-call times, plus what the garbage collector did meanwhile (full collections
+    of a large heap are the worst outliers) and the load average."""
     check = checker.check
     clock = time.perf_counter_ns
     samples = []
-    for record in records:
-        started = clock()
-        check(record)
-        samples.append(clock() - started)
-    return samples
+    collections: list[tuple[int, int]] = []
+    gc_started = [0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = clock()
+        else:
+            collections.append((info["generation"], clock() - gc_started[0]))
+
+    load_before = os.getloadavg()[0]
+    gc.callbacks.append(on_gc)
+    try:
+        for record in records:
+            started = clock()
+            check(record)
+            samples.append(clock() - started)
+    finally:
+        gc.callbacks.remove(on_gc)
+    full = [ns for generation, ns in collections if generation == 2]
+    context = {
+        "gc_full_collections": len(full),
+        "gc_full_max_ms": round(max(full, default=0) / 1e6, 1),
+        "gc_total_ms": round(sum(ns for _, ns in collections) / 1e6, 1),
+        "gc_tracked_objects": len(gc.get_objects()),
+        "device_memo_entries": len(checker._engine.device_memo),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+    return samples, context
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +118,12 @@ def warm_checker() -> tuple[Checker, list[dict[str, Any]]]:
 
 def test_check_warm_latency(benchmark: Any, warm_checker: tuple[Checker, list[Any]]) -> None:
     checker, timed = warm_checker
-    fresh = percentiles(time_calls(checker, timed))
-    report.record("check_warm_stream", **fresh)
-    replay = percentiles(time_calls(checker, shifted(timed, 30 * DAY)))
-    report.record("check_warm_replay", **replay)
+    samples, context = time_calls(checker, timed)
+    fresh = percentiles(samples)
+    report.record("check_warm_stream", **fresh, **context)
+    samples, context = time_calls(checker, shifted(timed, 30 * DAY))
+    replay = percentiles(samples)
+    report.record("check_warm_replay", **replay, **context)
     benchmark.extra_info.update({f"fresh_{k}": v for k, v in fresh.items()})
     benchmark.extra_info.update({f"replay_{k}": v for k, v in replay.items()})
 

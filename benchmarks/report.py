@@ -179,6 +179,13 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None,
     return out
 
 
+def _load(entry: dict[str, Any]) -> str:
+    before, after = entry.get("load_before"), entry.get("load_after")
+    if before is None or after is None:
+        return "n/a"
+    return f"{before:.1f} → {after:.1f}"
+
+
 def _provenance(entry: dict[str, Any], current: set[str], name: str) -> str:
     if name in current:
         return ""
@@ -196,7 +203,7 @@ def render(document: dict[str, Any]) -> str:
         f"{m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB RAM, "
         f"Python {m['python']} ({m['os']})",
         "",
-        "| target | measured | target | met |",
+        "| what | measured | target | met |",
         "|---|---:|---:|---|",
     ]
     for what, _, shown, target_and_met in targets(results):
@@ -205,8 +212,8 @@ def render(document: dict[str, Any]) -> str:
     lines += [
         "",
         "| pipeline over the same log | lines | CPU µs/line | wall s | CPU s | lines/s (wall) "
-        "| peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS MB | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, label in (
         ("pipeline_floor", "floor (orjson + maxminddb + dict + write)"),
@@ -220,14 +227,25 @@ def render(document: dict[str, Any]) -> str:
             f"| {label}{_provenance(e, current, name)} | {_fmt(e.get('lines'), '', 0)} "
             f"| {_fmt(e.get('cpu_us_per_line'))} | {_fmt(e.get('wall_s'), '', 2)} "
             f"| {_fmt(e.get('cpu_s'), '', 2)} | {_fmt(e.get('lines_per_s_wall'), '', 0)} "
-            f"| {_fmt(e.get('max_rss_mb'), '', 0)} |"
+            f"| {_fmt(e.get('max_rss_mb'), '', 0)} | {_load(e)} |"
         )
+    cpu1 = _get(results, "pipeline_ours_w1", "cpu_s")
+    cpu2 = _get(results, "pipeline_ours_w2", "cpu_s")
+    inflation = _ratio(cpu2, cpu1)
+    if inflation is not None:
+        lines += [
+            "",
+            f"`--workers 2` spends {inflation:.2f}x the CPU of `--workers 1` on the same log, so "
+            f"on two otherwise idle cores its throughput can be at most {2 / inflation:.2f}x "
+            "(the wall-clock ratio above also depends on what else the machine was running: "
+            "see the load averages).",
+        ]
 
     lines += [
         "",
         "| `Checker.check`, one call, warm | calls | p50 µs | p90 µs | p99 µs | p99.9 µs "
-        "| mean µs | max µs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| mean µs | max µs | full GCs (max ms) | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, label in (
         ("check_warm_stream", "fresh sessions after warm-up (realistic)"),
@@ -237,7 +255,9 @@ def render(document: dict[str, Any]) -> str:
         lines.append(
             f"| {label}{_provenance(e, current, name)} | {_fmt(e.get('calls'), '', 0)} "
             f"| {_fmt(e.get('p50_us'))} | {_fmt(e.get('p90_us'))} | {_fmt(e.get('p99_us'))} "
-            f"| {_fmt(e.get('p999_us'))} | {_fmt(e.get('mean_us'))} | {_fmt(e.get('max_us'))} |"
+            f"| {_fmt(e.get('p999_us'))} | {_fmt(e.get('mean_us'))} | {_fmt(e.get('max_us'))} "
+            f"| {_fmt(e.get('gc_full_collections'), '', 0)} ({_fmt(e.get('gc_full_max_ms'))}) "
+            f"| {_load(e)} |"
         )
 
     lines += [

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -16,6 +17,7 @@ from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.checker import Checker, CheckerConfig
 from fingerprint.errors import ConfigError, FingerprintError
 from fingerprint.explain import explain
+from fingerprint.htmlreport import write_html
 from fingerprint.inputs import expand_inputs, input_size
 from fingerprint.outputs import AtomicOutput
 from fingerprint.pipeline import check_stream
@@ -78,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--summary-json", metavar="FILE", help="write the summary as JSON")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary line")
     check.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML run report (needs -o and jsonl)",
+    )
+    check.add_argument(
+        "--lang",
+        choices=("zh", "en"),
+        default="zh",
+        help="language of the HTML report (default zh)",
+    )
+    check.add_argument(
         "--workers",
         type=_positive_int,
         default=os.cpu_count() or 1,
@@ -113,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_checker_options(explain_cmd)
     explain_cmd.set_defaults(handler=_cmd_explain)
+
+    report = commands.add_parser("report", help="an HTML page from a reports file")
+    report.add_argument("reports", metavar="REPORTS.jsonl", help="reports written by check")
+    report.add_argument(
+        "-o", "--output", metavar="OUT", help="the page (default: REPORTS with .html)"
+    )
+    report.add_argument("--lang", choices=("zh", "en"), default="zh")
+    report.add_argument("--title", help="page title")
+    report.add_argument("--rejects", type=int, metavar="N", help="rejected lines, if known")
+    report.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    report.set_defaults(handler=_cmd_report)
 
     rules = commands.add_parser("rules", help="validate or list the rule catalogue")
     rules_commands = rules.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
@@ -186,6 +210,11 @@ def checker_config(args: argparse.Namespace) -> CheckerConfig:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    if args.html and (
+        not args.output or args.output == "-" or args.format != "jsonl" or args.by != "session"
+    ):
+        print("fingerprint: --html needs -o FILE, --format jsonl and --by session", file=sys.stderr)
+        return EXIT_USAGE
     paths = expand_inputs(args.inputs)
     options = BatchOptions(
         paths=paths,
@@ -224,6 +253,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"fingerprint: cannot write output: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _finish(args, stats)
+    if args.html and status == EXIT_OK:
+        write_html(args.output, args.html, args.lang, load_rules(args.rules), rejects=stats.rejects)
     return status
 
 
@@ -275,6 +306,22 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(f"fingerprint: {wanted} not found in {args.input}", file=sys.stderr)
         return EXIT_FAILED
     sys.stdout.write(explain(chosen, checker.rules, args.lang))
+    return EXIT_OK
+
+
+# --- report ---------------------------------------------------------------------
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    source = Path(args.reports)
+    if not source.is_file():
+        raise ConfigError("reports file not found", args.reports)
+    out = args.output or str(source.with_suffix(".html"))
+    write_html(
+        source, out, args.lang, load_rules(args.rules), rejects=args.rejects, title=args.title
+    )
+    if not getattr(args, "quiet", False):
+        print(f"fingerprint: wrote {out}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -204,3 +204,15 @@ def test_explain_both_languages(tmp_path: Path, capsys) -> None:  # type: ignore
     chinese = capsys.readouterr().out
     assert "黑名单" in chinese and "模拟器" in chinese
     assert main(["explain", str(source), "--session-id", "missing"]) == 1
+
+
+def test_html_report_from_check_and_from_a_reports_file(tmp_path: Path) -> None:
+    source = write_lines(tmp_path / "in.jsonl", [json.dumps(s).encode() for s in GOOD] + [b"x"])
+    out, page = tmp_path / "o.jsonl", tmp_path / "run.html"
+    assert main(["check", str(source), "-o", str(out), "--html", str(page), "-q"]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "chart-grades" in html
+    assert main(["report", str(out), "--lang", "en"]) == 0
+    assert (tmp_path / "o.html").is_file()
+    assert main(["check", str(source), "--html", str(page), "-q"]) == 2  # needs -o
+    assert main(["report", str(tmp_path / "missing.jsonl")]) == 2

@@ -41,6 +41,7 @@ from fingerprint.sources.whois import (
     WhoisRecord,
     default_cache_path,
     is_hosting,
+    open_enricher,
 )
 
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -824,3 +825,17 @@ def test_enricher_survives_a_fork(
 def test_the_guard_blocks_other_addresses() -> None:
     with pytest.raises(AssertionError, match="tried to reach"):
         socket.create_connection(("192.0.2.1", 80), timeout=0.1)
+
+
+def test_open_enricher(registry: Registry, tmp_path: Path) -> None:
+    enricher = open_enricher(
+        tmp_path / "w.sqlite3",
+        timeout=2.0,
+        max_lookups=5,
+        opener=local_opener(registry.port),
+        asn_methods=["http"],
+    )
+    with enricher:
+        record = enricher.lookup("47.92.0.1", wait=5.0)
+        assert isinstance(record, WhoisRecord) and record.asn == 37963
+    assert (tmp_path / "w.sqlite3").is_file()

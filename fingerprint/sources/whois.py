@@ -54,9 +54,9 @@ DEFAULT_ASN_METHODS: Final = ("dns", "http")
 
 # A failure is remembered for the whole /24 (/48) around the address.
 FAILURE_PREFIX: Final = {4: 24, 6: 48}
-# Ranges wider than this are not trusted to speak for every address inside them (a
-# registry answering with its whole allocation); they are cached for the queried
-# address's /24 (/48) instead. Also bounds the cache's index scan.
+# A range not inside one block of this size (a registry answering with a whole
+# allocation, or an unaligned giant) is not trusted for every address in it: it is
+# cached for the queried address's /24 (/48) instead. Also bounds the index scan.
 WIDEST_PREFIX: Final = {4: 8, 6: 12}
 _MAX_TEXT = 200
 
@@ -893,9 +893,12 @@ __all__ = [
     "DEFAULT_SUCCESS_TTL",
     "DEFAULT_TIMEOUT",
     "PENDING",
+    "BreakerState",
     "CircuitBreaker",
+    "Outcome",
     "Pending",
     "Resolution",
+    "UnusableAnswer",
     "WhoisCache",
     "WhoisClient",
     "WhoisEnricher",
