@@ -88,9 +88,17 @@ def _run_single(options: BatchOptions, sinks: BatchSinks) -> RunStats:
         stats.interrupted = True
     if rollup is not None:
         _write_accounts(rollup, options, fmt, sinks.output, stats)
+    _close(checker, stats)
     if stats.interrupted:
         raise _Interrupted(stats)
     return stats
+
+
+def _close(checker: Checker, stats: RunStats) -> None:
+    """Keep the whois counters for the summary, then release the checker's resources."""
+    counters = checker.whois_stats() or {}
+    stats.whois.update({k: v for k, v in counters.items() if isinstance(v, int)})
+    checker.close()
 
 
 def _emit(
@@ -224,6 +232,7 @@ def _shard_main(options: BatchOptions, shard: Shard, results_dir: str, counters:
             stats.interrupted = True
         if rollup is not None:
             _write_accounts(rollup, options, fmt, framed.output, stats, framed)
+    _close(checker, stats)
     counters[shard.index] = stats.lines
     result = _ShardResult(stats, rows_path, rejects_path)
     with open(os.path.join(results_dir, f"result-{shard.index}"), "wb") as handle:

@@ -57,6 +57,11 @@ class CheckerConfig:
     history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
     history_timeout: float = 0.05  # seconds per Redis call
     fail_closed: bool = False  # history down: grade conservatively instead of skipping
+    whois: bool = False  # RDAP enrichment (ipwhois) for IPs no ASN database covers
+    whois_cache: str | Path | None = None  # SQLite cache; None: ~/.cache/fingerprint/
+    whois_timeout: float = 3.0  # seconds per lookup
+    whois_wait: float = 0.0  # how long check() may wait for a lookup (0: never blocks)
+    whois_budget: int | None = None  # lookups per checker at most
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,30 @@ class Checker:
         self._history: HistoryStore = history if history is not None else self._open_history()
         self._extractor = self._open_sources(self._engine.brands)
         self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
+        self._whois = self._open_whois()
+
+    def _open_whois(self) -> Any:
+        if not self.config.whois:
+            return None
+        from fingerprint.sources.whois import open_enricher
+
+        return open_enricher(
+            self.config.whois_cache,
+            timeout=self.config.whois_timeout,
+            max_lookups=self.config.whois_budget,
+        )
+
+    def whois_stats(self) -> dict[str, Any] | None:
+        """Lookups, cache hits, failures and breaker state, when enrichment is on."""
+        return self._whois.stats().as_dict() if self._whois is not None else None
+
+    def close(self) -> None:
+        """Release database readers, the whois pool and the history connection."""
+        if self._whois is not None:
+            self._whois.close()
+        close = getattr(self._history, "close", None)
+        if close is not None:
+            close()
 
     def _open_history(self) -> HistoryStore:
         url = self.config.history
@@ -272,10 +301,20 @@ class Checker:
         features = self._extract(engine, session, verdict.features if verdict else None)
         sid = session.session_id or session_id or _derived_session_id(session)
         known = dict(verdict.outcomes) if verdict else None
+        whois, whois_pending = self._whois_lookup(features)
         ctx = CheckContext(
-            session, features, None, None, "history is read later", late_by, self.config.fail_closed
+            session,
+            features,
+            None,
+            None,
+            "history is read later",
+            late_by,
+            self.config.fail_closed,
+            whois=whois,
         )
         run = _CheckRun()
+        if whois_pending:
+            run.not_evaluated["whois"] = whois_pending
         _run_checks(engine, engine.session_checks, ctx, known, run)
         # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
         # so travel and hopping arithmetic can leave it out.
@@ -299,6 +338,15 @@ class Checker:
         _run_checks(engine, engine.history_checks, ctx, None, run)
         session, features = ctx.session, ctx.features
         summary = features.summary()
+        if ctx.whois is not None:
+            summary["whois"] = {
+                "asn": ctx.whois.asn,
+                "org": ctx.whois.asn_description,
+                "network": ctx.whois.network_name,
+                "cidr": ctx.whois.cidr,
+                "country": ctx.whois.country,
+                "from_cache": ctx.whois.from_cache,
+            }
         for days, values in (stability or {}).items():
             summary[f"stability_{days:g}d"] = values.to_dict()
         if pending.key is not None and pending.verdict is None and not run.failed:
@@ -397,6 +445,21 @@ class Checker:
             engine = build_engine(load_rules(folder))
             self._engine = engine
             return engine.rules
+
+    def _whois_lookup(self, features: Features) -> tuple[Any, str | None]:
+        """The registry record of an IP no ASN database covers: (record, why not)."""
+        if self._whois is None or features.network.asn is not None:
+            return None, None
+        if features.network.ip_class != "public":
+            return None, None
+        from fingerprint.sources.whois import WhoisRecord
+
+        found = self._whois.lookup(str(features.network.ip), wait=self.config.whois_wait)
+        if isinstance(found, WhoisRecord):
+            return found, None
+        if found is None:
+            return None, "whois: no registry answer (failed, budget spent or breaker open)"
+        return None, "whois: lookup still running"
 
     def _stability(
         self, engine: _Engine, history: HistoryView | None, event: LoginEvent

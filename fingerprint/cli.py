@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_checker_options(explain_cmd)
     explain_cmd.set_defaults(handler=_cmd_explain)
 
+    whois = commands.add_parser("whois", help="what the registries say about IPs (cached)")
+    whois.add_argument("ips", nargs="+", metavar="IP")
+    whois.add_argument("--whois-cache", metavar="PATH", help="cache (default as for check)")
+    whois.add_argument("--whois-timeout", metavar="S", type=float, default=3.0)
+    whois.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    whois.set_defaults(handler=_cmd_whois)
+
     report = commands.add_parser("report", help="an HTML page from a reports file")
     report.add_argument("reports", metavar="REPORTS.jsonl", help="reports written by check")
     report.add_argument(
@@ -181,6 +188,36 @@ def _add_checker_options(command: argparse.ArgumentParser) -> None:
         help="seconds per Redis call before history counts as unavailable (default 0.05)",
     )
     group.add_argument(
+        "--whois",
+        action="store_true",
+        help="look up IPs no ASN database covers in the registries (RDAP, cached)",
+    )
+    group.add_argument(
+        "--whois-cache",
+        metavar="PATH",
+        help="whois SQLite cache (default ~/.cache/fingerprint/whois.sqlite3)",
+    )
+    group.add_argument(
+        "--whois-timeout",
+        metavar="S",
+        type=float,
+        default=3.0,
+        help="seconds per whois lookup (default 3)",
+    )
+    group.add_argument(
+        "--whois-wait",
+        metavar="S",
+        type=float,
+        default=0.2,
+        help="how long a session may wait for its lookup (default 0.2)",
+    )
+    group.add_argument(
+        "--whois-budget",
+        metavar="N",
+        type=int,
+        help="at most N registry lookups per run (per worker)",
+    )
+    group.add_argument(
         "--fail-closed",
         action="store_true",
         help="if history cannot be read, grade conservatively instead of skipping it",
@@ -203,6 +240,11 @@ def checker_config(args: argparse.Namespace) -> CheckerConfig:
         history=args.history,
         history_timeout=args.history_timeout,
         fail_closed=args.fail_closed,
+        whois=args.whois,
+        whois_cache=args.whois_cache,
+        whois_timeout=args.whois_timeout,
+        whois_wait=args.whois_wait,
+        whois_budget=args.whois_budget,
     )
 
 
@@ -307,6 +349,34 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     sys.stdout.write(explain(chosen, checker.rules, args.lang))
     return EXIT_OK
+
+
+# --- whois ----------------------------------------------------------------------
+
+
+def _cmd_whois(args: argparse.Namespace) -> int:
+    from fingerprint.sources.whois import WhoisRecord, is_hosting, open_enricher
+
+    network = load_rules(args.rules).network
+    enricher = open_enricher(args.whois_cache, timeout=args.whois_timeout)
+    status = EXIT_OK
+    try:
+        for ip in args.ips:
+            found = enricher.lookup(ip, wait=2 * args.whois_timeout + 1)
+            if not isinstance(found, WhoisRecord):
+                print(f"{ip}	no answer (not public, failed, or the registry is not reachable)")
+                status = EXIT_FAILED
+                continue
+            hosting = is_hosting(found, network)
+            origin = "cache" if found.from_cache else "registry"
+            print(
+                f"{ip}	AS{found.asn or '?'} {found.asn_description or ''}	"
+                f"{found.network_name or '?'} {found.cidr or ''} {found.country or ''}	"
+                f"from {origin}	hosting: {hosting[0] if hosting else 'no'}"
+            )
+    finally:
+        enricher.close(wait=True)
+    return status
 
 
 # --- report ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ class RunStats:
     provinces: Counter[str] = field(default_factory=Counter)
     reject_reasons: Counter[str] = field(default_factory=Counter)
     account_grades: Counter[str] = field(default_factory=Counter)
+    whois: Counter[str] = field(default_factory=Counter)  # enrichment counters
     accounts: int = 0
     interrupted: bool = False
 
@@ -64,7 +65,15 @@ class RunStats:
             "accounts",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("grades", "checks", "codes", "provinces", "reject_reasons", "account_grades"):
+        for name in (
+            "grades",
+            "checks",
+            "codes",
+            "provinces",
+            "reject_reasons",
+            "account_grades",
+            "whois",
+        ):
             getattr(self, name).update(getattr(other, name))
         self.interrupted = self.interrupted or other.interrupted
 
@@ -89,6 +98,7 @@ class RunStats:
             "top_provinces": dict(self.provinces.most_common(top)),
             "reject_reasons": dict(self.reject_reasons.most_common()),
             "interrupted": self.interrupted,
+            **({"whois": dict(self.whois)} if self.whois else {}),
         }
 
 

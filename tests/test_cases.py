@@ -44,8 +44,24 @@ class _DownStore:
         raise ConnectionError("connection refused")
 
 
+class _FixedWhois:
+    """An enricher whose registry always answers with the case's record."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        from fingerprint.sources.whois import WhoisRecord
+
+        self.record = WhoisRecord(**record)
+
+    def lookup(self, ip: str, wait: float = 0.0) -> Any:
+        return self.record
+
+
 def _checker(case: dict[str, Any]) -> Checker:
     config = CheckerConfig(**case.get("config", {}))
+    if "whois" in case:
+        checker = Checker(config)
+        checker._whois = _FixedWhois(case["whois"])
+        return checker
     if case.get("history") == "down":
         return Checker(config, history=_DownStore())
     if case.get("databases") == "test":

@@ -77,31 +77,34 @@ def _line(record: Any) -> bytes:
 def hand_written() -> list[bytes]:
     """Hoppers, a device farm, same-instant logins and every kind of bad line, in
     time order (the CLI runs with --max-skew 0)."""
-    lines: list[bytes] = []
+    timed: list[tuple[float, bytes]] = []
 
     def add(minutes: float, sid: str | None, account: Any, **changes: Any) -> None:
         session = make_session(session_id=sid, account_id=account, ts=_at(minutes), **changes)
         if sid is None:
             del session["session_id"]
-        lines.append(_line(session))
+        timed.append((minutes, _line(session)))
 
     add(0, "t-bom", "t-bom", **{"device.device_id": "d-bom"})
-    lines[0] = b"\xef\xbb\xbf" + lines[0]  # a byte order mark on line 1 is skipped
     for i, ip in enumerate(PROVINCE_IPS):  # five provinces in two hours
         add(1 + 30 * i, f"t-hop-{i}", "t-hop", ip=ip, **{"device.device_id": "d-hop"})
     for i, account in enumerate(FARM):  # one phone, four accounts
         add(2 + 10 * i, f"t-farm-{i}", account, **{"device.device_id": "d-farm"})
     for i, account in enumerate(["t-tie-a", "t-tie-b", "t-tie-c"]):  # same instant
         add(100, f"t-tie-{i}", account, **{"device.device_id": "d-tie"})
-    add(120, None, "t-noid", **{"device.device_id": "d-noid"})  # id from file:line
-    lines.append(b"")
-    epoch_ms = int((START + timedelta(minutes=130)).timestamp() * 1000)
-    numeric = make_session(session_id="t-num", account_id=990001, ts=epoch_ms)
+    add(125, None, "t-noid", **{"device.device_id": "d-noid"})  # id from file:line
+    numeric = make_session(session_id="t-num", account_id=990001)  # a numeric account id
+    numeric["ts"] = int((START + timedelta(minutes=130)).timestamp() * 1000)  # epoch ms
     numeric["device"]["device_id"] = "d-num"
-    lines.append(_line(numeric))
+    timed.append((130, _line(numeric)))
     big = make_session(session_id="t-bigint", account_id="t-bigint", ts=_at(140))
     big["device"]["device_id"] = "d-big"
-    lines.append(_line(big)[:-1] + b', "extra": ' + b"9" * 30 + b"}")  # orjson's limit
+    timed.append((140, _line(big)[:-1] + b', "extra": ' + b"9" * 30 + b"}"))  # beyond orjson
+    # Eight days on, the farm's first account is alone on the phone again.
+    add(8 * 24 * 60, "t-farm-later", FARM[0], **{"device.device_id": "d-farm"})
+    lines = [line for _, line in sorted(timed, key=lambda pair: pair[0])]  # stable
+    lines[0] = b"\xef\xbb\xbf" + lines[0]  # a byte order mark on line 1 is skipped
+    lines.append(b"")
     lines += [
         b"this is not json",
         b'["an", "array"]',
@@ -116,8 +119,6 @@ def hand_written() -> list[bytes]:
         b'{"account_id": "\xff\xfe", "ts": 1795133730, "ip": "1.1.1.1"}',
         b"   ",
     ]
-    # Eight days on, the farm's first account is alone on the phone again.
-    add(8 * 24 * 60, "t-farm-later", FARM[0], **{"device.device_id": "d-farm"})
     return lines
 
 

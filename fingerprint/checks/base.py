@@ -47,6 +47,7 @@ class CheckContext:
     late_by: float | None = None  # seconds behind the newest line, for late arrivals
     fail_closed: bool = False  # history unavailable: report it as a finding
     stability: dict[float, Stability] | None = None  # window days -> account stability
+    whois: Any = None  # a WhoisRecord for IPs no ASN database covers (--whois)
 
 
 class Check:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
-from fingerprint.rules import RuleSet
+from fingerprint.rules import NetworkFile, RuleSet
 from fingerprint.session import Device
 
 CHINA_TIME_ZONES = frozenset(
@@ -60,6 +60,8 @@ class VpnProxyCheck(Check):
         "VPN_RESIDENTIAL_PROXY",
         "VPN_HOSTING_IP",
         "VPN_HOSTING_ASN",
+        "VPN_HOSTING_WHOIS",
+        "VPN_HOSTING_NAME",
         "VPN_TZ_MISMATCH",
     )
 
@@ -67,6 +69,7 @@ class VpnProxyCheck(Check):
     benign_interfaces: re.Pattern[str] | None = None
     ios_utun_normal: int = 4
     hosting_asns: dict[int, tuple[str, str]] | None = None
+    network_rules: NetworkFile | None = None
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
@@ -77,11 +80,16 @@ class VpnProxyCheck(Check):
             benign_interfaces=_alternation(tunnels.benign_virtual),
             ios_utun_normal=tunnels.ios_utun_normal,
             hosting_asns={a.asn: (a.org, a.kind) for a in rules.network.hosting_asns},
+            network_rules=rules.network,
         )
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         network, features = ctx.session.network, ctx.features
-        ip_signals = features.network.anonymous is not None or features.network.asn is not None
+        ip_signals = (
+            features.network.anonymous is not None
+            or features.network.asn is not None
+            or ctx.whois is not None
+        )
         device = ctx.session.device
         tz_signal = device is not None and device.timezone is not None and features.geo is not None
         if network is None and not ip_signals and not tz_signal:
@@ -143,7 +151,30 @@ class VpnProxyCheck(Check):
                     {"ip": ip, "asn": asn.number, "org": listed[0], "kind": listed[1]},
                 )
             )
+        elif ctx.whois is not None:
+            hits.extend(self._whois_view(ctx, ip))
         return hits
+
+    def _whois_view(self, ctx: CheckContext, ip: str) -> list[Hit]:
+        """Registry data (RDAP via ipwhois) for an IP no ASN database covers."""
+        from fingerprint.sources.whois import is_hosting
+
+        assert self.network_rules is not None
+        found = is_hosting(ctx.whois, self.network_rules)
+        if found is None:
+            return []
+        record = ctx.whois
+        evidence = {
+            "ip": ip,
+            "asn": record.asn,
+            "network": record.network_name,
+            "cidr": record.cidr,
+            "source": "whois",
+        }
+        name, kind = found
+        if kind == "pattern":  # a broad name pattern (CLOUD, HOSTING, VPS): weaker
+            return [Hit("VPN_HOSTING_NAME", {**evidence, "pattern": name})]
+        return [Hit("VPN_HOSTING_WHOIS", {**evidence, "org": name, "kind": kind})]
 
     def _tz_mismatch(self, ctx: CheckContext, device: Device | None) -> Hit | None:
         geo = ctx.features.geo
