@@ -58,21 +58,22 @@ class _ShardResult:
     account_grades: dict[str, int] = field(default_factory=dict)
 
 
-def run_batch(options: BatchOptions, sinks: BatchSinks) -> RunStats:
+def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None = None) -> RunStats:
     """Check every input; write rows and rejects; return the merged statistics.
 
-    Raises KeyboardInterrupt after writing what was done when interrupted.
+    ``checker`` (fresh, built from ``options.config``) saves building another; forked
+    workers inherit it. Raises KeyboardInterrupt after writing what was done.
     """
+    checker = checker or Checker(options.config)
     if options.workers <= 1:
-        return _run_single(options, sinks)
-    return _run_sharded(options, sinks)
+        return _run_single(options, sinks, checker)
+    return _run_sharded(options, sinks, checker)
 
 
 # --- one process --------------------------------------------------------------------
 
 
-def _run_single(options: BatchOptions, sinks: BatchSinks) -> RunStats:
-    checker = Checker(options.config)
+def _run_single(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> RunStats:
     stats = RunStats(files=len(options.paths))
     fmt = RowFormat(options.fmt, options.by_account)
     sinks.output.write(fmt.header)
@@ -167,7 +168,7 @@ class _Interrupted(KeyboardInterrupt):
 # --- several processes ----------------------------------------------------------------
 
 
-def _run_sharded(options: BatchOptions, sinks: BatchSinks) -> RunStats:
+def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> RunStats:
     # fork: workers inherit the parsed options and start in milliseconds.
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="fingerprint-") as scratch:
@@ -176,7 +177,7 @@ def _run_sharded(options: BatchOptions, sinks: BatchSinks) -> RunStats:
         processes = [
             context.Process(
                 target=_shard_main,
-                args=(options, Shard(i, options.workers), str(results_dir), progress),
+                args=(options, checker, Shard(i, options.workers), str(results_dir), progress),
             )
             for i in range(options.workers)
         ]
@@ -208,9 +209,10 @@ def _wait(processes: list[Any], counters: Any, progress: Any) -> bool:
     return interrupted
 
 
-def _shard_main(options: BatchOptions, shard: Shard, results_dir: str, counters: Any) -> None:
+def _shard_main(
+    options: BatchOptions, checker: Checker, shard: Shard, results_dir: str, counters: Any
+) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    checker = Checker(options.config)
     stats = RunStats(files=len(options.paths))
     fmt = RowFormat(options.fmt, options.by_account)
     rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.checks.stability import StabilityCheck
@@ -30,7 +31,16 @@ from fingerprint.history import HistoryStore, HistoryView, LoginEvent, MemoryHis
 from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountRollup, AccountSummary
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
-from fingerprint.session import DEFAULT_NAIVE_TZ, App, Device, IPAddress, Session, parse_session
+from fingerprint.session import (
+    DEFAULT_NAIVE_TZ,
+    App,
+    Battery,
+    Device,
+    IPAddress,
+    Session,
+    battery_pinned,
+    parse_session,
+)
 from fingerprint.sources.maxmind import (
     bundled_city_path,
     open_anonymous_ip,
@@ -104,9 +114,14 @@ class DeviceMemo:
         self._entries: dict[bytes, DeviceVerdict] = {}
 
     def key(self, record: Mapping[str, Any]) -> bytes | None:
+        """The device, app and UA fields, less the battery, whose level changes with
+        every login; the battery enters the key only as "pinned or not", the one thing
+        a device-scoped check reads of it."""
         device, app, ua = record.get("device"), record.get("app"), record.get("user_agent")
         if device is None and app is None:
             return None
+        if isinstance(device, Mapping) and "battery" in device:
+            device = {k: v for k, v in device.items() if k != "battery"}
         try:
             return orjson.dumps((device, app, ua))
         except TypeError:  # values orjson cannot encode: validate the long way
@@ -319,7 +334,7 @@ class Checker:
         # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
         # so travel and hopping arithmetic can leave it out.
         anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
-        event = _event(sid, session, features, anonymous)
+        event = _event(sid, session, features, anonymous, self.config.naive_tz)
         return _Pending(engine, ctx, run, event, key, verdict)
 
     def _complete(
@@ -412,11 +427,23 @@ class Checker:
         """Validate, reusing the device and app blocks of a device seen before."""
         if not isinstance(record, Mapping):
             return self.parse(record), None, None
-        key = engine.device_memo.key(record)
-        verdict = engine.device_memo.get(key) if key is not None else None
+        base = engine.device_memo.key(record)
+        if base is None:
+            return self.parse(record), None, None
+        device = record.get("device")
+        raw_battery = device.get("battery") if isinstance(device, Mapping) else None
+        try:
+            battery = Battery.model_validate(raw_battery) if raw_battery is not None else None
+        except ValidationError:
+            return self.parse(record), None, None  # the full parse names the bad field
+        key = base + (b"|pinned" if battery_pinned(battery) else b"|-")
+        verdict = engine.device_memo.get(key)
         if verdict is None:
             return self.parse(record), key, None
-        return self.parse({**record, "device": verdict.device, "app": verdict.app}), key, verdict
+        known = verdict.device
+        if known is not None and raw_battery is not None:
+            known = known.model_copy(update={"battery": battery})
+        return self.parse({**record, "device": known, "app": verdict.app}), key, verdict
 
     def _extract(
         self, engine: _Engine, session: Session, device: DeviceFeatures | None
@@ -467,16 +494,20 @@ class Checker:
         check = engine.stability_check
         if history is None or check is None:
             return None
-        return {
-            days: account_stability(
-                history.account_events,
-                event,
-                days * 86_400,
-                self.config.naive_tz,
-                check.unusual_hour_share,
-            )
-            for days in check.windows_days
-        }
+        events = history.account_events
+        found: dict[float, Stability] = {}
+        previous: Stability | None = None
+        for days in sorted(check.windows_days, reverse=True):
+            oldest = event.ts - days * 86_400
+            in_window = sum(1 for e in events if e.ts >= oldest)
+            if previous is not None and in_window == previous.sessions:
+                # The shorter window holds the same logins: the same numbers.
+                found[days] = replace(previous, window_days=round(float(days), 2))
+            else:
+                found[days] = previous = account_stability(
+                    events, event, days * 86_400, self.config.naive_tz, check.unusual_hour_share
+                )
+        return {days: found[days] for days in check.windows_days}
 
     def _history_view(
         self, engine: _Engine, event: LoginEvent
@@ -523,7 +554,9 @@ def _derived_session_id(session: Session) -> str:
     return f"{session.account_id}@{int(session.ts.timestamp() * 1000)}"
 
 
-def _event(sid: str, session: Session, features: Features, anonymous: bool) -> LoginEvent:
+def _event(
+    sid: str, session: Session, features: Features, anonymous: bool, local_tz: tzinfo
+) -> LoginEvent:
     geo = features.geo
     return LoginEvent(
         ts=session.ts.timestamp(),
@@ -540,6 +573,7 @@ def _event(sid: str, session: Session, features: Features, anonymous: bool) -> L
         asn=features.network.asn.number if features.network.asn else None,
         network_type=session.network.type if session.network else None,
         carrier=session.device.sim.carrier if session.device and session.device.sim else None,
+        hour=session.ts.astimezone(local_tz).hour,
     )
 
 

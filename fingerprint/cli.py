@@ -267,14 +267,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
         max_skew=args.max_skew,
         workers=args.workers if "-" not in paths else 1,  # stdin can be read only once
     )
-    Checker(options.config)  # fail fast on configuration errors, before any output
+    checker = Checker(options.config)  # configuration errors surface before any output
     output = AtomicOutput(args.output)
     rejects = AtomicOutput(args.rejects) if args.rejects else None
     progress = Progress.for_stream(sys.stderr, _total_bytes(paths), enabled=not args.quiet)
     started = time.perf_counter()
     status = EXIT_OK
     try:
-        stats = run_batch(options, BatchSinks(output, rejects, progress))
+        stats = run_batch(options, BatchSinks(output, rejects, progress), checker)
     except KeyboardInterrupt as interrupt:
         stats = getattr(interrupt, "stats", None) or RunStats(interrupted=True)
         status = EXIT_INTERRUPTED

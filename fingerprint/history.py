@@ -32,6 +32,7 @@ class LoginEvent:
     asn: int | None = None
     network_type: str | None = None  # wifi, cellular, ...
     carrier: str | None = None
+    hour: int | None = None  # local hour of day (0-23), for login-time regularity
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 CONFIDENT: frozenset[str] = frozenset({"high", "critical"})
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+# libyaml's loader parses the rule files ten times faster than the pure-Python one.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CODE_PATTERN = r"^[A-Z]{2,4}_[A-Z0-9_]+$"
 
 
@@ -294,7 +296,7 @@ def _load_file(path: Path, model: type[M]) -> M:
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(str(path), "", f"cannot read ({exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise RulesError(str(path), "", f"invalid YAML ({exc})") from None
     if not isinstance(data, Mapping):

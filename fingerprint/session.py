@@ -77,6 +77,13 @@ class Battery(BaseModel):
     temperature_c: Annotated[float, Field(ge=-100, le=200)] | None = None
 
 
+def battery_pinned(battery: Battery | None) -> bool:
+    """Full, charging and at exactly 0 °C: how emulators report a battery."""
+    if battery is None or not battery.charging or battery.temperature_c != 0:
+        return False
+    return battery.level in (1.0, 100.0)
+
+
 class Screen(BaseModel):
     model_config = _MODEL_CONFIG
     width: Annotated[int, Field(ge=0, le=100_000)] | None = None

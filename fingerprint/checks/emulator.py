@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.checks.signatures import SignatureMatcher
 from fingerprint.rules import EmulatorSignature, RuleSet
-from fingerprint.session import Device
+from fingerprint.session import Device, battery_pinned
 
 # Which SDK fields and system properties feed each signature field.
 _FIELD_PROPS: dict[str, tuple[str, ...]] = {
@@ -143,7 +143,7 @@ class EmulatorCheck(Check):
         if handset and device.has_telephony is False:
             hits.append(Hit("EMU_NO_TELEPHONY", {"has_telephony": False, "model": device.model}))
         battery = device.battery
-        if battery and battery.charging and battery.temperature_c == 0 and _full(battery.level):
+        if battery is not None and battery_pinned(battery):
             hits.append(
                 Hit(
                     "EMU_BATTERY_PINNED",
@@ -166,10 +166,6 @@ class EmulatorCheck(Check):
             if brand == real_brand and pattern.search(model):
                 return None
         return abis[:8]
-
-
-def _full(level: float | None) -> bool:
-    return level is not None and (level == 1.0 or level == 100.0)
 
 
 def _observed(ctx: CheckContext, ua_model: str | None) -> list[tuple[str, str, str]]:
