@@ -82,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = ensure_dataset(args.sessions, verbose=True)
     lines = sum(1 for _ in path.open("rb"))
-    print(f"{lines} lines, {path.stat().st_size / 1e6:.1f} MB; {platform.processor() or '?'}, ")
-    print(f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
+    size = path.stat().st_size / 1e6
+    version = platform.python_version()
+    print(f"{lines} lines ({size:.1f} MB), {os.cpu_count()} CPUs, Python {version}")
     scratch = Path(tempfile.mkdtemp(prefix="fingerprint-bench-"))
     try:
         print(f"{'run':<28} {'seconds':>8} {'lines/s':>9}")

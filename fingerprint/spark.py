@@ -795,4 +795,8 @@ def _ship_files(spark: SparkSession, config: CheckerConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: Spark pickles the stage
+    # functions by reference, and executors can only find them in fingerprint.spark.
+    from fingerprint.spark import main as _main
+
+    sys.exit(_main())

@@ -16,6 +16,17 @@ from fingerprint.checks.base import (
 )
 
 
+def _device_with_history(ctx: CheckContext) -> str | NotEvaluated:
+    """The session's device id, or why a device history check cannot run."""
+    unavailable = history_unavailable(ctx)
+    if unavailable:
+        return unavailable
+    device = ctx.session.device
+    if device is None or not device.device_id:
+        return NotEvaluated("no device_id")
+    return device.device_id
+
+
 @dataclass(frozen=True)
 class DeviceSharingCheck(Check):
     """One device, many accounts inside the window: account farms share phones."""
@@ -28,28 +39,21 @@ class DeviceSharingCheck(Check):
     max_accounts: int = 3
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
-        unavailable = history_unavailable(ctx)
-        if unavailable:
-            return unavailable
-        device = ctx.session.device
-        if device is None or not device.device_id:
-            return NotEvaluated("no device_id")
+        device_id = _device_with_history(ctx)
+        if isinstance(device_id, NotEvaluated):
+            return device_id
         assert ctx.history is not None
         since = ctx.session.ts.timestamp() - self.window_hours * 3600
         accounts = {a for ts, a in ctx.history.device_accounts if ts >= since}
         accounts.add(ctx.session.account_id)
         if len(accounts) < self.max_accounts:
             return []
-        return [
-            Hit(
-                "SHR_DEVICE_SHARED",
-                {
-                    "device_id": device.device_id,
-                    "accounts": len(accounts),
-                    "window_hours": self.window_hours,
-                },
-            )
-        ]
+        evidence = {
+            "device_id": device_id,
+            "accounts": len(accounts),
+            "window_hours": self.window_hours,
+        }
+        return [Hit("SHR_DEVICE_SHARED", evidence)]
 
 
 @dataclass(frozen=True)
@@ -64,16 +68,13 @@ class DeviceChurnCheck(Check):
     max_devices: int = 3
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
-        unavailable = history_unavailable(ctx)
-        if unavailable:
-            return unavailable
-        device = ctx.session.device
-        if device is None or not device.device_id:
-            return NotEvaluated("no device_id")
+        device_id = _device_with_history(ctx)
+        if isinstance(device_id, NotEvaluated):
+            return device_id
         assert ctx.history is not None
         since = ctx.session.ts.timestamp() - self.window_hours * 3600
         devices = {e.device_id for e in ctx.history.account_events if e.device_id and e.ts >= since}
-        devices.add(device.device_id)
+        devices.add(device_id)
         if len(devices) < self.max_devices:
             return []
         return [
