@@ -279,7 +279,7 @@ class Checker:
 
     def check(
         self,
-        record: Mapping[str, Any] | Session,
+        record: Mapping[str, Any] | Session | Prepared,
         *,
         session_id: str | None = None,
         late_by: float | None = None,
@@ -296,7 +296,7 @@ class Checker:
 
     async def acheck(
         self,
-        record: Mapping[str, Any] | Session,
+        record: Mapping[str, Any] | Session | Prepared,
         *,
         session_id: str | None = None,
         late_by: float | None = None,
@@ -308,11 +308,15 @@ class Checker:
         return self._complete(pending, history, error)
 
     def _begin(
-        self, record: Mapping[str, Any] | Session, session_id: str | None, late_by: float | None
+        self,
+        record: Mapping[str, Any] | Session | Prepared,
+        session_id: str | None,
+        late_by: float | None,
     ) -> _Pending:
         """Everything before history: parse, features, the session-only checks."""
-        engine = self._engine  # one read: a concurrent reload cannot split this call
-        session, key, verdict = self._parse_with_memo(engine, record)
+        prepared = record if isinstance(record, Prepared) else self.prepare(record)
+        engine, session = prepared.engine, prepared.session
+        key, verdict = prepared.key, prepared.verdict
         features = self._extract(engine, session, verdict.features if verdict else None)
         sid = session.session_id or session_id or _derived_session_id(session)
         known = dict(verdict.outcomes) if verdict else None
@@ -388,7 +392,17 @@ class Checker:
             self._accounts.add(report, session.device.device_id if session.device else None)
         return report
 
-    def observe_device(self, record: Mapping[str, Any]) -> bool:
+    def prepare(self, record: Mapping[str, Any] | Session) -> Prepared:
+        """Validate a record for :meth:`check` (raises ``InvalidSessionError``).
+
+        Batch runs validate first, so a bad line is rejected before it can move the
+        reorder buffer's clock, and check the prepared session later.
+        """
+        engine = self._engine  # one read: a concurrent reload cannot split this call
+        session, key, verdict = self._parse_with_memo(engine, record)
+        return Prepared(engine, session, key, verdict)
+
+    def observe_device(self, record: Mapping[str, Any] | Prepared) -> bool:
         """Record only the device side of a login that another process checks.
 
         Used by sharded runs so device sharing still sees every account. Invalid
@@ -398,9 +412,10 @@ class Checker:
         if engine.windows is None:
             return False
         try:
-            session, _, _ = self._parse_with_memo(engine, record)
+            prepared = record if isinstance(record, Prepared) else self.prepare(record)
         except InvalidSessionError:
             return False
+        session = prepared.session
         if session.device is None or not session.device.device_id:
             return False
         event = LoginEvent(
@@ -536,6 +551,16 @@ class Checker:
 
 def _unavailable(exc: Exception) -> str:
     return f"history store unavailable: {type(exc).__name__}: {exc}"[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated session ready for :meth:`Checker.check` (see :meth:`Checker.prepare`)."""
+
+    engine: _Engine
+    session: Session
+    key: bytes | None
+    verdict: DeviceVerdict | None
 
 
 @dataclass(frozen=True, slots=True)

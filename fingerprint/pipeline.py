@@ -19,13 +19,12 @@ import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from fingerprint.checker import Checker
+from fingerprint.checker import Checker, Prepared
 from fingerprint.errors import InvalidSessionError
 from fingerprint.inputs import Blank, Item, Line, Reject
 from fingerprint.report import Report
-from fingerprint.session import parse_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +40,17 @@ class Outcome:
     foreign: bool = False  # another shard's line: holds its place, never emitted
 
 
+P = TypeVar("P")
+
+
 @dataclass(order=True)
-class _Pending:
+class _Pending(Generic[P]):
     ts: float
     seq: int
-    item: Line = field(compare=False)
+    item: P = field(compare=False)
 
 
-class ReorderBuffer:
+class ReorderBuffer(Generic[P]):
     """Holds lines until no line more than ``max_skew`` seconds older can still come.
 
     ``push`` returns the lines that are now safe to check, oldest first, plus the
@@ -57,10 +59,10 @@ class ReorderBuffer:
 
     def __init__(self, max_skew: float) -> None:
         self.max_skew = max_skew
-        self._heap: list[_Pending] = []
+        self._heap: list[_Pending[P]] = []
         self._newest = float("-inf")
 
-    def push(self, seq: int, item: Line, ts: float | None) -> list[tuple[Line, int, float | None]]:
+    def push(self, seq: int, item: P, ts: float | None) -> list[tuple[P, int, float | None]]:
         if ts is None:  # no usable time: it will be a reject; nothing to order
             return [(item, seq, None)]
         if ts < self._newest - self.max_skew:
@@ -69,14 +71,14 @@ class ReorderBuffer:
         heapq.heappush(self._heap, _Pending(ts, seq, item))
         return self._release(self._newest - self.max_skew)
 
-    def _release(self, horizon: float) -> list[tuple[Line, int, float | None]]:
-        ready: list[tuple[Line, int, float | None]] = []
+    def _release(self, horizon: float) -> list[tuple[P, int, float | None]]:
+        ready: list[tuple[P, int, float | None]] = []
         while self._heap and self._heap[0].ts <= horizon:
             pending = heapq.heappop(self._heap)
             ready.append((pending.item, pending.seq, None))
         return ready
 
-    def drain(self) -> list[tuple[Line, int, float | None]]:
+    def drain(self) -> list[tuple[P, int, float | None]]:
         return self._release(float("inf"))
 
     def __len__(self) -> int:
@@ -107,16 +109,6 @@ class InputOrder:
         return len(self._held)
 
 
-def record_ts(record: Any) -> float | None:
-    """The line's time, if it has a usable one, for ordering only."""
-    if not isinstance(record, dict):
-        return None
-    try:
-        return parse_timestamp(record.get("ts")).timestamp()
-    except (ValueError, TypeError, OverflowError):
-        return None
-
-
 def shard_of(record: Any, seq: int, shards: int) -> int:
     """Stable shard by account, so each account's history lives in one process."""
     if shards == 1:
@@ -142,9 +134,13 @@ def check_stream(
 ) -> Iterator[Outcome]:
     """Check the items this shard owns, in time order per account, yielding outcomes
     in input order. Lines of other shards still feed the device history, so device
-    sharing sees every account, exactly as one process would."""
+    sharing sees every account, exactly as one process would.
+
+    Lines are validated before they enter the reorder buffer: a bad line is rejected
+    at once and never moves the buffer's clock.
+    """
     shard = shard or Shard()
-    buffer = ReorderBuffer(max_skew)
+    buffer: ReorderBuffer[tuple[Line, Prepared]] = ReorderBuffer(max_skew)
     order = InputOrder()
     for seq, item in zip(itertools.count(), items, strict=False):
         if isinstance(item, Blank | Reject):
@@ -155,8 +151,14 @@ def check_stream(
             else:
                 yield from order.add(Outcome(seq, item.file, item.line, blank=True))
             continue
-        ts = record_ts(item.record)
-        for ready, ready_seq, late_by in buffer.push(seq, item, ts):
+        mine = shard_of(item.record, seq, shard.count) == shard.index
+        try:
+            prepared = checker.prepare(item.record)
+        except InvalidSessionError as exc:
+            yield from order.add(_reject(item, seq, exc)) if mine else order.skip(seq)
+            continue
+        ts = prepared.session.ts.timestamp()
+        for ready, ready_seq, late_by in buffer.push(seq, (item, prepared), ts):
             yield from _settle(checker, ready, ready_seq, late_by, shard, order)
     for ready, ready_seq, late_by in buffer.drain():
         yield from _settle(checker, ready, ready_seq, late_by, shard, order)
@@ -164,24 +166,36 @@ def check_stream(
 
 def _settle(
     checker: Checker,
-    item: Line,
+    ready: tuple[Line, Prepared],
     seq: int,
     late_by: float | None,
     shard: Shard,
     order: InputOrder,
 ) -> Iterator[Outcome]:
+    item, prepared = ready
     if shard_of(item.record, seq, shard.count) != shard.index:
-        checker.observe_device(item.record)
+        checker.observe_device(prepared)
         return order.skip(seq)
-    return order.add(check_line(checker, item, seq, late_by))
+    return order.add(check_line(checker, item, seq, late_by, prepared))
 
 
-def check_line(checker: Checker, item: Line, seq: int, late_by: float | None = None) -> Outcome:
+def check_line(
+    checker: Checker,
+    item: Line,
+    seq: int,
+    late_by: float | None = None,
+    prepared: Prepared | None = None,
+) -> Outcome:
+    """One line's outcome: its report, or its reject with the reason."""
     try:
-        report = checker.check(item.record, session_id=f"{item.file}:{item.line}", late_by=late_by)
-    except InvalidSessionError as exc:
-        raw = item.raw_text() if item.raw else repr(item.record)[:65_536]
-        return Outcome(
-            seq, item.file, item.line, reject=Reject(item.file, item.line, str(exc), raw)
+        report = checker.check(
+            prepared or item.record, session_id=f"{item.file}:{item.line}", late_by=late_by
         )
+    except InvalidSessionError as exc:
+        return _reject(item, seq, exc)
     return Outcome(seq, item.file, item.line, report=report)
+
+
+def _reject(item: Line, seq: int, exc: InvalidSessionError) -> Outcome:
+    raw = item.raw_text() if item.raw else repr(item.record)[:65_536]
+    return Outcome(seq, item.file, item.line, reject=Reject(item.file, item.line, str(exc), raw))

@@ -120,3 +120,39 @@ def test_detection_rule_counts_only_confident_findings() -> None:
     report = {"findings": [{"check": "multi_open", "severity": "medium"}]}
     assert detected("multi_open", {"kind": "system_dual_app"}, report)
     assert not detected("multi_open", {"kind": "container_virtualapp"}, report)
+
+
+@pytest.fixture(scope="module")
+def last_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, set[str]]]:
+    """Per account: its kind and the codes of its last session's report."""
+    kinds: dict[str, tuple[str, str]] = {}
+    with LABELLED.open(encoding="utf-8") as fh:
+        for line in fh:
+            session = json.loads(line)
+            kinds[session["session_id"]] = (session["_label"]["kind"], session["account_id"])
+    out = tmp_path_factory.mktemp("stability") / "reports.jsonl"
+    assert main(["check", str(LABELLED), "-o", str(out), "-q", "--workers", "1"]) == 0
+    last: dict[str, tuple[str, set[str]]] = {}
+    with out.open(encoding="utf-8") as fh:
+        for report in map(json.loads, fh):
+            kind, account = kinds[report["session_id"]]
+            last[account] = (kind, set(report["contributions"]))
+    return last
+
+
+def test_device_churners_and_network_scatterers_are_seen(
+    last_reports: dict[str, tuple[str, set[str]]],
+) -> None:
+    churners = [codes for kind, codes in last_reports.values() if kind == "device_churner"]
+    scatterers = [codes for kind, codes in last_reports.values() if kind == "network_scatterer"]
+    assert churners and scatterers
+    assert all({"CHN_DEVICE_CHURN", "STB_UNSTABLE_DEVICE"} & codes for codes in churners)
+    assert all("STB_DISPERSED_NETWORKS" in codes for codes in scatterers)
+    ordinary = [
+        codes
+        for kind, codes in last_reports.values()
+        if kind in ("ordinary_android", "iphone", "commuter", "real_trip")
+    ]
+    dispersed = sum("STB_DISPERSED_NETWORKS" in codes for codes in ordinary)
+    churned = sum("STB_UNSTABLE_DEVICE" in codes for codes in ordinary)
+    assert dispersed == 0 and churned == 0, (dispersed, churned, len(ordinary))
