@@ -582,7 +582,7 @@ class WhoisClient:
         clock: Clock = time.time,
     ) -> None:
         try:
-            from ipwhois import IPDefinedError, IPWhois  # type: ignore[import-untyped]
+            from ipwhois import IPDefinedError, IPWhois
         except ImportError:
             raise ConfigError("whois enrichment needs the ipwhois package") from None
         self._ipwhois = IPWhois
