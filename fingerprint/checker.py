@@ -13,8 +13,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
+from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 import orjson
@@ -109,7 +111,7 @@ class DeviceMemo:
     whole when full. Belongs to one engine, so a rules reload starts empty.
     """
 
-    def __init__(self, max_entries: int = 50_000) -> None:
+    def __init__(self, max_entries: int = 20_000) -> None:
         self._max = max_entries
         self._entries: dict[bytes, DeviceVerdict] = {}
 
@@ -583,12 +585,15 @@ def _event(
     sid: str, session: Session, features: Features, anonymous: bool, local_tz: tzinfo
 ) -> LoginEvent:
     geo = features.geo
+    device, network = session.device, session.network
+    # History keeps millions of these: strings that repeat within an account (its id,
+    # devices, IPs, networks, carrier) are interned so each is stored once.
     return LoginEvent(
         ts=session.ts.timestamp(),
         session_id=sid,
-        account_id=session.account_id,
-        device_id=session.device.device_id if session.device else None,
-        ip=str(session.ip),
+        account_id=intern(session.account_id),
+        device_id=intern(device.device_id) if device and device.device_id else None,
+        ip=_ip_text(session.ip),
         province=geo.province if geo else None,
         latitude=geo.latitude if geo else None,
         longitude=geo.longitude if geo else None,
@@ -596,16 +601,24 @@ def _event(
         ip_anonymous=anonymous,
         network=_network_of(session.ip),
         asn=features.network.asn.number if features.network.asn else None,
-        network_type=session.network.type if session.network else None,
-        carrier=session.device.sim.carrier if session.device and session.device.sim else None,
+        network_type=intern(network.type) if network and network.type else None,
+        carrier=intern(device.sim.carrier)
+        if device and device.sim and device.sim.carrier
+        else None,
         hour=session.ts.astimezone(local_tz).hour,
     )
 
 
+@lru_cache(maxsize=65_536)
+def _ip_text(address: IPAddress) -> str:
+    return intern(str(address))
+
+
+@lru_cache(maxsize=65_536)
 def _network_of(address: IPAddress) -> str:
     """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
     bits = 24 if address.version == 4 else 48
-    return str(ip_network((address, bits), strict=False))
+    return intern(str(ip_network((address, bits), strict=False)))
 
 
 @dataclass(slots=True)
