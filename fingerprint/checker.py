@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import string
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from functools import lru_cache
+from hashlib import blake2b
 from ipaddress import ip_network
 from pathlib import Path
 from sys import intern
@@ -104,16 +106,19 @@ class DeviceVerdict:
 
 
 class DeviceMemo:
-    """Device verdicts keyed by the exact bytes of the device, app and UA fields.
+    """Device verdicts keyed by a digest of the device, app and UA fields.
 
     Logins repeat their device: validating the device block and matching hundreds of
-    signatures again for each login is most of the per-session cost. Bounded; cleared
-    whole when full. Belongs to one engine, so a rules reload starts empty.
+    signatures again for each login is most of the per-session cost. A verdict holds
+    a validated device block (a few kB), so the memo is a bounded LRU; the key is a
+    128-bit BLAKE2 digest of the fields' exact bytes, not the bytes themselves.
+    Belongs to one engine, so a rules reload starts empty.
     """
 
-    def __init__(self, max_entries: int = 20_000) -> None:
+    def __init__(self, max_entries: int = 10_000) -> None:
         self._max = max_entries
-        self._entries: dict[bytes, DeviceVerdict] = {}
+        self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
+        self._lock = threading.Lock()
 
     def key(self, record: Mapping[str, Any]) -> bytes | None:
         """The device, app and UA fields, less the battery, whose level changes with
@@ -125,17 +130,23 @@ class DeviceMemo:
         if isinstance(device, Mapping) and "battery" in device:
             device = {k: v for k, v in device.items() if k != "battery"}
         try:
-            return orjson.dumps((device, app, ua))
+            raw = orjson.dumps((device, app, ua))
         except TypeError:  # values orjson cannot encode: validate the long way
             return None
+        return blake2b(raw, digest_size=16).digest()
 
     def get(self, key: bytes) -> DeviceVerdict | None:
-        return self._entries.get(key)
+        with self._lock:
+            verdict = self._entries.get(key)
+            if verdict is not None:
+                self._entries.move_to_end(key)
+            return verdict
 
     def put(self, key: bytes, verdict: DeviceVerdict) -> None:
-        if len(self._entries) >= self._max:
-            self._entries = {}
-        self._entries[key] = verdict
+        with self._lock:
+            self._entries[key] = verdict
+            if len(self._entries) > self._max:
+                self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
