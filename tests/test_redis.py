@@ -65,6 +65,9 @@ def essentials(report: Any) -> tuple[Any, ...]:
         data["contributions"],
         data["not_evaluated"],
         [f["evidence"] for f in data["findings"]],
+        # the stability features: the same numbers from either store
+        data["features"]["stability_7d"],
+        data["features"]["stability_30d"],
     )
 
 
