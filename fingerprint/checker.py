@@ -11,7 +11,7 @@ from __future__ import annotations
 import string
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from functools import lru_cache
@@ -120,11 +120,16 @@ class DeviceMemo:
         self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
         self._lock = threading.Lock()
 
-    def key(self, record: Mapping[str, Any]) -> bytes | None:
-        """The device, app and UA fields, less the battery, whose level changes with
-        every login; the battery enters the key only as "pinned or not", the one thing
-        a device-scoped check reads of it."""
+    def key(
+        self, record: Mapping[str, Any], resolve_ua: Callable[[str], Any]
+    ) -> bytes | None:
+        """The device and app fields, less the battery, whose level changes with every
+        login (it enters the key only as "pinned or not", the one thing a device-scoped
+        check reads of it), and the *parsed* user agent: WeChat's UA changes with the
+        network type (NetType/WIFI, 4G) while what the checks read of it does not."""
         device, app, ua = record.get("device"), record.get("app"), record.get("user_agent")
+        if isinstance(ua, str):
+            ua = resolve_ua(ua)  # a frozen dataclass; orjson encodes its fields
         if device is None and app is None:
             return None
         if isinstance(device, Mapping) and "battery" in device:
@@ -455,7 +460,7 @@ class Checker:
         """Validate, reusing the device and app blocks of a device seen before."""
         if not isinstance(record, Mapping):
             return self.parse(record), None, None
-        base = engine.device_memo.key(record)
+        base = engine.device_memo.key(record, self._extractor.resolve_ua)
         if base is None:
             return self.parse(record), None, None
         device = record.get("device")
