@@ -156,9 +156,6 @@ class MemoryHistoryStore:
                 break
             del self._devices[key]
 
-    def __len__(self) -> int:
-        return len(self._accounts)
-
     def accounts(self) -> int:
         return len(self._accounts)
 

@@ -24,10 +24,6 @@ class GeoInfo:
     time_zone: str | None
     network: str | None
 
-    @property
-    def placed_in_province(self) -> bool:
-        return self.province is not None
-
 
 @dataclass(frozen=True, slots=True)
 class AsnInfo:
