@@ -120,9 +120,7 @@ class DeviceMemo:
         self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
         self._lock = threading.Lock()
 
-    def key(
-        self, record: Mapping[str, Any], resolve_ua: Callable[[str], Any]
-    ) -> bytes | None:
+    def key(self, record: Mapping[str, Any], resolve_ua: Callable[[str], Any]) -> bytes | None:
         """The device and app fields, less the battery, whose level changes with every
         login (it enters the key only as "pinned or not", the one thing a device-scoped
         check reads of it), and the *parsed* user agent: WeChat's UA changes with the
@@ -535,7 +533,7 @@ class Checker:
             in_window = sum(1 for e in events if e.ts >= oldest)
             if previous is not None and in_window == previous.sessions:
                 # The shorter window holds the same logins: the same numbers.
-                found[days] = replace(previous, window_days=round(float(days), 2))
+                found[days] = previous._replace(window_days=round(float(days), 2))
             else:
                 found[days] = previous = account_stability(
                     events, event, days * 86_400, self.config.naive_tz, check.unusual_hour_share

@@ -33,12 +33,9 @@ Names and units (``features["stability_7d"]`` and ``features["stability_30d"]``)
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime, tzinfo
-from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from fingerprint.history import LoginEvent
 
@@ -46,8 +43,7 @@ NIGHT_HOURS = frozenset({23, 0, 1, 2, 3, 4})
 DAY = 86_400.0
 
 
-@dataclass(frozen=True, slots=True)
-class Stability:
+class Stability(NamedTuple):
     window_days: float
     sessions: int
     devices: int
@@ -68,11 +64,7 @@ class Stability:
     new_network_type: bool | None
 
     def to_dict(self) -> dict[str, Any]:
-        # Every field is a plain value: no deep copy needed (dataclasses.asdict is 10x slower).
-        return {name: getattr(self, name) for name in _FIELDS}
-
-
-_FIELDS = tuple(f.name for f in fields(Stability))
+        return self._asdict()
 
 
 def account_stability(
@@ -84,46 +76,57 @@ def account_stability(
 ) -> Stability:
     """Stability of the account over the window ending at the current login.
 
-    One pass over the window (history is oldest first); the hour of each login is
-    computed once, when it is recorded (``LoginEvent.hour``).
+    One pass over the window (history is oldest first) with plain dicts: this runs
+    for every login. The hour of each login is computed once, when it is recorded
+    (``LoginEvent.hour``).
     """
     since = current.ts - window_seconds
     start = len(history)
     while start > 0 and history[start - 1].ts >= since:
         start -= 1
     before = history[start:]
-    logins = [*before, current]
-    hours = [e.hour if e.hour is not None else _local_hour(e.ts, local_tz) for e in logins]
-    devices: Counter[str] = Counter()
-    networks: Counter[str] = Counter()
+    devices: dict[str, int] = {}
+    networks: dict[str, int] = {}
+    hours: dict[int, int] = {}
     ips, asns, provinces = set(), set(), set()
-    for event in logins:
-        if event.device_id:
-            devices[event.device_id] += 1
+    changes, last_device, first_seen = 0, None, None
+    for event in (*before, current):
+        device = event.device_id
+        if device:
+            devices[device] = devices.get(device, 0) + 1
+            if last_device is not None and device != last_device:
+                changes += 1
+            last_device = device
+            if device == current.device_id and first_seen is None:
+                first_seen = event.ts
         if event.network:
-            networks[event.network] += 1
+            networks[event.network] = networks.get(event.network, 0) + 1
+        hour = event.hour if event.hour is not None else _local_hour(event.ts, local_tz)
+        hours[hour] = hours.get(hour, 0) + 1
         ips.add(event.ip)
         asns.add(event.asn)
         provinces.add(event.province)
-    hour_counts = Counter(hours)
-    current_hour = hours[-1]
-    earlier_at_hour = hour_counts[current_hour] - 1
-    total_devices = sum(devices.values())
+    logins = len(before) + 1
+    current_hour = current.hour if current.hour is not None else _local_hour(current.ts, local_tz)
     return Stability(
         window_days=round(window_seconds / DAY, 2),
         sessions=len(before),
         devices=len(devices),
-        top_device_share=round(max(devices.values()) / total_devices, 4) if devices else 0.0,
-        device_changes=_changes([e.device_id for e in logins]),
-        device_age_days=_age(before, current),
+        top_device_share=round(max(devices.values()) / sum(devices.values()), 4)
+        if devices
+        else 0.0,
+        device_changes=changes,
+        device_age_days=round((current.ts - first_seen) / DAY, 3)
+        if current.device_id and first_seen is not None
+        else None,
         ips=len(ips - {None, ""}),
         networks=len(networks),
         asns=len(asns - {None}),
         provinces=len(provinces - {None, ""}),
         network_entropy=_entropy(networks),
-        night_share=round(sum(hour_counts[h] for h in NIGHT_HOURS) / len(hours), 4),
-        hour_entropy=_entropy(hour_counts),
-        unusual_hour=bool(before) and earlier_at_hour / len(before) < unusual_hour_share,
+        night_share=round(sum(hours.get(h, 0) for h in NIGHT_HOURS) / logins, 4),
+        hour_entropy=_entropy(hours),
+        unusual_hour=bool(before) and (hours[current_hour] - 1) / len(before) < unusual_hour_share,
         new_device=_new(current.device_id, [e.device_id for e in before]),
         new_province=_new(current.province, [e.province for e in before]),
         new_carrier=_new(current.carrier, [e.carrier for e in before]),
@@ -135,19 +138,7 @@ def _local_hour(ts: float, tz: tzinfo) -> int:
     return datetime.fromtimestamp(ts, UTC).astimezone(tz).hour
 
 
-def _changes(values: list[str | None]) -> int:
-    known = [v for v in values if v]
-    return sum(1 for a, b in pairwise(known) if a != b)
-
-
-def _age(before: Sequence[LoginEvent], current: LoginEvent) -> float | None:
-    if not current.device_id:
-        return None
-    first = min((e.ts for e in before if e.device_id == current.device_id), default=current.ts)
-    return round((current.ts - first) / DAY, 3)
-
-
-def _entropy(counts: Counter[Any]) -> float:
+def _entropy(counts: dict[Any, int]) -> float:
     total = sum(counts.values())
     if total == 0:
         return 0.0
