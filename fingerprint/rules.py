@@ -196,8 +196,28 @@ class HostingAsn(_Strict):
     note: str | None = None
 
 
+class HomeCountry(_Strict):
+    """Where the product's users live: a device that says so with an IP elsewhere
+    is the VPN_TZ_MISMATCH signal."""
+
+    iso_code: str = Field(pattern=r"^[A-Z]{2}$")
+    time_zones: list[str]
+    mcc: list[str]
+    locales: list[str]
+    locale_suffix: str  # a locale ending in this (e.g. "-cn") is home too
+
+    @property
+    def folded_time_zones(self) -> frozenset[str]:
+        return frozenset(tz.casefold() for tz in self.time_zones)
+
+    @property
+    def folded_locales(self) -> frozenset[str]:
+        return frozenset(loc.casefold() for loc in self.locales)
+
+
 class NetworkFile(_Strict):
     version: Literal[1]
+    home_country: HomeCountry
     tunnel_interfaces: TunnelInterfaces
     hosting_asns: list[HostingAsn]
     hosting_name_patterns: list[str] = []

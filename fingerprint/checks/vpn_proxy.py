@@ -14,26 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
-from fingerprint.rules import NetworkFile, RuleSet
+from fingerprint.rules import HomeCountry, NetworkFile, RuleSet
 from fingerprint.session import Device
 
-CHINA_TIME_ZONES = frozenset(
-    {
-        "asia/shanghai",
-        "asia/chongqing",
-        "asia/chungking",
-        "asia/harbin",
-        "asia/urumqi",
-        "asia/kashgar",
-        "prc",
-        "etc/gmt-8",
-        "gmt+08:00",
-        "gmt+8",
-        "utc+8",
-        "cst",
-    }
-)
-CHINA_MCC = "460"
 _UTUN = re.compile(r"^utun(\d+)$")
 
 # Anonymous-IP database flag -> reason code, strongest first.
@@ -178,27 +161,32 @@ class VpnProxyCheck(Check):
 
     def _tz_mismatch(self, ctx: CheckContext, device: Device | None) -> Hit | None:
         geo = ctx.features.geo
-        if device is None or geo is None or geo.country == "CN":
+        assert self.network_rules is not None
+        home = self.network_rules.home_country
+        if device is None or geo is None or geo.country == home.iso_code:
             return None
-        says_china = device_says_china(device)
-        if not says_china:
+        says_home = device_says_home(device, home)
+        if not says_home:
             return None
-        return Hit("VPN_TZ_MISMATCH", {**says_china, "ip_country": geo.country})
+        return Hit("VPN_TZ_MISMATCH", {**says_home, "ip_country": geo.country})
 
 
-def device_says_china(device: Device) -> dict[str, str] | None:
-    """Time zone in China and every other present signal (SIM, locale) Chinese too.
+def device_says_home(device: Device, home: HomeCountry) -> dict[str, str] | None:
+    """Time zone at home and every other present signal (SIM country, locale) too.
 
     Needs the time zone and at least one of SIM country and locale, so a lone
     setting never decides.
     """
     tz = (device.timezone or "").strip()
-    if tz.casefold() not in CHINA_TIME_ZONES:
+    if tz.casefold() not in home.folded_time_zones:
         return None
     mcc = device.sim.mcc if device.sim else None
-    locale = (device.locale or "").replace("_", "-")
-    locale_china = _locale_is_china(locale) if locale else None
-    present = [v for v in (mcc == CHINA_MCC if mcc else None, locale_china) if v is not None]
+    locale = (device.locale or "").replace("_", "-").casefold()
+    locale_home = (
+        locale in home.folded_locales or locale.endswith(home.locale_suffix) if locale else None
+    )
+    mcc_home = mcc in home.mcc if mcc else None
+    present = [v for v in (mcc_home, locale_home) if v is not None]
     if not present or not all(present):
         return None
     evidence = {"device_tz": tz}
@@ -207,11 +195,6 @@ def device_says_china(device: Device) -> dict[str, str] | None:
     if locale:
         evidence["locale"] = device.locale or ""
     return evidence
-
-
-def _locale_is_china(locale: str) -> bool:
-    folded = locale.casefold()
-    return folded in ("zh-cn", "zh-hans-cn", "zh-hans", "zh") or folded.endswith("-cn")
 
 
 def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
