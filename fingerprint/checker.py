@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated, Outcome
+from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated
 from fingerprint.checks.stability import StabilityCheck
 from fingerprint.errors import ConfigError, InvalidSessionError, RulesError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
@@ -102,7 +102,7 @@ class DeviceVerdict:
     device: Device | None
     app: App | None
     features: DeviceFeatures
-    outcomes: tuple[tuple[str, Outcome], ...]
+    outcomes: tuple[tuple[str, Settled], ...]  # device-scoped checks, findings rendered
 
 
 class DeviceMemo:
@@ -640,7 +640,7 @@ class _CheckRun:
     findings: list[Finding] = field(default_factory=list)
     not_evaluated: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    device: tuple[tuple[str, Outcome], ...] = ()
+    device: tuple[tuple[str, Settled], ...] = ()
     failed: bool = False
 
 
@@ -648,16 +648,16 @@ def _run_checks(
     engine: _Engine,
     checks: Sequence[Check],
     ctx: CheckContext,
-    known: dict[str, Outcome] | None,
+    known: dict[str, Settled] | None,
     run: _CheckRun,
 ) -> None:
-    """Run ``checks`` into ``run`` (reusing ``known`` device-scoped outcomes); one
-    failing check is recorded and the others still run."""
-    device_outcomes: list[tuple[str, Outcome]] = []
+    """Run ``checks`` into ``run`` (reusing ``known`` device-scoped results, already
+    rendered as findings); one failing check is recorded and the others still run."""
+    device_results: list[tuple[str, Settled]] = []
     codes = engine.rules.codes.codes
     for check in checks:
-        outcome = known.get(check.name) if known is not None else None
-        if outcome is None:
+        result = known.get(check.name) if known is not None else None
+        if result is None:
             try:
                 outcome = check.evaluate(ctx)
             except Exception as exc:
@@ -665,14 +665,23 @@ def _run_checks(
                 run.not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
                 run.warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
                 continue
+            late = ctx.late_by if check.uses_history else None
+            result = (
+                outcome
+                if isinstance(outcome, NotEvaluated)
+                else tuple(_finding(check.name, hit, codes, late) for hit in outcome)
+            )
             if check.device_scoped:
-                device_outcomes.append((check.name, outcome))
-        if isinstance(outcome, NotEvaluated):
-            run.not_evaluated[check.name] = outcome.reason
-            continue
-        late = ctx.late_by if check.uses_history else None
-        run.findings.extend(_finding(check.name, hit, codes, late) for hit in outcome)
-    run.device += tuple(device_outcomes)
+                device_results.append((check.name, result))
+        if isinstance(result, NotEvaluated):
+            run.not_evaluated[check.name] = result.reason
+        else:
+            run.findings.extend(result)
+    run.device += tuple(device_results)
+
+
+# A check's result once settled: why it was not evaluated, or its findings.
+Settled = NotEvaluated | tuple[Finding, ...]
 
 
 def _arrival_warnings(sid: str, history: HistoryView | None, late_by: float | None) -> list[str]:
