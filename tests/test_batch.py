@@ -6,6 +6,7 @@ import errno
 import gzip
 import io
 import json
+import os
 import random
 import signal
 import subprocess
@@ -279,30 +280,30 @@ def test_full_disk_is_an_error_and_leaves_no_output(
     assert not list(tmp_path.glob("out.jsonl.partial-*"))
 
 
-def test_ctrl_c_flushes_what_is_done_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_flushes_what_is_done_and_exits_130(tmp_path: Path, workers: str) -> None:
     source = tmp_path / "big.jsonl"
     records = [
         make_session(session_id=f"s{n}", account_id=f"a{n % 500}", ts=T0 + n) for n in range(3000)
     ]
     write(source, records * 20)
     out = tmp_path / "out.jsonl"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fingerprint.cli",
-            "check",
-            str(source),
-            "-o",
-            str(out),
-            "--workers",
-            "1",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "fingerprint.cli",
+        "check",
+        str(source),
+        "-o",
+        str(out),
+        "--workers",
+        workers,
+    ]
+    # A new session, so the signal can go to the whole process group (parent and
+    # workers), as a terminal's Ctrl-C does.
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
     time.sleep(3.0)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
