@@ -140,7 +140,7 @@ def check_stream(
     at once and never moves the buffer's clock.
     """
     shard = shard or Shard()
-    buffer: ReorderBuffer[tuple[Line, Prepared]] = ReorderBuffer(max_skew)
+    buffer: ReorderBuffer[tuple[Line, Prepared, bool]] = ReorderBuffer(max_skew)
     order = InputOrder()
     for seq, item in zip(itertools.count(), items, strict=False):
         if isinstance(item, Blank | Reject):
@@ -158,22 +158,21 @@ def check_stream(
             yield from order.add(_reject(item, seq, exc)) if mine else order.skip(seq)
             continue
         ts = prepared.session.ts.timestamp()
-        for ready, ready_seq, late_by in buffer.push(seq, (item, prepared), ts):
-            yield from _settle(checker, ready, ready_seq, late_by, shard, order)
+        for ready, ready_seq, late_by in buffer.push(seq, (item, prepared, mine), ts):
+            yield from _settle(checker, ready, ready_seq, late_by, order)
     for ready, ready_seq, late_by in buffer.drain():
-        yield from _settle(checker, ready, ready_seq, late_by, shard, order)
+        yield from _settle(checker, ready, ready_seq, late_by, order)
 
 
 def _settle(
     checker: Checker,
-    ready: tuple[Line, Prepared],
+    ready: tuple[Line, Prepared, bool],
     seq: int,
     late_by: float | None,
-    shard: Shard,
     order: InputOrder,
 ) -> Iterator[Outcome]:
-    item, prepared = ready
-    if shard_of(item.record, seq, shard.count) != shard.index:
+    item, prepared, mine = ready  # ownership was decided once, when the line arrived
+    if not mine:
         checker.observe_device(prepared)
         return order.skip(seq)
     return order.add(check_line(checker, item, seq, late_by, prepared))

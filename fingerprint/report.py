@@ -62,10 +62,6 @@ class Report:
     device_component: DeviceComponent
     warnings: tuple[str, ...] = field(default=())
 
-    @property
-    def flagged(self) -> bool:
-        return bool(self.findings)
-
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "session_id": self.session_id,
