@@ -31,7 +31,14 @@ from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.features.stability import Stability, account_stability
 from fingerprint.grading import Grader
-from fingerprint.history import HistoryStore, HistoryView, LoginEvent, MemoryHistoryStore, Windows
+from fingerprint.history import (
+    HistoryStore,
+    HistoryView,
+    LoginEvent,
+    MemoryHistoryStore,
+    Windows,
+    session_digest,
+)
 from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountRollup, AccountSummary
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
@@ -355,7 +362,7 @@ class Checker:
         # so travel and hopping arithmetic can leave it out.
         anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
         event = _event(sid, session, features, anonymous, self.config.naive_tz)
-        return _Pending(engine, ctx, run, event, key, verdict)
+        return _Pending(engine, ctx, run, sid, event, key, verdict)
 
     def _complete(
         self, pending: _Pending, history: HistoryView | None, history_error: str | None
@@ -394,7 +401,7 @@ class Checker:
             engine.device_memo.put(pending.key, verdict)
         graded = engine.grader.grade(run.findings)
         report = Report(
-            session_id=event.session_id,
+            session_id=pending.sid,
             account_id=session.account_id,
             ts=session.ts,
             grade=graded.grade,
@@ -406,7 +413,7 @@ class Checker:
             features=summary,
             device_component=graded.device_component,
             warnings=tuple(
-                run.warnings + _arrival_warnings(event.session_id, history, ctx.late_by)
+                run.warnings + _arrival_warnings(pending.sid, event, history, ctx.late_by)
             ),
         )
         if self.config.track_accounts != 0:
@@ -441,7 +448,7 @@ class Checker:
             return False
         event = LoginEvent(
             session.ts.timestamp(),
-            session.session_id or "",
+            session_digest(session.session_id or ""),
             session.account_id,
             session.device.device_id,
             "",
@@ -591,6 +598,7 @@ class _Pending:
     engine: _Engine
     ctx: CheckContext
     run: _CheckRun
+    sid: str
     event: LoginEvent
     key: bytes | None
     verdict: DeviceVerdict | None
@@ -609,7 +617,7 @@ def _event(
     # devices, IPs, networks, carrier) are interned so each is stored once.
     return LoginEvent(
         ts=session.ts.timestamp(),
-        session_id=sid,
+        session_digest=session_digest(sid),
         account_id=intern(session.account_id),
         device_id=intern(device.device_id) if device and device.device_id else None,
         ip=_ip_text(session.ip),
@@ -689,11 +697,14 @@ def _run_checks(
 Settled = NotEvaluated | tuple[Finding, ...]
 
 
-def _arrival_warnings(sid: str, history: HistoryView | None, late_by: float | None) -> list[str]:
+def _arrival_warnings(
+    sid: str, event: LoginEvent, history: HistoryView | None, late_by: float | None
+) -> list[str]:
     warnings = []
     if late_by is not None:
         warnings.append(f"late arrival: {late_by:.0f} s behind the newest line")
-    if history is not None and any(e.session_id == sid for e in history.account_events):
+    digest = event.session_digest
+    if history is not None and any(e.session_digest == digest for e in history.account_events):
         warnings.append(f"duplicate session id {sid!r} within the history window")
     return warnings
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -225,7 +224,7 @@ class RedisHistoryStore:
 
 
 # Stored field order: every LoginEvent field but the account (the key holds it).
-_STORED = [f.name for f in fields(LoginEvent) if f.name != "account_id"]
+_STORED = [name for name in LoginEvent._fields if name != "account_id"]
 
 
 def _encode(event: LoginEvent) -> bytes:

@@ -342,7 +342,7 @@ def test_history_memory_follows_active_accounts_not_lines() -> None:
     for n in range(20_000):
         account = f"a{rng.randrange(100_000)}"
         event = LoginEvent(
-            T0 + n, f"s{n}", account, f"d{account}", "1.1.1.1", None, None, None, None, False
+            T0 + n, n, account, f"d{account}", "1.1.1.1", None, None, None, None, False
         )
         store.record_and_fetch(event, windows)
     # One login a second for 20,000 s with a one-hour window: about 3,600 active.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fingerprint import Checker, CheckerConfig
-from fingerprint.history import LoginEvent, Windows
+from fingerprint.history import LoginEvent, Windows, session_digest
 from tests.conftest import make_session
 from tests.redis_server import RedisServer, require_redis_server
 
@@ -103,8 +103,8 @@ def test_eight_threads_lose_and_duplicate_nothing(url: str) -> None:
 
     store = RedisHistoryStore.from_url(url, timeout=2.0)
     for account, account_sessions in by_account.items():
-        stored = [e.session_id for e in store.account_events(account)]
-        assert sorted(stored) == sorted(s["session_id"] for s in account_sessions)
+        stored = [e.session_digest for e in store.account_events(account)]
+        assert sorted(stored) == sorted(session_digest(s["session_id"]) for s in account_sessions)
 
 
 def test_concurrent_appends_to_one_account_are_atomic(url: str) -> None:
@@ -115,13 +115,23 @@ def test_concurrent_appends_to_one_account_are_atomic(url: str) -> None:
 
     def login(n: int) -> int:
         event = LoginEvent(
-            T0 + n, f"s{n}", "hot", "phone", "1.1.1.1", "CN-BJ", 39.9, 116.4, 50, False
+            T0 + n,
+            session_digest(f"s{n}"),
+            "hot",
+            "phone",
+            "1.1.1.1",
+            "CN-BJ",
+            39.9,
+            116.4,
+            50,
+            False,
         )
         return len(store.record_and_fetch(event, windows).account_events)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         seen = sorted(pool.map(login, range(150)))
-    assert [e.session_id for e in store.account_events("hot")] == [f"s{n}" for n in range(150)]
+    stored = [e.session_digest for e in store.account_events("hot")]
+    assert stored == [session_digest(f"s{n}") for n in range(150)]
     # Each call saw the logins before it in time that had arrived: never more than n.
     assert seen[-1] <= 149 and len(set(seen)) > 1
 
@@ -209,16 +219,31 @@ def test_memory_store_threads_lose_nothing() -> None:
 
     def login(n: int) -> None:
         store.record_and_fetch(
-            LoginEvent(T0 + n, f"s{n}", "hot", "phone", "1.1.1.1", None, None, None, None, False),
+            LoginEvent(
+                T0 + n,
+                session_digest(f"s{n}"),
+                "hot",
+                "phone",
+                "1.1.1.1",
+                None,
+                None,
+                None,
+                None,
+                False,
+            ),
             windows,
         )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(login, range(150)))
     final = store.record_and_fetch(
-        LoginEvent(T0 + 999, "last", "hot", None, "1.1.1.1", None, None, None, None, False), windows
+        LoginEvent(
+            T0 + 999, session_digest("last"), "hot", None, "1.1.1.1", None, None, None, None, False
+        ),
+        windows,
     )
-    assert [e.session_id for e in final.account_events] == [f"s{n}" for n in range(150)]
+    kept = [e.session_digest for e in final.account_events]
+    assert kept == [session_digest(f"s{n}") for n in range(150)]
 
 
 def test_cli_with_redis_history(url: str, tmp_path: Any) -> None:

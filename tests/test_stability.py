@@ -34,7 +34,7 @@ def login(
     ts = MIDNIGHT + hours * 3600
     return LoginEvent(
         ts,
-        f"s{hours}",
+        hours,
         "acct",
         device,
         ip or network.replace("0/24", "9"),
