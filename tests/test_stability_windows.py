@@ -1,0 +1,212 @@
+"""account_stability_windows: one pass, the same numbers as account_stability per window."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fingerprint.features import stability
+from fingerprint.features.stability import account_stability, account_stability_windows
+from fingerprint.history import LoginEvent
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAY = 86_400.0
+NOW = 1_795_000_000.0
+
+
+def _field_names() -> tuple[str, ...]:
+    fields = getattr(LoginEvent, "_fields", None)  # a NamedTuple
+    if fields is not None:
+        return tuple(fields)
+    return tuple(f.name for f in dataclasses.fields(LoginEvent))  # type: ignore[arg-type]
+
+
+FIELDS = _field_names()
+
+
+def event(ts: float, n: int = 0, **given: Any) -> LoginEvent:
+    """A LoginEvent by keyword, whichever shape LoginEvent has (session id or digest)."""
+    values: dict[str, Any] = {
+        "ts": ts,
+        "account_id": "acct",
+        "device_id": "d1",
+        "ip": "1.1.1.9",
+        "province": "CN-BJ",
+        "latitude": None,
+        "longitude": None,
+        "accuracy_km": None,
+        "ip_anonymous": False,
+        "network": "1.1.1.0/24",
+        "asn": 9808,
+        "network_type": "wifi",
+        "carrier": "中国移动",
+        "hour": None,
+    }
+    if "session_digest" in FIELDS:
+        values["session_digest"] = n
+    else:
+        values["session_id"] = f"s{n}"
+    values.update(given)
+    return LoginEvent(**{k: v for k, v in values.items() if k in FIELDS})
+
+
+def reference(
+    history: list[LoginEvent], current: LoginEvent, windows: tuple[float, ...], share: float
+) -> list[Any]:
+    return [account_stability(history, current, w, SHANGHAI, share) for w in windows]
+
+
+def check(
+    history: list[LoginEvent],
+    current: LoginEvent,
+    windows: tuple[float, ...],
+    share: float = 0.05,
+) -> None:
+    got = account_stability_windows(history, current, windows, SHANGHAI, share)
+    want = reference(history, current, windows, share)
+    assert got == want
+    # == on floats: also compare reprs so -0.0 / 0.0 and types would show
+    assert [repr(s) for s in got] == [repr(s) for s in want]
+
+
+DEVICES = st.sampled_from([None, "", "d1", "d2", "d3", "d4"])
+IPS = st.sampled_from([None, "", "1.1.1.9", "1.1.1.10", "2.2.2.9", "::1", "3.3.3.3"])
+NETWORKS = st.sampled_from([None, "", "1.1.1.0/24", "2.2.2.0/24", "3.3.3.0/24", "2001:db8::/48"])
+ASNS = st.sampled_from([None, 0, 9808, 4134, 4837])
+PROVINCES = st.sampled_from([None, "", "CN-BJ", "CN-SH", "CN-GD"])
+CARRIERS = st.sampled_from([None, "", "中国移动", "中国联通", "中国电信"])
+TYPES = st.sampled_from([None, "", "wifi", "cellular"])
+HOURS = st.one_of(st.none(), st.integers(0, 23))
+
+
+@st.composite
+def logins(draw: st.DrawFn, ts: st.SearchStrategy[float]) -> LoginEvent:
+    return event(
+        draw(ts),
+        draw(st.integers(0, 1000)),
+        device_id=draw(DEVICES),
+        ip=draw(IPS),
+        network=draw(NETWORKS),
+        asn=draw(ASNS),
+        province=draw(PROVINCES),
+        carrier=draw(CARRIERS),
+        network_type=draw(TYPES),
+        hour=draw(HOURS),
+    )
+
+
+AGES = st.one_of(
+    st.floats(0, 40 * DAY, allow_nan=False),
+    st.sampled_from([DAY, 3 * DAY, 7 * DAY, 30 * DAY]),  # exactly on a boundary
+)
+WINDOWS = st.one_of(
+    st.sampled_from([(7 * DAY, 30 * DAY), (DAY,), (3 * DAY, 7 * DAY, 30 * DAY)]),
+    st.sampled_from([(30 * DAY, 7 * DAY), (7 * DAY, 7 * DAY), (0.0, 7 * DAY)]),
+    st.lists(st.floats(0, 45 * DAY, allow_nan=False), min_size=1, max_size=4).map(tuple),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    history=st.lists(logins(AGES.map(lambda age: NOW - age)), max_size=60),
+    in_order=st.booleans(),
+    current=logins(st.just(NOW)),
+    windows=WINDOWS,
+    share=st.sampled_from([0.05, 0.2, 0.5]),
+)
+def test_windows_equal_reference(
+    history: list[LoginEvent],
+    in_order: bool,
+    current: LoginEvent,
+    windows: tuple[float, ...],
+    share: float,
+) -> None:
+    if in_order:  # a store's history; out of order: the same cut-off rule regardless
+        history.sort(key=lambda e: e.ts)
+    check(history, current, windows, share)
+
+
+def test_empty_history() -> None:
+    check([], event(NOW, hour=None), (7 * DAY, 30 * DAY))
+    check([], event(NOW, device_id=None, province=None, carrier=None), (DAY,))
+    assert account_stability_windows([], event(NOW), (), SHANGHAI) == []
+
+
+def test_all_outside_the_windows() -> None:
+    history = [event(NOW - 40 * DAY + n * 3600, n, device_id=f"d{n % 3}") for n in range(10)]
+    check(history, event(NOW, device_id="d1"), (7 * DAY, 30 * DAY))
+    got = account_stability_windows(history, event(NOW), (7 * DAY, 30 * DAY), SHANGHAI)
+    assert [s.sessions for s in got] == [0, 0]
+    assert [s.window_days for s in got] == [7.0, 30.0]
+
+
+def test_boundary_is_inside() -> None:
+    """A login exactly one window before this one counts in that window."""
+    history = [
+        event(NOW - 30 * DAY, 1, device_id="d2", hour=3),
+        event(NOW - 30 * DAY + 1, 2, device_id="d3", province=""),
+        event(NOW - 7 * DAY - 1, 3, device_id="d1", carrier=None),
+        event(NOW - 7 * DAY, 4, device_id="d2", network=None),
+        event(NOW - 60, 5, device_id="d1", hour=23),
+    ]
+    windows = (30 * DAY, 7 * DAY, 7 * DAY - 0.5, 7 * DAY + 1)
+    check(history, event(NOW, device_id="d2"), windows)
+    got = account_stability_windows(history, event(NOW), windows, SHANGHAI)
+    assert [s.sessions for s in got] == [5, 2, 1, 3]
+
+
+def test_same_logins_in_both_windows() -> None:
+    history = [event(NOW - n * 3600, n, hour=n % 24) for n in range(5, 0, -1)]
+    check(history, event(NOW), (7 * DAY, 30 * DAY, DAY))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    history=st.lists(logins(AGES.map(lambda age: NOW - age)), max_size=40),
+    current=logins(st.just(NOW)),
+    window=st.sampled_from([DAY, 7 * DAY, 30 * DAY]),
+)
+def test_entropy_terms_summed_in_the_same_order(
+    history: list[LoginEvent], current: LoginEvent, window: float
+) -> None:
+    """Float sums depend on order: both functions hand the entropy the same count lists,
+    in the same order (a rounding to 4 places would hide a last-bit difference)."""
+    history.sort(key=lambda e: e.ts)
+    real = stability._entropy_of
+    seen: list[list[int]] = []
+
+    def record(values: list[int]) -> float:
+        seen.append(list(values))
+        return real(values)
+
+    with mock.patch.object(stability, "_entropy_of", record):
+        account_stability(history, current, window, SHANGHAI)
+        want = seen[:]
+        seen.clear()
+        account_stability_windows(history, current, (window,), SHANGHAI)
+    assert seen == want
+
+
+ZONES = [
+    SHANGHAI,
+    ZoneInfo("America/New_York"),  # DST both ways
+    ZoneInfo("Asia/Kathmandu"),  # +05:45
+    ZoneInfo("Australia/Lord_Howe"),  # half-hour DST
+    ZoneInfo("UTC"),
+    timezone(timedelta(hours=-3, minutes=-30)),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    ts=st.floats(-2_000_000_000, 4_000_000_000, allow_nan=False),
+    zone=st.sampled_from(ZONES),
+)
+def test_local_hour_is_the_astimezone_hour(ts: float, zone: tzinfo) -> None:
+    assert stability._local_hour(ts, zone) == datetime.fromtimestamp(ts, UTC).astimezone(zone).hour
