@@ -29,7 +29,7 @@ from fingerprint.checks.stability import StabilityCheck
 from fingerprint.errors import ConfigError, InvalidSessionError, RulesError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
-from fingerprint.features.stability import Stability, account_stability
+from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.grading import Grader
 from fingerprint.history import (
     HistoryStore,
@@ -74,6 +74,9 @@ class CheckerConfig:
     naive_tz: tzinfo = DEFAULT_NAIVE_TZ  # how to read ISO times without an offset
     use_city_db: bool = True
     ua_cache_size: int = 16_384
+    # Device verdicts remembered (~9 kB each: the validated device block). Hits need a
+    # device to log in again before this many other devices do.
+    device_memo_size: int = 4_096
     track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
     history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
     history_timeout: float = 0.05  # seconds per Redis call
@@ -122,7 +125,7 @@ class DeviceMemo:
     Belongs to one engine, so a rules reload starts empty.
     """
 
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(self, max_entries: int = 4_096) -> None:
         self._max = max_entries
         self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
         self._lock = threading.Lock()
@@ -162,7 +165,7 @@ class DeviceMemo:
         return len(self._entries)
 
 
-def build_engine(rules: RuleSet) -> _Engine:
+def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
     checks_file = str(Path(rules.directory) / "checks.yaml")
     for name in [*rules.checks.disabled, *rules.checks.checks]:
         if name not in CHECKS_BY_NAME:
@@ -190,6 +193,7 @@ def build_engine(rules: RuleSet) -> _Engine:
         brands=BrandNormalizer(rules.devices),
         windows=windows,
         grade_order=[band.grade for band in rules.grading.bands],
+        device_memo=DeviceMemo(memo_size),
     )
 
 
@@ -239,7 +243,7 @@ class Checker:
         history: HistoryStore | None = None,
     ) -> None:
         self.config = config or CheckerConfig()
-        self._engine = build_engine(load_rules(self.config.rules_dir))
+        self._engine = build_engine(load_rules(self.config.rules_dir), self.config.device_memo_size)
         self._reload_lock = threading.Lock()
         self._history: HistoryStore = history if history is not None else self._open_history()
         self._extractor = self._open_sources(self._engine.brands)
@@ -512,7 +516,7 @@ class Checker:
         """Validate the new rules fully, then swap them in; on error the old ones stay."""
         with self._reload_lock:
             folder = directory if directory is not None else self._engine.rules.directory
-            engine = build_engine(load_rules(folder))
+            engine = build_engine(load_rules(folder), self.config.device_memo_size)
             self._engine = engine
             return engine.rules
 
@@ -537,20 +541,10 @@ class Checker:
         check = engine.stability_check
         if history is None or check is None:
             return None
-        events = history.account_events
-        found: dict[float, Stability] = {}
-        previous: Stability | None = None
-        for days in sorted(check.windows_days, reverse=True):
-            oldest = event.ts - days * 86_400
-            in_window = sum(1 for e in events if e.ts >= oldest)
-            if previous is not None and in_window == previous.sessions:
-                # The shorter window holds the same logins: the same numbers.
-                found[days] = previous._replace(window_days=round(float(days), 2))
-            else:
-                found[days] = previous = account_stability(
-                    events, event, days * 86_400, self.config.naive_tz, check.unusual_hour_share
-                )
-        return {days: found[days] for days in check.windows_days}
+        seconds = [days * 86_400 for days in check.windows_days]
+        tz, share = self.config.naive_tz, check.unusual_hour_share
+        found = account_stability_windows(history.account_events, event, seconds, tz, share)
+        return dict(zip(check.windows_days, found, strict=True))
 
     def _history_view(
         self, engine: _Engine, event: LoginEvent
@@ -613,13 +607,14 @@ def _event(
 ) -> LoginEvent:
     geo = features.geo
     device, network = session.device, session.network
-    # History keeps millions of these: strings that repeat within an account (its id,
-    # devices, IPs, networks, carrier) are interned so each is stored once.
+    # Few distinct carriers and network types, repeated by millions of accounts: one
+    # interned copy each. Account, device, IP and network strings are not interned:
+    # they are mostly one account's, and the interned table never shrinks.
     return LoginEvent(
         ts=session.ts.timestamp(),
         session_digest=session_digest(sid),
-        account_id=intern(session.account_id),
-        device_id=intern(device.device_id) if device and device.device_id else None,
+        account_id=session.account_id,
+        device_id=device.device_id if device and device.device_id else None,
         ip=_ip_text(session.ip),
         province=geo.province if geo else None,
         latitude=geo.latitude if geo else None,
@@ -636,16 +631,16 @@ def _event(
     )
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def _ip_text(address: IPAddress) -> str:
-    return intern(str(address))
+    return str(address)
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def _network_of(address: IPAddress) -> str:
     """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
     bits = 24 if address.version == 4 else 48
-    return intern(str(ip_network((address, bits), strict=False)))
+    return str(ip_network((address, bits), strict=False))
 
 
 @dataclass(slots=True)

@@ -125,11 +125,11 @@ def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
             symbols.append(value)
             return len(symbols) - 1
 
-    place = (
-        None
-        if event.province is None and event.latitude is None and event.accuracy_km is None
-        else (event.province, event.latitude, event.longitude, event.accuracy_km)
-    )
+    place = None
+    if event.province is not None or event.latitude is not None or event.accuracy_km is not None:
+        place = (event.province, event.latitude, event.longitude, event.accuracy_km)
+        # Places come from the city database, a bounded set: one shared copy each.
+        place = _PLACES.get(place) or (_PLACES.setdefault(place, place) if _room() else place)
     return _RECORD.pack(
         event.ts,
         event.session_digest,
@@ -184,6 +184,12 @@ def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator
 
 
 _NO_PLACE = (None, None, None, None)
+_PLACES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_MAX_PLACES = 1 << 18  # GeoLite2-City has ~100,000 distinct locations
+
+
+def _room() -> bool:
+    return len(_PLACES) < _MAX_PLACES
 
 
 class MemoryHistoryStore:

@@ -36,7 +36,7 @@ class NetworkCache(Generic[T]):
     hot path free of bookkeeping; a refill costs one decode per network.
     """
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    def __init__(self, max_entries: int = 65_536) -> None:
         self._max_entries = max_entries
         self._by_prefix: dict[tuple[int, int], dict[int, T | None]] = {}
         self._prefixes: list[tuple[int, int]] = []
