@@ -125,11 +125,9 @@ def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
             symbols.append(value)
             return len(symbols) - 1
 
-    place = None
-    if event.province is not None or event.latitude is not None or event.accuracy_km is not None:
-        place = (event.province, event.latitude, event.longitude, event.accuracy_km)
-        # Places come from the city database, a bounded set: one shared copy each.
-        place = _PLACES.get(place) or (_PLACES.setdefault(place, place) if _room() else place)
+    found = (event.province, event.latitude, event.longitude, event.accuracy_km)
+    # Places come from the city database, a bounded set: one shared copy each.
+    place = None if found == _NO_PLACE else _PLACES.get(found) or _share_place(found)
     return _RECORD.pack(
         event.ts,
         event.session_digest,
@@ -188,8 +186,8 @@ _PLACES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _MAX_PLACES = 1 << 18  # GeoLite2-City has ~100,000 distinct locations
 
 
-def _room() -> bool:
-    return len(_PLACES) < _MAX_PLACES
+def _share_place(place: tuple[Any, ...]) -> tuple[Any, ...]:
+    return _PLACES.setdefault(place, place) if len(_PLACES) < _MAX_PLACES else place
 
 
 class MemoryHistoryStore:

@@ -1,0 +1,134 @@
+"""The packed in-memory store against a plain reference: lists of LoginEvents.
+
+The store packs each login into a struct record and a per-account symbol table that
+is rebuilt as logins age out; whatever it does inside, a read must give back exactly
+the events a list-of-objects store gives, in the same order, through late inserts,
+window trims, the per-account cap and symbol-table rebuilds.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fingerprint.history import LoginEvent, MemoryHistoryStore, Windows, session_digest
+
+T0 = 1_790_000_000.0
+
+
+class ReferenceStore:
+    """The semantics, spelled out with a sorted list per account."""
+
+    def __init__(self) -> None:
+        self.accounts: OrderedDict[str, list[LoginEvent]] = OrderedDict()
+        self.watermark = float("-inf")
+
+    def record_and_fetch(self, event: LoginEvent, windows: Windows) -> tuple[LoginEvent, ...]:
+        self.watermark = max(self.watermark, event.ts)
+        events = self.accounts.setdefault(event.account_id, [])
+        self.accounts.move_to_end(event.account_id)
+        times = [e.ts for e in events]
+        position = bisect.bisect_right(times, event.ts)
+        events.insert(position, event)
+        times.insert(position, event.ts)
+        start = bisect.bisect_left(times, event.ts - windows.account_seconds)
+        before = tuple(events[start:position])
+        cutoff = bisect.bisect_left(times, times[-1] - windows.account_seconds)
+        cutoff += max(0, len(events) - cutoff - windows.max_events_per_account)
+        del events[:cutoff]
+        # Idle accounts go in least-recently-touched order, up to the first live one.
+        while self.accounts:
+            account, kept = next(iter(self.accounts.items()))
+            if kept[-1].ts >= self.watermark - windows.account_seconds:
+                break
+            del self.accounts[account]
+        return before
+
+
+def _event(values: dict[str, Any]) -> LoginEvent:
+    return LoginEvent(**values)
+
+
+events_strategy = st.fixed_dictionaries(
+    {
+        "ts": st.integers(0, 40 * 3600).map(lambda s: T0 + s),
+        "session_digest": st.integers(-(2**63), 2**63 - 1),
+        "account_id": st.sampled_from(["a", "b", "c"]),
+        "device_id": st.none() | st.sampled_from(["d1", "d2", "设备3"]),
+        "ip": st.sampled_from(["1.2.3.4", "1.2.3.5", "240e:3b0::1", ""])
+        | st.integers(0, 2**32 - 1).map(lambda n: f"10.{n % 256}.{n // 256 % 256}.{n % 7}"),
+        "province": st.none() | st.sampled_from(["CN-BJ", "CN-GD", ""]),
+        "latitude": st.none() | st.floats(-90, 90),
+        "longitude": st.none() | st.floats(-180, 180),
+        "accuracy_km": st.none() | st.integers(0, 1000),
+        "ip_anonymous": st.booleans(),
+        "network": st.none() | st.sampled_from(["1.2.3.0/24", "240e:3b0::/48"]),
+        "asn": st.none() | st.integers(0, 2**32 - 1),
+        "network_type": st.none() | st.sampled_from(["wifi", "cellular"]),
+        "carrier": st.none() | st.sampled_from(["中国移动", "中国联通", "x" * 300]),
+        "hour": st.none() | st.integers(0, 23),
+    }
+).map(_event)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(events_strategy, max_size=120),
+    st.integers(1, 30),
+    st.integers(1, 40),
+)
+def test_packed_store_reads_back_what_a_list_store_reads(
+    events: list[LoginEvent], window_hours: int, cap: int
+) -> None:
+    windows = Windows(window_hours * 3600.0, window_hours * 3600.0, max_events_per_account=cap)
+    store, reference = MemoryHistoryStore(), ReferenceStore()
+    for event in events:
+        got = store.record_and_fetch(event, windows).account_events
+        assert got == reference.record_and_fetch(event, windows)
+
+
+def test_symbol_table_is_rebuilt_as_logins_age_out() -> None:
+    store = MemoryHistoryStore()
+    windows = Windows(3600.0, 3600.0, max_events_per_account=5)
+    for n in range(5_000):  # a new IP every login: symbols would pass 65,535 unrebuilt
+        ip = f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"
+        event = LoginEvent(T0 + n, n, "a", "d", ip, None, None, None, None, False, ip + "/32")
+        view = store.record_and_fetch(event, windows)
+    assert [e.ip for e in view.account_events] == [
+        f"10.0.19.{n % 256}" for n in range(4_994, 4_999)
+    ]
+    window = store._accounts["a"]
+    assert len(window.symbols) <= 8 * 5 + 8
+
+
+def test_device_side_matches_a_dict_of_accounts() -> None:
+    store = MemoryHistoryStore()
+    windows = Windows(3600.0, 3600.0, max_accounts_per_device=2)
+    seen = []
+    for n, account in enumerate(["a", "a", "b", "c", "a", "c"]):
+        event = LoginEvent(T0 + n * 600, n, account, "shared", "1.1.1.1", *[None] * 4, False)
+        seen.append(store.record_and_fetch(event, windows).device_accounts)
+    assert seen == [
+        (),
+        ((T0, "a"),),
+        ((T0 + 600, "a"),),
+        ((T0 + 600, "a"), (T0 + 1200, "b")),
+        ((T0 + 1200, "b"), (T0 + 1800, "c")),  # capped at 2: "a" dropped, then re-added
+        ((T0 + 1800, "c"), (T0 + 2400, "a")),
+    ]
+
+
+def test_windows_reject_a_cap_the_symbol_table_cannot_index() -> None:
+    with pytest.raises(ValueError, match="max_events_per_account"):
+        Windows(3600.0, 3600.0, max_events_per_account=100_000)
+
+
+def test_session_digest_is_stable_and_takes_any_text() -> None:
+    assert session_digest("s-1") == session_digest("s-1") != session_digest("s-2")
+    assert isinstance(session_digest("\ud800 lone surrogate"), int)
+    assert -(2**63) <= session_digest("x") < 2**63
