@@ -74,9 +74,10 @@ class CheckerConfig:
     naive_tz: tzinfo = DEFAULT_NAIVE_TZ  # how to read ISO times without an offset
     use_city_db: bool = True
     ua_cache_size: int = 16_384
-    # Device verdicts remembered (~9 kB each: the validated device block). Hits need a
-    # device to log in again before this many other devices do.
-    device_memo_size: int = 4_096
+    # Device verdicts remembered (~9 kB each: the validated device block); 0: off.
+    # Off by default: measured, a hit no longer pays for the key every call computes
+    # (benchmarks/README.md). Worth it with rules whose device checks cost much more.
+    device_memo_size: int = 0
     track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
     history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
     history_timeout: float = 0.05  # seconds per Redis call
@@ -125,7 +126,7 @@ class DeviceMemo:
     Belongs to one engine, so a rules reload starts empty.
     """
 
-    def __init__(self, max_entries: int = 4_096) -> None:
+    def __init__(self, max_entries: int = 0) -> None:
         self._max = max_entries
         self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
         self._lock = threading.Lock()
@@ -161,11 +162,15 @@ class DeviceMemo:
             if len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
+    @property
+    def enabled(self) -> bool:
+        return self._max > 0
+
     def __len__(self) -> int:
         return len(self._entries)
 
 
-def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
+def build_engine(rules: RuleSet, memo_size: int = 0) -> _Engine:
     checks_file = str(Path(rules.directory) / "checks.yaml")
     for name in [*rules.checks.disabled, *rules.checks.checks]:
         if name not in CHECKS_BY_NAME:
@@ -472,7 +477,7 @@ class Checker:
         self, engine: _Engine, record: Mapping[str, Any] | Session
     ) -> tuple[Session, bytes | None, DeviceVerdict | None]:
         """Validate, reusing the device and app blocks of a device seen before."""
-        if not isinstance(record, Mapping):
+        if not isinstance(record, Mapping) or not engine.device_memo.enabled:
             return self.parse(record), None, None
         base = engine.device_memo.key(record, self._extractor.resolve_ua)
         if base is None:
@@ -607,14 +612,14 @@ def _event(
 ) -> LoginEvent:
     geo = features.geo
     device, network = session.device, session.network
-    # Few distinct carriers and network types, repeated by millions of accounts: one
-    # interned copy each. Account, device, IP and network strings are not interned:
-    # they are mostly one account's, and the interned table never shrinks.
+    # Interned: the account and device ids (each is a key of the device table and of
+    # the account table or a symbol, in the store), carriers and network types (few,
+    # shared by millions of accounts). Not IPs and networks: mostly one account's.
     return LoginEvent(
         ts=session.ts.timestamp(),
         session_digest=session_digest(sid),
-        account_id=session.account_id,
-        device_id=device.device_id if device and device.device_id else None,
+        account_id=intern(session.account_id),
+        device_id=intern(device.device_id) if device and device.device_id else None,
         ip=_ip_text(session.ip),
         province=geo.province if geo else None,
         latitude=geo.latitude if geo else None,

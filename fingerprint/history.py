@@ -13,7 +13,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import Any, NamedTuple, Protocol, cast
+from socket import inet_aton, inet_ntoa
+from typing import Any, NamedTuple, Protocol
 
 
 class LoginEvent(NamedTuple):
@@ -84,19 +85,24 @@ class HistoryStore(Protocol):
         ...
 
 
-# One login of an account window, packed: ts, session digest, then indexes into the
-# window's symbol table for device, IP, /24, place (province, lat, lon, accuracy),
-# ASN, carrier and network type (0 is None), the local hour (-1: none), anonymous.
-_RECORD = struct.Struct("<dqHHHHHHHbB")
+# One login of an account window, packed: ts, session digest, the IPv4 address's 4
+# bytes, then indexes into the window's symbol table for device, IP (when not IPv4 in
+# dotted-quad form), /24 (when not the IPv4 address's own), place (province, lat,
+# lon, accuracy), ASN, carrier and network type (0 is None); the local hour (-1:
+# none); flags (anonymous, IPv4 packed, /24 derived).
+_RECORD = struct.Struct("<dq4sHHHHHHHbB")
 _SIZE = _RECORD.size
 _TS = struct.Struct("<d")
+_TIMES = struct.Struct(f"<d{_SIZE - 8}x")
+_ANONYMOUS, _PACKED_V4, _DERIVED_NETWORK = 1, 2, 4
+_NO_V4 = bytes(4)
 _MAX_SYMBOLS = 0xFFFF
 
 
 class _Window(NamedTuple):
     """One account's logins in time order: packed records and the values they name.
 
-    About 32 bytes per login plus each distinct value once, against ~250 bytes for a
+    About 36 bytes per login plus each distinct value once, against ~250 bytes for a
     tuple of Python objects: history holds every login of the window (30 days for
     the stability features), millions in a batch run.
     """
@@ -106,7 +112,7 @@ class _Window(NamedTuple):
 
     def times(self) -> list[float]:
         """Every login's ts: the first 8 bytes of each record, read in one C call."""
-        return cast(list[float], memoryview(self.records).cast("d")[:: _SIZE // 8].tolist())
+        return [ts for (ts,) in _TIMES.iter_unpack(self.records)]
 
     def last_ts(self) -> float:
         return float(_TS.unpack_from(self.records, len(self.records) - _SIZE)[0])
@@ -128,19 +134,40 @@ def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
     found = (event.province, event.latitude, event.longitude, event.accuracy_km)
     # Places come from the city database, a bounded set: one shared copy each.
     place = None if found == _NO_PLACE else _PLACES.get(found) or _share_place(found)
+    # IPv4 addresses, the bulk, live in the record, not as strings: ~60 bytes each.
+    v4 = _packed_v4(event.ip)
+    flags = (1 if event.ip_anonymous else 0) | (_PACKED_V4 if v4 else 0)
+    if v4 and event.network == _network_v4(v4):
+        flags |= _DERIVED_NETWORK
     return _RECORD.pack(
         event.ts,
         event.session_digest,
+        v4 or _NO_V4,
         ref(event.device_id),
-        ref(event.ip),
-        ref(event.network),
+        0 if v4 else ref(event.ip),
+        0 if flags & _DERIVED_NETWORK else ref(event.network),
         ref(place),
         ref(event.asn),
         ref(event.carrier),
         ref(event.network_type),
         -1 if event.hour is None else event.hour,
-        1 if event.ip_anonymous else 0,
+        flags,
     )
+
+
+def _packed_v4(ip: str) -> bytes | None:
+    """The 4 bytes of a dotted-quad IPv4 address that reads back as the same text."""
+    if ip.count(".") != 3:
+        return None
+    try:
+        packed = inet_aton(ip)
+    except (OSError, ValueError):  # not an address; a NUL or non-ASCII character
+        return None
+    return packed if inet_ntoa(packed) == ip else None
+
+
+def _network_v4(packed: bytes) -> str:
+    return inet_ntoa(packed[:3] + b"\0") + "/24"
 
 
 def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator[LoginEvent]:
@@ -148,6 +175,7 @@ def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator
     for (
         ts,
         digest,
+        v4,
         device,
         ip,
         network,
@@ -156,7 +184,7 @@ def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator
         carrier,
         kind,
         hour,
-        anonymous,
+        flags,
     ) in _RECORD.iter_unpack(window.records[start * _SIZE : stop * _SIZE]):
         province, latitude, longitude, accuracy = symbols[place] or _NO_PLACE
         yield new(
@@ -166,13 +194,13 @@ def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator
                 digest,
                 account_id,
                 symbols[device],
-                symbols[ip] or "",
+                inet_ntoa(v4) if flags & _PACKED_V4 else symbols[ip] or "",
                 province,
                 latitude,
                 longitude,
                 accuracy,
-                anonymous == 1,
-                symbols[network],
+                flags & _ANONYMOUS == 1,
+                _network_v4(v4) if flags & _DERIVED_NETWORK else symbols[network],
                 symbols[asn],
                 symbols[kind],
                 symbols[carrier],
@@ -196,7 +224,7 @@ class MemoryHistoryStore:
     Memory grows with the accounts and devices active inside the window, not with
     the number of logins: entries are trimmed on each touch and idle keys evicted in
     least-recently-active order once the newest timestamp passes their window.
-    Logins are kept packed (:class:`_Window`), ~32 bytes each.
+    Logins are kept packed (:class:`_Window`), ~36 bytes each.
     """
 
     def __init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from fingerprint import Checker, InvalidSessionError
 from fingerprint.checks.emulator import EmulatorCheck
-from tests.conftest import make_session
+from tests.conftest import FIXTURES, make_session
 
 REPORT_KEYS = {
     "session_id",
@@ -53,7 +54,7 @@ def test_duplicate_session_id_is_a_warning(fresh_checker) -> None:  # type: igno
 def test_device_memo_gives_the_same_reports(fresh_checker) -> None:  # type: ignore[no-untyped-def]
     """The second login of a device reuses its verdict; the report must not change."""
     emulator = {"device.system_props": {"ro.kernel.qemu": "1"}, "device.rooted": True}
-    checker = fresh_checker()
+    checker = fresh_checker(device_memo_size=16)
     first = checker.check(make_session(session_id="m1", **emulator)).to_dict()
     second = checker.check(make_session(session_id="m2", ts=1_795_133_790, **emulator)).to_dict()
     uncached = fresh_checker().check(make_session(session_id="m2", ts=1_795_133_790, **emulator))
@@ -162,3 +163,13 @@ def test_account_summary(fresh_checker) -> None:  # type: ignore[no-untyped-def]
     assert data["blacklisted"] and data["blacklisted_by"]["session_id"] == "a2"
     assert data["provinces"] == ["CN-BJ"]
     assert checker.account_summary("nobody") is None
+
+
+def test_device_memo_changes_no_report_on_the_labelled_set(fresh_checker) -> None:  # type: ignore[no-untyped-def]
+    """Memo on (a small one, so entries are also evicted) or off: identical reports."""
+    lines = (FIXTURES / "labelled.jsonl").read_text(encoding="utf-8").splitlines()[:1500]
+    records = [json.loads(line) for line in lines]
+    with_memo, without = fresh_checker(device_memo_size=64), fresh_checker()
+    for record in records:
+        assert with_memo.check(record).to_dict() == without.check(record).to_dict()
+    assert 0 < len(with_memo._engine.device_memo) <= 64

@@ -60,7 +60,9 @@ events_strategy = st.fixed_dictionaries(
         "session_digest": st.integers(-(2**63), 2**63 - 1),
         "account_id": st.sampled_from(["a", "b", "c"]),
         "device_id": st.none() | st.sampled_from(["d1", "d2", "设备3"]),
-        "ip": st.sampled_from(["1.2.3.4", "1.2.3.5", "240e:3b0::1", ""])
+        "ip": st.sampled_from(
+            ["1.2.3.4", "1.2.3.5", "240e:3b0::1", "", "01.2.3.4", "1.2.3", "1.2.3.4\x00"]
+        )
         | st.integers(0, 2**32 - 1).map(lambda n: f"10.{n % 256}.{n // 256 % 256}.{n % 7}"),
         "province": st.none() | st.sampled_from(["CN-BJ", "CN-GD", ""]),
         "latitude": st.none() | st.floats(-90, 90),
