@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from hashlib import blake2b
 from socket import inet_aton, inet_ntoa
 from typing import Any, NamedTuple, Protocol
@@ -166,8 +167,14 @@ def _packed_v4(ip: str) -> bytes | None:
     return packed if inet_ntoa(packed) == ip else None
 
 
+@lru_cache(maxsize=8_192)
 def _network_v4(packed: bytes) -> str:
     return inet_ntoa(packed[:3] + b"\0") + "/24"
+
+
+@lru_cache(maxsize=8_192)
+def _text_v4(packed: bytes) -> str:
+    return inet_ntoa(packed)
 
 
 def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator[LoginEvent]:
@@ -194,7 +201,7 @@ def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator
                 digest,
                 account_id,
                 symbols[device],
-                inet_ntoa(v4) if flags & _PACKED_V4 else symbols[ip] or "",
+                _text_v4(v4) if flags & _PACKED_V4 else symbols[ip] or "",
                 province,
                 latitude,
                 longitude,
