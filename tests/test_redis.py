@@ -275,3 +275,164 @@ def test_cli_with_redis_history(url: str, tmp_path: Any) -> None:
     )
     assert memory_out.read_bytes() == redis_out.read_bytes()
     assert main(["check", str(source), "--history", "mongodb://x"]) == 2
+
+
+def _login(n: int, ts: float, account: str, device: str | None, **extra: Any) -> LoginEvent:
+    return LoginEvent(
+        ts,
+        session_digest(f"s{n}"),
+        account,
+        device,
+        "1.1.1.1",
+        "CN-BJ",
+        39.9,
+        116.4,
+        50,
+        False,
+        **extra,
+    )
+
+
+def test_store_views_match_the_memory_store_through_trimming(url: str) -> None:
+    import random
+
+    from fingerprint.history import MemoryHistoryStore
+    from fingerprint.redis_store import RedisHistoryStore
+
+    store = RedisHistoryStore.from_url(url, timeout=2.0)
+    memory = MemoryHistoryStore()
+    windows = Windows(account_seconds=100, device_seconds=40)
+    rng = random.Random(5)
+    ts = float(T0)
+    for n in range(400):
+        ts += rng.choice([0.5, 1, 3, 7.25, 20])
+        event = _login(
+            n,
+            ts,
+            f"acct-{rng.randrange(5)}",
+            rng.choice([None, "d1", "d2", "d3"]),
+            network="1.1.1.0/24",
+            asn=rng.choice([None, 4837]),
+            hour=n % 24,
+        )
+        assert store.record_and_fetch(event, windows) == memory.record_and_fetch(event, windows)
+    store.close()
+
+
+def test_caps_and_late_logins(url: str) -> None:
+    import redis
+
+    from fingerprint.redis_store import RedisHistoryStore
+
+    store = RedisHistoryStore.from_url(url, timeout=2.0)
+    client = redis.Redis.from_url(url)
+    windows = Windows(
+        account_seconds=100, device_seconds=40, max_events_per_account=5, max_accounts_per_device=3
+    )
+    views = [store.record_and_fetch(_login(n, T0 + n, "a", None), windows) for n in range(8)]
+    assert [e.ts for e in views[-1].account_events] == [T0 + 3, T0 + 4, T0 + 5, T0 + 6]
+    assert [e.ts for e in store.account_events("a")] == [T0 + n for n in range(3, 8)]
+    # A late login lands in time order; here the cap drops it at once, the oldest.
+    late = store.record_and_fetch(_login(99, T0 + 2.5, "a", None), windows)
+    assert late.account_events == ()
+    assert [e.ts for e in store.account_events("a")] == [T0 + n for n in range(3, 8)]
+
+    for n in range(5):
+        store.record_and_fetch(_login(10 + n, T0 + 10 * n, f"acct-{n}", "shared"), windows)
+    # Window and cap are counted from the device's newest login (T0 + 40): acct-0
+    # fell out of the window, and only the 3 newest accounts stay.
+    stored = client.zrange("fp:d:shared", 0, -1, withscores=True)
+    assert stored == [(b"acct-2", T0 + 20), (b"acct-3", T0 + 30), (b"acct-4", T0 + 40)]
+    view = store.record_and_fetch(_login(20, T0 + 15, "acct-9", "shared"), windows)
+    assert view.device_accounts == ((T0 + 20, "acct-2"), (T0 + 30, "acct-3"), (T0 + 40, "acct-4"))
+    # The late login (T0 + 15) is kept by the window (newest - 40 = T0 + 0) but the cap
+    # drops the oldest of the four.
+    stored = client.zrange("fp:d:shared", 0, -1, withscores=True)
+    assert stored == [(b"acct-2", T0 + 20), (b"acct-3", T0 + 30), (b"acct-4", T0 + 40)]
+    # The device window too runs back from the newest login, not from a late one's ts.
+    client.zadd("fp:d:other", {"stale": T0 - 5})
+    store.record_and_fetch(_login(30, T0 + 40, "x", "other"), windows)
+    client.zadd("fp:d:other", {"stale": T0 - 5})  # as if left by a writer without a trim
+    view = store.record_and_fetch(_login(31, T0 + 15, "y", "other"), windows)
+    assert view.device_accounts == ((T0 - 5, "stale"), (T0 + 40, "x"))
+    stored = client.zrange("fp:d:other", 0, -1, withscores=True)
+    assert stored == [(b"y", T0 + 15), (b"x", T0 + 40)]
+    assert all(0 < client.ttl(key) <= 100 + 3600 for key in client.keys("fp:*"))
+    store.close()
+
+
+def test_members_keep_their_stored_form_and_old_members_decode(url: str) -> None:
+    import orjson
+    import redis
+
+    from fingerprint.redis_store import RedisHistoryStore
+
+    store = RedisHistoryStore.from_url(url, timeout=2.0)
+    client = redis.Redis.from_url(url)
+    windows = Windows(account_seconds=86_400, device_seconds=86_400)
+    event = _login(1, T0, "a", "phone", network="1.1.1.0/24", asn=4837, hour=7)
+    store.record_and_fetch(event, windows)
+    # Replicas of other versions read and dedupe these bytes: a JSON array of every
+    # field but the account, in field order.
+    fields = [name for name in LoginEvent._fields if name != "account_id"]
+    assert client.zrange("fp:a:a", 0, -1) == [orjson.dumps([getattr(event, f) for f in fields])]
+    # A member written before the network fields existed: they take their defaults.
+    older = orjson.dumps([T0 + 1, 5, "phone", "2.2.2.2", None, None, None, None, True])
+    client.zadd("fp:a:a", {older: T0 + 1})
+    view = store.record_and_fetch(_login(2, T0 + 2, "a", "phone"), windows)
+    assert view.account_events == (
+        event,
+        LoginEvent(T0 + 1, 5, "a", "phone", "2.2.2.2", None, None, None, None, True),
+    )
+    assert view.device_accounts == ((float(T0), "a"),)
+    store.close()
+
+
+def test_lost_script_and_dropped_connections_are_no_outage(url: str) -> None:
+    import redis
+
+    from fingerprint.redis_store import RedisHistoryStore
+
+    store = RedisHistoryStore.from_url(url, timeout=2.0, retry_after=60)
+    admin = redis.Redis.from_url(url)
+    windows = Windows(account_seconds=86_400, device_seconds=86_400)
+    store.record_and_fetch(_login(0, T0, "a", "phone"), windows)
+    admin.script_flush()
+    view = store.record_and_fetch(_login(1, T0 + 1, "a", "phone"), windows)
+    assert [e.ts for e in view.account_events] == [T0]
+    admin.client_kill_filter(_type="normal", skipme=True)
+    view = store.record_and_fetch(_login(2, T0 + 2, "a", "phone"), windows)
+    assert [e.ts for e in view.account_events] == [T0, T0 + 1]
+    store.record_device(_login(3, T0 + 3, "b", "phone"), windows)
+    admin.script_flush()
+
+    async def later() -> Any:
+        return await store.arecord_and_fetch(_login(4, T0 + 4, "a", "phone"), windows)
+
+    view = asyncio.run(later())
+    assert [e.ts for e in view.account_events] == [T0, T0 + 1, T0 + 2]
+    assert view.device_accounts == ((T0 + 2, "a"), (T0 + 3, "b"))
+    store.close()
+
+
+def _fetch_in_child(store: Any, queue: Any) -> None:
+    windows = Windows(account_seconds=86_400, device_seconds=86_400)
+    view = store.record_and_fetch(_login(1, T0 + 1, "a", None), windows)
+    queue.put([e.ts for e in view.account_events])
+
+
+def test_a_forked_child_opens_its_own_connections(url: str) -> None:
+    from fingerprint.redis_store import RedisHistoryStore
+
+    store = RedisHistoryStore.from_url(url, timeout=2.0)
+    windows = Windows(account_seconds=86_400, device_seconds=86_400)
+    store.record_and_fetch(_login(0, T0, "a", None), windows)  # leaves an idle connection
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_fetch_in_child, args=(store, queue))
+    child.start()
+    assert queue.get(timeout=60) == [T0]
+    child.join(timeout=60)
+    view = store.record_and_fetch(_login(2, T0 + 2, "a", None), windows)
+    assert [e.ts for e in view.account_events] == [T0, T0 + 1]
+    store.close()
