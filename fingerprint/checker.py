@@ -612,14 +612,14 @@ def _event(
 ) -> LoginEvent:
     geo = features.geo
     device, network = session.device, session.network
-    # Interned: the account and device ids (each is a key of the device table and of
-    # the account table or a symbol, in the store), carriers and network types (few,
-    # shared by millions of accounts). Not IPs and networks: mostly one account's.
+    # Carriers and network types are interned: few, shared by millions of accounts.
+    # Not ids, IPs and networks: mostly one account's (the store shares its own
+    # copies between its tables), and the interned table never shrinks.
     return LoginEvent(
         ts=session.ts.timestamp(),
         session_digest=session_digest(sid),
-        account_id=intern(session.account_id),
-        device_id=intern(device.device_id) if device and device.device_id else None,
+        account_id=session.account_id,
+        device_id=device.device_id if device and device.device_id else None,
         ip=_ip_text(session.ip),
         province=geo.province if geo else None,
         latitude=geo.latitude if geo else None,
@@ -636,12 +636,12 @@ def _event(
     )
 
 
-@lru_cache(maxsize=16_384)
+@lru_cache(maxsize=4_096)
 def _ip_text(address: IPAddress) -> str:
     return str(address)
 
 
-@lru_cache(maxsize=16_384)
+@lru_cache(maxsize=4_096)
 def _network_of(address: IPAddress) -> str:
     """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
     bits = 24 if address.version == 4 else 48

@@ -245,8 +245,8 @@ class MemoryHistoryStore:
     def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
         with self._lock:
             self._watermark = max(self._watermark, event.ts)
-            window, start, position = self._record_account(event, windows)
-            device = self._record_device(event, windows) if event.device_id else ()
+            window, start, position, device_key = self._record_account(event, windows)
+            device = self._record_device(event, windows, device_key) if device_key else ()
             self._evict_idle(windows)
         # Decoding needs no lock: a window is immutable once built.
         before = tuple(_unpack(event.account_id, window, start, position))
@@ -266,9 +266,13 @@ class MemoryHistoryStore:
             window = self._accounts.get(account_id)
         return [] if window is None else list(_unpack(account_id, window, 0, window.logins()))
 
-    def _record_account(self, event: LoginEvent, windows: Windows) -> tuple[_Window, int, int]:
+    def _record_account(
+        self, event: LoginEvent, windows: Windows
+    ) -> tuple[_Window, int, int, str | None]:
         """Insert the login in time order (late lines land where they belong); return
-        the window read back and the span of logins before it inside the window."""
+        the window read back, the span of logins before it inside the window and the
+        window's own copy of the device id (the device table keys on that copy, so
+        each id is stored once without a global intern table)."""
         window = self._accounts.pop(event.account_id, None)
         if window is None:
             window = _Window(b"", (None,))
@@ -286,20 +290,24 @@ class MemoryHistoryStore:
             start -= 1
         read = _Window(records, tuple(symbols))
         self._accounts[event.account_id] = _trim(read, times, windows)
-        return read, start, position
+        device = symbols[symbols.index(event.device_id)] if event.device_id else None
+        return read, start, position, device
 
-    def _record_device(self, event: LoginEvent, windows: Windows) -> tuple[tuple[float, str], ...]:
+    def _record_device(
+        self, event: LoginEvent, windows: Windows, key: str | None = None
+    ) -> tuple[tuple[float, str], ...]:
         assert event.device_id is not None
         seen = self._devices.pop(event.device_id, None)
+        device = key or event.device_id
         low = event.ts - windows.device_seconds
         account, ts = event.account_id, event.ts
         if seen is None:
-            self._devices[event.device_id] = (ts, account)
+            self._devices[device] = (ts, account)
             return ()
         if isinstance(seen, tuple):
             earlier: tuple[tuple[float, str], ...] = (seen,) if seen[0] >= low else ()
             if seen[1] == account:
-                self._devices[event.device_id] = (max(seen[0], ts), account)
+                self._devices[device] = (max(seen[0], ts), account)
                 return earlier
             seen = {seen[1]: seen[0]}
         else:
@@ -310,7 +318,7 @@ class MemoryHistoryStore:
         if len(seen) > windows.max_accounts_per_device:
             for stale in list(seen)[: len(seen) - windows.max_accounts_per_device]:
                 del seen[stale]
-        self._devices[event.device_id] = seen
+        self._devices[device] = seen
         return earlier
 
     def _evict_idle(self, windows: Windows) -> None:

@@ -26,7 +26,7 @@ _BOGONS = tuple(
 )
 
 
-@lru_cache(maxsize=16_384)
+@lru_cache(maxsize=4_096)
 def classify_ip(address: IPAddress) -> str:
     """One of public, private, loopback, link_local, cgnat, multicast, bogon, reserved."""
     if address.is_loopback:

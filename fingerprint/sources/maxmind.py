@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from sys import intern
 from typing import Any, Generic, TypeVar
 
 import geoip2.models
@@ -36,7 +37,7 @@ class NetworkCache(Generic[T]):
     hot path free of bookkeeping; a refill costs one decode per network.
     """
 
-    def __init__(self, max_entries: int = 65_536) -> None:
+    def __init__(self, max_entries: int = 32_768) -> None:
         self._max_entries = max_entries
         self._by_prefix: dict[tuple[int, int], dict[int, T | None]] = {}
         self._prefixes: list[tuple[int, int]] = []
@@ -130,6 +131,10 @@ class MaxMindLookup(Generic[T]):
         self._reader.close()
 
 
+def _shared(text: str | None) -> str | None:
+    return None if text is None else intern(text)  # database vocabulary: bounded
+
+
 def _names(names: dict[str, str]) -> tuple[str | None, str | None]:
     return names.get("en"), names.get("zh-CN")
 
@@ -147,17 +152,18 @@ def build_geo(address: IPAddress, prefix_len: int, record: dict[str, Any]) -> Ge
         province_zh = CN_PROVINCES_ZH.get(province, province_zh)
     location = city.location
     city_en, city_zh = _names(city.city.names)
+    # Names repeat across thousands of cached networks: one shared copy of each.
     return GeoInfo(
-        country=country,
-        province=province,
-        province_name=province_en,
-        province_name_zh=province_zh,
-        city=city_en,
-        city_zh=city_zh,
+        country=intern(country),
+        province=_shared(province),
+        province_name=_shared(province_en),
+        province_name_zh=_shared(province_zh),
+        city=_shared(city_en),
+        city_zh=_shared(city_zh),
         latitude=location.latitude,
         longitude=location.longitude,
         accuracy_radius_km=location.accuracy_radius,
-        time_zone=location.time_zone,
+        time_zone=_shared(location.time_zone),
         network=str(city.traits.network) if city.traits.network else None,
     )
 
