@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -229,17 +228,25 @@ class MemoryHistoryStore:
     """In-process, thread-safe, bounded store.
 
     Memory grows with the accounts and devices active inside the window, not with
-    the number of logins: entries are trimmed on each touch and idle keys evicted in
-    least-recently-active order once the newest timestamp passes their window.
-    Logins are kept packed (:class:`_Window`), ~36 bytes each.
+    the number of logins: entries are trimmed on each touch, and every
+    ``evict_every`` calls idle keys are evicted in least-recently-active order once
+    the newest timestamp passes their window. Logins are kept packed
+    (:class:`_Window`), ~36 bytes each.
+
+    Plain dicts, not ``OrderedDict``: a touched key is popped and re-inserted, so
+    insertion order is recency order, at ~60 bytes less per key (400,000 keys at
+    2 M lines). Eviction walks the dict's front, so it runs in batches: walking from
+    the front on every call would re-scan the holes pops leave there.
     """
 
-    def __init__(self) -> None:
-        self._accounts: OrderedDict[str, _Window] = OrderedDict()
+    def __init__(self, evict_every: int = 1_024) -> None:
+        self._accounts: dict[str, _Window] = {}
         # device -> (newest ts, account) while one account uses it, then a dict
         # account -> newest ts in recency order: most devices have one account.
-        self._devices: OrderedDict[str, tuple[float, str] | dict[str, float]] = OrderedDict()
+        self._devices: dict[str, tuple[float, str] | dict[str, float]] = {}
         self._watermark = float("-inf")
+        self._evict_every = max(1, evict_every)
+        self._calls = 0
         self._lock = threading.Lock()
 
     def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
@@ -247,7 +254,7 @@ class MemoryHistoryStore:
             self._watermark = max(self._watermark, event.ts)
             window, start, position, device_key = self._record_account(event, windows)
             device = self._record_device(event, windows, device_key) if device_key else ()
-            self._evict_idle(windows)
+            self._tick(windows)
         # Decoding needs no lock: a window is immutable once built.
         before = tuple(_unpack(event.account_id, window, start, position))
         return HistoryView(account_events=before, device_accounts=device)
@@ -258,7 +265,7 @@ class MemoryHistoryStore:
         with self._lock:
             self._watermark = max(self._watermark, event.ts)
             self._record_device(event, windows)
-            self._evict_idle(windows)
+            self._tick(windows)
 
     def events(self, account_id: str) -> list[LoginEvent]:
         """Everything kept for one account, oldest first (for tests and tools)."""
@@ -321,19 +328,28 @@ class MemoryHistoryStore:
         self._devices[device] = seen
         return earlier
 
+    def _tick(self, windows: Windows) -> None:
+        self._calls += 1
+        if self._calls % self._evict_every == 0:
+            self._evict_idle(windows)
+
     def _evict_idle(self, windows: Windows) -> None:
         horizon = self._watermark - windows.account_seconds
-        while self._accounts:
-            key, window = next(iter(self._accounts.items()))
+        idle = []
+        for key, window in self._accounts.items():
             if window.last_ts() >= horizon:
                 break
+            idle.append(key)
+        for key in idle:
             del self._accounts[key]
         device_horizon = self._watermark - windows.device_seconds
-        while self._devices:
-            key, seen = next(iter(self._devices.items()))
+        idle = []
+        for key, seen in self._devices.items():
             newest = seen[0] if isinstance(seen, tuple) else max(seen.values(), default=None)
             if newest is not None and newest >= device_horizon:
                 break
+            idle.append(key)
+        for key in idle:
             del self._devices[key]
 
     def accounts(self) -> int:

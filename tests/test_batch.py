@@ -346,5 +346,6 @@ def test_history_memory_follows_active_accounts_not_lines() -> None:
         )
         store.record_and_fetch(event, windows)
     # One login a second for 20,000 s with a one-hour window: about 3,600 active.
-    assert store.accounts() <= 3_700
-    assert store.devices() <= 3_700
+    # ... plus at most one eviction batch (1,024 calls) not yet swept.
+    assert store.accounts() <= 3_700 + 1_024
+    assert store.devices() <= 3_700 + 1_024

@@ -24,9 +24,10 @@ T0 = 1_790_000_000.0
 class ReferenceStore:
     """The semantics, spelled out with a sorted list per account."""
 
-    def __init__(self) -> None:
+    def __init__(self, evict_every: int) -> None:
         self.accounts: OrderedDict[str, list[LoginEvent]] = OrderedDict()
         self.watermark = float("-inf")
+        self.evict_every, self.calls = evict_every, 0
 
     def record_and_fetch(self, event: LoginEvent, windows: Windows) -> tuple[LoginEvent, ...]:
         self.watermark = max(self.watermark, event.ts)
@@ -41,8 +42,10 @@ class ReferenceStore:
         cutoff = bisect.bisect_left(times, times[-1] - windows.account_seconds)
         cutoff += max(0, len(events) - cutoff - windows.max_events_per_account)
         del events[:cutoff]
-        # Idle accounts go in least-recently-touched order, up to the first live one.
-        while self.accounts:
+        # Every evict_every calls, idle accounts go in least-recently-touched order,
+        # up to the first live one.
+        self.calls += 1
+        while self.calls % self.evict_every == 0 and self.accounts:
             account, kept = next(iter(self.accounts.items()))
             if kept[-1].ts >= self.watermark - windows.account_seconds:
                 break
@@ -83,12 +86,14 @@ events_strategy = st.fixed_dictionaries(
     st.lists(events_strategy, max_size=120),
     st.integers(1, 30),
     st.integers(1, 40),
+    st.integers(1, 6),
 )
 def test_packed_store_reads_back_what_a_list_store_reads(
-    events: list[LoginEvent], window_hours: int, cap: int
+    events: list[LoginEvent], window_hours: int, cap: int, evict_every: int
 ) -> None:
     windows = Windows(window_hours * 3600.0, window_hours * 3600.0, max_events_per_account=cap)
-    store, reference = MemoryHistoryStore(), ReferenceStore()
+    store = MemoryHistoryStore(evict_every=evict_every)
+    reference = ReferenceStore(evict_every)
     for event in events:
         got = store.record_and_fetch(event, windows).account_events
         assert got == reference.record_and_fetch(event, windows)
