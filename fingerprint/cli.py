@@ -237,6 +237,7 @@ def checker_config(args: argparse.Namespace) -> CheckerConfig:
         rules_dir=args.rules,
         naive_tz=naive_tz,
         track_accounts=0,
+        device_memo_size=0,  # see CheckerConfig: batch logs rarely repeat a device soon
         history=args.history,
         history_timeout=args.history_timeout,
         fail_closed=args.fail_closed,

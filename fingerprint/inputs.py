@@ -135,9 +135,15 @@ def open_input(path: str) -> tuple[IO[bytes], CountingReader | None]:
         raise ConfigError(f"cannot open input ({exc.strerror})", path) from None
     counter = CountingReader(raw)
     buffered = io.BufferedReader(counter, buffer_size=1 << 20)
-    if buffered.peek(2)[:2] == _GZIP_MAGIC:
+    if _is_gzip_header(buffered.peek(4)[:4]):
         return gzip.GzipFile(fileobj=buffered, mode="rb"), counter  # type: ignore[return-value]
     return buffered, counter
+
+
+def _is_gzip_header(head: bytes) -> bool:
+    """Magic, deflate (the one method RFC 1952 defines), no reserved flag bits: a
+    text line that merely starts with the two magic bytes is read as text."""
+    return len(head) == 4 and head[:2] == _GZIP_MAGIC and head[2] == 8 and not head[3] & 0xE0
 
 
 def read_items(path: str, stream: IO[bytes]) -> Iterator[Item]:

@@ -169,7 +169,7 @@ def test_device_memo_changes_no_report_on_the_labelled_set(fresh_checker) -> Non
     """Memo on (a small one, so entries are also evicted) or off: identical reports."""
     lines = (FIXTURES / "labelled.jsonl").read_text(encoding="utf-8").splitlines()[:1500]
     records = [json.loads(line) for line in lines]
-    with_memo, without = fresh_checker(device_memo_size=64), fresh_checker()
+    with_memo, without = fresh_checker(device_memo_size=64), fresh_checker(device_memo_size=0)
     for record in records:
         assert with_memo.check(record).to_dict() == without.check(record).to_dict()
     assert 0 < len(with_memo._engine.device_memo) <= 64

@@ -118,3 +118,13 @@ def test_library_raises_only_its_own_error(changes: list[tuple[str, Any]]) -> No
     assert sum(report.contributions.values()) == 100 - report.score
     assert math.isfinite(report.device_component.score)
     json.dumps(report.to_dict())
+
+
+def test_a_text_line_starting_with_the_gzip_magic_is_read_as_text(tmp_path: Path) -> None:
+    """Found by the property test above: the file was taken for gzip and its good
+    line lost. Only a real gzip header (magic, deflate, no reserved flags) is."""
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\x1f\x8b\n" + _encode(make_session()) + b"\n")
+    outcomes = list(check_stream(CHECKER, iter_items([str(path)]), max_skew=300))
+    assert [o.line for o in outcomes] == [1, 2]
+    assert outcomes[0].reject is not None and outcomes[1].report is not None
