@@ -111,7 +111,7 @@ class _Window(NamedTuple):
     symbols: tuple[Any, ...]  # symbols[0] is None
 
     def times(self) -> list[float]:
-        """Every login's ts: the first 8 bytes of each record, read in one C call."""
+        """Every login's ts: the first 8 bytes of each record."""
         return [ts for (ts,) in _TIMES.iter_unpack(self.records)]
 
     def last_ts(self) -> float:
