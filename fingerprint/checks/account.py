@@ -13,6 +13,7 @@ from fingerprint.checks.base import (
     NotEvaluated,
     Outcome,
     history_unavailable,
+    logins_since,
 )
 
 
@@ -73,7 +74,8 @@ class DeviceChurnCheck(Check):
             return device_id
         assert ctx.history is not None
         since = ctx.session.ts.timestamp() - self.window_hours * 3600
-        devices = {e.device_id for e in ctx.history.account_events if e.device_id and e.ts >= since}
+        recent = logins_since(ctx.history.account_events, since)
+        devices = {e.device_id for e in recent if e.device_id}
         devices.add(device_id)
         if len(devices) < self.max_devices:
             return []

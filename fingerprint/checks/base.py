@@ -8,7 +8,10 @@ check name, severity and messages from ``rules/codes.yaml``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from fingerprint.features.records import Features
@@ -67,6 +70,15 @@ class Check:
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
         """Build the check from its thresholds; override to precompile rule data."""
         return cls(**config)
+
+
+def logins_since(events: Sequence[LoginEvent], since: float) -> Sequence[LoginEvent]:
+    """The logins at or after ``since``: history is oldest first, so a binary search
+    finds them; a 24-hour check need not walk a 30-day window."""
+    return events[bisect_left(events, since, key=_TS) :]
+
+
+_TS = attrgetter("ts")
 
 
 def history_unavailable(ctx: CheckContext) -> NotEvaluated | None:

@@ -20,6 +20,7 @@ from fingerprint.checks.base import (
     NotEvaluated,
     Outcome,
     history_unavailable,
+    logins_since,
 )
 from fingerprint.features.geo import great_circle_km
 from fingerprint.history import LoginEvent
@@ -49,11 +50,8 @@ class IpHoppingCheck(Check):
             return NotEvaluated("the IP is a VPN, proxy or hosting exit: not the user's location")
         assert ctx.history is not None
         since = current.ts - self.window_hours * 3600
-        located = [
-            e
-            for e in ctx.history.account_events
-            if e.province and not e.ip_anonymous and e.ts >= since
-        ]
+        recent = logins_since(ctx.history.account_events, since)
+        located = [e for e in recent if e.province and not e.ip_anonymous]
         hits = []
         hopping = self._hopping([*located, current])
         if hopping:
