@@ -224,17 +224,6 @@ def _share_place(place: tuple[Any, ...]) -> tuple[Any, ...]:
     return _PLACES.setdefault(place, place) if len(_PLACES) < _MAX_PLACES else place
 
 
-@dataclass(frozen=True, slots=True)
-class _Recorded:
-    read: _Window  # the window with the new login, before trimming: what is read back
-    stored: _Window  # the window kept (trimmed to the window and the cap)
-    start: int  # read's logins [start, position) are the history before the new one
-    position: int  # where the new login went
-    dropped: int  # logins trimmed from the front of read
-    device: str | None  # the window's own copy of the device id: the device table
-    # keys on it, so each id is stored once without a global intern table
-
-
 class MemoryHistoryStore:
     """In-process, thread-safe, bounded store.
 
@@ -250,14 +239,8 @@ class MemoryHistoryStore:
     the front on every call would re-scan the holes pops leave there.
     """
 
-    def __init__(self, evict_every: int = 1_024, decoded_accounts: int = 1_024) -> None:
+    def __init__(self, evict_every: int = 1_024) -> None:
         self._accounts: dict[str, _Window] = {}
-        # The decoded logins of the accounts read most recently, keyed by account:
-        # (the window they decode, its logins). A returning account's read is then
-        # its cached logins plus the one just recorded, not a decode of the whole
-        # window (~1.2 µs a login: 250 µs for an account with 200 logins).
-        self._decoded: dict[str, tuple[_Window, tuple[LoginEvent, ...]]] = {}
-        self._decoded_max = max(0, decoded_accounts)
         # device -> (newest ts, account) while one account uses it, then a dict
         # account -> newest ts in recency order: most devices have one account.
         self._devices: dict[str, tuple[float, str] | dict[str, float]] = {}
@@ -267,32 +250,14 @@ class MemoryHistoryStore:
         self._lock = threading.Lock()
 
     def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
-        account = event.account_id
         with self._lock:
             self._watermark = max(self._watermark, event.ts)
-            previous = self._accounts.get(account)
-            done = self._record_account(event, windows)
-            device = self._record_device(event, windows, done.device) if done.device else ()
+            window, start, position, device_key = self._record_account(event, windows)
+            device = self._record_device(event, windows, device_key) if device_key else ()
             self._tick(windows)
-            cached = self._decoded.get(account)
         # Decoding needs no lock: a window is immutable once built.
-        read, position = done.read, done.position
-        if cached is not None and cached[0] is previous and position == read.logins() - 1:
-            logins = cached[1] + tuple(_unpack(account, read, position, position + 1))
-        else:
-            logins = tuple(_unpack(account, read, 0, read.logins()))
-        if self._decoded_max:
-            self._remember(account, done.stored, logins[done.dropped :])
-        return HistoryView(account_events=logins[done.start : position], device_accounts=device)
-
-    def _remember(self, account: str, stored: _Window, logins: tuple[LoginEvent, ...]) -> None:
-        with self._lock:
-            if self._accounts.get(account) is not stored:
-                return  # another thread recorded a login of this account meanwhile
-            self._decoded.pop(account, None)  # re-insert: dict order is recency order
-            self._decoded[account] = (stored, logins)
-            if len(self._decoded) > self._decoded_max:
-                del self._decoded[next(iter(self._decoded))]
+        before = tuple(_unpack(event.account_id, window, start, position))
+        return HistoryView(account_events=before, device_accounts=device)
 
     def record_device(self, event: LoginEvent, windows: Windows) -> None:
         if not event.device_id:
@@ -308,8 +273,13 @@ class MemoryHistoryStore:
             window = self._accounts.get(account_id)
         return [] if window is None else list(_unpack(account_id, window, 0, window.logins()))
 
-    def _record_account(self, event: LoginEvent, windows: Windows) -> _Recorded:
-        """Insert the login in time order (late lines land where they belong)."""
+    def _record_account(
+        self, event: LoginEvent, windows: Windows
+    ) -> tuple[_Window, int, int, str | None]:
+        """Insert the login in time order (late lines land where they belong); return
+        the window read back, the span of logins before it inside the window and the
+        window's own copy of the device id (the device table keys on that copy, so
+        each id is stored once without a global intern table)."""
         window = self._accounts.pop(event.account_id, None)
         if window is None:
             window = _Window(b"", (None,))
@@ -326,11 +296,9 @@ class MemoryHistoryStore:
         while start and times[start - 1] >= event.ts - windows.account_seconds:
             start -= 1
         read = _Window(records, tuple(symbols))
-        stored = _trim(read, times, windows)
-        self._accounts[event.account_id] = stored
+        self._accounts[event.account_id] = _trim(read, times, windows)
         device = symbols[symbols.index(event.device_id)] if event.device_id else None
-        dropped = read.logins() - stored.logins()
-        return _Recorded(read, stored, start, position, dropped, device)
+        return read, start, position, device
 
     def _record_device(
         self, event: LoginEvent, windows: Windows, key: str | None = None
