@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from fingerprint import Checker
-from fingerprint.features.stability import account_stability
+from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.history import LoginEvent
 from tests.conftest import make_session
 
@@ -18,6 +18,12 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = 86_400
 MIDNIGHT = datetime(2026, 11, 20, tzinfo=SHANGHAI).timestamp()
 WEEK = 7 * DAY
+
+
+def account_stability(
+    history: list[LoginEvent], current: LoginEvent, window: float, tz: ZoneInfo
+) -> Stability:
+    return account_stability_windows(history, current, [window], tz)[0]
 
 
 def login(

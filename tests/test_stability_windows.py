@@ -1,8 +1,7 @@
-"""account_stability_windows: one pass, the same numbers as account_stability per window."""
+"""account_stability_windows: one pass, the same numbers as the plain reference per window."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from unittest import mock
@@ -12,28 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingerprint.features import stability
-from fingerprint.features.stability import account_stability, account_stability_windows
+from fingerprint.features.stability import account_stability_windows
 from fingerprint.history import LoginEvent
+from tests.stability_reference import account_stability
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = 86_400.0
 NOW = 1_795_000_000.0
 
 
-def _field_names() -> tuple[str, ...]:
-    fields = getattr(LoginEvent, "_fields", None)  # a NamedTuple
-    if fields is not None:
-        return tuple(fields)
-    return tuple(f.name for f in dataclasses.fields(LoginEvent))  # type: ignore[arg-type]
-
-
-FIELDS = _field_names()
-
-
 def event(ts: float, n: int = 0, **given: Any) -> LoginEvent:
-    """A LoginEvent by keyword, whichever shape LoginEvent has (session id or digest)."""
+    """A LoginEvent by keyword, with defaults."""
     values: dict[str, Any] = {
         "ts": ts,
+        "session_digest": n,
         "account_id": "acct",
         "device_id": "d1",
         "ip": "1.1.1.9",
@@ -48,12 +39,8 @@ def event(ts: float, n: int = 0, **given: Any) -> LoginEvent:
         "carrier": "中国移动",
         "hour": None,
     }
-    if "session_digest" in FIELDS:
-        values["session_digest"] = n
-    else:
-        values["session_id"] = f"s{n}"
     values.update(given)
-    return LoginEvent(**{k: v for k, v in values.items() if k in FIELDS})
+    return LoginEvent(**values)
 
 
 def reference(

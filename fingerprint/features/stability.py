@@ -67,73 +67,6 @@ class Stability(NamedTuple):
         return self._asdict()
 
 
-def account_stability(
-    history: Sequence[LoginEvent],
-    current: LoginEvent,
-    window_seconds: float,
-    local_tz: tzinfo,
-    unusual_hour_share: float = 0.05,
-) -> Stability:
-    """Stability of the account over the window ending at the current login.
-
-    One pass over the window (history is oldest first) with plain dicts: this runs
-    for every login. The hour of each login is computed once, when it is recorded
-    (``LoginEvent.hour``).
-    """
-    since = current.ts - window_seconds
-    start = len(history)
-    while start > 0 and history[start - 1].ts >= since:
-        start -= 1
-    before = history[start:]
-    devices: dict[str, int] = {}
-    networks: dict[str, int] = {}
-    hours: dict[int, int] = {}
-    ips, asns, provinces = set(), set(), set()
-    changes, last_device, first_seen = 0, None, None
-    for event in (*before, current):
-        device = event.device_id
-        if device:
-            devices[device] = devices.get(device, 0) + 1
-            if last_device is not None and device != last_device:
-                changes += 1
-            last_device = device
-            if device == current.device_id and first_seen is None:
-                first_seen = event.ts
-        if event.network:
-            networks[event.network] = networks.get(event.network, 0) + 1
-        hour = event.hour if event.hour is not None else _local_hour(event.ts, local_tz)
-        hours[hour] = hours.get(hour, 0) + 1
-        ips.add(event.ip)
-        asns.add(event.asn)
-        provinces.add(event.province)
-    logins = len(before) + 1
-    current_hour = current.hour if current.hour is not None else _local_hour(current.ts, local_tz)
-    return Stability(
-        window_days=round(window_seconds / DAY, 2),
-        sessions=len(before),
-        devices=len(devices),
-        top_device_share=round(max(devices.values()) / sum(devices.values()), 4)
-        if devices
-        else 0.0,
-        device_changes=changes,
-        device_age_days=round((current.ts - first_seen) / DAY, 3)
-        if current.device_id and first_seen is not None
-        else None,
-        ips=len(ips - {None, ""}),
-        networks=len(networks),
-        asns=len(asns - {None}),
-        provinces=len(provinces - {None, ""}),
-        network_entropy=_entropy(networks),
-        night_share=round(sum(hours.get(h, 0) for h in NIGHT_HOURS) / logins, 4),
-        hour_entropy=_entropy(hours),
-        unusual_hour=bool(before) and (hours[current_hour] - 1) / len(before) < unusual_hour_share,
-        new_device=_new(current.device_id, [e.device_id for e in before]),
-        new_province=_new(current.province, [e.province for e in before]),
-        new_carrier=_new(current.carrier, [e.carrier for e in before]),
-        new_network_type=_new(current.network_type, [e.network_type for e in before]),
-    )
-
-
 def account_stability_windows(
     history: Sequence[LoginEvent],
     current: LoginEvent,
@@ -141,15 +74,16 @@ def account_stability_windows(
     local_tz: tzinfo,
     unusual_hour_share: float = 0.05,
 ) -> list[Stability]:
-    """``account_stability`` for several windows at once, in one pass over the history.
+    """Stability of the account over each window ending at the current login, in one
+    pass over the history (oldest first, as stores return it).
 
-    One result per window, in the order given, each equal field for field to what
-    ``account_stability`` returns for that window. The history is walked newest to
+    One result per window, in the order given. The history is walked newest to
     oldest, accumulating counters; the features of a window are taken when the walk
     leaves it (windows shortest first: they nest). Counters that depend on the order of
     the logins keep it: ``device_changes`` counts adjacent pairs (the same read either
     way) and the entropy dicts move a key to their end at every sighting, so reading
-    them backwards gives the oldest-first order ``account_stability`` sums in.
+    them backwards gives the oldest-first order a plain count sums in (the reference
+    in tests/stability_reference.py, which the property tests compare with).
     """
     count = len(windows_seconds)
     if not count:
@@ -162,7 +96,7 @@ def account_stability_windows(
     if cur_hour is None:
         cur_hour = _local_hour(cur_ts, local_tz)
     # This login: in every window, counted by the dicts, kept out of the sets (which
-    # hold only earlier logins, as ``_new`` compares with those).
+    # hold only earlier logins: "new" compares with those).
     devices: dict[str, int] = {}
     changes = 0  # runs of the same device, newest first: device_changes + 1
     last: str | None = None
@@ -187,69 +121,55 @@ def account_stability_windows(
     dev_get, net_pop, hour_pop = devices.get, networks.pop, hours.pop
     ip_add, asn_add, province_add = ips.add, asns.add, provinces.add
 
-    k = 0
-    since = cur_ts - windows_seconds[order[0]]
     sessions = 0
     previous: Stability | None = None
-    for event in reversed(history):
-        ts = event.ts
-        if not ts >= since:  # the reference's test, NaN included
-            while True:
-                results[order[k]] = previous = _snapshot(
-                    previous, windows_seconds[order[k]], current, local_tz, unusual_hour_share,
-                    sessions, cur_hour, devices, changes, first_seen, blank_device,
-                    networks, hours, ips, asns, provinces,
-                    carrier_open, carrier_known, type_open, type_known,
-                )  # fmt: skip
-                k += 1
-                if k == count:
-                    break
-                since = cur_ts - windows_seconds[order[k]]
-                if ts >= since:
-                    break
-            if k == count:
-                break
-        sessions += 1
-        device = event.device_id
-        if device:
-            devices[device] = dev_get(device, 0) + 1
-            if device != last:
-                changes += 1
-                last = device
-            if device == cur_device:
-                first_seen = ts
-        elif device is not None:
-            blank_device = True
-        network = event.network
-        if network:
-            networks[network] = net_pop(network, 0) + 1
-        hour = event.hour
-        if hour is None:
-            hour = _local_hour(ts, local_tz)
-        hours[hour] = hour_pop(hour, 0) + 1
-        ip_add(event.ip)
-        asn_add(event.asn)
-        province_add(event.province)
-        if carrier_open:
-            carrier = event.carrier
-            if carrier == cur_carrier:
-                carrier_open = False
-            elif carrier is not None:
-                carrier_known = True
-        if type_open:
-            network_type = event.network_type
-            if network_type == cur_type:
-                type_open = False
-            elif network_type is not None:
-                type_known = True
-    while k < count:
-        results[order[k]] = previous = _snapshot(
-            previous, windows_seconds[order[k]], current, local_tz, unusual_hour_share,
+    earlier = reversed(history)
+    event = next(earlier, None)
+    for k in order:
+        since = cur_ts - windows_seconds[k]
+        # ``>=`` is the reference's test: a NaN ts ends the walk there too.
+        while event is not None and event.ts >= since:
+            ts = event.ts
+            sessions += 1
+            device = event.device_id
+            if device:
+                devices[device] = dev_get(device, 0) + 1
+                if device != last:
+                    changes += 1
+                    last = device
+                if device == cur_device:
+                    first_seen = ts
+            elif device is not None:
+                blank_device = True
+            network = event.network
+            if network:
+                networks[network] = net_pop(network, 0) + 1
+            hour = event.hour
+            if hour is None:
+                hour = _local_hour(ts, local_tz)
+            hours[hour] = hour_pop(hour, 0) + 1
+            ip_add(event.ip)
+            asn_add(event.asn)
+            province_add(event.province)
+            if carrier_open:
+                carrier = event.carrier
+                if carrier == cur_carrier:
+                    carrier_open = False
+                elif carrier is not None:
+                    carrier_known = True
+            if type_open:
+                network_type = event.network_type
+                if network_type == cur_type:
+                    type_open = False
+                elif network_type is not None:
+                    type_known = True
+            event = next(earlier, None)
+        results[k] = previous = _snapshot(
+            previous, windows_seconds[k], current, local_tz, unusual_hour_share,
             sessions, cur_hour, devices, changes, first_seen, blank_device,
             networks, hours, ips, asns, provinces,
             carrier_open, carrier_known, type_open, type_known,
         )  # fmt: skip
-        k += 1
     return cast("list[Stability]", results)
 
 
@@ -340,10 +260,6 @@ def _local_hour(ts: float, tz: tzinfo) -> int:
     return datetime.fromtimestamp(ts, tz).hour
 
 
-def _entropy(counts: dict[Any, int]) -> float:
-    return _entropy_of(list(counts.values()))
-
-
 def _entropy_of(values: list[int]) -> float:
     """Shannon entropy of counts, summed in the order given (float sums depend on it)."""
     if len(values) < 2:
@@ -351,13 +267,3 @@ def _entropy_of(values: list[int]) -> float:
     total = sum(values)
     bits = -sum([n / total * math.log2(n / total) for n in values])
     return round(bits + 0.0, 4)
-
-
-def _new(value: str | None, seen: list[str | None]) -> bool | None:
-    """Is ``value`` absent from an account history that knows this field at all?"""
-    if value is None:
-        return None
-    known = {v for v in seen if v is not None}
-    if not known:
-        return None  # nothing to compare with: not "new", just unknown
-    return value not in known
