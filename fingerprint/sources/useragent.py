@@ -227,11 +227,7 @@ def cached_resolver(
         _prefilter()
     if not (resolver is parse_user_agent if normalise is None else normalise):
         return cached
-    volatile, canonical = _VOLATILE, _canonical
-
     def resolve(text: str) -> UserAgentInfo:
-        if "NetType/" in text or "Language/" in text:
-            text = volatile.sub(canonical, text)
-        return cached(text)
+        return cached(normalise_user_agent(text))
 
     return resolve
