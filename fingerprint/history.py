@@ -267,12 +267,6 @@ class MemoryHistoryStore:
             self._record_device(event, windows)
             self._tick(windows)
 
-    def events(self, account_id: str) -> list[LoginEvent]:
-        """Everything kept for one account, oldest first (for tests and tools)."""
-        with self._lock:
-            window = self._accounts.get(account_id)
-        return [] if window is None else list(_unpack(account_id, window, 0, window.logins()))
-
     def _record_account(
         self, event: LoginEvent, windows: Windows
     ) -> tuple[_Window, int, int, str | None]:
