@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import string
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
+from fingerprint.checker import _Evidence, _short, render
 from fingerprint.checks.emulator import EmulatorCheck
+from fingerprint.rules import load_rules
 from tests.conftest import FIXTURES, make_session
 
 REPORT_KEYS = {
@@ -173,3 +179,50 @@ def test_device_memo_changes_no_report_on_the_labelled_set(fresh_checker) -> Non
     for record in records:
         assert with_memo.check(record).to_dict() == without.check(record).to_dict()
     assert 0 < len(with_memo._engine.device_memo) <= 64
+
+
+def _formatter_render(template: str, evidence: dict[str, Any]) -> str:
+    """What ``render`` did before it used ``str.format_map``: ``string.Formatter``."""
+    values = _Evidence()
+    for key, value in evidence.items():
+        if isinstance(value, list | tuple):
+            value = ", ".join(_short(v) for v in value)
+        values[key] = value
+    try:
+        return string.Formatter().vformat(template, (), values)
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return template
+
+
+def _outcome(render_: Callable[[str, dict[str, Any]], str], *args: Any) -> object:
+    try:
+        return render_(*args)
+    except Exception as exc:  # both must fail the same way where they fail
+        return type(exc)
+
+
+_EVIDENCE = st.dictionaries(
+    st.sampled_from(["a", "b", "product", "n", "0"]),
+    st.one_of(
+        st.integers(), st.floats(), st.text(max_size=4), st.lists(st.text(max_size=3), max_size=2)
+    ),
+    max_size=4,
+)
+
+
+_TEMPLATE_PARTS = ["{a}", "{b!r}", "{n:>4}", "{n:d}", "{0}", "{}", "{product}", "{a[0]}", "{a.x}"]
+_TEMPLATES = st.lists(
+    st.sampled_from([*_TEMPLATE_PARTS, "{", "}", "{{", "}}", ":", "!", " ", "x"]), max_size=6
+).map("".join) | st.text(alphabet="{}[]!:.0abnrsx>^ ", max_size=14)
+
+
+@given(_TEMPLATES, _EVIDENCE)
+def test_render_matches_string_formatter(template: str, evidence: dict[str, Any]) -> None:
+    assert _outcome(render, template, evidence) == _outcome(_formatter_render, template, evidence)
+
+
+def test_render_fills_every_rule_template_like_string_formatter() -> None:
+    evidence = {"product": "Genymotion", "provinces": ["CN-GD", "CN-BJ"], "count": 3}
+    for spec in load_rules(None).codes.codes.values():
+        for template in (spec.message, spec.message_zh):
+            assert render(template, evidence) == _formatter_render(template, evidence)

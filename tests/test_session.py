@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fingerprint import InvalidSessionError, parse_session
-from fingerprint.session import parse_ip, parse_timestamp
+from fingerprint.session import _as_number, _looks_iso, parse_ip, parse_timestamp
 from tests.conftest import make_session
 
 WHEN = datetime(2026, 11, 20, 0, 15, 30, tzinfo=UTC)
@@ -168,3 +170,11 @@ def test_sim_mcc() -> None:
     parsed = parse_session(make_session(**{"device.sim": {"mcc_mnc": "4"}}))
     assert parsed.device is not None and parsed.device.sim is not None
     assert parsed.device.sim.mcc is None
+
+
+@given(st.text(max_size=12).map(lambda tail: "2026-" + tail) | st.text(max_size=16))
+def test_iso_fast_path_never_skips_a_number(text: str) -> None:
+    """parse_timestamp skips the number parse for "dddd-..." text: no such text is a
+    number int() or float() would take, so the skip cannot change what it returns."""
+    if _looks_iso(text.strip()):
+        assert _as_number(text.strip()) is None
