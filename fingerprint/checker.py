@@ -731,7 +731,6 @@ class _Evidence(dict[str, Any]):
         return "?"
 
 
-
 def render(template: str, evidence: Mapping[str, Any]) -> str:
     """Fill ``{key}`` from evidence; lists read as "a, b"; unknown keys print "?"."""
     values = _Evidence()

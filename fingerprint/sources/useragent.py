@@ -227,6 +227,7 @@ def cached_resolver(
         _prefilter()
     if not (resolver is parse_user_agent if normalise is None else normalise):
         return cached
+
     def resolve(text: str) -> UserAgentInfo:
         return cached(normalise_user_agent(text))
 
