@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from functools import lru_cache
-from hashlib import blake2b
 from ipaddress import ip_network
 from pathlib import Path
 from sys import intern
@@ -57,7 +56,11 @@ from fingerprint.sources.maxmind import (
     open_asn,
     open_city,
 )
-from fingerprint.sources.useragent import cached_resolver, parse_user_agent
+from fingerprint.sources.useragent import (
+    cached_resolver,
+    normalise_user_agent,
+    parse_user_agent,
+)
 
 _HOURS = 3600.0
 
@@ -73,7 +76,8 @@ class CheckerConfig:
     naive_tz: tzinfo = DEFAULT_NAIVE_TZ  # how to read ISO times without an offset
     use_city_db: bool = True
     ua_cache_size: int = 16_384
-    # Device verdicts remembered (~9 kB each: the validated device block); 0: off.
+    # Device verdicts remembered (~10 kB each: the validated device block and its
+    # ~1.5 kB key); 0: off.
     # A service sees its users' devices again soon: measured p50 ~195 µs with the
     # memo, ~250-300 without. The CLI turns it off: over a 2 M-line log a device
     # rarely returns before 4,096 others (2-7% hits), not worth ~39 MB.
@@ -117,13 +121,14 @@ class DeviceVerdict:
 
 
 class DeviceMemo:
-    """Device verdicts keyed by a digest of the device, app and UA fields.
+    """Device verdicts keyed by the device, app and UA fields' exact bytes.
 
     Logins repeat their device: validating the device block and matching hundreds of
     signatures again for each login is most of the per-session cost. A verdict holds
-    a validated device block (a few kB), so the memo is a bounded LRU; the key is a
-    128-bit BLAKE2 digest of the fields' exact bytes, not the bytes themselves.
-    Belongs to one engine, so a rules reload starts empty.
+    a validated device block (a few kB), so the memo is a bounded LRU. The key is the
+    encoded fields themselves (~1.5 kB), not a digest of them: hashing them costs
+    ~2.5 µs a login, and an exact key cannot collide. Belongs to one engine, so a
+    rules reload starts empty.
     """
 
     def __init__(self, max_entries: int = 4_096) -> None:
@@ -131,23 +136,25 @@ class DeviceMemo:
         self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
         self._lock = threading.Lock()
 
-    def key(self, record: Mapping[str, Any], resolve_ua: Callable[[str], Any]) -> bytes | None:
+    @staticmethod
+    def key(record: Mapping[str, Any]) -> bytes | None:
         """The device and app fields, less the battery, whose level changes with every
         login (it enters the key only as "pinned or not", the one thing a device-scoped
-        check reads of it), and the *parsed* user agent: WeChat's UA changes with the
-        network type (NetType/WIFI, 4G) while what the checks read of it does not."""
-        device, app, ua = record.get("device"), record.get("app"), record.get("user_agent")
-        if isinstance(ua, str):
-            ua = resolve_ua(ua)  # a frozen dataclass; orjson encodes its fields
+        check reads of it), and the *normalised* user agent: WeChat's UA changes with
+        the network type (NetType/WIFI, 4G) while its parse, all the checks read of
+        it, does not (:func:`normalise_user_agent` drops exactly such tokens)."""
+        device, app = record.get("device"), record.get("app")
         if device is None and app is None:
             return None
+        ua = record.get("user_agent")
+        if isinstance(ua, str):
+            ua = normalise_user_agent(ua)
         if isinstance(device, Mapping) and "battery" in device:
             device = {k: v for k, v in device.items() if k != "battery"}
         try:
-            raw = orjson.dumps((device, app, ua))
+            return orjson.dumps((device, app, ua))
         except TypeError:  # values orjson cannot encode: validate the long way
             return None
-        return blake2b(raw, digest_size=16).digest()
 
     def get(self, key: bytes) -> DeviceVerdict | None:
         with self._lock:
@@ -479,7 +486,7 @@ class Checker:
         """Validate, reusing the device and app blocks of a device seen before."""
         if not isinstance(record, Mapping) or not engine.device_memo.enabled:
             return self.parse(record), None, None
-        base = engine.device_memo.key(record, self._extractor.resolve_ua)
+        base = engine.device_memo.key(record)
         if base is None:
             return self.parse(record), None, None
         device = record.get("device")
