@@ -10,7 +10,7 @@ a phone's time zone follows a trip, a SIM's country does not, so a traveller abr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
@@ -18,6 +18,12 @@ from fingerprint.rules import HomeCountry, NetworkFile, RuleSet
 from fingerprint.session import Device
 
 _UTUN = re.compile(r"^utun(\d+)$")
+
+# What one interface name is, as bit flags: names repeat across millions of logins
+# (lo, wlan0, rmnet_data0, utun0...), so each is classified once and cached.
+_TUNNEL, _EXTRA_UTUN = 1, 2
+# Names are attacker-supplied: past this many the cache starts over instead of growing.
+INTERFACE_CACHE_SIZE = 1_024
 
 # Anonymous-IP database flag -> reason code, strongest first.
 _ANONYMOUS_FLAGS = (
@@ -53,6 +59,16 @@ class VpnProxyCheck(Check):
     ios_utun_normal: int = 4
     hosting_asns: dict[int, tuple[str, str]] | None = None
     network_rules: NetworkFile | None = None
+    # interface name -> _TUNNEL | _EXTRA_UTUN bits. Shared by threads: a race only
+    # classifies a name twice, with the same answer (dict get/set are atomic).
+    _interface_kinds: dict[str, int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _home: _FoldedHome | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.network_rules is not None:
+            object.__setattr__(self, "_home", _FoldedHome.of(self.network_rules.home_country))
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
@@ -92,10 +108,20 @@ class VpnProxyCheck(Check):
         hits = []
         if network.vpn_active:
             hits.append(Hit("VPN_OS_FLAG", {"vpn_active": True}))
-        strong = [i for i in network.interfaces or () if self._is_tunnel(i)]
+        strong: list[str] = []
+        extra_utun: list[str] = []
+        if network.interfaces:
+            kinds = self._interface_kinds
+            for interface in network.interfaces:
+                kind = kinds.get(interface)
+                if kind is None:
+                    kind = self._interface_kind(interface)
+                if kind & _TUNNEL:
+                    strong.append(interface)
+                if kind & _EXTRA_UTUN:
+                    extra_utun.append(interface)
         if strong:
             hits.append(Hit("VPN_TUNNEL_INTERFACE", {"interfaces": strong[:10]}))
-        extra_utun = [i for i in network.interfaces or () if self._extra_utun(i)]
         if extra_utun and not strong and not network.vpn_active:
             hits.append(
                 Hit(
@@ -106,6 +132,17 @@ class VpnProxyCheck(Check):
         if network.http_proxy:
             hits.append(Hit("VPN_HTTP_PROXY", {"http_proxy": network.http_proxy[:200]}))
         return hits
+
+    def _interface_kind(self, interface: str) -> int:
+        """Classify a name the cache has not seen, and remember it."""
+        kind = (_TUNNEL if self._is_tunnel(interface) else 0) | (
+            _EXTRA_UTUN if self._extra_utun(interface) else 0
+        )
+        kinds = self._interface_kinds
+        if len(kinds) >= INTERFACE_CACHE_SIZE:
+            kinds.clear()
+        kinds[interface] = kind
+        return kind
 
     def _is_tunnel(self, interface: str) -> bool:
         assert self.strong_interfaces is not None
@@ -118,8 +155,10 @@ class VpnProxyCheck(Check):
         return found is not None and int(found[1]) >= self.ios_utun_normal
 
     def _server_view(self, ctx: CheckContext) -> list[Hit]:
-        hits = []
         anonymous = ctx.features.network.anonymous
+        if anonymous is None and ctx.features.network.asn is None and ctx.whois is None:
+            return []  # no IP data at all: skip formatting the address (~1 µs)
+        hits = []
         ip = str(ctx.features.network.ip)
         if anonymous is not None:
             for flag, code in _ANONYMOUS_FLAGS:
@@ -161,14 +200,36 @@ class VpnProxyCheck(Check):
 
     def _tz_mismatch(self, ctx: CheckContext, device: Device | None) -> Hit | None:
         geo = ctx.features.geo
-        assert self.network_rules is not None
-        home = self.network_rules.home_country
+        home = self._home
+        assert home is not None
         if device is None or geo is None or geo.country == home.iso_code:
             return None
-        says_home = device_says_home(device, home)
+        says_home = _says_home(device, home)
         if not says_home:
             return None
         return Hit("VPN_TZ_MISMATCH", {**says_home, "ip_country": geo.country})
+
+
+@dataclass(frozen=True, slots=True)
+class _FoldedHome:
+    """:class:`HomeCountry` as sets, built once: its ``folded_*`` properties build a
+    new frozenset on every read."""
+
+    iso_code: str
+    time_zones: frozenset[str]
+    locales: frozenset[str]
+    locale_suffix: str
+    mcc: frozenset[str]
+
+    @classmethod
+    def of(cls, home: HomeCountry) -> _FoldedHome:
+        return cls(
+            home.iso_code,
+            home.folded_time_zones,
+            home.folded_locales,
+            home.locale_suffix,
+            frozenset(home.mcc),
+        )
 
 
 def device_says_home(device: Device, home: HomeCountry) -> dict[str, str] | None:
@@ -177,17 +238,19 @@ def device_says_home(device: Device, home: HomeCountry) -> dict[str, str] | None
     Needs the time zone and at least one of SIM country and locale, so a lone
     setting never decides.
     """
+    return _says_home(device, _FoldedHome.of(home))
+
+
+def _says_home(device: Device, home: _FoldedHome) -> dict[str, str] | None:
     tz = (device.timezone or "").strip()
-    if tz.casefold() not in home.folded_time_zones:
+    if tz.casefold() not in home.time_zones:
         return None
     mcc = device.sim.mcc if device.sim else None
     locale = (device.locale or "").replace("_", "-").casefold()
-    locale_home = (
-        locale in home.folded_locales or locale.endswith(home.locale_suffix) if locale else None
-    )
+    locale_home = locale in home.locales or locale.endswith(home.locale_suffix) if locale else None
     mcc_home = mcc in home.mcc if mcc else None
-    present = [v for v in (mcc_home, locale_home) if v is not None]
-    if not present or not all(present):
+    # Every present signal says home; at least one is present.
+    if mcc_home is False or locale_home is False or (mcc_home is None and locale_home is None):
         return None
     evidence = {"device_tz": tz}
     if mcc:

@@ -1,0 +1,117 @@
+"""The checks' per-value caches and precomputed tables answer as the plain code does,
+and stay bounded however many distinct values arrive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fingerprint.checks import vpn_proxy
+from fingerprint.checks.vpn_proxy import VpnProxyCheck, device_says_home
+from fingerprint.rules import HomeCountry, load_rules
+from fingerprint.session import Device
+
+RULES = load_rules()
+
+# Names the rules care about, near misses, and the odd attacker-supplied one.
+_INTERFACES = [
+    "lo", "lo0", "wlan0", "rmnet_data0", "dummy0", "sit0", "ip6tnl0", "tunl0", "ccmni0",
+    "en0", "awdl0", "llw0", "pdp_ip0", "ipsec0", "eth0", "radio0", "tun0", "tun12", "tap3",
+    "ppp0", "wg0", "utun0", "utun3", "utun4", "utun17", "utunx", "nordlynx", "tailscale0",
+    "clash-meta", "sing-box", "v4-rmnet", "clat4", "ztabc123", "TUN0", "Wintun", "",
+]  # fmt: skip
+interface_names = st.one_of(st.sampled_from(_INTERFACES), st.text(max_size=12))
+
+
+def _vpn() -> VpnProxyCheck:
+    check = VpnProxyCheck.compile(RULES, {})
+    assert isinstance(check, VpnProxyCheck)
+    return check
+
+
+def _uncached(check: VpnProxyCheck, names: list[str]) -> tuple[list[str], list[str]]:
+    return (
+        [n for n in names if check._is_tunnel(n)],
+        [n for n in names if check._extra_utun(n)],
+    )
+
+
+def _session_network(names: list[str]) -> Any:
+    class _Network:
+        vpn_active = False
+        http_proxy = None
+        interfaces = names
+
+    class _Session:
+        network = _Network()
+
+    class _Ctx:
+        session = _Session()
+
+    return _Ctx()
+
+
+@settings(max_examples=200)
+@given(st.lists(interface_names, max_size=14))
+def test_interface_cache_answers_as_the_regexes_do(names: list[str]) -> None:
+    check = _vpn()
+    for _ in range(2):  # the first pass fills the cache, the second reads it
+        hits = check._device_view(_session_network(names))
+        strong, extra = _uncached(check, names)
+        by_code = {h.code: h.evidence["interfaces"] for h in hits}
+        assert by_code.get("VPN_TUNNEL_INTERFACE", []) == strong[:10]
+        assert by_code.get("VPN_EXTRA_UTUN", []) == (extra[:10] if not strong else [])
+
+
+def test_interface_cache_is_bounded(monkeypatch: Any) -> None:
+    monkeypatch.setattr(vpn_proxy, "INTERFACE_CACHE_SIZE", 16)
+    check = _vpn()
+    names = [f"utun{i}" for i in range(100)] + [f"tun{i}" for i in range(100)]
+    for start in range(0, len(names), 7):
+        check._device_view(_session_network(names[start : start + 7]))
+        assert len(check._interface_kinds) <= 16
+    # Still right after the cache started over.
+    hits = check._device_view(_session_network(["tun5", "utun9", "wlan0"]))
+    assert [h.code for h in hits] == ["VPN_TUNNEL_INTERFACE"]
+    assert hits[0].evidence["interfaces"] == ["tun5"]
+
+
+def _says_home_reference(device: Device, home: HomeCountry) -> dict[str, str] | None:
+    """The original implementation, over the model's own properties."""
+    tz = (device.timezone or "").strip()
+    if tz.casefold() not in home.folded_time_zones:
+        return None
+    mcc = device.sim.mcc if device.sim else None
+    locale = (device.locale or "").replace("_", "-").casefold()
+    locale_home = (
+        locale in home.folded_locales or locale.endswith(home.locale_suffix) if locale else None
+    )
+    mcc_home = mcc in home.mcc if mcc else None
+    present = [v for v in (mcc_home, locale_home) if v is not None]
+    if not present or not all(present):
+        return None
+    evidence = {"device_tz": tz}
+    if mcc:
+        evidence["sim_mcc"] = mcc
+    if locale:
+        evidence["locale"] = device.locale or ""
+    return evidence
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(st.none(), st.sampled_from(["Asia/Shanghai", " asia/shanghai ", "Asia/Tokyo", ""])),
+    st.one_of(st.none(), st.sampled_from(["46000", "46011", "44010", "310260", "4", ""])),
+    st.one_of(st.none(), st.sampled_from(["zh-CN", "zh_cn", "ZH-cn", "en-US", "ja-JP", "zh", ""])),
+)
+def test_folded_home_answers_as_the_rules_do(
+    timezone: str | None, mcc_mnc: str | None, locale: str | None
+) -> None:
+    home = RULES.network.home_country
+    sim = {"mcc_mnc": mcc_mnc} if mcc_mnc is not None else None
+    device = Device.model_validate({"timezone": timezone, "locale": locale, "sim": sim})
+    expected = _says_home_reference(device, home)
+    assert device_says_home(device, home) == expected
+    assert vpn_proxy._says_home(device, _vpn()._home) == expected  # type: ignore[arg-type]
