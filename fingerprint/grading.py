@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from fingerprint.report import DeviceComponent, Finding
 from fingerprint.rules import CONFIDENT, GradingFile
 
+# Distinct finding sets seen; past this many the memo starts over instead of growing.
+GRADE_CACHE_SIZE = 4_096
+
 
 @dataclass(frozen=True, slots=True)
 class Grade:
@@ -29,12 +32,35 @@ class Grader:
         self._grading = grading
         self._blacklist = frozenset(grading.blacklist_codes)
         self._bands = [(band.min_score, band.grade) for band in grading.bands]
+        # A grade depends only on each finding's code and severity, and few
+        # combinations occur (no finding at all for most logins): (code, severity)
+        # pairs in order -> the grade. Shared by threads: a race only grades a
+        # combination twice, with the same answer (dict get/set are atomic).
+        self._memo: dict[tuple[tuple[str, str], ...], Grade] = {}
 
     def points(self, finding: Finding) -> int:
         override = self._grading.code_points.get(finding.code)
         return override if override is not None else self._grading.severity_points[finding.severity]
 
     def grade(self, findings: Sequence[Finding]) -> Grade:
+        key = tuple([(f.code, f.severity) for f in findings])
+        memo = self._memo
+        known = memo.get(key)
+        if known is None:
+            known = self._grade(findings)
+            if len(memo) >= GRADE_CACHE_SIZE:
+                memo.clear()
+            memo[key] = known
+        # Each report owns its contributions dict: the memo's must never be shared.
+        return Grade(
+            known.score,
+            known.grade,
+            known.blacklisted,
+            dict(known.contributions),
+            known.device_component,
+        )
+
+    def _grade(self, findings: Sequence[Finding]) -> Grade:
         raw = self._raw_deductions(findings)
         contributions = _apportion(raw, min(100, round(sum(raw.values()))))
         score = 100 - sum(contributions.values())

@@ -8,9 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fingerprint import grading
 from fingerprint.checks import vpn_proxy
 from fingerprint.checks.vpn_proxy import VpnProxyCheck, device_says_home
-from fingerprint.rules import HomeCountry, load_rules
+from fingerprint.grading import Grader
+from fingerprint.report import Finding
+from fingerprint.rules import SEVERITIES, HomeCountry, Severity, load_rules
 from fingerprint.session import Device
 
 RULES = load_rules()
@@ -115,3 +118,47 @@ def test_folded_home_answers_as_the_rules_do(
     expected = _says_home_reference(device, home)
     assert device_says_home(device, home) == expected
     assert vpn_proxy._says_home(device, _vpn()._home) == expected  # type: ignore[arg-type]
+
+
+# --- the grader's memo ------------------------------------------------------------
+
+CODES = list(RULES.codes.codes)
+
+
+def _finding(code: str, severity: Severity | None = None) -> Finding:
+    spec = RULES.codes.codes[code]
+    return Finding(spec.check, code, severity or spec.severity, "m", "m", {"x": 1})
+
+
+findings_lists = st.lists(
+    st.builds(_finding, st.sampled_from(CODES), st.one_of(st.none(), st.sampled_from(SEVERITIES))),
+    max_size=12,
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(findings_lists, min_size=1, max_size=6))
+def test_grade_memo_answers_as_grading_afresh(batches: list[list[Finding]]) -> None:
+    grader = Grader(RULES.grading)
+    for findings in batches + batches:  # the second round reads the memo
+        assert grader.grade(findings) == Grader(RULES.grading)._grade(findings)
+
+
+def test_grade_memo_hands_each_caller_its_own_contributions() -> None:
+    grader = Grader(RULES.grading)
+    findings = [_finding("VPN_OS_FLAG"), _finding("BRD_OFF_BRAND")]
+    first = grader.grade(findings)
+    first.contributions.clear()
+    assert (
+        grader.grade(findings).contributions == Grader(RULES.grading)._grade(findings).contributions
+    )
+
+
+def test_grade_memo_is_bounded(monkeypatch: Any) -> None:
+    monkeypatch.setattr(grading, "GRADE_CACHE_SIZE", 8)
+    grader = Grader(RULES.grading)
+    for code in CODES:
+        for severity in SEVERITIES:
+            graded = grader.grade([_finding(code, severity)])
+            assert graded == Grader(RULES.grading)._grade([_finding(code, severity)])
+            assert len(grader._memo) <= 8
