@@ -3,6 +3,8 @@ and stay bounded however many distinct values arrive."""
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -12,7 +14,8 @@ from fingerprint import grading
 from fingerprint.checks import vpn_proxy
 from fingerprint.checks.vpn_proxy import VpnProxyCheck, device_says_home
 from fingerprint.grading import Grader
-from fingerprint.report import Finding
+from fingerprint.report import Finding, Report
+from fingerprint.rollup import AccountSummary
 from fingerprint.rules import SEVERITIES, HomeCountry, Severity, load_rules
 from fingerprint.session import Device
 
@@ -162,3 +165,38 @@ def test_grade_memo_is_bounded(monkeypatch: Any) -> None:
             graded = grader.grade([_finding(code, severity)])
             assert graded == Grader(RULES.grading)._grade([_finding(code, severity)])
             assert len(grader._memo) <= 8
+
+
+# --- the account roll-up's counting -----------------------------------------------
+
+
+def _report(findings: list[Finding], minute: int) -> Report:
+    graded = Grader(RULES.grading).grade(findings)
+    return Report(
+        session_id=f"s-{minute}",
+        account_id="u-1",
+        ts=datetime(2026, 11, 20, tzinfo=UTC) + timedelta(minutes=minute),
+        grade=graded.grade,
+        score=graded.score,
+        blacklisted=graded.blacklisted,
+        findings=tuple(findings),
+        contributions=graded.contributions,
+        not_evaluated={},
+        features={"ip_province": "CN-GD"},
+        device_component=graded.device_component,
+    )
+
+
+@settings(max_examples=200)
+@given(st.lists(findings_lists, max_size=8))
+def test_rollup_counts_as_counter_update_does(batches: list[list[Finding]]) -> None:
+    summary = AccountSummary("u-1")
+    checks: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
+    for minute, findings in enumerate(batches):
+        summary.add(_report(findings, minute), "d-1", {g: i for i, g in enumerate("ABCDE")})
+        checks.update({f.check for f in findings})
+        codes.update(f.code for f in findings)
+    assert summary.checks == checks
+    assert list(summary.codes.items()) == list(codes.items())  # most_common breaks ties so
+    assert summary.to_dict()["codes"] == dict(codes.most_common())
