@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingerprint import grading
-from fingerprint.checks import vpn_proxy
+from fingerprint.checks import ip_hopping, vpn_proxy
+from fingerprint.checks.base import Hit
+from fingerprint.checks.ip_hopping import IpHoppingCheck
 from fingerprint.checks.vpn_proxy import VpnProxyCheck, device_says_home
 from fingerprint.grading import Grader
+from fingerprint.history import LoginEvent
 from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountSummary
 from fingerprint.rules import SEVERITIES, HomeCountry, Severity, load_rules
@@ -200,3 +204,44 @@ def test_rollup_counts_as_counter_update_does(batches: list[list[Finding]]) -> N
     assert summary.checks == checks
     assert list(summary.codes.items()) == list(codes.items())  # most_common breaks ties so
     assert summary.to_dict()["codes"] == dict(codes.most_common())
+
+
+# --- ip_hopping's switch count before building anything ---------------------------
+
+
+def _hopping_reference(check: IpHoppingCheck, path: list[LoginEvent]) -> Hit | None:
+    """The plain implementation: every switch and province listed, then compared."""
+    switches = [(a, b) for a, b in pairwise(path) if a.province != b.province]
+    provinces = list(dict.fromkeys(e.province for e in path if e.province))
+    if len(switches) < check.max_switches and len(provinces) < check.max_provinces:
+        return None
+    return Hit(
+        "GEO_PROVINCE_HOPPING",
+        {
+            "switches": len(switches),
+            "provinces": provinces,
+            "window_hours": check.window_hours,
+            "moves": [
+                {"from": a.province, "to": b.province, "at": ip_hopping._iso(b.ts)}
+                for a, b in switches[-10:]
+            ],
+        },
+    )
+
+
+def _event(ts: float, province: str | None) -> LoginEvent:
+    return LoginEvent(ts, 0, "u-1", None, "1.2.3.4", province, None, None, None, False)
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.sampled_from(["CN-GD", "CN-BJ", "CN-SH", "CN-ZJ", "CN-SC", ""]), min_size=1),
+    st.integers(1, 5),
+    st.integers(1, 6),
+)
+def test_hopping_shortcut_answers_as_the_plain_walk(
+    provinces: list[str], max_switches: int, max_provinces: int
+) -> None:
+    check = IpHoppingCheck(max_switches=max_switches, max_provinces=max_provinces)
+    path = [_event(1.8e9 + 60 * i, p) for i, p in enumerate(provinces)]
+    assert check._hopping(path) == _hopping_reference(check, path)

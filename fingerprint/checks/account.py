@@ -13,6 +13,7 @@ from fingerprint.checks.base import (
     NotEvaluated,
     Outcome,
     history_unavailable,
+    login_ts,
     logins_since,
 )
 
@@ -44,8 +45,11 @@ class DeviceSharingCheck(Check):
         if isinstance(device_id, NotEvaluated):
             return device_id
         assert ctx.history is not None
-        since = ctx.session.ts.timestamp() - self.window_hours * 3600
-        accounts = {a for ts, a in ctx.history.device_accounts if ts >= since}
+        shared = ctx.history.device_accounts
+        if len(shared) + 1 < self.max_accounts:
+            return []  # too few other accounts on record to reach the limit: most devices
+        since = login_ts(ctx) - self.window_hours * 3600
+        accounts = {a for ts, a in shared if ts >= since}
         accounts.add(ctx.session.account_id)
         if len(accounts) < self.max_accounts:
             return []
@@ -73,9 +77,13 @@ class DeviceChurnCheck(Check):
         if isinstance(device_id, NotEvaluated):
             return device_id
         assert ctx.history is not None
-        since = ctx.session.ts.timestamp() - self.window_hours * 3600
-        recent = logins_since(ctx.history.account_events, since)
-        devices = {e.device_id for e in recent if e.device_id}
+        events = ctx.history.account_events
+        if len(events) + 1 < self.max_devices:
+            return []  # too few logins on record to reach the limit
+        since = login_ts(ctx) - self.window_hours * 3600
+        devices = {e.device_id for e in logins_since(events, since)}
+        devices.discard(None)  # a login without a device id, or an empty one, is no device
+        devices.discard("")
         devices.add(device_id)
         if len(devices) < self.max_devices:
             return []

@@ -81,6 +81,13 @@ def logins_since(events: Sequence[LoginEvent], since: float) -> Sequence[LoginEv
 _TS = attrgetter("ts")
 
 
+def login_ts(ctx: CheckContext) -> float:
+    """The login's epoch seconds. The checker's current event carries them already:
+    ``session.ts.timestamp()`` costs ~0.3 µs on an aware datetime."""
+    event = ctx.current_event
+    return event.ts if event is not None else ctx.session.ts.timestamp()
+
+
 def history_unavailable(ctx: CheckContext) -> NotEvaluated | None:
     if ctx.history is None:
         return NotEvaluated(ctx.history_error or "history unavailable")

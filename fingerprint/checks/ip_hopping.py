@@ -62,6 +62,17 @@ class IpHoppingCheck(Check):
         return hits
 
     def _hopping(self, path: list[LoginEvent]) -> Hit | None:
+        # Count the switches first, building nothing: nearly every account stays in
+        # one province. Each new province takes a switch to reach, so there are at
+        # most switches + 1 of them.
+        count = 0
+        previous = path[0].province
+        for event in path:
+            if event.province != previous:
+                count += 1
+                previous = event.province
+        if count < self.max_switches and count + 1 < self.max_provinces:
+            return None
         switches = [(a, b) for a, b in pairwise(path) if a.province != b.province]
         provinces = list(dict.fromkeys(e.province for e in path if e.province))
         if len(switches) < self.max_switches and len(provinces) < self.max_provinces:
