@@ -11,10 +11,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingerprint import grading
-from fingerprint.checks import ip_hopping, vpn_proxy
+from fingerprint import Checker, grading
+from fingerprint.checks import ip_hopping, signatures, vpn_proxy
 from fingerprint.checks.base import Hit
 from fingerprint.checks.ip_hopping import IpHoppingCheck
+from fingerprint.checks.signatures import SignatureMatcher
 from fingerprint.checks.vpn_proxy import VpnProxyCheck, device_says_home
 from fingerprint.grading import Grader
 from fingerprint.history import LoginEvent
@@ -22,6 +23,7 @@ from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountSummary
 from fingerprint.rules import SEVERITIES, HomeCountry, Severity, load_rules
 from fingerprint.session import Device
+from tests.conftest import make_session
 
 RULES = load_rules()
 
@@ -86,6 +88,9 @@ def test_interface_cache_is_bounded(monkeypatch: Any) -> None:
     hits = check._device_view(_session_network(["tun5", "utun9", "wlan0"]))
     assert [h.code for h in hits] == ["VPN_TUNNEL_INTERFACE"]
     assert hits[0].evidence["interfaces"] == ["tun5"]
+    long_name = "tun" + "0" * 1_000
+    check._device_view(_session_network([long_name]))
+    assert long_name not in check._interface_kinds  # classified, not kept
 
 
 def _says_home_reference(device: Device, home: HomeCountry) -> dict[str, str] | None:
@@ -245,3 +250,57 @@ def test_hopping_shortcut_answers_as_the_plain_walk(
     check = IpHoppingCheck(max_switches=max_switches, max_provinces=max_provinces)
     path = [_event(1.8e9 + 60 * i, p) for i, p in enumerate(provinces)]
     assert check._hopping(path) == _hopping_reference(check, path)
+
+
+# --- the signature matcher's memo -------------------------------------------------
+
+_SIGNATURE_TEXTS = ["goldfish", "Goldfish_x86", "ranchu", "vbox86", "qemu", "sdk_gphone", "", "x"]
+signature_texts = st.one_of(st.sampled_from(_SIGNATURE_TEXTS), st.text(max_size=20))
+
+
+def _matcher() -> SignatureMatcher[str]:
+    matcher: SignatureMatcher[str] = SignatureMatcher()
+    matcher.add("equals", "ranchu", "equals:ranchu")
+    matcher.add("prefix", "Goldfish", "prefix:goldfish")
+    matcher.add("contains", "vbox", "contains:vbox")
+    matcher.add("regex", r"^sdk_g?phone", "regex:sdk")
+    matcher.add("equals", "goldfish", "equals:goldfish")
+    return matcher
+
+
+@settings(max_examples=200)
+@given(st.lists(signature_texts, max_size=20))
+def test_signature_memo_answers_as_matching_afresh(texts: list[str]) -> None:
+    matcher = _matcher()
+    for text in texts + texts:  # the second round reads the memo
+        assert matcher.match(text) == tuple(_matcher()._match(text))
+
+
+def test_signature_memo_is_bounded_and_forgets_on_add(monkeypatch: Any) -> None:
+    monkeypatch.setattr(signatures, "MATCH_CACHE_SIZE", 8)
+    matcher = _matcher()
+    for i in range(100):
+        assert matcher.match(f"vbox{i}") == ("contains:vbox",)
+        assert len(matcher._memo) <= 8
+    assert matcher.match("x" * 10_000) == ()
+    assert "x" * 10_000 not in matcher._memo  # long texts are matched, not kept
+    assert matcher.match("nox") == ()
+    matcher.add("contains", "nox", "contains:nox")
+    assert matcher.match("nox") == ("contains:nox",)
+
+
+def test_emulator_findings_are_the_same_from_a_warm_memo() -> None:
+    checker = Checker()
+    tells = {
+        "device.model": "sdk_gphone_x86",
+        "device.hardware": "ranchu",
+        "device.system_props": {"ro.kernel.qemu": "1", "ro.hardware": "goldfish"},
+        "device.cpu_abi": ["x86"],
+    }
+    # A new device id each time: the device memo misses, the matchers' memo answers.
+    reports = [
+        checker.check(make_session(**tells, **{"device.device_id": f"d-{i}"})) for i in range(3)
+    ]
+    emulator = [[f for f in r.to_dict()["findings"] if f["check"] == "emulator"] for r in reports]
+    assert emulator[0]
+    assert emulator[1] == emulator[0] and emulator[2] == emulator[0]

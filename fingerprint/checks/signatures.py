@@ -8,6 +8,12 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# Texts matched (device props, packages, libs) repeat across devices: each matcher
+# remembers this many answers, then starts over instead of growing. Texts are
+# client-supplied and may be long; longer ones than this are matched, not kept.
+MATCH_CACHE_SIZE = 4_096
+_MAX_CACHED_TEXT = 256
+
 
 @dataclass(slots=True)
 class SignatureMatcher(Generic[T]):
@@ -26,8 +32,12 @@ class SignatureMatcher(Generic[T]):
     # case) is done after one regex search instead of a loop per signature.
     _any: re.Pattern[str] | None = None
     _alternatives: list[str] = field(default_factory=list)
+    # text -> its matches. Shared by threads: a race only matches a text twice, with
+    # the same answer (dict get/set are atomic).
+    _memo: dict[str, tuple[T, ...]] = field(default_factory=dict)
 
     def add(self, match: str, value: str, payload: T) -> None:
+        self._memo.clear()  # answers given before this signature are stale
         folded = value.casefold()
         if match == "equals":
             self._equals.setdefault(folded, []).append(payload)
@@ -46,7 +56,19 @@ class SignatureMatcher(Generic[T]):
             raise ValueError(f"unknown match kind {match!r}")
         self._any = re.compile("|".join(self._alternatives), re.IGNORECASE)
 
-    def match(self, text: str) -> list[T] | tuple[()]:
+    def match(self, text: str) -> tuple[T, ...]:
+        """The payloads of every signature ``text`` matches, in table order."""
+        memo = self._memo
+        found = memo.get(text)
+        if found is None:
+            found = tuple(self._match(text))
+            if len(text) <= _MAX_CACHED_TEXT:
+                if len(memo) >= MATCH_CACHE_SIZE:
+                    memo.clear()
+                memo[text] = found
+        return found
+
+    def _match(self, text: str) -> list[T] | tuple[()]:
         folded = text.casefold()
         exact = self._equals.get(folded)
         if self._any is None or self._any.search(text) is None:

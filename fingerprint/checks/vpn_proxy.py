@@ -22,8 +22,10 @@ _UTUN = re.compile(r"^utun(\d+)$")
 # What one interface name is, as bit flags: names repeat across millions of logins
 # (lo, wlan0, rmnet_data0, utun0...), so each is classified once and cached.
 _TUNNEL, _EXTRA_UTUN = 1, 2
-# Names are attacker-supplied: past this many the cache starts over instead of growing.
+# Names are client-supplied: past this many the cache starts over instead of growing,
+# and a name longer than any real one is classified but not kept.
 INTERFACE_CACHE_SIZE = 1_024
+_MAX_CACHED_NAME = 64
 
 # Anonymous-IP database flag -> reason code, strongest first.
 _ANONYMOUS_FLAGS = (
@@ -138,10 +140,11 @@ class VpnProxyCheck(Check):
         kind = (_TUNNEL if self._is_tunnel(interface) else 0) | (
             _EXTRA_UTUN if self._extra_utun(interface) else 0
         )
-        kinds = self._interface_kinds
-        if len(kinds) >= INTERFACE_CACHE_SIZE:
-            kinds.clear()
-        kinds[interface] = kind
+        if len(interface) <= _MAX_CACHED_NAME:
+            kinds = self._interface_kinds
+            if len(kinds) >= INTERFACE_CACHE_SIZE:
+                kinds.clear()
+            kinds[interface] = kind
         return kind
 
     def _is_tunnel(self, interface: str) -> bool:
