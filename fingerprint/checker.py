@@ -685,19 +685,21 @@ def _run_checks(
                 run.not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
                 run.warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
                 continue
-            late = ctx.late_by if check.uses_history else None
-            result = (
-                outcome
-                if isinstance(outcome, NotEvaluated)
-                else tuple(_finding(check.name, hit, codes, late) for hit in outcome)
-            )
+            if isinstance(outcome, NotEvaluated):
+                result = outcome
+            elif outcome:
+                late = ctx.late_by if check.uses_history else None
+                result = tuple([_finding(check.name, hit, codes, late) for hit in outcome])
+            else:
+                result = ()  # most checks, most logins: nothing to render
             if check.device_scoped:
                 device_results.append((check.name, result))
         if isinstance(result, NotEvaluated):
             run.not_evaluated[check.name] = result.reason
-        else:
+        elif result:
             run.findings.extend(result)
-    run.device += tuple(device_results)
+    if device_results:
+        run.device += tuple(device_results)
 
 
 # A check's result once settled: why it was not evaluated, or its findings.
