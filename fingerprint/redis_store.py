@@ -41,8 +41,9 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 # ARGV: ts, member, account id, account window, device window, max events,
 #       max accounts, account ttl, device ttl
 # Returns the account's logins before this one inside the window, oldest first, as
-# one JSON array of the stored members (one bulk string: the client decodes it with
-# a single orjson.loads), and the device's accounts with their newest ts.
+# the stored members (the client joins them into one JSON array for a single
+# orjson.loads: cheaper than a table.concat here, which cost the server ~5 µs of
+# ~36 per call), and the device's accounts with their newest ts.
 _RECORD_AND_FETCH = """
 local ts = tonumber(ARGV[1])
 local member = ARGV[2]
@@ -84,7 +85,7 @@ if KEYS[2] ~= '' then
   end
   redis.call('EXPIRE', KEYS[2], ARGV[9])
 end
-return {'[' .. table.concat(before, ',') .. ']', accounts}
+return {before, accounts}
 """
 
 # KEYS: device key; ARGV: ts, account id, device window, max accounts, ttl
@@ -364,11 +365,19 @@ def _decode(account_id: str, values: list[Any]) -> LoginEvent:
     return LoginEvent(account_id=account_id, **dict(zip(_STORED, values, strict=False)))
 
 
+def _joined(members: list[Any]) -> bytes | str:
+    """The stored members as one JSON array, for a single orjson.loads."""
+    if type(members[0]) is bytes:
+        return b"[" + b",".join(members) + b"]"
+    return "[" + ",".join(members) + "]"  # a client that decodes responses
+
+
 def _view(account_id: str, answer: Any) -> HistoryView:
-    """The script's reply: one JSON array of the members before this login (this one
-    already left out), and the device's (account, newest ts) pairs."""
-    before_raw, accounts_raw = answer
-    before = [_decode(account_id, values) for values in orjson.loads(before_raw)]
+    """The script's reply: the members before this login (this one already left out),
+    and the device's (account, newest ts) pairs."""
+    members, accounts_raw = answer
+    rows = orjson.loads(_joined(members)) if members else ()
+    before = [_decode(account_id, values) for values in rows]
     before.sort(key=_TS)  # already in score (= ts) order; kept as the contract
     scores = map(float, accounts_raw[1::2])
     device = tuple(zip(scores, map(_text, accounts_raw[::2]), strict=True))

@@ -319,6 +319,24 @@ def test_store_views_match_the_memory_store_through_trimming(url: str) -> None:
     store.close()
 
 
+def test_a_client_that_decodes_responses_reads_the_same_history(url: str) -> None:
+    import redis
+
+    from fingerprint.redis_store import RedisHistoryStore
+
+    plain = RedisHistoryStore(redis.Redis.from_url(url))
+    decoding = RedisHistoryStore(redis.Redis.from_url(url, decode_responses=True))
+    windows = Windows(account_seconds=100, device_seconds=40)
+    for n in range(6):
+        store = plain if n % 2 else decoding
+        view = store.record_and_fetch(_login(n, T0 + n, "a", "phone"), windows)
+        assert [e.ts for e in view.account_events] == [T0 + k for k in range(n)]
+        assert [e.account_id for e in view.account_events] == ["a"] * n
+        assert view.device_accounts == (((T0 + n - 1, "a"),) if n else ())
+    plain.close()
+    decoding.close()
+
+
 def test_caps_and_late_logins(url: str) -> None:
     import redis
 
