@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import geoip2.database
+import geoip2.models
+import maxminddb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fingerprint import Checker, CheckerConfig, ConfigError
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.features.network import classify_ip
+from fingerprint.features.provinces import CN_PROVINCES_ZH
+from fingerprint.features.records import GeoInfo
 from fingerprint.rules import load_rules
 from fingerprint.sources.maxmind import (
     NetworkCache,
+    build_geo,
     bundled_city_path,
     open_anonymous_ip,
     open_asn,
@@ -227,3 +235,66 @@ def test_user_agent_parsing_is_cached() -> None:
 )
 def test_ua_platforms(ua: str, platform: str) -> None:
     assert parse_user_agent(ua).platform == platform
+
+
+def _geo_through_geoip2_model(address: Any, prefix_len: int, record: dict[str, Any]) -> Any:
+    """What build_geo returned when it built geoip2's City model (the reference)."""
+    city = geoip2.models.City(["en"], ip_address=address, prefix_len=prefix_len, **record)
+    country = city.country.iso_code
+    if country is None:
+        return None
+    subdivision = city.subdivisions[0] if city.subdivisions else None
+    province = province_zh = province_en = None
+    if subdivision is not None and subdivision.iso_code:
+        province = f"{country}-{subdivision.iso_code}"
+        province_en, province_zh = subdivision.names.get("en"), subdivision.names.get("zh-CN")
+        province_zh = CN_PROVINCES_ZH.get(province, province_zh)
+    return GeoInfo(
+        country=country,
+        province=province,
+        province_name=province_en,
+        province_name_zh=province_zh,
+        city=city.city.names.get("en"),
+        city_zh=city.city.names.get("zh-CN"),
+        latitude=city.location.latitude,
+        longitude=city.location.longitude,
+        accuracy_radius_km=city.location.accuracy_radius,
+        time_zone=city.location.time_zone,
+        network=str(city.traits.network) if city.traits.network else None,
+    )
+
+
+_BUNDLED = maxminddb.open_database(bundled_city_path())
+# Mostly mainland China (the product's users), then anywhere, then IPv6.
+_ADDRESSES = (
+    st.sampled_from([0x01000000, 0x24000000, 0x3A000000, 0x70000000, 0x7D000000, 0xDA000000])
+    .flatmap(lambda base: st.integers(base, base + 0xFFFFFF))
+    .map(ipaddress.IPv4Address)
+    | st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address)
+    | st.integers(0x2400_0000 << 96, (0x2400_FFFF << 96) + 2**96 - 1).map(ipaddress.IPv6Address)
+)
+
+
+@settings(max_examples=500, deadline=None)  # the first reads page the database in
+@given(_ADDRESSES)
+def test_city_records_read_as_geoip2_models_read_them(address: Any) -> None:
+    record, prefix_len = _BUNDLED.get_with_prefix_len(address)
+    if not isinstance(record, dict):
+        return
+    expected = _geo_through_geoip2_model(address, prefix_len, record)
+    assert build_geo(address, prefix_len, record) == expected
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"country": {"iso_code": "CN"}},  # no location, city or subdivisions
+        {"country": {"iso_code": "CN"}, "subdivisions": [{"names": {"en": "X"}}]},
+        {"country": {"iso_code": "CN"}, "subdivisions": [{"iso_code": "GD"}], "city": {}},
+        {"country": {}, "location": {"latitude": 1.0}},
+        {},
+    ],
+)
+def test_sparse_city_records_read_as_geoip2_models_read_them(record: dict[str, Any]) -> None:
+    address = ipaddress.IPv4Address("203.0.113.7")
+    assert build_geo(address, 24, record) == _geo_through_geoip2_model(address, 24, record)
