@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from functools import lru_cache
-from ipaddress import ip_network
 from pathlib import Path
 from sys import intern
 from typing import Any
@@ -27,6 +26,7 @@ from fingerprint.checks.stability import StabilityCheck
 from fingerprint.errors import ConfigError, InvalidSessionError, RulesError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
+from fingerprint.features.network import network_text
 from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.grading import Grader
 from fingerprint.history import (
@@ -651,8 +651,7 @@ def _ip_text(address: IPAddress) -> str:
 @lru_cache(maxsize=4_096)
 def _network_of(address: IPAddress) -> str:
     """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
-    bits = 24 if address.version == 4 else 48
-    return str(ip_network((address, bits), strict=False))
+    return network_text(address, 24 if address.version == 4 else 48)
 
 
 @dataclass(slots=True)

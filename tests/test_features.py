@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from fingerprint import Checker, CheckerConfig, ConfigError
 from fingerprint.features.device import BrandNormalizer
-from fingerprint.features.network import classify_ip
+from fingerprint.features.network import classify_ip, network_text
 from fingerprint.features.provinces import CN_PROVINCES_ZH
 from fingerprint.features.records import GeoInfo
 from fingerprint.rules import load_rules
@@ -298,3 +298,14 @@ def test_city_records_read_as_geoip2_models_read_them(address: Any) -> None:
 def test_sparse_city_records_read_as_geoip2_models_read_them(record: dict[str, Any]) -> None:
     address = ipaddress.IPv4Address("203.0.113.7")
     assert build_geo(address, 24, record) == _geo_through_geoip2_model(address, 24, record)
+
+
+@given(
+    st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address)
+    | st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address),
+    st.integers(0, 128),
+)
+def test_network_text_is_the_network_the_stdlib_builds(address: Any, prefix_len: int) -> None:
+    prefix_len = min(prefix_len, address.max_prefixlen)
+    expected = str(ipaddress.ip_network((address, prefix_len), strict=False))
+    assert network_text(address, prefix_len) == expected

@@ -16,9 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import ip_network
 from pathlib import Path
-from socket import inet_ntoa
 from sys import intern
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +24,7 @@ import geoip2.models
 import maxminddb
 
 from fingerprint.errors import ConfigError
+from fingerprint.features.network import network_text
 from fingerprint.features.provinces import CN_PROVINCES_ZH
 from fingerprint.features.records import AnonymousIpFlags, AsnInfo, GeoInfo
 from fingerprint.session import IPAddress
@@ -172,23 +171,13 @@ def build_geo(address: IPAddress, prefix_len: int, record: dict[str, Any]) -> Ge
         longitude=location.get("longitude"),
         accuracy_radius_km=location.get("accuracy_radius"),
         time_zone=_shared(location.get("time_zone")),
-        network=_network_text(address, prefix_len),
+        network=network_text(address, prefix_len),
     )
 
 
 def _block(record: dict[str, Any], key: str) -> dict[str, Any]:
     value = record.get(key)
     return value if isinstance(value, dict) else {}
-
-
-def _network_text(address: IPAddress, prefix_len: int) -> str:
-    """``str(ip_network((address, prefix_len), strict=False))``; IPv4 by arithmetic,
-    which is ~10x cheaper than building the network object."""
-    if address.version == 4:
-        host_bits = 32 - prefix_len
-        first = int(address) >> host_bits << host_bits
-        return f"{inet_ntoa(first.to_bytes(4, 'big'))}/{prefix_len}"
-    return str(ip_network((address, prefix_len), strict=False))
 
 
 def build_asn(address: IPAddress, prefix_len: int, record: dict[str, Any]) -> AsnInfo | None:
