@@ -309,3 +309,46 @@ def test_network_text_is_the_network_the_stdlib_builds(address: Any, prefix_len:
     prefix_len = min(prefix_len, address.max_prefixlen)
     expected = str(ipaddress.ip_network((address, prefix_len), strict=False))
     assert network_text(address, prefix_len) == expected
+
+
+_V4_NETWORKS = st.builds(
+    lambda number, length: ipaddress.ip_network((number >> (32 - length) << (32 - length), length)),
+    st.integers(0, 2**32 - 1),
+    st.integers(8, 32),
+)
+_V6_NETWORKS = st.builds(
+    lambda number, length: ipaddress.ip_network(
+        (number >> (128 - length) << (128 - length), length)
+    ),
+    st.integers(0, 2**128 - 1),
+    st.integers(16, 128),
+)
+
+
+@given(
+    st.lists(_V4_NETWORKS | _V6_NETWORKS, max_size=12),
+    st.lists(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address), max_size=8),
+    st.integers(1, 16),
+)
+def test_network_cache_finds_what_a_scan_of_disjoint_networks_finds(
+    networks: list[Any], probes: list[Any], capacity: int
+) -> None:
+    """A MaxMind tree's networks are disjoint: keep the first of overlapping ones."""
+    disjoint: list[Any] = []
+    for network in networks:
+        if not any(network.version == kept.version and network.overlaps(kept) for kept in disjoint):
+            disjoint.append(network)
+    cache: NetworkCache[str] = NetworkCache(max_entries=capacity)
+    stored: dict[Any, str] = {}
+    for number, network in enumerate(disjoint):
+        if len(stored) >= capacity:
+            stored.clear()  # the cache starts over when full
+        cache.put(network.network_address, network.prefixlen, f"net{number}")
+        stored[network] = f"net{number}"
+    addresses = probes + [n.network_address for n in disjoint] + [n[-1] for n in disjoint]
+    for address in addresses:
+        found = [v for n, v in stored.items() if n.version == address.version and address in n]
+        expected = found[0] if found else None
+        got = cache.get(address)
+        assert (got if isinstance(got, str) else None) == expected  # else: _MISSING
+    assert len(cache) == len(stored)
