@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.checks.signatures import SignatureMatcher
+from fingerprint.features.records import DeviceFeatures
 from fingerprint.rules import EmulatorSignature, RuleSet
 from fingerprint.session import Device, battery_pinned
 
@@ -49,6 +50,19 @@ class _Compiled:
     by_field: dict[str, SignatureMatcher[EmulatorSignature]]
     by_prop: dict[str, SignatureMatcher[EmulatorSignature]]
     real_x86: tuple[tuple[str, re.Pattern[str]], ...]
+    # The device fields some signature covers, in _FIELD_PROPS order: (field, its
+    # matcher, the system properties that also feed it). Fields no signature covers
+    # are left out, so a login never reads or matches them.
+    direct: tuple[tuple[str, SignatureMatcher[EmulatorSignature], tuple[str, ...]], ...]
+    lib: SignatureMatcher[EmulatorSignature] | None
+    file: SignatureMatcher[EmulatorSignature] | None
+    package: SignatureMatcher[EmulatorSignature] | None
+    model: SignatureMatcher[EmulatorSignature] | None
+
+
+# (field, property key or "", text, the signatures it matches): one observed value
+# that matched at least one signature.
+_Match = tuple[str, str, str, tuple[EmulatorSignature, ...]]
 
 
 @dataclass(frozen=True)
@@ -89,24 +103,47 @@ class EmulatorCheck(Check):
             (d.brand.casefold(), re.compile(d.model, re.IGNORECASE))
             for d in rules.emulator.real_x86_devices
         )
-        return cls(**config, compiled=_Compiled(by_field, by_prop, real_x86))
+        direct = tuple(
+            (field, by_field[field], props)
+            for field, props in _FIELD_PROPS.items()
+            if field in by_field
+        )
+        compiled = _Compiled(
+            by_field,
+            # An empty key never names a property a session sends (it is not looked up).
+            {key: matcher for key, matcher in by_prop.items() if key},
+            real_x86,
+            direct,
+            by_field.get("lib"),
+            by_field.get("file"),
+            by_field.get("package"),
+            by_field.get("model"),
+        )
+        return cls(**config, compiled=compiled)
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
-        assert self.compiled is not None
+        features = ctx.features.device
         device = ctx.session.device
-        ua_model = ctx.features.device.ua.device_model if ctx.features.device.ua else None
+        ua_model = features.ua.device_model if features.ua else None
         if device is None and not ua_model:
             return NotEvaluated("no device block and no device model in the user agent")
-        if ctx.features.device.platform in ("ios", "windows", "macos"):
-            return NotEvaluated(f"no emulator signals for platform {ctx.features.device.platform}")
+        if features.platform in ("ios", "windows", "macos"):
+            return NotEvaluated(f"no emulator signals for platform {features.platform}")
+        matches = self._matches(ctx, device, ua_model)
+        heuristics = self._heuristics(device, features)
+        if not matches:
+            # The usual device: no signature matched, so the hardware heuristics are
+            # the only tells and there is no evidence to gather or deduplicate.
+            if len(heuristics) >= self.weak_tells_for_high:
+                tells = [h.code for h in heuristics]
+                heuristics.append(
+                    Hit("EMU_WEAK_TELLS_COMBINED", {"tells": tells, "count": len(tells)})
+                )
+            return heuristics
         definitive: dict[str, list[dict[str, str]]] = {}
         weak: list[dict[str, str]] = []
-        by_prop, by_field = self.compiled.by_prop, self.compiled.by_field
-        for field, key, text in _observed(ctx, ua_model):
-            matcher = by_prop.get(key) if key else by_field.get(field)
-            if matcher is None:
-                continue
-            for sig in matcher.match(text):
+        for field, key, text, sigs in matches:
+            for sig in sigs:
                 seen = {"product": sig.product, "field": field, "value": text[:200]}
                 if key:
                     seen["key"] = key
@@ -118,27 +155,73 @@ class EmulatorCheck(Check):
             Hit(code, {"product": _products(found), "matches": _dedupe(found)})
             for code, found in definitive.items()
         ]
-        heuristics = self._heuristics(device, ctx)
+        unique_weak = _dedupe(weak)
         if weak:
-            hits.append(Hit("EMU_WEAK_SIGNATURE", {"matches": _dedupe(weak)}))
+            hits.append(Hit("EMU_WEAK_SIGNATURE", {"matches": unique_weak}))
         hits.extend(heuristics)
         # Each weak signature field and each hardware heuristic is one independent tell.
-        tells = [f"{m['field']}:{m['value']}" for m in _dedupe(weak)] + [h.code for h in heuristics]
-        if not definitive and len(tells) >= self.weak_tells_for_high:
+        if not definitive and len(unique_weak) + len(heuristics) >= self.weak_tells_for_high:
+            tells = [f"{m['field']}:{m['value']}" for m in unique_weak]
+            tells += [h.code for h in heuristics]
             hits.append(Hit("EMU_WEAK_TELLS_COMBINED", {"tells": tells, "count": len(tells)}))
         return hits
 
-    def _heuristics(self, device: Device | None, ctx: CheckContext) -> list[Hit]:
+    def _matches(
+        self, ctx: CheckContext, device: Device | None, ua_model: str | None
+    ) -> list[_Match]:
+        """Every observed value that matches a signature, in the order the evidence
+        lists them: the UA model, loaded libraries, system properties, the device
+        fields (each followed by the properties that feed it), files, packages."""
+        compiled = self.compiled
+        assert compiled is not None
+        found: list[_Match] = []
+        if ua_model and compiled.model is not None:
+            sigs = compiled.model.match(ua_model)
+            if sigs:
+                found.append(("model", "", ua_model, sigs))
+        app = ctx.session.app
+        if app is not None and app.loaded_libs and compiled.lib is not None:
+            _match_each(compiled.lib, "lib", app.loaded_libs, found)
+        if device is None:
+            return found
+        props = device.system_props
+        if props:
+            by_prop = compiled.by_prop
+            for key, value in props.items():
+                folded = key.lower()
+                matcher = by_prop.get(folded)
+                if matcher is not None:
+                    sigs = matcher.match(value)
+                    if sigs:
+                        found.append(("system_prop", folded, value, sigs))
+        for field, matcher, feeding in compiled.direct:
+            value = getattr(device, field)
+            if value:
+                sigs = matcher.match(value)
+                if sigs:
+                    found.append((field, "", value, sigs))
+            if props:
+                for prop in feeding:
+                    prop_value = props.get(prop)
+                    if prop_value and prop_value != value:
+                        sigs = matcher.match(prop_value)
+                        if sigs:
+                            found.append((field, "", prop_value, sigs))
+        if device.files_present and compiled.file is not None:
+            _match_each(compiled.file, "file", device.files_present, found)
+        if device.installed_packages and compiled.package is not None:
+            _match_each(compiled.package, "package", device.installed_packages, found)
+        return found
+
+    def _heuristics(self, device: Device | None, features: DeviceFeatures) -> list[Hit]:
         hits: list[Hit] = []
-        if device is None or ctx.features.device.platform not in (None, "android", "harmonyos"):
+        if device is None or features.platform not in (None, "android", "harmonyos"):
             return hits
-        x86 = self._x86_abi(device, ctx.features.device.brand)
+        x86 = self._x86_abi(device, features.brand)
         if x86:
             hits.append(Hit("EMU_X86_ABI", {"cpu_abi": x86, "model": device.model}))
-        handset = ctx.features.device.device_class != "tablet"
-        if device.sensors is not None and not (
-            _MOTION_SENSORS & {s.lower() for s in device.sensors}
-        ):
+        handset = features.device_class != "tablet"
+        if device.sensors is not None and not _has_motion_sensor(device.sensors):
             hits.append(Hit("EMU_NO_SENSORS", {"sensors": device.sensors[:20]}))
         if handset and device.has_telephony is False:
             hits.append(Hit("EMU_NO_TELEPHONY", {"has_telephony": False, "model": device.model}))
@@ -168,41 +251,20 @@ class EmulatorCheck(Check):
         return abis[:8]
 
 
-def _observed(ctx: CheckContext, ua_model: str | None) -> list[tuple[str, str, str]]:
-    """(field, property key or "", text) for every value a signature may match."""
-    seen: list[tuple[str, str, str]] = []
-    if ua_model:
-        seen.append(("model", "", ua_model))
-    app = ctx.session.app
-    if app is not None and app.loaded_libs:
-        seen.extend(("lib", "", lib) for lib in app.loaded_libs)
-    device = ctx.session.device
-    if device is None:
-        return seen
-    props = device.system_props or {}
-    if props:
-        seen.extend(("system_prop", key.lower(), value) for key, value in props.items())
-    direct = (
-        ("build_fingerprint", device.build_fingerprint),
-        ("hardware", device.hardware),
-        ("board", device.board),
-        ("model", device.model),
-        ("brand", device.brand),
-        ("manufacturer", device.manufacturer),
-        ("product", device.product),
-    )
-    for field, value in direct:
-        if value:
-            seen.append((field, "", value))
-        for prop in _FIELD_PROPS[field] if props else ():
-            prop_value = props.get(prop)
-            if prop_value and prop_value != value:
-                seen.append((field, "", prop_value))
-    if device.files_present:
-        seen.extend(("file", "", path) for path in device.files_present)
-    if device.installed_packages:
-        seen.extend(("package", "", package) for package in device.installed_packages)
-    return seen
+def _match_each(
+    matcher: SignatureMatcher[EmulatorSignature], field: str, texts: list[str], found: list[_Match]
+) -> None:
+    match = matcher.match
+    for text in texts:
+        sigs = match(text)
+        if sigs:
+            found.append((field, "", text, sigs))
+
+
+def _has_motion_sensor(sensors: list[str]) -> bool:
+    # Stops at the first motion sensor (usually the first name) instead of folding
+    # every name into a set.
+    return any(sensor.lower() in _MOTION_SENSORS for sensor in sensors)
 
 
 def _products(found: list[dict[str, str]]) -> str:

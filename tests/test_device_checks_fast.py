@@ -1,0 +1,195 @@
+"""The device-scoped checks answer exactly as their plain versions do.
+
+The production checks skip work (no evidence gathered before a signature matches,
+tables precomputed at compile time, one pass over a list instead of several); the
+plain versions they started from are kept in tests/reference_checks. Outcomes are
+compared by ``repr``, so evidence order and every value count, on the generated
+fixture sessions and on sessions that mix tells from the rule files at random.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fingerprint import Checker, CheckerConfig
+from fingerprint.checks.base import Check, CheckContext
+from fingerprint.checks.consistency import ConsistencyCheck
+from fingerprint.checks.emulator import EmulatorCheck
+from fingerprint.checks.multi_open import MultiOpenCheck
+from fingerprint.checks.tamper import TamperCheck
+from fingerprint.rules import load_rules
+from fixtures.generate import generate_sessions
+from tests.conftest import BASE_SESSION
+from tests.reference_checks import consistency, emulator, multi_open, tamper
+
+RULES = load_rules()
+CHECKER = Checker(CheckerConfig(device_memo_size=0))
+
+PAIRS: list[tuple[Check, Check]] = [
+    (EmulatorCheck.compile(RULES, {}), emulator.EmulatorCheck.compile(RULES, {})),
+    (
+        EmulatorCheck.compile(RULES, {"weak_tells_for_high": 1}),
+        emulator.EmulatorCheck.compile(RULES, {"weak_tells_for_high": 1}),
+    ),
+    (MultiOpenCheck.compile(RULES, {}), multi_open.MultiOpenCheck.compile(RULES, {})),
+    (TamperCheck.compile(RULES, {}), tamper.TamperCheck.compile(RULES, {})),
+    (ConsistencyCheck.compile(RULES, {}), consistency.ConsistencyCheck.compile(RULES, {})),
+]
+
+
+def _context(record: dict[str, Any]) -> CheckContext:
+    session = CHECKER.parse(record)
+    return CheckContext(session, CHECKER._extractor.extract(session), None)
+
+
+def _assert_same(record: dict[str, Any]) -> None:
+    ctx = _context(record)
+    for fast, plain in PAIRS:
+        for _ in range(2):  # the second round answers from the matchers' memos
+            assert repr(fast.evaluate(ctx)) == repr(plain.evaluate(ctx)), fast.name
+
+
+def test_generated_sessions_match_the_plain_checks() -> None:
+    for record in generate_sessions(1500, 150, seed=5):
+        record.pop("_label", None)
+        _assert_same(record)
+
+
+# --- sessions mixing tells from the rule files --------------------------------------
+
+_SIGNATURES = RULES.emulator.signatures
+_FIELD_VALUES: dict[str, list[str]] = {}
+for _sig in _SIGNATURES:
+    if _sig.match != "regex":
+        _FIELD_VALUES.setdefault(_sig.field, []).append(_sig.value)
+_PROP_KEYS = sorted({s.key for s in _SIGNATURES if s.key} | {"ro.hardware", "ro.product.board"})
+_CONTAINERS = RULES.multi_open.containers
+_MARKERS = [m for c in _CONTAINERS for m in c.data_dir_markers]
+_CONTAINER_LIBS = [lib for c in _CONTAINERS for lib in c.libs]
+_TAMPER = RULES.tamper
+_PACKAGES = (
+    [p for c in _CONTAINERS for p in c.packages]
+    + list(_TAMPER.root_packages)
+    + [p for t in _TAMPER.device_mod_tools for p in t.packages]
+    + [p for t in _TAMPER.capture_tools for p in t.packages]
+    + _FIELD_VALUES.get("package", [])
+    + ["com.tencent.mm", "com.eg.android.AlipayGphone"]
+)
+_TOOL_PACKAGES = [
+    p for t in (*_TAMPER.device_mod_tools, *_TAMPER.capture_tools) for p in t.packages
+]
+_USER_AGENTS = [
+    BASE_SESSION["user_agent"],
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
+    "Dalvik/2.1.0 (Linux; U; Android 9; sdk_gphone_x86 Build/PSR1.180720.075)",
+    "Mozilla/5.0 (Linux; Android 12; SM-T970) AppleWebKit/537.36 Chrome/119.0 Safari/537.36",
+]
+
+
+def _sample(values: list[str]) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(values), st.text(max_size=12))
+
+
+def _cased(values: list[str]) -> st.SearchStrategy[str]:
+    return st.sampled_from(values).flatmap(
+        lambda v: st.sampled_from([v, v.upper(), v.capitalize(), f"x{v}", f"{v}/x"])
+    )
+
+
+def _field(name: str) -> st.SearchStrategy[str | None]:
+    return st.one_of(st.none(), _cased(_FIELD_VALUES.get(name, ["x"])), st.text(max_size=8))
+
+
+_props = st.dictionaries(
+    st.one_of(_cased(_PROP_KEYS), st.just(""), st.text(max_size=6)),
+    st.one_of(st.sampled_from(["1", "0", "goldfish", "ranchu", "vbox86"]), st.text(max_size=6)),
+    max_size=6,
+)
+_device = st.fixed_dictionaries(
+    {},
+    optional={
+        "platform": st.sampled_from(["android", "harmonyos", "ios", "web", "windows", "linux"]),
+        "brand": st.one_of(st.none(), st.sampled_from(["vivo", "HUAWEI", "Google", "Samsung"])),
+        "manufacturer": _field("manufacturer"),
+        "model": _field("model"),
+        "hardware": _field("hardware"),
+        "board": _field("board"),
+        "product": _field("product"),
+        "build_fingerprint": st.one_of(
+            _field("build_fingerprint"),
+            st.sampled_from(["google/sdk_gphone_x86/generic_x86:11/x", "HUAWEI/a/b:1/c", " /x"]),
+        ),
+        "cpu_abi": st.one_of(st.none(), st.lists(st.sampled_from(["x86", "X86_64", "arm64-v8a"]))),
+        "sensors": st.one_of(
+            st.none(), st.lists(st.sampled_from(["Accelerometer", "gyroscope", "light", "GPS"]))
+        ),
+        "battery": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {
+                    "level": st.sampled_from([1.0, 0.5, 100.0]),
+                    "charging": st.booleans(),
+                    "temperature_c": st.sampled_from([0.0, 31.2]),
+                }
+            ),
+        ),
+        "has_telephony": st.one_of(st.none(), st.booleans()),
+        "rooted": st.one_of(st.none(), st.booleans()),
+        "hooks": st.one_of(
+            st.none(), st.lists(_sample([*_TAMPER.hook_frameworks, "Frida", "other"]), max_size=4)
+        ),
+        "debugger_attached": st.one_of(st.none(), st.booleans()),
+        "system_props": st.one_of(st.none(), _props),
+        "files_present": st.one_of(st.none(), st.lists(_sample(_FIELD_VALUES["file"]), max_size=4)),
+        "installed_packages": st.one_of(
+            st.none(),
+            st.lists(st.one_of(_cased(_TOOL_PACKAGES), _cased(_PACKAGES), st.text(max_size=8))),
+        ),
+    },
+)
+_uids = st.one_of(st.none(), st.sampled_from([10234, 99910234, 12810234, 9510234, 10500, 1010234]))
+_app = st.fixed_dictionaries(
+    {},
+    optional={
+        "package": st.one_of(st.none(), st.sampled_from(["com.tencent.mm", "com.other"])),
+        "data_dir": st.one_of(
+            st.none(),
+            st.sampled_from(
+                [
+                    "/data/user/0/com.tencent.mm",
+                    "/data/user/999/com.tencent.mm",
+                    "/data/user_de/128/com.tencent.mm/",
+                    "/data/data/com.tencent.mm",
+                    "/mnt/expand/abc/data/user/0/com.tencent.mm",
+                    "/data/user/0/com.other",
+                    "/data/user/0/x/virtual/data/user/0/com.tencent.mm",
+                ]
+            ),
+            _cased(_MARKERS).map(lambda m: f"/data/user/0/{m}/com.tencent.mm"),
+        ),
+        "uid": _uids,
+        "process_uid": _uids,
+        "loaded_libs": st.one_of(
+            st.none(), st.lists(_sample(_CONTAINER_LIBS + _FIELD_VALUES["lib"]), max_size=4)
+        ),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(st.none(), _device),
+    st.one_of(st.none(), _app),
+    st.one_of(st.none(), st.sampled_from(_USER_AGENTS)),
+)
+def test_mixed_tells_match_the_plain_checks(
+    device: dict[str, Any] | None, app: dict[str, Any] | None, user_agent: str | None
+) -> None:
+    record = copy.deepcopy(BASE_SESSION)
+    record["device"], record["app"], record["user_agent"] = device, app, user_agent
+    _assert_same(record)
