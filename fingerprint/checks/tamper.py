@@ -26,58 +26,77 @@ class TamperCheck(Check):
     )
 
     hook_frameworks: dict[str, Severity] | None = None
-    root_packages: frozenset[str] = frozenset()
-    mod_tools: dict[str, str] | None = None
-    capture_tools: dict[str, str] | None = None
+    # Folded package name -> what it is: (code, product) for each table naming it,
+    # root apps first. One lookup per installed package finds every kind at once.
+    packages: dict[str, tuple[tuple[str, str], ...]] | None = None
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
         tamper = rules.tamper
+        tables = (
+            ("TAM_ROOTED", {p.casefold(): "" for p in tamper.root_packages}),
+            (
+                "TAM_DEVICE_MOD_TOOL",
+                {p.casefold(): t.product for t in tamper.device_mod_tools for p in t.packages},
+            ),
+            (
+                "TAM_CAPTURE_TOOL",
+                {p.casefold(): t.product for t in tamper.capture_tools for p in t.packages},
+            ),
+        )
+        packages: dict[str, tuple[tuple[str, str], ...]] = {}
+        for code, table in tables:
+            for package, product in table.items():
+                packages[package] = (*packages.get(package, ()), (code, product))
         return cls(
             **config,
             hook_frameworks={k.casefold(): v for k, v in tamper.hook_frameworks.items()},
-            root_packages=frozenset(p.casefold() for p in tamper.root_packages),
-            mod_tools={
-                p.casefold(): t.product for t in tamper.device_mod_tools for p in t.packages
-            },
-            capture_tools={
-                p.casefold(): t.product for t in tamper.capture_tools for p in t.packages
-            },
+            packages=packages,
         )
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         device = ctx.session.device
         if device is None:
             return NotEvaluated("no device block")
-        signals = (device.rooted, device.hooks, device.debugger_attached, device.installed_packages)
-        if all(s is None for s in signals):
+        if (
+            device.rooted is None
+            and device.hooks is None
+            and device.debugger_attached is None
+            and device.installed_packages is None
+        ):
             return NotEvaluated("the SDK reported no root, hook, debugger or package data")
-        packages = [p.casefold() for p in device.installed_packages or ()]
+        root_apps: list[str] = []
+        tools: dict[str, list[dict[str, str]]] = {}
+        if device.installed_packages:
+            table = self.packages or {}
+            for package in device.installed_packages:
+                folded = package.casefold()
+                kinds = table.get(folded)
+                if kinds is None:  # the usual package: nothing to note
+                    continue
+                for code, product in kinds:
+                    if code == "TAM_ROOTED":
+                        root_apps.append(folded)
+                    else:
+                        tools.setdefault(code, []).append({"package": folded, "product": product})
         hits: list[Hit] = []
-        root_apps = [p for p in packages if p in self.root_packages]
         if device.rooted or root_apps:
             hits.append(
                 Hit("TAM_ROOTED", {"rooted": bool(device.rooted), "root_apps": root_apps[:5]})
             )
-        hits.extend(self._hooks(device.hooks or []))
+        if device.hooks:
+            hits.append(self._hooks(device.hooks))
         if device.debugger_attached:
             hits.append(Hit("TAM_DEBUGGER", {"debugger_attached": True}))
-        for code, table in (
-            ("TAM_DEVICE_MOD_TOOL", self.mod_tools),
-            ("TAM_CAPTURE_TOOL", self.capture_tools),
-        ):
-            found = [
-                {"package": p, "product": (table or {})[p]} for p in packages if p in (table or {})
-            ]
+        for code in ("TAM_DEVICE_MOD_TOOL", "TAM_CAPTURE_TOOL"):
+            found = tools.get(code)
             if found:
                 hits.append(Hit(code, {"tools": found[:5]}))
         return hits
 
-    def _hooks(self, hooks: list[str]) -> list[Hit]:
+    def _hooks(self, hooks: list[str]) -> Hit:
         known = self.hook_frameworks or {}
         severities = [known[h] for h in hooks if h in known]
-        if not hooks:
-            return []
         order = ("low", "medium", "high", "critical")
         severity: Severity = max(severities, key=order.index) if severities else "medium"
-        return [Hit("TAM_HOOK_FRAMEWORK", {"hooks": hooks[:10]}, severity=severity)]
+        return Hit("TAM_HOOK_FRAMEWORK", {"hooks": hooks[:10]}, severity=severity)
