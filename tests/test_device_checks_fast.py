@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, CheckerConfig
+from fingerprint.checks import multi_open as production_multi_open
 from fingerprint.checks.base import Check, CheckContext
 from fingerprint.checks.consistency import ConsistencyCheck
 from fingerprint.checks.emulator import EmulatorCheck
@@ -171,6 +172,8 @@ _app = st.fixed_dictionaries(
                 ]
             ),
             _cased(_MARKERS).map(lambda m: f"/data/user/0/{m}/com.tencent.mm"),
+            st.text(max_size=16).map(lambda t: f"/data/user/{t}"),
+            st.text(max_size=16),
         ),
         "uid": _uids,
         "process_uid": _uids,
@@ -193,3 +196,18 @@ def test_mixed_tells_match_the_plain_checks(
     record = copy.deepcopy(BASE_SESSION)
     record["device"], record["app"], record["user_agent"] = device, app, user_agent
     _assert_same(record)
+
+
+def test_data_dir_memo_is_bounded(monkeypatch: Any) -> None:
+    monkeypatch.setattr(production_multi_open, "DATA_DIR_CACHE_SIZE", 8)
+    check = MultiOpenCheck.compile(RULES, {})
+    plain = multi_open.MultiOpenCheck.compile(RULES, {})
+    assert isinstance(check, MultiOpenCheck) and check.tables is not None
+    long_dir = "/data/user/0/" + "x" * 10_000
+    for data_dir in [f"/data/user/{i}/com.tencent.mm" for i in range(100)] + [long_dir]:
+        record = copy.deepcopy(BASE_SESSION)
+        record["app"]["data_dir"] = data_dir
+        ctx = _context(record)
+        assert repr(check.evaluate(ctx)) == repr(plain.evaluate(ctx))
+        assert len(check.tables.dirs) <= 8
+    assert long_dir not in check.tables.dirs  # long dirs are examined, not kept
