@@ -198,8 +198,10 @@ def _snapshot(
     """The features of one window from the one-pass counters (earlier logins only in
     the sets; this login in the dicts too). The same logins as the last window: the
     same numbers."""
+    window_days = round(window / DAY, 2)
     if previous is not None and previous.sessions == sessions:
-        return previous._replace(window_days=round(window / DAY, 2))
+        # Positional, not previous._replace(): a third of the cost.
+        return Stability(window_days, *previous[1:])
     cur_device = current.device_id
     device_total = sum(devices.values())
     earlier_devices = device_total - (1 if cur_device else 0)
@@ -216,32 +218,31 @@ def _snapshot(
         new_province = False
     else:
         new_province = True if len(provinces) - (None in provinces) else None
+    # Positional arguments in field order: keywords cost ~0.6 µs more per tuple.
     return Stability(
-        window_days=round(window / DAY, 2),
-        sessions=sessions,
-        devices=len(devices),
-        top_device_share=round(max(devices.values()) / device_total, 4) if devices else 0.0,
-        device_changes=changes - 1 if changes else 0,
-        device_age_days=round(
-            (current.ts - (current.ts if first_seen is None else first_seen)) / DAY, 3
-        )
+        window_days,
+        sessions,
+        len(devices),  # devices
+        round(max(devices.values()) / device_total, 4) if devices else 0.0,  # top_device_share
+        changes - 1 if changes else 0,  # device_changes
+        round((current.ts - (current.ts if first_seen is None else first_seen)) / DAY, 3)
         if cur_device
-        else None,
-        ips=len(ips) + (ip not in ips) - (ip is None or None in ips) - (ip == "" or "" in ips),
-        networks=len(networks),
-        asns=len(asns) + (asn not in asns) - (asn is None or None in asns),
-        provinces=len(provinces)
+        else None,  # device_age_days
+        len(ips) + (ip not in ips) - (ip is None or None in ips) - (ip == "" or "" in ips),  # ips
+        len(networks),  # networks
+        len(asns) + (asn not in asns) - (asn is None or None in asns),  # asns
+        len(provinces)
         + (province not in provinces)
         - (province is None or None in provinces)
-        - (province == "" or "" in provinces),
-        network_entropy=_entropy_of(list(reversed(networks.values()))),
-        night_share=round(sum([hours.get(h, 0) for h in NIGHT_HOURS]) / (sessions + 1), 4),
-        hour_entropy=_entropy_of(list(reversed(hours.values()))),
-        unusual_hour=sessions > 0 and (hours[cur_hour] - 1) / sessions < unusual_hour_share,
-        new_device=new_device,
-        new_province=new_province,
-        new_carrier=_new_from(current.carrier, carrier_open, carrier_known),
-        new_network_type=_new_from(current.network_type, type_open, type_known),
+        - (province == "" or "" in provinces),  # provinces
+        _entropy_of(list(reversed(networks.values()))),  # network_entropy
+        round(sum([hours.get(h, 0) for h in NIGHT_HOURS]) / (sessions + 1), 4),  # night_share
+        _entropy_of(list(reversed(hours.values()))),  # hour_entropy
+        sessions > 0 and (hours[cur_hour] - 1) / sessions < unusual_hour_share,  # unusual_hour
+        new_device,
+        new_province,
+        _new_from(current.carrier, carrier_open, carrier_known),  # new_carrier
+        _new_from(current.network_type, type_open, type_known),  # new_network_type
     )
 
 
