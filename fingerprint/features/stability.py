@@ -32,9 +32,9 @@ Names and units (``features["stability_7d"]`` and ``features["stability_30d"]``)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
+from math import log2
 from typing import Any, NamedTuple, cast
 
 from fingerprint.history import LoginEvent
@@ -162,8 +162,13 @@ def account_stability_windows(
                 elif network_type is not None:
                     type_known = True
             event = next(earlier, None)
+        if previous is not None and previous.sessions == sessions:
+            # The same logins as the last window: the same numbers, but the window
+            # (positional, not _replace(): 0.3 instead of 0.9 µs).
+            results[k] = Stability(round(windows_seconds[k] / DAY, 2), *previous[1:])
+            continue
         results[k] = previous = _snapshot(
-            previous, windows_seconds[k], current, local_tz, unusual_hour_share,
+            windows_seconds[k], current, unusual_hour_share,
             sessions, cur_hour, devices, changes, first_seen, blank_device,
             networks, hours, ips, asns, provinces,
             carrier_open, carrier_known, type_open, type_known,
@@ -172,10 +177,8 @@ def account_stability_windows(
 
 
 def _snapshot(
-    previous: Stability | None,
     window: float,
     current: LoginEvent,
-    local_tz: tzinfo,
     unusual_hour_share: float,
     sessions: int,
     cur_hour: int,
@@ -194,12 +197,7 @@ def _snapshot(
     type_known: bool,
 ) -> Stability:
     """The features of one window from the one-pass counters (earlier logins only in
-    the sets; this login in the dicts too). The same logins as the last window: the
-    same numbers."""
-    window_days = round(window / DAY, 2)
-    if previous is not None and previous.sessions == sessions:
-        # Positional, not previous._replace(): a third of the cost.
-        return Stability(window_days, *previous[1:])
+    the sets; this login in the dicts too)."""
     cur_device = current.device_id
     device_total = sum(devices.values())
     earlier_devices = device_total - (1 if cur_device else 0)
@@ -218,7 +216,7 @@ def _snapshot(
         new_province = True if len(provinces) - (None in provinces) else None
     # Positional arguments in field order: keywords cost ~0.6 µs more per tuple.
     return Stability(
-        window_days,
+        round(window / DAY, 2),  # window_days
         sessions,
         len(devices),  # devices
         round(max(devices.values()) / device_total, 4) if devices else 0.0,  # top_device_share
@@ -264,5 +262,10 @@ def _entropy_of(values: list[int]) -> float:
     if len(values) < 2:
         return 0.0  # what the sum gives for one count (or none): exactly 0.0
     total = sum(values)
-    bits = -sum([n / total * math.log2(n / total) for n in values])
-    return round(bits + 0.0, 4)
+    # A loop, not a list comprehension (a function call in 3.11): ~0.2 µs less. The
+    # terms are still summed by sum(), as before (3.12's sum() compensates rounding).
+    terms = []
+    for n in values:
+        share = n / total
+        terms.append(share * log2(share))
+    return round(-sum(terms) + 0.0, 4)
