@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from unittest import mock
@@ -197,3 +198,18 @@ ZONES = [
 )
 def test_local_hour_is_the_astimezone_hour(ts: float, zone: tzinfo) -> None:
     assert stability._local_hour(ts, zone) == datetime.fromtimestamp(ts, UTC).astimezone(zone).hour
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(st.integers(1, 300), max_size=30))
+def test_entropy_of_is_the_plain_sum(values: list[int]) -> None:
+    """The reference hands its counts to the production _entropy_of, so check that one
+    against the plain expression, bit for bit (the property tests would not see a change
+    in the order or grouping of its float operations)."""
+    if len(values) < 2:
+        want = 0.0
+    else:
+        total = sum(values)
+        want = round(-sum([n / total * math.log2(n / total) for n in values]) + 0.0, 4)
+    got = stability._entropy_of(values)
+    assert repr(got) == repr(want)
