@@ -49,8 +49,8 @@ def classify_ip(address: IPAddress) -> str:
 
 def network_text(address: IPAddress, prefix_len: int) -> str:
     """``str(ip_network((address, prefix_len), strict=False))``: IPv4 by arithmetic,
-    ~10x cheaper than building the network object (a new address on every seventh
-    login of a service)."""
+    ~10x cheaper than building the network object (one login in seven brings a new
+    address in the latency benchmark)."""
     if address.version == 4:
         host_bits = 32 - prefix_len
         first = int(address) >> host_bits << host_bits
