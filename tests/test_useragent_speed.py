@@ -6,9 +6,11 @@ Two claims of fingerprint/sources/useragent.py are checked here:
   Alipay's ``nt:``) never changes a parse: every distinct UA of the fixtures and
   hand-written WeChat/QQ/Alipay variants parse the same raw and normalised, and no
   single builtin regex of ua-parser sees a difference;
-* the RE2 prefilter returns the legacy parse, field for field, and is much faster cold.
+* the RE2 prefilter returns the legacy parse, field for field.
 
-``python tests/test_useragent_speed.py`` prints the measurements.
+How much faster it is cold, and what the normaliser and a cache hit cost, is
+measured, not asserted (timings are no test): ``python tests/test_useragent_speed.py``
+prints the figures.
 """
 
 from __future__ import annotations
@@ -368,22 +370,6 @@ def cold_times(parse: Callable[[str], Any], uas: list[str], rounds: int = 1) -> 
     return times
 
 
-@FAST
-def test_cold_parse_is_several_times_faster() -> None:
-    uas = fixture_uas("labelled.jsonl")[:80]
-    fast = statistics.median(cold_times(parse_user_agent, uas))
-    slow = statistics.median(cold_times(parse_user_agent_legacy, uas))
-    assert fast * 5 < slow, (fast, slow)
-
-
-def test_normaliser_costs_microseconds() -> None:
-    ua = HAND_WRITTEN[1]
-    start = time.perf_counter()
-    for _ in range(2000):
-        normalise_user_agent(ua)
-    assert (time.perf_counter() - start) / 2000 < 50e-6
-
-
 def _report() -> None:  # pragma: no cover - run by hand
     def micro(times: list[float]) -> str:
         ordered = sorted(times)
@@ -405,18 +391,18 @@ def _report() -> None:  # pragma: no cover - run by hand
     resolve = cached_resolver(parse_user_agent)
     for ua in rows:
         resolve(ua)
-    hits = []
-    for ua in rows:
+    print("cached hit    ", micro(_times(resolve, rows)))
+    print("normaliser    ", micro(_times(normalise_user_agent, rows)))
+
+
+def _times(call: Callable[[str], Any], uas: list[str]) -> list[float]:
+    """Seconds per call, caches as they are."""
+    times = []
+    for ua in uas:
         start = time.perf_counter()
-        resolve(ua)
-        hits.append(time.perf_counter() - start)
-    print("cached hit    ", micro(hits))
-    keys = []
-    for ua in rows:
-        start = time.perf_counter()
-        normalise_user_agent(ua)
-        keys.append(time.perf_counter() - start)
-    print("normaliser    ", micro(keys))
+        call(ua)
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def _all_rows(name: str) -> list[str]:
