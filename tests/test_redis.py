@@ -114,18 +114,7 @@ def test_concurrent_appends_to_one_account_are_atomic(url: str) -> None:
     windows = Windows(account_seconds=86_400, device_seconds=86_400)
 
     def login(n: int) -> int:
-        event = LoginEvent(
-            T0 + n,
-            session_digest(f"s{n}"),
-            "hot",
-            "phone",
-            "1.1.1.1",
-            "CN-BJ",
-            39.9,
-            116.4,
-            50,
-            False,
-        )
+        event = _login(n, T0 + n, "hot", "phone")
         return len(store.record_and_fetch(event, windows).account_events)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
