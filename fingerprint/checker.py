@@ -553,9 +553,10 @@ class Checker:
         check = engine.stability_check
         if history is None or check is None:
             return None
-        seconds = [days * 86_400 for days in check.windows_days]
         tz, share = self.config.naive_tz, check.unusual_hour_share
-        found = account_stability_windows(history.account_events, event, seconds, tz, share)
+        found = account_stability_windows(
+            history.account_events, event, check.windows_seconds, tz, share
+        )
         return dict(zip(check.windows_days, found, strict=True))
 
     def _history_view(

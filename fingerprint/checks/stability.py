@@ -8,7 +8,7 @@ account.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from fingerprint.checks.base import (
@@ -44,8 +44,13 @@ class StabilityCheck(Check):
     unstable_top_device_share: float = 0.5  # long window: the main device below this share
     unstable_min_devices: int = 3
 
+    # windows_days in seconds, derived once here rather than on every login.
+    windows_seconds: tuple[float, ...] = field(default=(), init=False, repr=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "windows_days", tuple(sorted(self.windows_days)))
+        seconds = tuple(days * 86_400 for days in self.windows_days)
+        object.__setattr__(self, "windows_seconds", seconds)
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         unavailable = history_unavailable(ctx)
