@@ -1,98 +1,38 @@
 """Precision and recall of the four headline checks on the labelled fixture set.
 
 fixtures/labelled.jsonl is written by fixtures/generate.py; each session's ``_label``
-says what the generator built (see that module's docstring). A session counts as
-detected by a check when the report has a finding of that check at severity high
-or critical; for kind ``system_dual_app`` any ``multi_open`` finding counts, since
-the OS's own dual-app feature is reported at medium by design.
+says what the generator built (see that module's docstring). The counting lives in
+fixtures/heldout/evaluate.py, shared with the held-out sets (tests/test_heldout.py).
+A session counts as detected by a check when the report has a finding of that check
+at severity high or critical; for kind ``system_dual_app`` any ``multi_open``
+finding counts, since the OS's own dual-app feature is reported at medium by design.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from fingerprint.cli import main
+from fixtures.heldout.evaluate import (
+    CHECKS,
+    LABELLED,
+    Confusion,
+    confusion,
+    detected,
+    read_labels,
+    run_checker,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-LABELLED = ROOT / "fixtures" / "labelled.jsonl"
-CHECKS = ("emulator", "multi_open", "vpn_proxy", "ip_hopping")
 MIN_PRECISION = 0.98
 MIN_RECALL = 0.95
-CONFIDENT = {"high", "critical"}
-
-
-@dataclass
-class Confusion:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
-    false_positives: list[str] = field(default_factory=list)
-    false_negatives: list[str] = field(default_factory=list)
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    def describe(self, check: str) -> str:
-        return (
-            f"{check}: tp={self.tp} fp={self.fp} fn={self.fn} tn={self.tn} "
-            f"precision={self.precision:.3f} recall={self.recall:.3f}\n"
-            f"  false positives (session kind codes): {self.false_positives[:15]}\n"
-            f"  false negatives (session kind codes): {self.false_negatives[:15]}"
-        )
-
-
-def detected(check: str, label: dict[str, Any], report: dict[str, Any]) -> bool:
-    findings = [f for f in report["findings"] if f["check"] == check]
-    if check == "multi_open" and label["kind"] == "system_dual_app":
-        return bool(findings)
-    return any(f["severity"] in CONFIDENT for f in findings)
-
-
-def confusion(
-    labels: dict[str, dict[str, Any]], reports: dict[str, dict[str, Any]]
-) -> dict[str, Confusion]:
-    result = {check: Confusion() for check in CHECKS}
-    for sid, label in labels.items():
-        report = reports[sid]
-        codes = [f["code"] for f in report["findings"]]
-        for check in CHECKS:
-            cell = result[check]
-            truth, found = bool(label[check]), detected(check, label, report)
-            if truth and found:
-                cell.tp += 1
-            elif truth:
-                cell.fn += 1
-                cell.false_negatives.append(f"{sid} {label['kind']} {codes}")
-            elif found:
-                cell.fp += 1
-                cell.false_positives.append(f"{sid} {label['kind']} {codes}")
-            else:
-                cell.tn += 1
-    return result
 
 
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Confusion]:
-    labels: dict[str, dict[str, Any]] = {}
-    with LABELLED.open(encoding="utf-8") as fh:
-        for line in fh:
-            session = json.loads(line)
-            labels[session["session_id"]] = session["_label"]
-    out = tmp_path_factory.mktemp("labelled") / "reports.jsonl"
-    assert main(["check", str(LABELLED), "-o", str(out), "-q"]) == 0
-    with out.open(encoding="utf-8") as fh:
-        reports = {r["session_id"]: r for r in map(json.loads, fh)}
+def measured() -> dict[str, Confusion]:
+    labels = read_labels(LABELLED)
+    reports = run_checker(LABELLED)
     assert set(reports) == set(labels), "every labelled session must get exactly one report"
     return confusion(labels, reports)
 
