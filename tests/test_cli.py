@@ -66,6 +66,28 @@ def test_every_kind_of_bad_line_is_one_reject(tmp_path: Path, capsys) -> None:  
     assert f"{total} lines, 2 reports, {len(BAD_LINES)} rejects, 2 blank" in summary
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_out_of_range_times_are_rejects_and_the_run_goes_on(tmp_path: Path, workers: str) -> None:
+    """Each of these lines used to stop the whole run with an OverflowError traceback."""
+    times = [
+        b'"0001-01-01T00:00:00"',
+        b'"0001-01-01T00:00:00+14:00"',
+        b'"9999-12-31T23:59:59-14:00"',
+        b"-70000000000",
+        b"9" * 420,
+    ]
+    lines = [b'{"account_id":"a","ip":"1.2.3.4","ts":' + ts + b"}" for ts in times]
+    lines.append(json.dumps(GOOD[0]).encode())
+    source = write_lines(tmp_path / "in.jsonl", lines)
+    out, rejects = tmp_path / "out.jsonl", tmp_path / "rejects.jsonl"
+    argv = ["check", str(source), "-o", str(out), "--rejects", str(rejects), "-q"]
+    assert main([*argv, "--workers", workers]) == 0
+    assert [r["session_id"] for r in read_jsonl(out)] == ["g0"]
+    rejected = read_jsonl(rejects)
+    assert [r["line"] for r in rejected] == [1, 2, 3, 4, 5]
+    assert all(r["error"].startswith("ts: out of range") for r in rejected), rejected
+
+
 def test_reject_keeps_the_raw_line(tmp_path: Path) -> None:
     source = write_lines(
         tmp_path / "in.jsonl", [b'{"account_id": "a", "ts": "x", "ip": "1.1.1.1"}']

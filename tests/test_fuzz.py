@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,26 @@ FIELDS = [
 ]
 
 
+# Times at and beyond what a datetime holds: year 1 and 9999 with offsets up to
+# ±23:59 (the arithmetic to UTC overflows), epoch numbers of any size and sign
+# (a 400-digit integer, -70,000,000,000), and the same numbers as text.
+_offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+extreme_times = st.one_of(
+    st.datetimes(
+        min_value=datetime.min, max_value=datetime.max, timezones=st.none() | _offsets
+    ).map(lambda when: when.isoformat()),
+    st.sampled_from(
+        ["0001-01-01T00:00:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+    ),
+    st.integers(min_value=-(10**450), max_value=10**450),
+    st.integers(min_value=-(10**12), max_value=10**15),
+    st.integers(min_value=-(10**450), max_value=10**450).map(str),
+    st.floats(),
+)
+
+
 def _mutated_session(changes: list[tuple[str, Any]]) -> dict[str, Any]:
     session = make_session()
     for path, value in changes:
@@ -78,7 +99,8 @@ def _encode(record: Any) -> bytes:
     return json.dumps(record, allow_nan=True).encode()
 
 
-mutated_lines = st.lists(st.tuples(st.sampled_from(FIELDS), json_values), max_size=4).map(
+changes = st.tuples(st.sampled_from(FIELDS), json_values) | st.tuples(st.just("ts"), extreme_times)
+mutated_lines = st.lists(changes, max_size=4).map(
     lambda changes: _encode(_mutated_session(changes))
 )
 stray_bytes = st.binary(max_size=200).map(lambda b: b.replace(b"\n", b""))
@@ -107,7 +129,7 @@ def test_every_line_ends_exactly_once(tmp_path_factory, raw_lines: list[bytes]) 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(FIELDS), json_values), max_size=5))
+@given(st.lists(changes, max_size=5))
 def test_library_raises_only_its_own_error(changes: list[tuple[str, Any]]) -> None:
     record = _mutated_session(changes)
     try:
@@ -128,3 +150,13 @@ def test_a_text_line_starting_with_the_gzip_magic_is_read_as_text(tmp_path: Path
     outcomes = list(check_stream(CHECKER, iter_items([str(path)]), max_skew=300))
     assert [o.line for o in outcomes] == [1, 2]
     assert outcomes[0].reject is not None and outcomes[1].report is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(extreme_times)
+def test_any_time_value_is_a_report_or_an_error_naming_ts(value: Any) -> None:
+    """Out-of-range times raised OverflowError, which stopped whole runs."""
+    try:
+        CHECKER.check(make_session(ts=value))
+    except InvalidSessionError as exc:
+        assert exc.field == "ts", exc

@@ -75,6 +75,27 @@ def test_bad_timestamps_are_refused(value: object) -> None:
         parse_timestamp(value)
 
 
+OUT_OF_RANGE_TIMES = [
+    "0001-01-01T00:00:00",  # naive: read in Asia/Shanghai, before year 1 in UTC
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    -70_000_000_000,
+    int("9" * 420),
+    -int("9" * 420),
+    "9" * 420,
+    "2150-01-01T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE_TIMES, ids=lambda value: str(value)[:32])
+def test_out_of_range_times_are_invalid_session_errors_naming_ts(value: object) -> None:
+    """They used to raise OverflowError, which no caller catches: one line stopped a run."""
+    with pytest.raises(InvalidSessionError) as caught:
+        parse_session(make_session(ts=value))
+    assert caught.value.field == "ts"
+    assert caught.value.reason.startswith("out of range")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
