@@ -14,6 +14,7 @@ import orjson
 
 from fingerprint import __version__
 from fingerprint.batch import BatchOptions, BatchSinks, run_batch
+from fingerprint.calibrate.command import add_parser as add_calibrate_parser
 from fingerprint.checker import Checker, CheckerConfig
 from fingerprint.errors import ConfigError, FingerprintError
 from fingerprint.explain import explain
@@ -154,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
     listing.add_argument("--format", choices=("table", "jsonl"), default="table")
     listing.set_defaults(handler=_cmd_rules_list)
+
+    add_calibrate_parser(commands)
     return parser
 
 

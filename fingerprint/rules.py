@@ -302,10 +302,43 @@ def load_rules(directory: str | Path | None = None) -> RuleSet:
     folder = Path(directory) if directory is not None else default_rules_dir()
     if not folder.is_dir():
         raise RulesError(str(folder), "", "rules directory not found")
-    loaded = {name: _load_file(folder / f"{name}.yaml", model) for name, model in _FILES.items()}
+    paths = rule_paths(folder)
+    loaded = {name: _load_file(paths[name], model) for name, model in _FILES.items()}
     rules = RuleSet(directory=str(folder), **loaded)  # type: ignore[arg-type]
     _cross_check(rules)
     return rules
+
+
+# --- overlays -------------------------------------------------------------------
+
+OVERLAY_FILE = "overlay.yaml"
+_MAX_OVERLAY_DEPTH = 8
+
+
+class OverlayFile(_Strict):
+    """``overlay.yaml``: this directory holds only some rule files; the rest come from
+    ``base`` ("bundled", or a rules directory, relative to this one)."""
+
+    version: Literal[1]
+    base: str = Field(min_length=1)
+
+
+def rule_paths(folder: Path, depth: int = 0) -> dict[str, Path]:
+    """Where each rules file is read from. Without ``overlay.yaml`` every file must be
+    in ``folder``; with it, a file the folder lacks comes from the base (an explicit
+    choice, so a forgotten file in a full rules set still fails)."""
+    own = {name: folder / f"{name}.yaml" for name in _FILES}
+    marker = folder / OVERLAY_FILE
+    if not marker.is_file():
+        return own
+    if depth >= _MAX_OVERLAY_DEPTH:
+        raise RulesError(str(marker), "base", "overlays nest too deep (a cycle?)")
+    spec = _load_file(marker, OverlayFile)
+    base = default_rules_dir() if spec.base == "bundled" else folder / spec.base
+    if not base.is_dir():
+        raise RulesError(str(marker), "base", f"rules directory not found: {base}")
+    inherited = rule_paths(base, depth + 1)
+    return {name: path if path.is_file() else inherited[name] for name, path in own.items()}
 
 
 def _load_file(path: Path, model: type[M]) -> M:
