@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("scipy", reason="the calibrate extra (scipy, numpy) is not installed")
 
-from fingerprint.calibrate.data import (  # noqa: E402
+from fingerprint.calibrate.data import (
     CalibrationInputError,
     Outcome,
     join,
@@ -27,16 +27,16 @@ from fingerprint.calibrate.data import (  # noqa: E402
     read_reports,
     split_by_account,
 )
-from fingerprint.calibrate.fit import CodeFit  # noqa: E402
-from fingerprint.calibrate.metrics import auc, ks, psi  # noqa: E402
-from fingerprint.calibrate.run import CalibrateOptions, Calibration, calibrate  # noqa: E402
-from fingerprint.cli import main  # noqa: E402
-from fingerprint.errors import RulesError  # noqa: E402
-from fingerprint.grading import Grader  # noqa: E402
-from fingerprint.rules import RuleSet, load_rules  # noqa: E402
-from fixtures.outcomes import TRUE_POINTS, draw, read_units, true_logit, write_outcomes  # noqa: E402
+from fingerprint.calibrate.fit import CodeFit
+from fingerprint.calibrate.metrics import auc, ks, psi
+from fingerprint.calibrate.run import CalibrateOptions, Calibration, calibrate
+from fingerprint.cli import main
+from fingerprint.errors import RulesError
+from fingerprint.grading import Grader
+from fingerprint.rules import RuleSet, load_rules
+from fixtures.outcomes import TRUE_POINTS, draw, read_units, true_logit, write_outcomes
 
-from .conftest import FIXTURES  # noqa: E402
+from .conftest import FIXTURES
 
 LABELLED = FIXTURES / "labelled.jsonl"
 SEED = 7
@@ -173,10 +173,8 @@ def test_overlay_loads_with_rules_and_changes_grades_as_fitted(
 ) -> None:
     overlay = tmp_path / "calibrated"
     page, figures = tmp_path / "calibration.html", tmp_path / "calibration.json"
-    status = main(
-        ["calibrate", str(reports), str(outcomes), "-o", f"{overlay}/", "--seed", str(SEED)]
-        + ["--html", str(page), "--json", str(figures)]
-    )
+    outputs = ["-o", f"{overlay}/", "--html", str(page), "--json", str(figures)]
+    status = main(["calibrate", str(reports), str(outcomes), *outputs, "--seed", str(SEED)])
     assert status == 0
     table = capsys.readouterr().out
     assert "AUC" in table and "KS" in table and "decile" in table
