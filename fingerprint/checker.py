@@ -8,9 +8,11 @@ finish on the rules they started with.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from functools import lru_cache
@@ -85,6 +87,10 @@ class CheckerConfig:
     track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
     history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
     history_timeout: float = 0.05  # seconds per Redis call
+    # How far ahead of the checker's clock a login may be dated (seconds); later
+    # ones are rejected (InvalidSessionError on "ts"), so no login can move history's
+    # windows for other accounts and devices. Covers clock drift between servers.
+    future_tolerance: float = 300.0
     fail_closed: bool = False  # history down: grade conservatively instead of skipping
     whois: bool = False  # RDAP enrichment (ipwhois) for IPs no ASN database covers
     whois_cache: str | Path | None = None  # SQLite cache; None: ~/.cache/fingerprint/
@@ -253,8 +259,17 @@ class Checker:
         config: CheckerConfig | None = None,
         *,
         history: HistoryStore | None = None,
+        clock: Callable[[], float] | None = time.time,
     ) -> None:
+        """``clock`` is the service's clock (epoch seconds) that a login's time is
+        judged against and history's windows run on; a call's ``now`` overrides it
+        (a batch run passes its log's own clock). ``None``: no clock, each login's
+        own time is trusted (only for a store holding one account, as Spark's)."""
         self.config = config or CheckerConfig()
+        tolerance = self.config.future_tolerance
+        if not (isinstance(tolerance, int | float) and math.isfinite(tolerance) and tolerance >= 0):
+            raise ConfigError(f"future_tolerance must be a finite number >= 0, not {tolerance!r}")
+        self._clock = clock
         self._engine = build_engine(load_rules(self.config.rules_dir), self.config.device_memo_size)
         self._reload_lock = threading.Lock()
         self._history: HistoryStore = history if history is not None else self._open_history()
@@ -322,15 +337,19 @@ class Checker:
         *,
         session_id: str | None = None,
         late_by: float | None = None,
+        now: float | None = None,
     ) -> Report:
         """Grade one login.
 
         ``session_id`` names the session when the record has none; ``late_by`` says the
         line arrived that many seconds behind the newest one (the CLI's reorder buffer),
-        which the report notes.
+        which the report notes. ``now`` is the clock reading to judge the login's time
+        against (default: the checker's clock); a login dated more than
+        ``future_tolerance`` after it raises ``InvalidSessionError`` on ``ts``.
         """
-        pending = self._begin(record, session_id, late_by)
-        history, error = self._history_view(pending.engine, pending.event)
+        clock = self._now(now)
+        pending = self._begin(record, session_id, late_by, clock)
+        history, error = self._history_view(pending.engine, pending.event, clock)
         return self._complete(pending, history, error)
 
     async def acheck(
@@ -339,22 +358,44 @@ class Checker:
         *,
         session_id: str | None = None,
         late_by: float | None = None,
+        now: float | None = None,
     ) -> Report:
         """:meth:`check` for asyncio services: the history round trip is awaited
-        (``redis.asyncio`` with the Redis store); everything else is the same code."""
-        pending = self._begin(record, session_id, late_by)
-        history, error = await self._ahistory_view(pending.engine, pending.event)
+        (asyncio sockets with the Redis store); everything else is the same code."""
+        clock = self._now(now)
+        pending = self._begin(record, session_id, late_by, clock)
+        history, error = await self._ahistory_view(pending.engine, pending.event, clock)
         return self._complete(pending, history, error)
+
+    def _now(self, now: float | None) -> float | None:
+        if now is not None:
+            return now
+        return self._clock() if self._clock is not None else None
+
+    def _judge_time(self, session: Session, now: float | None) -> None:
+        """Refuse a login dated after the clock by more than the tolerance: stored, it
+        would stand in history as the newest login and trim every window around it."""
+        if now is None:
+            return
+        ahead = session.ts.timestamp() - now
+        if ahead > self.config.future_tolerance:
+            raise InvalidSessionError(
+                "ts",
+                f"{session.ts.isoformat()} is {ahead:.0f} s ahead of the clock "
+                f"(future_tolerance {self.config.future_tolerance:g} s)",
+            )
 
     def _begin(
         self,
         record: Mapping[str, Any] | Session | Prepared,
         session_id: str | None,
         late_by: float | None,
+        now: float | None,
     ) -> _Pending:
         """Everything before history: parse, features, the session-only checks."""
         prepared = record if isinstance(record, Prepared) else self.prepare(record)
         engine, session = prepared.engine, prepared.session
+        self._judge_time(session, now)
         key, verdict = prepared.key, prepared.verdict
         features = self._extract(engine, session, verdict.features if verdict else None)
         sid = session.session_id or session_id or _derived_session_id(session)
@@ -446,17 +487,22 @@ class Checker:
         session, key, verdict = self._parse_with_memo(engine, record)
         return Prepared(engine, session, key, verdict)
 
-    def observe_device(self, record: Mapping[str, Any] | Prepared) -> bool:
+    def observe_device(
+        self, record: Mapping[str, Any] | Prepared, *, now: float | None = None
+    ) -> bool:
         """Record only the device side of a login that another process checks.
 
         Used by sharded runs so device sharing still sees every account. Invalid
-        records are ignored (the owning process rejects them). True if recorded.
+        records (and logins dated after the clock) are ignored: the owning process
+        rejects them. True if recorded.
         """
         engine = self._engine
         if engine.windows is None:
             return False
+        clock = self._now(now)
         try:
             prepared = record if isinstance(record, Prepared) else self.prepare(record)
+            self._judge_time(prepared.session, clock)
         except InvalidSessionError:
             return False
         session = prepared.session
@@ -475,7 +521,7 @@ class Checker:
             False,
         )
         try:
-            self._history.record_device(event, engine.windows)
+            self._history.record_device(event, engine.windows, now=clock)
         except Exception:  # same policy as check: a store outage never raises
             return False
         return True
@@ -560,25 +606,25 @@ class Checker:
         return dict(zip(check.windows_days, found, strict=True))
 
     def _history_view(
-        self, engine: _Engine, event: LoginEvent
+        self, engine: _Engine, event: LoginEvent, now: float | None
     ) -> tuple[HistoryView | None, str | None]:
         if engine.windows is None:
             return None, "no history check enabled"
         try:
-            return self._history.record_and_fetch(event, engine.windows), None
+            return self._history.record_and_fetch(event, engine.windows, now=now), None
         except Exception as exc:  # a store outage must not fail the login check
             return None, _unavailable(exc)
 
     async def _ahistory_view(
-        self, engine: _Engine, event: LoginEvent
+        self, engine: _Engine, event: LoginEvent, now: float | None
     ) -> tuple[HistoryView | None, str | None]:
         if engine.windows is None:
             return None, "no history check enabled"
         fetch = getattr(self._history, "arecord_and_fetch", None)
         try:
             if fetch is None:
-                return self._history.record_and_fetch(event, engine.windows), None
-            view: HistoryView = await fetch(event, engine.windows)
+                return self._history.record_and_fetch(event, engine.windows, now=now), None
+            view: HistoryView = await fetch(event, engine.windows, now=now)
             return view, None
         except Exception as exc:
             return None, _unavailable(exc)

@@ -76,11 +76,19 @@ MAX_EVENTS_PER_ACCOUNT = 9_000
 
 
 class HistoryStore(Protocol):
-    def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
+    """Where history lives. ``now`` is the caller's clock (epoch seconds): the
+    service's own clock, or a batch run's clock. Stores derive every trim and
+    eviction from it, never from a login's own ``ts`` beyond it, so no login, however
+    it is dated, moves the windows of other accounts or devices. ``None`` trusts the
+    login's own time: only for a store that holds one account (Spark's partitions)."""
+
+    def record_and_fetch(
+        self, event: LoginEvent, windows: Windows, now: float | None = None
+    ) -> HistoryView:
         """Append ``event`` and return the history before it, atomically."""
         ...
 
-    def record_device(self, event: LoginEvent, windows: Windows) -> None:
+    def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         """Append only the device side of ``event`` (a login another shard checks)."""
         ...
 
@@ -215,6 +223,7 @@ def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator
         )
 
 
+_INF = float("inf")
 _NO_PLACE = (None, None, None, None)
 _PLACES: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _MAX_PLACES = 1 << 18  # GeoLite2-City has ~100,000 distinct locations
@@ -230,7 +239,9 @@ class MemoryHistoryStore:
     Memory grows with the accounts and devices active inside the window, not with
     the number of logins: entries are trimmed on each touch, and every
     ``evict_every`` calls idle keys are evicted in least-recently-active order once
-    the newest timestamp passes their window. Logins are kept packed
+    the caller's clock (``now``) passes their window. The clock is the caller's,
+    never the newest login's: one login dated 2099 would otherwise evict every
+    other account. Logins are kept packed
     (:class:`_Window`), ~36 bytes each.
 
     Plain dicts, not ``OrderedDict``: a touched key is popped and re-inserted, so
@@ -249,26 +260,30 @@ class MemoryHistoryStore:
         self._calls = 0
         self._lock = threading.Lock()
 
-    def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
+    def record_and_fetch(
+        self, event: LoginEvent, windows: Windows, now: float | None = None
+    ) -> HistoryView:
         with self._lock:
-            self._watermark = max(self._watermark, event.ts)
-            window, start, position, device_key = self._record_account(event, windows)
+            self._watermark = max(self._watermark, event.ts if now is None else now)
+            window, start, position, device_key = self._record_account(
+                event, windows, _INF if now is None else now
+            )
             device = self._record_device(event, windows, device_key) if device_key else ()
             self._tick(windows)
         # Decoding needs no lock: a window is immutable once built.
         before = tuple(_unpack(event.account_id, window, start, position))
         return HistoryView(account_events=before, device_accounts=device)
 
-    def record_device(self, event: LoginEvent, windows: Windows) -> None:
+    def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         if not event.device_id:
             return
         with self._lock:
-            self._watermark = max(self._watermark, event.ts)
+            self._watermark = max(self._watermark, event.ts if now is None else now)
             self._record_device(event, windows)
             self._tick(windows)
 
     def _record_account(
-        self, event: LoginEvent, windows: Windows
+        self, event: LoginEvent, windows: Windows, now: float
     ) -> tuple[_Window, int, int, str | None]:
         """Insert the login in time order (late lines land where they belong); return
         the window read back, the span of logins before it inside the window and the
@@ -290,7 +305,7 @@ class MemoryHistoryStore:
         while start and times[start - 1] >= event.ts - windows.account_seconds:
             start -= 1
         read = _Window(records, tuple(symbols))
-        self._accounts[event.account_id] = _trim(read, times, windows)
+        self._accounts[event.account_id] = _trim(read, times, windows, now)
         device = symbols[symbols.index(event.device_id)] if event.device_id else None
         return read, start, position, device
 
@@ -353,10 +368,11 @@ class MemoryHistoryStore:
         return len(self._devices)
 
 
-def _trim(window: _Window, times: list[float], windows: Windows) -> _Window:
-    """Drop logins older than the window before the newest one, and any beyond the
-    per-account cap; rebuild the symbol table once most of it names dropped logins."""
-    newest = times[-1]
+def _trim(window: _Window, times: list[float], windows: Windows, now: float) -> _Window:
+    """Drop logins older than the window before the newest one (or before ``now``,
+    when the newest is dated after it), and any beyond the per-account cap; rebuild
+    the symbol table once most of it names dropped logins."""
+    newest = min(times[-1], now)
     cutoff = 0
     while cutoff < len(times) and times[cutoff] < newest - windows.account_seconds:
         cutoff += 1

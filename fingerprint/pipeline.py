@@ -81,6 +81,12 @@ class ReorderBuffer(Generic[P]):
     def drain(self) -> list[tuple[P, int, float | None]]:
         return self._release(float("inf"))
 
+    @property
+    def clock(self) -> float | None:
+        """The run's clock: what "now" is for the lines this buffer releases (the
+        checker judges a login's time and runs history's windows on it)."""
+        return None if self._newest == float("-inf") else self._newest
+
     def __len__(self) -> int:
         return len(self._heap)
 
@@ -159,9 +165,9 @@ def check_stream(
             continue
         ts = prepared.session.ts.timestamp()
         for ready, ready_seq, late_by in buffer.push(seq, (item, prepared, mine), ts):
-            yield from _settle(checker, ready, ready_seq, late_by, order)
+            yield from _settle(checker, ready, ready_seq, late_by, order, buffer.clock)
     for ready, ready_seq, late_by in buffer.drain():
-        yield from _settle(checker, ready, ready_seq, late_by, order)
+        yield from _settle(checker, ready, ready_seq, late_by, order, buffer.clock)
 
 
 def _settle(
@@ -170,12 +176,15 @@ def _settle(
     seq: int,
     late_by: float | None,
     order: InputOrder,
+    now: float | None,
 ) -> Iterator[Outcome]:
     item, prepared, mine = ready  # ownership was decided once, when the line arrived
+    # The log's own clock, never the machine's: a replayed log is in the past.
+    now = prepared.session.ts.timestamp() if now is None else now
     if not mine:
-        checker.observe_device(prepared)
+        checker.observe_device(prepared, now=now)
         return order.skip(seq)
-    return order.add(check_line(checker, item, seq, late_by, prepared))
+    return order.add(check_line(checker, item, seq, late_by, prepared, now))
 
 
 def check_line(
@@ -184,11 +193,16 @@ def check_line(
     seq: int,
     late_by: float | None = None,
     prepared: Prepared | None = None,
+    now: float | None = None,
 ) -> Outcome:
-    """One line's outcome: its report, or its reject with the reason."""
+    """One line's outcome: its report, or its reject with the reason. ``now``: the
+    run's clock (default: the checker's)."""
     try:
         report = checker.check(
-            prepared or item.record, session_id=f"{item.file}:{item.line}", late_by=late_by
+            prepared or item.record,
+            session_id=f"{item.file}:{item.line}",
+            late_by=late_by,
+            now=now,
         )
     except InvalidSessionError as exc:
         return _reject(item, seq, exc)

@@ -38,8 +38,11 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _Disconnected = _NoScript = _Refused = _TimedOut = OSError  # type: ignore[assignment,misc]
 
 # KEYS: account key, device key ("" when none)
-# ARGV: ts, member, account id, account window, device window, max events,
-#       max accounts, account ttl, device ttl
+# ARGV: ts, member, account id, now ("" when none), account window, device window,
+#       max events, max accounts, account ttl, device ttl
+# Windows are trimmed back from the key's newest login, or from the caller's clock
+# ("now") when that login is dated after it: a login dated 2099 trims nothing of a
+# shared device's other accounts.
 # Returns the account's logins before this one inside the window, oldest first, as
 # the stored members (the client joins them into one JSON array for a single
 # orjson.loads: cheaper than a table.concat here, which cost the server ~5 µs of
@@ -47,19 +50,20 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 _RECORD_AND_FETCH = """
 local ts = tonumber(ARGV[1])
 local member = ARGV[2]
-local account_window = tonumber(ARGV[4])
-local device_window = tonumber(ARGV[5])
-local max_events = tonumber(ARGV[6])
-local max_accounts = tonumber(ARGV[7])
+local now = tonumber(ARGV[4]) or math.huge
+local account_window = tonumber(ARGV[5])
+local device_window = tonumber(ARGV[6])
+local max_events = tonumber(ARGV[7])
+local max_accounts = tonumber(ARGV[8])
 
 redis.call('ZADD', KEYS[1], ts, member)
-local newest = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+local newest = math.min(now, tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (newest - account_window))
 local count = redis.call('ZCARD', KEYS[1])
 if count > max_events then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, count - max_events - 1)
 end
-redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('EXPIRE', KEYS[1], ARGV[9])
 local before = redis.call('ZRANGEBYSCORE', KEYS[1], ts - account_window, ts)
 for i = #before, 1, -1 do
   if before[i] == member then
@@ -78,20 +82,22 @@ if KEYS[2] ~= '' then
   if #accounts > 0 then
     device_newest = math.max(ts, tonumber(accounts[#accounts]))
   end
+  device_newest = math.min(device_newest, now)
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (device_newest - device_window))
   local seen = redis.call('ZCARD', KEYS[2])
   if seen > max_accounts then
     redis.call('ZREMRANGEBYRANK', KEYS[2], 0, seen - max_accounts - 1)
   end
-  redis.call('EXPIRE', KEYS[2], ARGV[9])
+  redis.call('EXPIRE', KEYS[2], ARGV[10])
 end
 return {before, accounts}
 """
 
-# KEYS: device key; ARGV: ts, account id, device window, max accounts, ttl
+# KEYS: device key; ARGV: ts, account id, device window, max accounts, ttl, now
 _RECORD_DEVICE = """
 redis.call('ZADD', KEYS[1], 'GT', tonumber(ARGV[1]), ARGV[2])
 local newest = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+newest = math.min(newest, tonumber(ARGV[6]) or math.huge)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (newest - tonumber(ARGV[3])))
 local seen = redis.call('ZCARD', KEYS[1])
 if seen > tonumber(ARGV[4]) then
@@ -185,9 +191,11 @@ class RedisHistoryStore:
 
     # --- the HistoryStore protocol ---------------------------------------------------
 
-    def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
+    def record_and_fetch(
+        self, event: LoginEvent, windows: Windows, now: float | None = None
+    ) -> HistoryView:
         self._fail_fast()
-        args = self._args(event, windows)
+        args = self._args(event, now)
         try:
             answer = self._eval(_RECORD_AND_FETCH_SCRIPT, args, windows)
         except Exception:
@@ -195,11 +203,13 @@ class RedisHistoryStore:
             raise
         return _view(event.account_id, answer)
 
-    async def arecord_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
+    async def arecord_and_fetch(
+        self, event: LoginEvent, windows: Windows, now: float | None = None
+    ) -> HistoryView:
         if self._async_client is None:
-            return self.record_and_fetch(event, windows)
+            return self.record_and_fetch(event, windows, now)
         self._fail_fast()
-        args = self._args(event, windows)
+        args = self._args(event, now)
         args.extend(_window_args(windows))
         try:
             answer = await self._aeval(_RECORD_AND_FETCH_SCRIPT, args)
@@ -208,7 +218,7 @@ class RedisHistoryStore:
             raise
         return _view(event.account_id, answer)
 
-    def record_device(self, event: LoginEvent, windows: Windows) -> None:
+    def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         if not event.device_id:
             return
         self._fail_fast()
@@ -220,6 +230,7 @@ class RedisHistoryStore:
             windows.device_seconds,
             windows.max_accounts_per_device,
             ttl,
+            b"" if now is None else now,
         ]
         try:
             self._eval(_RECORD_DEVICE_SCRIPT, args)
@@ -240,7 +251,7 @@ class RedisHistoryStore:
             connection.disconnect()
         self._client.close()
 
-    def _args(self, event: LoginEvent, windows: Windows) -> list[Any]:
+    def _args(self, event: LoginEvent, now: float | None) -> list[Any]:
         """KEYS and the per-login ARGV of the record-and-fetch script."""
         device_key = self._device_key(event.device_id) if event.device_id else ""
         return [
@@ -249,6 +260,7 @@ class RedisHistoryStore:
             event.ts,
             _encode(event),
             event.account_id,
+            b"" if now is None else now,
         ]
 
     def _packed_tail(self, windows: Windows) -> bytes:
@@ -414,5 +426,5 @@ def _bulk_array_head(items: int) -> bytes:
     return b"*%d\r\n" % items
 
 
-_RECORD_AND_FETCH_SCRIPT = _Script(_RECORD_AND_FETCH, keys=2, args=9)
-_RECORD_DEVICE_SCRIPT = _Script(_RECORD_DEVICE, keys=1, args=5)
+_RECORD_AND_FETCH_SCRIPT = _Script(_RECORD_AND_FETCH, keys=2, args=10)
+_RECORD_DEVICE_SCRIPT = _Script(_RECORD_DEVICE, keys=1, args=6)

@@ -426,13 +426,15 @@ class _AccountHistory:
         self._store = MemoryHistoryStore()
         self._account = None
 
-    def record_and_fetch(self, event: LoginEvent, windows: Windows) -> HistoryView:
+    def record_and_fetch(
+        self, event: LoginEvent, windows: Windows, now: float | None = None
+    ) -> HistoryView:
         if event.account_id != self._account:
             self.reset()
             self._account = event.account_id
-        return self._store.record_and_fetch(event, windows)
+        return self._store.record_and_fetch(event, windows, now)
 
-    def record_device(self, event: LoginEvent, windows: Windows) -> None:
+    def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         return None
 
 
@@ -450,7 +452,9 @@ def _worker(config: CheckerConfig) -> _Worker:
     worker = _WORKERS.get(config)
     if worker is None:
         history = _AccountHistory()
-        worker = _Worker(Checker(_localized(config), history=history), history)
+        # No wall clock: a replayed log's logins are its own time, and this store
+        # holds one account, so no login can move another's window.
+        worker = _Worker(Checker(_localized(config), history=history, clock=None), history)
         _WORKERS[config] = worker
     return worker
 

@@ -37,10 +37,10 @@ def _catalogue() -> set[str]:
 class _DownStore:
     """A history store whose backend is unreachable, for the fail-open/closed cases."""
 
-    def record_and_fetch(self, event: Any, windows: Any) -> Any:
+    def record_and_fetch(self, event: Any, windows: Any, now: Any = None) -> Any:
         raise ConnectionError("connection refused")
 
-    def record_device(self, event: Any, windows: Any) -> None:
+    def record_device(self, event: Any, windows: Any, now: Any = None) -> None:
         raise ConnectionError("connection refused")
 
 
