@@ -9,23 +9,30 @@ order and copies the bytes, so the merge costs no JSON work.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
+import shutil
 import signal
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from fingerprint.checker import Checker, CheckerConfig
+from fingerprint.errors import FingerprintError
 from fingerprint.outputs import RowFormat, jsonl_line
 from fingerprint.pipeline import Outcome, Shard, check_stream
 from fingerprint.rollup import AccountRollup
 from fingerprint.runner import RunStats, iter_items
+from fingerprint.stopping import become_worker, orphaned, signal_number, signals_deferred
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,9 @@ class BatchSinks:
     output: Sink
     rejects: Sink | None = None
     progress: Any = None  # fingerprint.summary.Progress
+    # Temporary files the caller made for this run: if the parent process is killed
+    # outright, its workers remove them (and their own scratch folder) as they go.
+    temporaries: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,13 +67,16 @@ class _ShardResult:
     rejects: str
     accounts: int = 0
     account_grades: dict[str, int] = field(default_factory=dict)
+    error: str | None = None  # why the worker could not finish
 
 
 def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None = None) -> RunStats:
     """Check every input; write rows and rejects; return the merged statistics.
 
     ``checker`` (fresh, built from ``options.config``) saves building another; forked
-    workers inherit it. Raises KeyboardInterrupt after writing what was done.
+    workers inherit it. A stop signal (Ctrl-C, or SIGTERM under
+    :func:`fingerprint.stopping.stop_on_signals`) raises :class:`Interrupted` with the
+    counts so far, once every worker has stopped (within about a second).
     """
     checker = checker or Checker(options.config)
     if options.workers <= 1:
@@ -77,22 +90,24 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
 def _run_single(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> RunStats:
     stats = RunStats(files=len(options.paths))
     fmt = RowFormat(options.fmt, options.by_account)
-    sinks.output.write(fmt.header)
     rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
     update = sinks.progress.update if sinks.progress else None
-    items = iter_items(options.paths, update)
+    items = iter_items(options.paths, update, on_shrunk=stats.add_shrunk_input)
     try:
+        sinks.output.write(fmt.header)
         for outcome in _counted(
             check_stream(checker, items, max_skew=options.max_skew), stats, sinks.progress
         ):
             _emit(outcome, options, fmt, sinks, rollup)
-    except KeyboardInterrupt:
+        if rollup is not None:
+            _write_accounts(rollup, options, fmt, sinks.output, stats)
+        if sinks.progress is not None:
+            sinks.progress.lines(stats.lines)
+    except KeyboardInterrupt as interrupt:
         stats.interrupted = True
-    if rollup is not None:
-        _write_accounts(rollup, options, fmt, sinks.output, stats)
-    _close(checker, stats)
-    if stats.interrupted:
-        raise _Interrupted(stats)
+        raise Interrupted(stats, signal_number(interrupt)) from None
+    finally:
+        _close(checker, stats)
     return stats
 
 
@@ -149,7 +164,7 @@ def _counted(outcomes: Iterator[Outcome], stats: RunStats, progress: Any) -> Ite
             stats.add_reject(outcome.reject)
         elif outcome.report is not None:
             stats.add_report(outcome.report)
-        if progress is not None and stats.lines % 4096 == 0:
+        if progress is not None and stats.lines % _PROGRESS_EVERY == 0:
             progress.lines(stats.lines)
         if stats.lines % _FREEZE_EVERY == 0:
             # History holds millions of long-lived objects; a full collection walks
@@ -164,14 +179,18 @@ def _grade_order(checker: Checker) -> list[str]:
 
 
 _FREEZE_EVERY = 50_000
+_PROGRESS_EVERY = 512  # lines between progress updates (the bar redraws at most 5 times/s)
+_STOP_SECONDS = 1.0  # workers still running this long after a stop are killed
 
 
-class _Interrupted(KeyboardInterrupt):
-    """Ctrl-C after the partial results were written; carries the statistics."""
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal (Ctrl-C, SIGTERM, ...); carries the statistics so far
+    and the signal's number."""
 
-    def __init__(self, stats: RunStats) -> None:
+    def __init__(self, stats: RunStats, signum: int) -> None:
         super().__init__()
         self.stats = stats
+        self.signum = signum
 
 
 # --- several processes ----------------------------------------------------------------
@@ -182,72 +201,160 @@ def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> 
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="fingerprint-") as scratch:
         results_dir = Path(scratch)
-        progress = context.Array("q", options.workers)  # lines done per worker
-        processes = [
-            context.Process(
-                target=_shard_main,
-                args=(options, checker, Shard(i, options.workers), str(results_dir), progress),
-            )
-            for i in range(options.workers)
-        ]
-        for process in processes:
-            process.start()
-        interrupted = _wait(processes, progress, sinks.progress)
+        # Per worker: lines done, then (second half) input bytes read.
+        counters = context.Array("q", 2 * options.workers)
+        # If the parent dies before removing them, the workers remove these.
+        leftovers = [scratch, *sinks.temporaries]
+        with signals_deferred():  # a child must install its own handlers first
+            processes = [
+                context.Process(
+                    target=_shard_main,
+                    args=(options, checker, Shard(i, options.workers), scratch, counters),
+                    kwargs={"parent": os.getpid(), "leftovers": leftovers},
+                    daemon=True,  # never outlive the parent, even on an error path
+                )
+                for i in range(options.workers)
+            ]
+            for process in processes:
+                process.start()
+        try:
+            _wait(processes, counters, sinks.progress)
+        except KeyboardInterrupt as interrupt:
+            signum = signal_number(interrupt)
+            with signals_deferred():
+                _stop(processes, signum)
+                stats = _stopped_stats(options, results_dir, counters)
+            raise Interrupted(stats, signum) from None
+        except BaseException:
+            with signals_deferred():
+                _stop(processes, signal.SIGTERM)
+            raise
         results = [_load_result(results_dir, i) for i in range(options.workers)]
-        stats = _merge(options, sinks, results)
-        stats.interrupted = stats.interrupted or interrupted
-    if stats.interrupted:
-        raise _Interrupted(stats)
+        for result in results:
+            if result.error:
+                raise FingerprintError(result.error)
+        if any(r.stats.interrupted for r in results):  # a worker alone was signalled
+            stats = RunStats(files=len(options.paths))
+            for result in results:
+                stats.merge(result.stats)
+            raise Interrupted(stats, signal.SIGINT)
+        return _merge(options, sinks, results)
+
+
+def _wait(processes: list[Any], counters: Any, progress: Any) -> None:
+    """Until every worker is done, showing progress; a failed worker stops the run."""
+    workers = len(processes)
+    running = processes
+    while running:
+        multiprocessing.connection.wait([p.sentinel for p in running], timeout=0.2)
+        running = [p for p in processes if p.is_alive()]
+        if progress is not None:  # at the end too: the last figures are the totals
+            progress.update(min(counters[workers:]))  # every worker reads every byte
+            progress.lines(sum(counters[:workers]))
+        failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
+        if failed:
+            raise FingerprintError(f"a worker process failed (exit codes {failed})")
+
+
+def _stop(processes: list[Any], signum: int) -> None:
+    """Pass the stop on (a supervisor may have signalled the parent alone), give the
+    workers a moment to finish their ``finally`` blocks, then kill what is left."""
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signum)
+    deadline = time.monotonic() + _STOP_SECONDS
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _stopped_stats(options: BatchOptions, results_dir: Path, counters: Any) -> RunStats:
+    """What the workers counted before they stopped (a killed one: its lines only)."""
+    stats = RunStats(files=len(options.paths), interrupted=True)
+    for index in range(options.workers):
+        if (results_dir / f"result-{index}").exists():
+            stats.merge(_load_result(results_dir, index).stats)
+        else:
+            stats.lines += counters[index]
     return stats
 
 
-def _wait(processes: list[Any], counters: Any, progress: Any) -> bool:
-    interrupted = False
-    while any(p.is_alive() for p in processes):
-        try:
-            for process in processes:
-                process.join(timeout=0.2)
-                if progress is not None:
-                    progress.lines(sum(counters))
-        except KeyboardInterrupt:
-            # Workers got the same SIGINT; they write what they have and stop.
-            interrupted = True
-    failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
-    if failed and not interrupted:
-        raise RuntimeError(f"worker process failed (exit codes {failed})")
-    return interrupted
-
-
 def _shard_main(
-    options: BatchOptions, checker: Checker, shard: Shard, results_dir: str, counters: Any
+    options: BatchOptions,
+    checker: Checker,
+    shard: Shard,
+    results_dir: str,
+    counters: Any,
+    *,
+    parent: int,
+    leftovers: list[str],
 ) -> None:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    become_worker(parent, lambda: _remove(leftovers))
     stats = RunStats(files=len(options.paths))
+    try:
+        result = _shard_run(options, checker, shard, results_dir, counters, stats)
+    except OSError as exc:  # the scratch folder is full or gone: one line, no traceback
+        result = _ShardResult(stats, "", "", error=f"cannot write to {results_dir} ({exc})")
+    except KeyboardInterrupt:
+        if orphaned(parent):  # nobody will read or remove what we wrote
+            _remove(leftovers)
+            return
+        stats.interrupted = True
+        result = _ShardResult(stats, "", "")  # the parent wants only the counts now
+    finally:
+        with contextlib.suppress(Exception):
+            _close(checker, stats)
+    try:
+        with open(os.path.join(results_dir, f"result-{shard.index}"), "wb") as handle:
+            pickle.dump(result, handle)
+    except OSError:
+        sys.exit(1)  # the parent reports a failed worker
+
+
+def _shard_run(
+    options: BatchOptions,
+    checker: Checker,
+    shard: Shard,
+    results_dir: str,
+    counters: Any,
+    stats: RunStats,
+) -> _ShardResult:
     fmt = RowFormat(options.fmt, options.by_account)
     rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
     rows_path = os.path.join(results_dir, f"rows-{shard.index}")
     rejects_path = os.path.join(results_dir, f"rejects-{shard.index}")
+    bytes_slot = options.workers + shard.index
+
+    def bytes_read(count: int) -> None:
+        counters[bytes_slot] = count
+
     with open(rows_path, "wb") as rows, open(rejects_path, "wb") as rejects:
         framed = _FramedSinks(rows, rejects)
         sinks = BatchSinks(output=framed.output, rejects=framed.rejects)
-        stream = check_stream(
-            checker, iter_items(options.paths), max_skew=options.max_skew, shard=shard
-        )
-        try:
-            for outcome in _counted(stream, stats, None):
-                framed.key = b"%d" % outcome.seq
-                _emit(outcome, options, fmt, sinks, rollup)
-                if stats.lines % 1024 == 0:
-                    counters[shard.index] = stats.lines
-        except KeyboardInterrupt:
-            stats.interrupted = True
+        items = iter_items(options.paths, bytes_read, on_shrunk=stats.add_shrunk_input)
+        stream = check_stream(checker, items, max_skew=options.max_skew, shard=shard)
+        for outcome in _counted(stream, stats, None):
+            framed.key = b"%d" % outcome.seq
+            _emit(outcome, options, fmt, sinks, rollup)
+            if stats.lines % _PROGRESS_EVERY == 0:
+                counters[shard.index] = stats.lines
         if rollup is not None:
             _write_accounts(rollup, options, fmt, framed.output, stats, framed)
-    _close(checker, stats)
     counters[shard.index] = stats.lines
-    result = _ShardResult(stats, rows_path, rejects_path)
-    with open(os.path.join(results_dir, f"result-{shard.index}"), "wb") as handle:
-        pickle.dump(result, handle)
+    return _ShardResult(stats, rows_path, rejects_path)
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 class _FramedSinks:

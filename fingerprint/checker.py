@@ -630,8 +630,11 @@ class Checker:
             return None, _unavailable(exc)
 
 
+HISTORY_UNAVAILABLE = "history store unavailable"  # how not_evaluated reasons begin then
+
+
 def _unavailable(exc: Exception) -> str:
-    return f"history store unavailable: {type(exc).__name__}: {exc}"[:300]
+    return f"{HISTORY_UNAVAILABLE}: {type(exc).__name__}: {exc}"[:300]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -18,15 +19,16 @@ from fingerprint.calibrate.command import add_parser as add_calibrate_parser
 from fingerprint.checker import Checker, CheckerConfig
 from fingerprint.errors import ConfigError, FingerprintError
 from fingerprint.explain import explain
-from fingerprint.htmlreport import write_html
+from fingerprint.htmlreport import render_html
 from fingerprint.inputs import expand_inputs, input_size
-from fingerprint.outputs import AtomicOutput
+from fingerprint.outputs import Output, OutputSet, refuse_overwriting_inputs
 from fingerprint.pipeline import check_stream
 from fingerprint.rules import load_rules
 from fingerprint.runner import RunStats, iter_items
+from fingerprint.stopping import exit_status, signal_number, signals_deferred, stop_on_signals
 from fingerprint.summary import Progress, format_summary
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # a signal: 128 + its number (Ctrl-C 130)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,19 +37,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        result: int = args.handler(args)
-        return result
-    except ConfigError as exc:
-        print(f"fingerprint: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except FingerprintError as exc:
-        print(f"fingerprint: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except BrokenPipeError:
-        # `fingerprint check ... | head`: the reader left; not an error of ours.
-        _silence_stdout()
-        return EXIT_OK
+    with stop_on_signals():  # SIGTERM and SIGHUP unwind the stack like Ctrl-C
+        try:
+            result: int = args.handler(args)
+            return result
+        except KeyboardInterrupt as interrupt:
+            print(f"fingerprint: stopped by {_signal_name(interrupt)}", file=sys.stderr)
+            return exit_status(interrupt)
+        except ConfigError as exc:
+            print(f"fingerprint: configuration error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except FingerprintError as exc:
+            print(f"fingerprint: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except BrokenPipeError:
+            # `fingerprint check ... | head`: the reader left; not an error of ours.
+            _silence_stdout()
+            return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--summary", action="store_true", help="print a summary table on stderr")
     check.add_argument("--summary-json", metavar="FILE", help="write the summary as JSON")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary line")
+    check.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr even when it is not a terminal (a line every 10 s)",
+    )
     check.add_argument(
         "--html",
         metavar="FILE",
@@ -271,44 +282,73 @@ def _cmd_check(args: argparse.Namespace) -> int:
         max_skew=args.max_skew,
         workers=args.workers if "-" not in paths else 1,  # stdin can be read only once
     )
+    named = {
+        "-o": args.output,
+        "--rejects": args.rejects,
+        "--summary-json": args.summary_json,
+        "--html": args.html,
+    }
+    refuse_overwriting_inputs(paths, named)
     checker = Checker(options.config)  # configuration errors surface before any output
-    output = AtomicOutput(args.output)
-    rejects = AtomicOutput(args.rejects) if args.rejects else None
-    progress = Progress.for_stream(sys.stderr, _total_bytes(paths), enabled=not args.quiet)
+    files = OutputSet()
+    try:
+        return _run_check(args, options, checker, files)
+    except BaseException:
+        with signals_deferred():  # a second Ctrl-C must not cut the cleanup short
+            files.abort()
+        raise
+
+
+def _run_check(
+    args: argparse.Namespace, options: BatchOptions, checker: Checker, files: OutputSet
+) -> int:
+    try:  # every output is checked (and its temporary file made) before the first line
+        output = files.open(args.output, "-o")
+        rejects = files.open(args.rejects, "--rejects") if args.rejects else None
+        summary_json = (
+            files.open(args.summary_json, "--summary-json") if args.summary_json else None
+        )
+        html = files.open(args.html, "--html") if args.html else None
+    except ConfigError:
+        checker.close()
+        raise
+    if html is not None and output.replaces is None:
+        checker.close()
+        raise ConfigError("--html reads the reports back: -o must be a regular file", args.output)
+    progress = Progress.for_stream(
+        sys.stderr, _total_bytes(options.paths), enabled=not args.quiet, force=args.progress
+    )
+    sinks = BatchSinks(output, rejects, progress, temporaries=files.temporaries)
     started = time.perf_counter()
-    status = EXIT_OK
     try:
-        stats = run_batch(options, BatchSinks(output, rejects, progress), checker)
+        stats = run_batch(options, sinks, checker)
     except KeyboardInterrupt as interrupt:
+        with signals_deferred():
+            progress.close()
+            files.abort()
         stats = getattr(interrupt, "stats", None) or RunStats(interrupted=True)
-        status = EXIT_INTERRUPTED
-    except BrokenPipeError:
-        raise  # the reader of stdout left; main() ends quietly
-    except OSError as exc:
-        _abort(output, rejects, progress)
-        print(f"fingerprint: cannot write output: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        stats.seconds = time.perf_counter() - started
+        _tell_interrupted(args, stats, interrupt)
+        return exit_status(interrupt)
+    finally:
+        progress.close()
     stats.seconds = time.perf_counter() - started
-    progress.close()
-    try:
-        output.commit()
-        if rejects:
-            rejects.commit()
-    except OSError as exc:
-        _abort(output, rejects, progress)
-        print(f"fingerprint: cannot write output: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    _finish(args, stats)
-    if args.html and status == EXIT_OK:
-        write_html(args.output, args.html, args.lang, load_rules(args.rules), rejects=stats.rejects)
-    return status
-
-
-def _abort(output: AtomicOutput, rejects: AtomicOutput | None, progress: Progress) -> None:
-    progress.close()
-    output.abort()
-    if rejects:
-        rejects.abort()
+    output.commit()
+    if rejects is not None:
+        rejects.commit()
+    if html is not None:  # after -o is complete: the page is made from it
+        html.write(
+            render_html(args.output, args.lang, load_rules(args.rules), rejects=stats.rejects)
+        )
+        html.commit()
+    summary = stats.to_dict()
+    if summary_json is not None:
+        summary_json.write(
+            orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+        )
+        summary_json.commit()
+    _tell_finished(args, stats, summary)
+    return EXIT_FAILED if stats.shrunk_inputs else EXIT_OK
 
 
 def _total_bytes(paths: list[str]) -> int | None:
@@ -316,20 +356,57 @@ def _total_bytes(paths: list[str]) -> int | None:
     return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
 
 
-def _finish(args: argparse.Namespace, stats: RunStats) -> None:
-    summary = stats.to_dict()
-    if args.summary_json:
-        sink = AtomicOutput(args.summary_json)
-        sink.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-        sink.commit()
+def _tell_finished(args: argparse.Namespace, stats: RunStats, summary: dict[str, object]) -> None:
     if args.summary:
         sys.stderr.write(format_summary(summary))
-    elif not args.quiet or stats.interrupted:
-        sys.stderr.write(
-            f"fingerprint: {stats.lines} lines, {stats.reports} reports, {stats.rejects} rejects, "
-            f"{stats.blank} blank, {stats.seconds:.2f} s"
-            f"{' (interrupted)' if stats.interrupted else ''}\n"
+    elif not args.quiet:
+        sys.stderr.write(_closing_line(stats))
+    # Warnings are printed even with -q: they say the results are not what they seem.
+    if stats.history_degraded:
+        print(
+            f"fingerprint: warning: the history store was unavailable for "
+            f"{stats.history_degraded} of {stats.reports} sessions; they were graded without "
+            f"history checks (see not_evaluated; --fail-closed grades them conservatively): "
+            f"{_one_line(stats.history_error or '')}",
+            file=sys.stderr,
         )
+    for path in sorted(stats.shrunk_inputs):
+        print(
+            f"fingerprint: warning: {path} shrank while it was read (truncated?): "
+            "lines it had may be missing from the reports",
+            file=sys.stderr,
+        )
+
+
+def _tell_interrupted(args: argparse.Namespace, stats: RunStats, interrupt: BaseException) -> None:
+    written = [f"{o} {p}" for o, p in (("-o", args.output), ("--rejects", args.rejects)) if p]
+    kept = (
+        f"nothing was written to {', '.join(written)}"
+        if written and args.output not in (None, "-")
+        else "the reports on stdout are incomplete"
+    )
+    if args.summary:
+        sys.stderr.write(format_summary(stats.to_dict()))
+    else:
+        sys.stderr.write(_closing_line(stats))
+    print(f"fingerprint: stopped by {_signal_name(interrupt)}; {kept}", file=sys.stderr)
+
+
+def _closing_line(stats: RunStats) -> str:
+    return (
+        f"fingerprint: {stats.lines} lines, {stats.reports} reports, {stats.rejects} rejects, "
+        f"{stats.blank} blank, {stats.seconds:.2f} s"
+        f"{' (interrupted)' if stats.interrupted else ''}\n"
+    )
+
+
+def _signal_name(interrupt: BaseException) -> str:
+    number = signal_number(interrupt)
+    return "Ctrl-C (SIGINT)" if number == signal.SIGINT else signal.Signals(number).name
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
 
 
 # --- explain --------------------------------------------------------------------
@@ -391,9 +468,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise ConfigError("reports file not found", args.reports)
     out = args.output or str(source.with_suffix(".html"))
-    write_html(
-        source, out, args.lang, load_rules(args.rules), rejects=args.rejects, title=args.title
-    )
+    refuse_overwriting_inputs([str(source)], {"-o": out})
+    page = Output(out, option="-o")  # checked before the reports are read
+    try:
+        rules = load_rules(args.rules)
+        page.write(render_html(source, args.lang, rules, rejects=args.rejects, title=args.title))
+        page.commit()
+    finally:
+        with signals_deferred():
+            page.abort()
     if not getattr(args, "quiet", False):
         print(f"fingerprint: wrote {out}", file=sys.stderr)
     return EXIT_OK

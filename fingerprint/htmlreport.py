@@ -64,6 +64,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from fingerprint.features.provinces import CN_PROVINCES_ZH
+from fingerprint.outputs import Output
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
 
 MAX_TEXT = 120
@@ -529,11 +530,30 @@ def write_html(
     rejects: int | None = None,
     title: str | None = None,
 ) -> None:
-    """Stream a reports file (one JSON report per line) into a page written to ``out``.
+    """Stream a reports file (one JSON report per line) into a page written to ``out``
+    (a file appears only when complete; a device or pipe is written straight, see
+    :class:`fingerprint.outputs.Output`).
 
     ``rejects`` is the checker's reject count when known (the reports file lacks it).
     Lines that are blank are skipped; lines that are not session reports are counted.
     """
+    sink = Output(str(out), option="--html")
+    try:
+        sink.write(render_html(reports_jsonl, lang, rules, rejects=rejects, title=title))
+        sink.commit()
+    finally:
+        sink.abort()
+
+
+def render_html(
+    reports_jsonl: str | Path,
+    lang: str,
+    rules: RuleSet | None = None,
+    *,
+    rejects: int | None = None,
+    title: str | None = None,
+) -> bytes:
+    """The page of a reports file, as UTF-8 bytes (see :func:`write_html`)."""
     builder = RunReportBuilder(rules if rules is not None else load_rules(), lang=lang)
     if rejects is not None:
         builder.add_reject(rejects)
@@ -550,11 +570,7 @@ def write_html(
                 builder.add(report)
             else:
                 builder.add_bad_line()
-    page = builder.render(title)
-    target = Path(out)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(target)
+    return builder.render(title).encode("utf-8")
 
 
 # --- helpers --------------------------------------------------------------------------

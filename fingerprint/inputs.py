@@ -120,6 +120,13 @@ class CountingReader(io.RawIOBase):
         self.bytes_read += n
         return n
 
+    def size(self) -> int | None:
+        """The file's size now (it may have changed since it was opened)."""
+        try:
+            return os.fstat(self._raw.fileno()).st_size
+        except (OSError, ValueError):
+            return None
+
     def close(self) -> None:
         self._raw.close()
         super().close()

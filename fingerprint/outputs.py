@@ -1,4 +1,5 @@
-"""Writing reports: JSON Lines, CSV or a table, to a file that appears only when done."""
+"""Writing reports: JSON Lines, CSV or a table, to a file that appears only when done
+(or straight to a device, pipe or stdout, which are never replaced)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import contextlib
 import csv
 import io
 import os
+import stat
 import sys
 from typing import IO, Any
 
 import orjson
 
-from fingerprint.errors import ConfigError
+from fingerprint.errors import ConfigError, FingerprintError
 
 Row = dict[str, Any]
 
@@ -49,45 +51,229 @@ ACCOUNT_CSV_COLUMNS = (
 )
 
 
-class AtomicOutput:
-    """A text sink: a temp file beside the target, renamed into place on ``commit``.
+class Output:
+    """One file the CLI writes (reports, rejects, the summary JSON, an HTML page).
 
-    A run that fails half-way leaves no output that looks complete; stdout ("-" or
-    None) is written directly.
+    What happens depends on what the path names, decided when the run starts so that
+    a bad path fails before the first line is read:
+
+    * ``-`` or None: stdout.
+    * our own stdout or stderr under another name (``/dev/stderr``, ``/proc/self/fd/2``):
+      that open stream, so a log that stderr is redirected to is appended to, never
+      replaced.
+    * a regular file, or a name that does not exist yet: written to
+      ``NAME.partial-PID`` beside it and renamed over it by :meth:`commit`, so a run
+      that fails or is interrupted never leaves a file that looks complete. A symlink
+      is followed: its target is replaced (keeping its permissions), the link stays.
+    * anything else that opens for writing (a device such as ``/dev/null``, a named
+      pipe, a terminal): written straight. It is never replaced, truncated or deleted.
+    * a directory, a missing folder, a file we may not write: :class:`ConfigError`.
     """
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, option: str = "-o") -> None:
         self.path = path if path not in (None, "-") else None
-        self._tmp: str | None = None
+        self.option = option
+        self.temp: str | None = None  # our NAME.partial-PID, the only file we may delete
+        self._target: str | None = None
+        self._close = False  # we opened the stream (not stdout), so we close it
         if self.path is None:
             self.stream: IO[bytes] = sys.stdout.buffer
             return
-        directory = os.path.dirname(os.path.abspath(self.path))
+        info = _stat(self.path, option)
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{option} names a directory, not a file", self.path)
+        standard = _standard_stream(info)
+        if standard is not None:
+            self.stream, self._close = os.fdopen(os.dup(standard), "wb"), True
+        elif info is None or stat.S_ISREG(info.st_mode):
+            self._open_beside(info)
+        else:
+            self._open_straight()
+
+    @property
+    def replaces(self) -> str | None:
+        """The file :meth:`commit` renames over (None when written straight)."""
+        return self._target
+
+    def _open_beside(self, info: os.stat_result | None) -> None:
+        assert self.path is not None
+        target = os.path.realpath(self.path)  # a symlink's target is what we replace
+        directory = os.path.dirname(target)
         if not os.path.isdir(directory):
-            raise ConfigError("output directory does not exist", directory)
-        self._tmp = f"{self.path}.partial-{os.getpid()}"
+            raise ConfigError(f"{self.option}: folder does not exist", directory)
+        if info is not None and not os.access(target, os.W_OK):
+            raise ConfigError(f"{self.option}: file is not writable", self.path)
+        mode = stat.S_IMODE(info.st_mode) if info is not None else None
+        self.temp, descriptor = _create_temp(target, self.option)
+        self._target = target
         try:
-            self.stream = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115
+            if mode is not None:
+                os.fchmod(descriptor, mode)
+        except OSError:
+            pass  # not our file's owner: the new file keeps the default mode
+        self.stream, self._close = os.fdopen(descriptor, "wb", buffering=1 << 20), True
+
+    def _open_straight(self) -> None:
+        assert self.path is not None
+        try:
+            # No O_CREAT or O_TRUNC: a device or pipe is written to, never made or cut.
+            descriptor = os.open(self.path, os.O_WRONLY)
         except OSError as exc:
-            raise ConfigError(f"cannot write output ({exc.strerror})", self.path) from None
+            raise ConfigError(f"{self.option}: cannot write ({exc.strerror})", self.path) from None
+        self.stream, self._close = os.fdopen(descriptor, "wb", buffering=1 << 16), True
 
     def write(self, data: bytes) -> None:
-        self.stream.write(data)
+        try:
+            self.stream.write(data)
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def commit(self) -> None:
-        self.stream.flush()
-        if self._tmp is not None and self.path is not None:
-            self.stream.close()
-            os.replace(self._tmp, self.path)
-            self._tmp = None
+        """Finish: flush, and rename the temporary file into place. On an error
+        nothing is left behind (see :meth:`abort`) and :class:`OutputError` is raised."""
+        try:
+            self.stream.flush()
+            if self._close:
+                self._close = False
+                self.stream.close()
+            if self.temp is not None and self._target is not None:
+                os.replace(self.temp, self._target)
+                self.temp = None
+        except OSError as exc:
+            self.abort()
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: OSError) -> OSError | OutputError:
+        if self.path is None and isinstance(exc, BrokenPipeError):
+            return exc  # stdout's reader left (`| head`): the CLI ends quietly
+        where = "stdout" if self.path is None else f"{self.option} {self.path}"
+        return OutputError(f"cannot write {where} ({exc.strerror or exc})")
 
     def abort(self) -> None:
-        if self._tmp is not None:
+        """Give up: close what we opened and delete our temporary file, nothing else."""
+        if self._close:
+            self._close = False
             with contextlib.suppress(OSError):
                 self.stream.close()
+        else:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.flush()
+        if self.temp is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self._tmp)
-            self._tmp = None
+                os.unlink(self.temp)
+            self.temp = None
+
+
+AtomicOutput = Output  # the earlier name
+
+
+class OutputError(FingerprintError):
+    """An output could not be written (a full disk, a pipe whose reader left)."""
+
+
+class OutputSet:
+    """Every output of one run, opened (so checked) before the first line is read;
+    :meth:`abort` removes every temporary file of those not yet committed."""
+
+    def __init__(self) -> None:
+        self._opened: list[Output] = []
+
+    def open(self, path: str | None, option: str) -> Output:
+        output = Output(path, option=option)
+        self._opened.append(output)
+        return output
+
+    @property
+    def temporaries(self) -> list[str]:
+        return [o.temp for o in self._opened if o.temp is not None]
+
+    def abort(self) -> None:
+        for output in self._opened:
+            output.abort()
+
+
+def _stat(path: str, option: str) -> os.stat_result | None:
+    """What the path names, through symlinks; None when nothing is there yet."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None  # a new file (or a symlink to one)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot use ({exc.strerror})", path) from None
+
+
+def _standard_stream(info: os.stat_result | None) -> int | None:
+    """1 or 2 when the path is the file our stdout or stderr already writes to."""
+    if info is None:
+        return None
+    for descriptor in (1, 2):
+        try:
+            mine = os.fstat(descriptor)
+        except OSError:
+            continue
+        if (mine.st_dev, mine.st_ino) == (info.st_dev, info.st_ino):
+            return descriptor
+    return None
+
+
+def _create_temp(target: str, option: str) -> tuple[str, int]:
+    """``TARGET.partial-PID`` created exclusively (a stale one is not ours to reuse)."""
+    base = f"{target}.partial-{os.getpid()}"
+    for attempt in range(100):
+        name = base if attempt == 0 else f"{base}-{attempt}"
+        try:
+            return name, os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"{option}: cannot write ({exc.strerror})", target) from None
+    raise ConfigError(f"{option}: too many stale temporary files beside", target)
+
+
+def refuse_overwriting_inputs(inputs: list[str], outputs: dict[str, str | None]) -> None:
+    """ConfigError when an output is one of the inputs (the same file, however named:
+    symlinks and hard links included) or two outputs are the same file.
+
+    Only regular files and new names count: a device or a pipe is not overwritten.
+    """
+    read: dict[tuple[int, int], str] = {}
+    for path in inputs:
+        identity = _file_identity(path if path != "-" else None)
+        if identity is not None:
+            read[identity] = "stdin" if path == "-" else path
+    written: dict[tuple[int, int] | str, str] = {}
+    for option, named in outputs.items():
+        if named is None or named == "-":
+            continue
+        identity = _file_identity(named)
+        if identity is not None and identity in read:
+            raise ConfigError(
+                f"{option} {named} is the input {read[identity]}; it would be overwritten"
+            )
+        key: tuple[int, int] | str | None = identity
+        if key is None:
+            key = None if _is_special(named) else os.path.realpath(named)
+        if key is None:
+            continue
+        if key in written:
+            raise ConfigError(f"{written[key]} and {option} name the same file", named)
+        written[key] = option
+
+
+def _file_identity(path: str | None) -> tuple[int, int] | None:
+    """(device, inode) of a regular file (stdin's when path is None), else None."""
+    try:
+        info = os.fstat(0) if path is None else os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def _is_special(path: str) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 class RowFormat:

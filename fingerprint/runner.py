@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fingerprint.inputs import Item, Reject, open_input, read_items
+from fingerprint.checker import HISTORY_UNAVAILABLE
+from fingerprint.inputs import Item, Reject, input_size, open_input, read_items
 from fingerprint.report import Report
 
 
@@ -33,6 +34,12 @@ class RunStats:
     whois: Counter[str] = field(default_factory=Counter)  # enrichment counters
     accounts: int = 0
     interrupted: bool = False
+    # Sessions graded without history because the store was unreachable, and the
+    # first reason given (the same for a whole outage, usually).
+    history_degraded: int = 0
+    history_error: str | None = None
+    # Inputs that ended before the size they had when opened (truncated while read).
+    shrunk_inputs: set[str] = field(default_factory=set)
 
     def add_report(self, report: Report) -> None:
         self.reports += 1
@@ -48,6 +55,14 @@ class RunStats:
         province = report.features.get("ip_province")
         if province:
             self.provinces[province] += 1
+        for reason in report.not_evaluated.values():
+            if reason.startswith(HISTORY_UNAVAILABLE):
+                self.history_degraded += 1
+                self.history_error = self.history_error or reason
+                break
+
+    def add_shrunk_input(self, path: str, bytes_read: int, size_at_open: int) -> None:
+        self.shrunk_inputs.add(path)
 
     def add_reject(self, reject: Reject) -> None:
         self.rejects += 1
@@ -63,6 +78,7 @@ class RunStats:
             "blacklisted",
             "warnings",
             "accounts",
+            "history_degraded",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in (
@@ -76,6 +92,8 @@ class RunStats:
         ):
             getattr(self, name).update(getattr(other, name))
         self.interrupted = self.interrupted or other.interrupted
+        self.history_error = self.history_error or other.history_error
+        self.shrunk_inputs |= other.shrunk_inputs
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         rate = self.lines / self.seconds if self.seconds > 0 else None
@@ -98,6 +116,8 @@ class RunStats:
             "top_provinces": dict(self.provinces.most_common(top)),
             "reject_reasons": dict(self.reject_reasons.most_common()),
             "interrupted": self.interrupted,
+            "history_degraded": self.history_degraded,
+            "inputs_shrunk": sorted(self.shrunk_inputs),
             **({"whois": dict(self.whois)} if self.whois else {}),
         }
 
@@ -108,19 +128,34 @@ def _reason_kind(error: str) -> str:
 
 
 def iter_items(
-    paths: Iterable[str], on_progress: Callable[[int], None] | None = None
+    paths: Iterable[str],
+    on_progress: Callable[[int], None] | None = None,
+    *,
+    on_shrunk: Callable[[str, int, int], None] | None = None,
 ) -> Iterator[Item]:
-    """Items of every input in turn; ``on_progress`` gets compressed bytes read so far."""
+    """Items of every input in turn; ``on_progress`` gets compressed bytes read so far.
+
+    ``on_shrunk(path, bytes_read, size_at_open)`` is called for a file that is smaller
+    when its last line has been read than it was when it was opened: it was truncated
+    while being read, so lines it had were never seen.
+    """
     done = 0
     for path in paths:
+        size_at_open = input_size(path)
         stream, counter = open_input(path)
         try:
             for n, item in enumerate(read_items(path, stream)):
-                if on_progress is not None and counter is not None and n % 2048 == 0:
+                if on_progress is not None and counter is not None and n % 512 == 0:
                     on_progress(done + counter.bytes_read)
                 yield item
+            if on_shrunk is not None and counter is not None and size_at_open is not None:
+                size_now = counter.size()
+                if size_now is not None and size_now < size_at_open:
+                    on_shrunk(path, counter.bytes_read, size_at_open)
         finally:
             if path != "-":
                 stream.close()
             if counter is not None:
                 done += counter.bytes_read
+        if on_progress is not None:
+            on_progress(done)

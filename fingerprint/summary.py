@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import Any, TextIO
 
 
 class Progress:
-    """A one-line progress bar: lines, lines/s, bytes read of total and ETA.
+    """A one-line progress display: lines done, lines/s, share of the input bytes read
+    (compressed bytes for gzip) and the time left.
 
-    Silent unless enabled and the stream is a terminal, so logs and pipes stay clean.
+    On a terminal it redraws one line in place a few times a second, from the
+    ``delay``-th second on (a short run shows nothing). It stays silent when the stream
+    is not a terminal, unless forced (``--progress``): then it writes a plain line every
+    ``log_every`` seconds, fit for a log file.
     """
 
-    def __init__(self, stream: TextIO | None, total_bytes: int | None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None,
+        total_bytes: int | None,
+        *,
+        terminal: bool = True,
+        delay: float = 0.5,
+        log_every: float = 10.0,
+    ) -> None:
         self._stream = stream
         self._total = total_bytes
+        self._terminal = terminal
+        self._every = 0.2 if terminal else log_every
         self._bytes = 0
         self._lines = 0
         self._started = time.monotonic()
-        self._last_draw = 0.0
+        self._last_draw = self._started + delay - self._every
+        self._drawn = False
 
     @classmethod
-    def for_stream(cls, stream: TextIO, total_bytes: int | None, enabled: bool) -> Progress:
-        active = enabled and hasattr(stream, "isatty") and stream.isatty()
-        return cls(stream if active else None, total_bytes)
+    def for_stream(
+        cls, stream: TextIO, total_bytes: int | None, enabled: bool, *, force: bool = False
+    ) -> Progress:
+        terminal = hasattr(stream, "isatty") and stream.isatty()
+        active = force or (enabled and terminal)
+        return cls(stream if active else None, total_bytes, terminal=terminal)
 
     def update(self, bytes_read: int) -> None:
         self._bytes = bytes_read
@@ -33,30 +52,52 @@ class Progress:
         self._lines = count
         self._draw()
 
+    def text(self, now: float | None = None) -> str:
+        """The line as it would be drawn now."""
+        elapsed = max((now or time.monotonic()) - self._started, 1e-9)
+        text = f"{self._lines:,} lines  {self._lines / elapsed:,.0f} lines/s"
+        if self._total:
+            share = min(1.0, self._bytes / self._total)
+            bar = "#" * int(share * 20)
+            text += f"  [{bar:<20}] {share:6.1%}"
+            if 0 < share < 1:
+                text += f"  ETA {_duration(elapsed * (1 - share) / share)}"
+        return text + f"  {_duration(elapsed)}"
+
     def _draw(self, force: bool = False) -> None:
         if self._stream is None:
             return
         now = time.monotonic()
-        if not force and now - self._last_draw < 0.2:
+        if not force and now - self._last_draw < self._every:
             return
         self._last_draw = now
-        elapsed = max(now - self._started, 1e-9)
-        rate = self._lines / elapsed
-        text = f"\r{self._lines:,} lines  {rate:,.0f} lines/s"
-        if self._total:
-            share = min(1.0, self._bytes / self._total)
-            eta = elapsed * (1 - share) / share if share > 0 else 0.0
-            bar = "#" * int(share * 20)
-            text += f"  [{bar:<20}] {share:6.1%}  ETA {eta:,.0f}s"
-        self._stream.write(text + "\x1b[K")
+        self._drawn = True
+        text = self.text(now)
+        if self._terminal:
+            width = shutil.get_terminal_size().columns - 1
+            self._stream.write("\r" + text[:width] + "\x1b[K")
+        else:
+            self._stream.write(text + "\n")
         self._stream.flush()
 
     def close(self) -> None:
-        if self._stream is not None:
+        """The final figures: on a terminal over the line drawn so far (nothing if the
+        run was too short to draw one), elsewhere (forced) as a last line."""
+        if self._stream is not None and (self._drawn or not self._terminal):
             self._draw(force=True)
-            self._stream.write("\n")
+            if self._terminal:
+                self._stream.write("\n")
             self._stream.flush()
-            self._stream = None
+        self._stream = None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -69,6 +110,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  flagged {summary['flagged']}  blacklisted {summary['blacklisted']}  "
         f"warnings {summary['warnings']}",
     ]
+    if summary.get("history_degraded"):
+        lines.append(
+            f"  history unavailable for {summary['history_degraded']} sessions "
+            "(graded without history checks)"
+        )
+    lines.extend(f"  input shrank while read: {path}" for path in summary.get("inputs_shrunk", []))
     sections = (
         ("sessions per grade", "sessions_per_grade"),
         ("accounts per grade", "accounts_per_grade"),

@@ -1,0 +1,139 @@
+"""Stopping a run on a signal, and worker processes that never outlive their parent.
+
+SIGTERM and SIGHUP raise :class:`Stopped`, a KeyboardInterrupt, in the main thread,
+so they unwind the stack exactly as Ctrl-C does: every ``finally`` block and context
+manager runs (temporary files and folders are removed) and the CLI exits with
+128 + the signal's number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+
+Workers are forked. On Linux the kernel sends each one SIGTERM the moment its parent
+dies, whatever killed the parent (``prctl(PR_SET_PDEATHSIG)``); everywhere a thread
+also watches the parent's pid and stops the worker, then kills it outright if it has
+not finished within a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_GRACE_SECONDS = 2.0  # an orphaned worker that has not stopped by then is killed
+_WATCH_SECONDS = 0.2
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal other than SIGINT, raised where the main thread was running."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def signal_number(interrupt: BaseException) -> int:
+    """The signal behind an interruption: SIGINT for a plain KeyboardInterrupt."""
+    return int(getattr(interrupt, "signum", signal.SIGINT))
+
+
+def exit_status(interrupt: BaseException) -> int:
+    """The shell's convention for a run ended by a signal: 128 + its number."""
+    return 128 + signal_number(interrupt)
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Stopped` while inside; the previous handlers
+    come back on leaving. A signal that was ignored when we started (``nohup``) stays
+    ignored. Outside the main thread nothing changes (Python allows handlers only there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        current = signal.getsignal(signum)
+        if current is signal.SIG_IGN:
+            continue
+        previous[signum] = current
+        signal.signal(signum, _raise_stopped)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold stop signals while inside; they are delivered on leaving. Wrapped around
+    cleanup (so a second Ctrl-C cannot cut it short) and around forking (so a child
+    never runs its parent's handlers before it has installed its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def become_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
+    """Set up a freshly forked worker (its stop signals are still blocked, see
+    :func:`signals_deferred`): every stop signal raises once in the main thread (a
+    terminal's Ctrl-C reaches parent and workers alike, and the parent forwards what
+    only it received) and the worker dies with its parent. ``on_orphaned`` removes
+    what the parent can no longer remove; the worker calls it itself when it stops
+    and :func:`orphaned` is true, and the watch thread calls it before killing a
+    worker that did not stop in time."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        for each in STOP_SIGNALS:  # once: later signals must not cut the cleanup short
+            signal.signal(each, signal.SIG_IGN)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Stopped(signum)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    _die_with_parent(parent_pid, on_orphaned)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _die_with_parent(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    watcher = threading.Thread(
+        target=_watch_parent, args=(parent_pid, on_orphaned), name="parent-watch", daemon=True
+    )
+    watcher.start()
+
+
+def _watch_parent(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
+    """Polls because that works everywhere; it also covers a parent that died between
+    the fork and the prctl call, which the kernel would not signal."""
+    while os.getppid() == parent_pid:
+        time.sleep(_WATCH_SECONDS)
+    with contextlib.suppress(OSError):
+        os.kill(os.getpid(), signal.SIGTERM)  # the main thread unwinds and cleans up
+    time.sleep(_GRACE_SECONDS)
+    with contextlib.suppress(Exception):  # it did not finish: clean up and go
+        on_orphaned()
+    os._exit(128 + signal.SIGTERM)
+
+
+def orphaned(parent_pid: int) -> bool:
+    """Whether the parent has gone (the worker was handed to another process)."""
+    return os.getppid() != parent_pid

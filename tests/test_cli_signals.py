@@ -1,0 +1,177 @@
+"""Interrupting `fingerprint check` (issue 18, item 4): Ctrl-C, a supervisor's SIGINT or
+SIGTERM to the parent alone, and SIGKILL of the parent. Every case must end with no
+final-named output, no temporary file or folder, no surviving worker, and (when the
+parent lives to say so) the signal's exit status.
+
+Each test runs the CLI as a subprocess on a log large enough to still be running when
+the signal arrives, waits until the run is under way (its workers exist and its
+temporary output is there), sends the signal and inspects /proc and the folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_session
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc to find the workers"
+)
+
+LINES = 40_000
+T0 = 1_795_133_730
+_DEADLINE = 30.0  # seconds a state may take to appear; generous for a loaded machine
+
+
+def big_log(path: Path) -> Path:
+    """Time-ordered sessions of 2,000 accounts: minutes of work for the checker."""
+    template = json.dumps(make_session(session_id="SID", account_id="ACC", ts=0))
+    template = template.replace('"ts": 0', '"ts": TS')
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(LINES):
+            out.write(
+                template.replace("SID", f"s{n}")
+                .replace("ACC", f"a{n % 2000}")
+                .replace("TS", str(T0 + n))
+                + "\n"
+            )
+    return path
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        state = _stat_fields(int(entry))
+        if state is not None and state[1] == str(pid) and state[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    state = _stat_fields(pid)
+    return state is not None and state[0] != "Z"
+
+
+def _stat_fields(pid: int) -> tuple[str, str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, ppid = text.rsplit(")", 1)[1].split()[:2]
+    return state, ppid
+
+
+def wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + _DEADLINE
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return big_log(tmp_path_factory.mktemp("log") / "big.jsonl")
+
+
+def start(tmp_path: Path, source: Path, workers: int) -> tuple[subprocess.Popen[str], Path, Path]:
+    scratch = tmp_path / "tmp"  # the run's TMPDIR, to see its temporary folders
+    scratch.mkdir()
+    out = tmp_path / "out" / "reports.jsonl"
+    out.parent.mkdir()
+    command = [
+        sys.executable,
+        "-m",
+        "fingerprint.cli",
+        "check",
+        str(source),
+        "-o",
+        str(out),
+        "--rejects",
+        str(out.parent / "rejects.jsonl"),
+        "--workers",
+        str(workers),
+    ]
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    # A new session: a process group of its own, as a terminal's foreground job has.
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    return process, out.parent, scratch
+
+
+def under_way(process: subprocess.Popen[str], folder: Path, workers: int) -> list[int]:
+    """Wait until the run is reading lines; return its workers' pids."""
+    wait_for(lambda: any(folder.glob("reports.jsonl.partial-*")), "the temporary output")
+    if workers > 1:
+        wait_for(lambda: len(children_of(process.pid)) >= workers, "the workers")
+    time.sleep(0.5)  # well into the lines
+    assert process.poll() is None, "the run ended before the signal: make the log bigger"
+    return children_of(process.pid)
+
+
+def assert_nothing_left(folder: Path, scratch: Path, workers: list[int]) -> None:
+    wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to die")
+    wait_for(lambda: not list(scratch.iterdir()), "the temporary folder to go")
+    assert sorted(p.name for p in folder.iterdir()) == []  # no partial, no final file
+
+
+@pytest.mark.parametrize(
+    ("workers", "signum", "group", "status"),
+    [
+        pytest.param(2, signal.SIGINT, True, 130, id="ctrl-c-two-workers"),
+        pytest.param(2, signal.SIGINT, False, 130, id="sigint-to-parent-only"),
+        pytest.param(2, signal.SIGTERM, False, 143, id="sigterm-to-parent-only"),
+        pytest.param(1, signal.SIGINT, True, 130, id="ctrl-c-one-process"),
+    ],
+)
+def test_a_stopped_run_leaves_nothing_and_exits_with_the_signal(
+    tmp_path: Path, source: Path, workers: int, signum: int, group: bool, status: int
+) -> None:
+    process, folder, scratch = start(tmp_path, source, workers)
+    try:
+        pids = under_way(process, folder, workers)
+        if group:
+            os.killpg(process.pid, signum)  # what Ctrl-C on a terminal does
+        else:
+            os.kill(process.pid, signum)  # what `timeout -s`, a supervisor or `kill` does
+        _, stderr = process.communicate(timeout=_DEADLINE)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == status, stderr
+    assert "Traceback" not in stderr
+    assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
+    assert_nothing_left(folder, scratch, pids)
+
+
+def test_workers_die_with_a_killed_parent_and_remove_its_files(
+    tmp_path: Path, source: Path
+) -> None:
+    process, folder, scratch = start(tmp_path, source, 2)
+    pids: list[int] = []
+    try:
+        pids = under_way(process, folder, 2)
+        assert len(pids) == 2
+        os.kill(process.pid, signal.SIGKILL)  # nothing of the parent runs after this
+        process.communicate(timeout=_DEADLINE)
+        # Orphaned workers are told by the kernel (or notice) and remove what the
+        # parent left: the scratch folder and the parent's temporary outputs.
+        assert_nothing_left(folder, scratch, pids)
+    finally:
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
