@@ -2,8 +2,11 @@
 
 Confident findings (high, critical) take their full points; weak ones (low,
 medium) together take at most ``weak_cap``, which is below any confident finding,
-so many weak signals add up but never outweigh one confident signal. The points
-taken are apportioned to whole numbers per code that sum exactly to 100 - score.
+so many weak signals add up but never outweigh one confident signal. Codes that
+observe one underlying fact form a group (``groups`` in grading.yaml): the group
+takes its largest member's points once, carried by that member; the other members
+stay in ``contributions`` at 0. Independent facts add up. The points taken are
+apportioned to whole numbers per code that sum exactly to 100 - score.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ class Grader:
         self._grading = grading
         self._blacklist = frozenset(grading.blacklist_codes)
         self._bands = [(band.min_score, band.grade) for band in grading.bands]
+        # code -> (group name, rank in the group): the first listed member carries a tie.
+        self._group_of = {
+            code: (name, rank)
+            for name, members in grading.groups.items()
+            for rank, code in enumerate(members)
+        }
         # A grade depends only on each finding's code and severity, and few
         # combinations occur (no finding at all for most logins): (code, severity)
         # pairs in order -> the grade. Shared by threads: a race only grades a
@@ -81,8 +90,9 @@ class Grader:
         return self._bands[-1][1]
 
     def _raw_deductions(self, findings: Sequence[Finding]) -> dict[str, float]:
-        confident = {f.code: float(self.points(f)) for f in findings if f.severity in CONFIDENT}
-        weak = {f.code: float(self.points(f)) for f in findings if f.severity not in CONFIDENT}
+        carried = self._one_per_fact(findings)
+        confident = {f.code: float(self.points(f)) for f in carried if f.severity in CONFIDENT}
+        weak = {f.code: float(self.points(f)) for f in carried if f.severity not in CONFIDENT}
         weak_total = sum(weak.values())
         if weak_total > self._grading.weak_cap:
             scale = self._grading.weak_cap / weak_total
@@ -91,8 +101,30 @@ class Grader:
         total = sum(raw.values())
         if total > 100:
             raw = {code: points * 100 / total for code, points in raw.items()}
+        for finding in findings:  # a group's other members took nothing, and say so
+            raw.setdefault(finding.code, 0.0)
         # Report order: largest deduction first, then code, for stable output.
         return dict(sorted(raw.items(), key=lambda item: (-item[1], item[0])))
+
+    def _one_per_fact(self, findings: Sequence[Finding]) -> list[Finding]:
+        """The findings that take points: all ungrouped ones, and per group the member
+        with the most points (the first listed on a tie)."""
+        group_of = self._group_of
+        if not group_of or not any(f.code in group_of for f in findings):
+            return list(findings)
+        carrier: dict[str, tuple[int, int, Finding]] = {}
+        kept: list[Finding] = []
+        for finding in findings:
+            grouped = group_of.get(finding.code)
+            if grouped is None:
+                kept.append(finding)
+                continue
+            name, rank = grouped
+            best = carrier.get(name)
+            candidate = (self.points(finding), -rank, finding)
+            if best is None or candidate[:2] > best[:2]:
+                carrier[name] = candidate
+        return kept + [best[2] for best in carrier.values()]
 
     def _component(
         self, score: int, blacklisted: bool, contributions: dict[str, int]

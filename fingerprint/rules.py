@@ -75,6 +75,9 @@ class GradingFile(_Strict):
     severity_points: dict[Severity, int]
     code_points: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
     weak_cap: int = Field(ge=0, le=100)
+    # Codes that observe one underlying fact (e.g. the OS's VPN flag and the tunnel
+    # interface of the same VPN): a group takes its largest member's points, once.
+    groups: dict[str, list[str]] = {}
     bands: list[Band]
     blacklist_codes: list[str]
     blacklist_grade: str = Field(pattern=r"^[A-Z]$")
@@ -88,6 +91,12 @@ class GradingFile(_Strict):
         cutoffs = [band.min_score for band in self.bands]
         if cutoffs != sorted(cutoffs, reverse=True) or not cutoffs or cutoffs[-1] != 0:
             raise ValueError("bands must be ordered from the highest min_score down to 0")
+        seen: dict[str, str] = {}
+        for name, codes in self.groups.items():
+            for code in codes:
+                if code in seen:
+                    raise ValueError(f"{code} is in groups {seen[code]} and {name}: one fact each")
+                seen[code] = name
         return self
 
 
@@ -372,6 +381,10 @@ def _cross_check(rules: RuleSet) -> None:
     for code in rules.grading.blacklist_codes:
         if code not in known:
             raise RulesError(grading_file, f"blacklist_codes.{code}", "unknown reason code")
+    for name, members in rules.grading.groups.items():
+        for code in members:
+            if code not in known:
+                raise RulesError(grading_file, f"groups.{name}.{code}", "unknown reason code")
     grading = rules.grading
     for code, spec in known.items():
         if spec.severity not in CONFIDENT:

@@ -14,7 +14,7 @@ from fingerprint import Checker, CheckerConfig
 from fingerprint.eligibility import Component, EligibilityError, combine
 from fingerprint.grading import Grader
 from fingerprint.report import Finding
-from fingerprint.rules import SEVERITIES, default_rules_dir, load_rules
+from fingerprint.rules import SEVERITIES, RulesError, default_rules_dir, load_rules
 from tests.conftest import make_session
 
 RULES = load_rules()
@@ -159,3 +159,107 @@ def test_eligibility_takes_the_report_component_directly() -> None:
 def test_eligibility_refuses_bad_components(components: dict[str, Component]) -> None:
     with pytest.raises(EligibilityError):
         combine(components)
+
+
+# --- one fact counts once, and CALIBRATION.md's grade promises -----------------
+
+
+def _vpn_facts() -> list[list[str]]:
+    """The confident vpn_proxy codes, one list per independent fact (a grading group,
+    or a code no group holds)."""
+    confident = [
+        code
+        for code, spec in RULES.codes.codes.items()
+        if spec.check == "vpn_proxy" and spec.severity in ("high", "critical")
+    ]
+    facts: dict[str, list[str]] = {}
+    for code in confident:
+        group = next((n for n, m in RULES.grading.groups.items() if code in m), code)
+        facts.setdefault(group, []).append(code)
+    return list(facts.values())
+
+
+def test_vpn_codes_form_at_least_three_independent_facts() -> None:
+    facts = _vpn_facts()
+    assert len(facts) >= 3
+    assert ["VPN_OS_FLAG", "VPN_TUNNEL_INTERFACE"] in [f[:2] for f in facts]
+
+
+@pytest.mark.parametrize("fact", _vpn_facts(), ids=lambda f: "+".join(f))
+def test_one_vpn_is_grade_c_however_many_codes_observe_it(fact: list[str]) -> None:
+    grader = Grader(RULES.grading)
+    for code in fact:
+        assert grader.grade([finding(code)]).grade == "C", code
+    together = grader.grade([finding(c) for c in fact])
+    assert together.grade == "C"
+    assert sum(1 for p in together.contributions.values() if p > 0) == 1
+    assert set(together.contributions) == set(fact)
+
+
+def test_two_independent_vpn_signals_are_grade_d() -> None:
+    grader = Grader(RULES.grading)
+    facts = _vpn_facts()
+    pairs = [(a, b) for i, fa in enumerate(facts) for fb in facts[i + 1 :] for a in fa for b in fb]
+    assert pairs
+    for a, b in pairs:
+        graded = grader.grade([finding(a), finding(b)])
+        assert graded.grade == "D" and not graded.blacklisted, (a, b, graded.score)
+        assert graded.contributions[a] > 0 and graded.contributions[b] > 0
+
+
+def test_the_200k_runs_commonest_vpn_sessions() -> None:
+    """The issue's figure: the OS flag and the tunnel interface of one VPN took 70
+    points (grade E); with the home-settings mismatch beside them they are two facts."""
+    grader = Grader(RULES.grading)
+    one = grader.grade([finding("VPN_OS_FLAG"), finding("VPN_TUNNEL_INTERFACE")])
+    assert (one.score, one.grade) == (70, "C")
+    assert one.contributions == {"VPN_OS_FLAG": 30, "VPN_TUNNEL_INTERFACE": 0}
+    two = [finding(c) for c in ("VPN_OS_FLAG", "VPN_TUNNEL_INTERFACE", "VPN_TZ_MISMATCH")]
+    assert grader.grade(two).grade == "D"
+
+
+def test_hopping_and_impossible_travel_are_one_movement() -> None:
+    grader = Grader(RULES.grading)
+    alone = grader.grade([finding("GEO_PROVINCE_HOPPING")])
+    both = grader.grade([finding("GEO_IMPOSSIBLE_TRAVEL"), finding("GEO_PROVINCE_HOPPING")])
+    assert alone.score == both.score == 60 and both.grade == "C"
+
+
+group_members = st.sampled_from(sorted(RULES.grading.groups)).flatmap(
+    lambda name: st.lists(st.sampled_from(RULES.grading.groups[name]), min_size=1, unique=True)
+)
+
+
+@given(group_members, st.lists(st.sampled_from(CODES), unique=True, max_size=6))
+def test_a_group_takes_its_largest_member_once(members: list[str], others: list[str]) -> None:
+    grader = Grader(RULES.grading)
+    others = [c for c in others if not any(c in m for m in RULES.grading.groups.values())]
+    largest = max(members, key=lambda c: grader.points(finding(c)))
+    everything = grader.grade([finding(c) for c in [*members, *others]])
+    carrier_only = grader.grade([finding(c) for c in [largest, *others]])
+    assert everything.score == carrier_only.score
+    assert sum(everything.contributions.values()) == 100 - everything.score
+    assert set(everything.contributions) == {*members, *others}
+    assert sum(1 for c in members if everything.contributions[c] > 0) <= 1
+
+
+def test_independent_evidence_still_adds_up() -> None:
+    grader = Grader(RULES.grading)
+    vpn = grader.grade([finding("VPN_OS_FLAG")])
+    with_hopping = grader.grade([finding("VPN_OS_FLAG"), finding("GEO_PROVINCE_HOPPING")])
+    assert with_hopping.score == vpn.score - 40
+
+
+def test_a_code_in_two_groups_is_refused(custom_rules: Path) -> None:
+    _edit_grading(
+        custom_rules,
+        groups={"a": ["VPN_OS_FLAG"], "b": ["VPN_OS_FLAG", "VPN_TZ_MISMATCH"]},
+    )
+    with pytest.raises(RulesError, match="VPN_OS_FLAG"):
+        load_rules(custom_rules)
+
+
+def test_an_unknown_group_member_is_refused(custom_rules: Path) -> None:
+    _edit_grading(custom_rules, groups={"a": ["VPN_NO_SUCH_CODE"]})
+    with pytest.raises(RulesError, match="VPN_NO_SUCH_CODE"):
+        load_rules(custom_rules)
