@@ -95,7 +95,7 @@ class _Design:
         self.fixed_confident = np.zeros(len(patterns))
         self.fixed_weak = np.zeros(len(patterns))
         for row, pattern in enumerate(patterns):
-            for code, severity in pattern:
+            for code, severity in _one_per_fact(pattern, grading, fixed):
                 confident = is_confident(severity)
                 if code in column:
                     (self.confident if confident else self.weak)[row, column[code]] = 1.0
@@ -194,6 +194,27 @@ def _support(cases: Sequence[Case]) -> dict[str, tuple[int, int]]:
             seen[code] += 1
             bad[code] += case.bad
     return {code: (n, bad[code]) for code, n in seen.items()}
+
+
+def _one_per_fact(pattern: Pattern, grading: GradingFile, fixed: dict[str, float]) -> Pattern:
+    """The pattern with each grading group reduced to one member, as the grader takes
+    a group's points once. The member is chosen by today's points (its prior), so the
+    model stays linear in the points: an approximation only where a fit reorders a
+    group's members."""
+    group_of = {code: name for name, codes in grading.groups.items() for code in codes}
+    if not any(code in group_of for code, _ in pattern):
+        return pattern
+    best: dict[str, tuple[float, tuple[str, str]]] = {}
+    kept = []
+    for code, severity in pattern:
+        name = group_of.get(code)
+        if name is None:
+            kept.append((code, severity))
+            continue
+        points = fixed.get(code, grading.code_points.get(code, grading.severity_points[severity]))  # type: ignore[index]
+        if name not in best or points > best[name][0]:
+            best[name] = (points, (code, severity))
+    return tuple(kept + [pair for _, pair in best.values()])
 
 
 def prior_points(rules: RuleSet, code: str) -> int:
