@@ -379,17 +379,20 @@ def _tell_finished(args: argparse.Namespace, stats: RunStats, summary: dict[str,
 
 
 def _tell_interrupted(args: argparse.Namespace, stats: RunStats, interrupt: BaseException) -> None:
-    written = [f"{o} {p}" for o, p in (("-o", args.output), ("--rejects", args.rejects)) if p]
-    kept = (
-        f"nothing was written to {', '.join(written)}"
-        if written and args.output not in (None, "-")
-        else "the reports on stdout are incomplete"
-    )
     if args.summary:
         sys.stderr.write(format_summary(stats.to_dict()))
     else:
         sys.stderr.write(_closing_line(stats))
-    print(f"fingerprint: stopped by {_signal_name(interrupt)}; {kept}", file=sys.stderr)
+    named = (
+        ("-o", args.output),
+        ("--rejects", args.rejects),
+        ("--summary-json", args.summary_json),
+    )
+    untouched = [f"{option} {path}" for option, path in named if path not in (None, "-")]
+    said = [f"nothing was written to {', '.join(untouched)}"] if untouched else []
+    if args.output in (None, "-"):
+        said.append("the reports on stdout are incomplete")
+    print(f"fingerprint: stopped by {_signal_name(interrupt)}; {'; '.join(said)}", file=sys.stderr)
 
 
 def _closing_line(stats: RunStats) -> str:

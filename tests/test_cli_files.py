@@ -413,3 +413,18 @@ def test_output_class_never_deletes_what_it_did_not_make(tmp_path: Path) -> None
     output.abort()
     assert existing.read_text(encoding="utf-8") == "before\n"
     assert names(tmp_path) == ["keep.jsonl"]
+
+
+def test_an_interrupted_run_names_what_it_did_not_write(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    def stopped(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fingerprint.cli.run_batch", stopped)
+    rejects = tmp_path / "r.jsonl"
+    assert main(["check", str(source), "--rejects", str(rejects), "-q"]) == 130
+    err = capsys.readouterr().err
+    assert f"nothing was written to --rejects {rejects}" in err
+    assert "the reports on stdout are incomplete" in err
+    assert names(tmp_path) == ["in.jsonl"]
