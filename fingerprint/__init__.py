@@ -8,16 +8,23 @@
 
 from __future__ import annotations
 
-from fingerprint.checker import Checker, CheckerConfig
+import logging
+
+from fingerprint.checker import Checker, CheckerConfig, CheckerStats
 from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionError, RulesError
 from fingerprint.report import DeviceComponent, Finding, Report
 from fingerprint.session import Session, parse_session
 
 __version__ = "0.1.0"
 
+# The library logs on "fingerprint.*" (history outages and recoveries, rule reloads)
+# and never configures logging: the application decides where records go.
+logging.getLogger("fingerprint").addHandler(logging.NullHandler())
+
 __all__ = [
     "Checker",
     "CheckerConfig",
+    "CheckerStats",
     "ConfigError",
     "DeviceComponent",
     "Finding",

@@ -8,6 +8,7 @@ finish on the rules they started with.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -32,6 +33,7 @@ from fingerprint.features.network import network_text
 from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.grading import Grader
 from fingerprint.history import (
+    HistoryStats,
     HistoryStore,
     HistoryView,
     LoginEvent,
@@ -66,6 +68,8 @@ from fingerprint.sources.useragent import (
 
 _HOURS = 3600.0
 
+log = logging.getLogger("fingerprint.rules")
+
 
 @dataclass(frozen=True)
 class CheckerConfig:
@@ -97,6 +101,39 @@ class CheckerConfig:
     whois_timeout: float = 3.0  # seconds per lookup
     whois_wait: float = 0.0  # how long check() may wait for a lookup (0: never blocks)
     whois_budget: int | None = None  # lookups per checker at most
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckerStats:
+    """Counters a service exports (:meth:`Checker.stats`), since the checker was built."""
+
+    degraded: int = 0  # reports graded without history: the store failed or timed out
+    lost_writes: int = 0  # logins whose history write was not confirmed (the same,
+    # plus device-only writes of sharded runs)
+    history_timeouts: int = 0  # history calls whose deadline passed
+    future_rejects: int = 0  # logins refused as dated after the clock
+    rule_reloads: int = 0
+    rule_reload_failures: int = 0
+    history: HistoryStats | None = None  # the store's own counters, when it keeps any
+
+
+class _Counters:
+    """Thread-safe counters, touched only off the fast path (failures, reloads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(
+            (name for name in CheckerStats.__dataclass_fields__ if name != "history"), 0
+        )
+
+    def add(self, *names: str) -> None:
+        with self._lock:
+            for name in names:
+                self._values[name] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
 
 
 @dataclass(frozen=True)
@@ -270,6 +307,7 @@ class Checker:
         if not (isinstance(tolerance, int | float) and math.isfinite(tolerance) and tolerance >= 0):
             raise ConfigError(f"future_tolerance must be a finite number >= 0, not {tolerance!r}")
         self._clock = clock
+        self._counters = _Counters()
         self._engine = build_engine(load_rules(self.config.rules_dir), self.config.device_memo_size)
         self._reload_lock = threading.Lock()
         self._history: HistoryStore = history if history is not None else self._open_history()
@@ -379,6 +417,7 @@ class Checker:
             return
         ahead = session.ts.timestamp() - now
         if ahead > self.config.future_tolerance:
+            self._counters.add("future_rejects")
             raise InvalidSessionError(
                 "ts",
                 f"{session.ts.isoformat()} is {ahead:.0f} s ahead of the clock "
@@ -522,7 +561,8 @@ class Checker:
         )
         try:
             self._history.record_device(event, engine.windows, now=clock)
-        except Exception:  # same policy as check: a store outage never raises
+        except Exception as exc:  # same policy as check: a store outage never raises
+            self._counters.add("lost_writes", *_timeout_counter(exc))
             return False
         return True
 
@@ -571,12 +611,27 @@ class Checker:
         return self._accounts.get(account_id)
 
     def reload_rules(self, directory: str | Path | None = None) -> RuleSet:
-        """Validate the new rules fully, then swap them in; on error the old ones stay."""
+        """Validate the new rules fully, then swap them in; on error the old ones stay
+        (and the error is raised). Both are logged on ``fingerprint.rules``."""
         with self._reload_lock:
             folder = directory if directory is not None else self._engine.rules.directory
-            engine = build_engine(load_rules(folder), self.config.device_memo_size)
+            try:
+                engine = build_engine(load_rules(folder), self.config.device_memo_size)
+            except Exception as exc:
+                self._counters.add("rule_reload_failures")
+                log.warning("rules reload from %s failed, old rules kept: %s", folder, exc)
+                raise
             self._engine = engine
+            self._counters.add("rule_reloads")
+            log.info("rules reloaded from %s (%d checks)", folder, len(engine.checks))
             return engine.rules
+
+    def stats(self) -> CheckerStats:
+        """Counters since the checker was built: degraded calls, lost writes,
+        timeouts, refused logins, reloads, and the history store's own counters."""
+        store_stats = getattr(self._history, "stats", None)
+        history = store_stats() if callable(store_stats) else None
+        return CheckerStats(history=history, **self._counters.snapshot())
 
     def _whois_lookup(self, features: Features) -> tuple[Any, str | None]:
         """The registry record of an IP no ASN database covers: (record, why not)."""
@@ -613,7 +668,7 @@ class Checker:
         try:
             return self._history.record_and_fetch(event, engine.windows, now=now), None
         except Exception as exc:  # a store outage must not fail the login check
-            return None, _unavailable(exc)
+            return None, self._unavailable(exc)
 
     async def _ahistory_view(
         self, engine: _Engine, event: LoginEvent, now: float | None
@@ -627,14 +682,21 @@ class Checker:
             view: HistoryView = await fetch(event, engine.windows, now=now)
             return view, None
         except Exception as exc:
-            return None, _unavailable(exc)
+            return None, self._unavailable(exc)
+
+    def _unavailable(self, exc: Exception) -> str:
+        """Count a check that goes on without history, and say why."""
+        self._counters.add("degraded", "lost_writes", *_timeout_counter(exc))
+        return f"{HISTORY_UNAVAILABLE}: {type(exc).__name__}: {exc}"[:300]
 
 
 HISTORY_UNAVAILABLE = "history store unavailable"  # how not_evaluated reasons begin then
 
 
-def _unavailable(exc: Exception) -> str:
-    return f"{HISTORY_UNAVAILABLE}: {type(exc).__name__}: {exc}"[:300]
+def _timeout_counter(exc: Exception) -> tuple[str, ...]:
+    # redis-py's own TimeoutError (TLS connections) is no builtin TimeoutError.
+    timed_out = isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError"
+    return ("history_timeouts",) if timed_out else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -810,4 +872,4 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["Checker", "CheckerConfig", "ConfigError"]
+__all__ = ["Checker", "CheckerConfig", "CheckerStats", "ConfigError"]

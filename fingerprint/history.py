@@ -75,6 +75,18 @@ class Windows:
 MAX_EVENTS_PER_ACCOUNT = 9_000
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryStats:
+    """What went wrong with history calls since the store was built (counters)."""
+
+    failures: int = 0  # calls that raised: history not read, the write not confirmed
+    timeouts: int = 0  # of which the call's deadline passed (queueing included)
+    queue_timeouts: int = 0  # of which it passed waiting for a free connection
+    fast_failures: int = 0  # of which were skipped while the breaker was open
+    breaker_trips: int = 0  # times Redis was marked down
+    breaker_open: bool = False  # marked down right now
+
+
 class HistoryStore(Protocol):
     """Where history lives. ``now`` is the caller's clock (epoch seconds): the
     service's own clock, or a batch run's clock. Stores derive every trim and

@@ -12,7 +12,9 @@ Install with ``pip install 'fingerprint[redis]'``; configure with a URL:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -23,7 +25,15 @@ from typing import Any, cast
 import orjson
 
 from fingerprint.errors import ConfigError
-from fingerprint.history import HistoryView, LoginEvent, Windows
+from fingerprint.history import HistoryStats, HistoryView, LoginEvent, Windows
+from fingerprint.redis_io import (
+    AVAILABLE,
+    AsyncPool,
+    QueueTimeout,
+    ReplyError,
+    SyncConnection,
+    endpoint_of,
+)
 
 try:  # optional dependency
     import redis
@@ -109,6 +119,8 @@ return 1
 
 _TTL_MARGIN = 3600  # keys outlive their window by an hour, then expire on their own
 
+log = logging.getLogger("fingerprint.history")
+
 
 class _Script:
     """A Lua script called by its SHA1, with the fixed head of its EVALSHA packed."""
@@ -120,16 +132,29 @@ class _Script:
         self.head = _bulk_array_head(3 + keys + args) + b"".join(
             _bulk(part) for part in (b"EVALSHA", self.sha.encode("ascii"), b"%d" % keys)
         )
+        # The same call with the source (EVAL also caches it): for a server that
+        # lost its script cache (restarted, SCRIPT FLUSH).
+        self.eval_head = _bulk_array_head(3 + keys + args) + b"".join(
+            _bulk(part) for part in (b"EVAL", source.encode("utf-8"), b"%d" % keys)
+        )
 
 
 class RedisHistoryStore:
     """A :class:`~fingerprint.history.HistoryStore` in Redis (sync and asyncio).
 
-    Sync calls take the short path: EVALSHA packed here and sent on a connection of
-    the store's own (made with the client's pool settings), its reply read straight
-    back. Anything off that path (a broken connection, a timeout, a server that lost
-    the script) goes through the client's ``execute_command`` with its reconnects and
-    retries, exactly as a plain redis-py call would.
+    Every call has one deadline, ``timeout`` seconds (connecting, queueing for a
+    connection, sending, reading and one retry on a fresh connection all count
+    against it): a slow or dripping server costs a call ``timeout``, not ``timeout``
+    per socket read. Sync calls use connections of the store's own, made from the
+    client's settings; asyncio calls use a pool per event loop (so a new loop never
+    meets a closed one's connections) of at most ``max_connections``, where calls
+    beyond that queue for a connection within their deadline. A URL redis-py
+    connects to with more than AUTH and SELECT (TLS, a credential provider) goes
+    through the client's own ``execute_command`` instead, whose timeout is per read.
+
+    After a failure (not a wait for a busy pool), calls fail fast for
+    ``retry_after`` seconds instead of each paying the timeout; then the next call
+    tries Redis again. Outages and recoveries are logged on ``fingerprint.history``.
     """
 
     def __init__(
@@ -139,16 +164,13 @@ class RedisHistoryStore:
         async_client: Any = None,
         prefix: str = "fp:",
         retry_after: float = 1.0,
+        timeout: float | None = None,
+        max_connections: int | None = None,
     ) -> None:
         self._client = client
         self._async_client = async_client
         self._prefix = prefix
-        # After a failure, calls fail fast for ``retry_after`` seconds instead of each
-        # paying a timeout; then the next call tries Redis again (self-recovery).
         self._retry_after = retry_after
-        self._down_until = 0.0
-        self._lock = threading.Lock()
-        # The short path's idle connections (a list: pop and append are atomic).
         pool = getattr(client, "connection_pool", None)
         direct = (
             redis is not None
@@ -158,10 +180,17 @@ class RedisHistoryStore:
             and pool.connection_kwargs.get("encoding", "utf-8") in ("utf-8", "utf8")
             and pool.connection_kwargs.get("encoding_errors", "strict") == "strict"
         )
-        self._pool: Any = pool if direct else None
-        self._idle: list[Any] = []
+        self._endpoint = endpoint_of(pool, redis) if direct else None
+        kwargs = pool.connection_kwargs if pool is not None else {}
+        self._timeout: float | None = (
+            timeout if timeout is not None else kwargs.get("socket_timeout")
+        )
+        self._max_connections = max_connections or getattr(pool, "max_connections", 64) or 64
+        self._idle: list[SyncConnection] = []  # pop and append are atomic
         self._pid = os.getpid()
+        self._async_pools: dict[asyncio.AbstractEventLoop, AsyncPool] = {}
         self._packed_windows: tuple[Windows, bytes] | None = None
+        self._breaker = _Breaker(retry_after)
 
     @classmethod
     def from_url(
@@ -173,8 +202,8 @@ class RedisHistoryStore:
         prefix: str = "fp:",
         retry_after: float = 1.0,
     ) -> RedisHistoryStore:
-        """Connection pools (sync and asyncio) with short socket timeouts."""
-        if redis is None:
+        """A store for one URL; ``timeout`` is each call's deadline in seconds."""
+        if redis is None or not AVAILABLE:
             raise ConfigError("Redis history needs: pip install 'fingerprint[redis]'")
         options: dict[str, Any] = {
             "socket_timeout": timeout,
@@ -184,44 +213,46 @@ class RedisHistoryStore:
         }
         try:
             client = redis.Redis.from_url(url, **options)
-            async_client = aioredis.Redis.from_url(url, **options)
         except ValueError as exc:
             raise ConfigError(f"invalid Redis URL ({exc})", url) from None
-        return cls(client, async_client=async_client, prefix=prefix, retry_after=retry_after)
+        async_client = None
+        if endpoint_of(client.connection_pool, redis) is None:  # TLS and the like
+            pool = aioredis.BlockingConnectionPool.from_url(url, timeout=None, **options)
+            async_client = aioredis.Redis(connection_pool=pool)
+        return cls(
+            client,
+            async_client=async_client,
+            prefix=prefix,
+            retry_after=retry_after,
+            timeout=timeout,
+            max_connections=max_connections,
+        )
 
     # --- the HistoryStore protocol ---------------------------------------------------
 
     def record_and_fetch(
         self, event: LoginEvent, windows: Windows, now: float | None = None
     ) -> HistoryView:
-        self._fail_fast()
-        args = self._args(event, now)
-        try:
-            answer = self._eval(_RECORD_AND_FETCH_SCRIPT, args, windows)
-        except Exception:
-            self._mark_down()
-            raise
+        answer = self._guarded(_RECORD_AND_FETCH_SCRIPT, self._args(event, now), windows)
         return _view(event.account_id, answer)
 
     async def arecord_and_fetch(
         self, event: LoginEvent, windows: Windows, now: float | None = None
     ) -> HistoryView:
-        if self._async_client is None:
+        if self._endpoint is None and self._async_client is None:
             return self.record_and_fetch(event, windows, now)
-        self._fail_fast()
-        args = self._args(event, now)
-        args.extend(_window_args(windows))
+        self._breaker.check()
         try:
-            answer = await self._aeval(_RECORD_AND_FETCH_SCRIPT, args)
-        except Exception:
-            self._mark_down()
+            answer = await self._aeval(_RECORD_AND_FETCH_SCRIPT, self._args(event, now), windows)
+        except Exception as exc:
+            self._breaker.failed(exc)
             raise
+        self._breaker.succeeded()
         return _view(event.account_id, answer)
 
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         if not event.device_id:
             return
-        self._fail_fast()
         ttl = math.ceil(windows.device_seconds) + _TTL_MARGIN
         args: list[Any] = [
             self._device_key(event.device_id),
@@ -232,13 +263,13 @@ class RedisHistoryStore:
             ttl,
             b"" if now is None else now,
         ]
-        try:
-            self._eval(_RECORD_DEVICE_SCRIPT, args)
-        except Exception:
-            self._mark_down()
-            raise
+        self._guarded(_RECORD_DEVICE_SCRIPT, args, None)
 
     # --- helpers -----------------------------------------------------------------------
+
+    def stats(self) -> HistoryStats:
+        """Failure counters since the store was built, and the breaker's state."""
+        return self._breaker.stats()
 
     def account_events(self, account_id: str) -> list[LoginEvent]:
         """Everything stored for one account, oldest first (for tests and tools)."""
@@ -248,8 +279,22 @@ class RedisHistoryStore:
     def close(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
-            connection.disconnect()
+            connection.close()
+        pools, self._async_pools = self._async_pools, {}
+        for pool in pools.values():
+            pool.close()
         self._client.close()
+
+    def _guarded(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
+        """A sync call through the breaker."""
+        self._breaker.check()
+        try:
+            answer = self._eval(script, args, windows)
+        except Exception as exc:
+            self._breaker.failed(exc)
+            raise
+        self._breaker.succeeded()
+        return answer
 
     def _args(self, event: LoginEvent, now: float | None) -> list[Any]:
         """KEYS and the per-login ARGV of the record-and-fetch script."""
@@ -271,33 +316,77 @@ class RedisHistoryStore:
             self._packed_windows = packed
         return packed[1]
 
-    def _eval(self, script: _Script, args: list[Any], windows: Windows | None = None) -> Any:
-        """EVALSHA on an idle connection of our own; off the short path, the client's.
+    def _packed(
+        self, script: _Script, args: list[Any], windows: Windows | None
+    ) -> tuple[bytes, bytes]:
+        """The EVALSHA command and its EVAL twin, packed."""
+        parts = [b"$%d\r\n%s\r\n" % (len(p), p) for p in map(_arg, args)]
+        if windows is not None:
+            parts.append(self._packed_tail(windows))
+        body = b"".join(parts)
+        return script.head + body, script.eval_head + body
 
-        ``windows``, when given, supplies the script's last ARGV (see ``_window_args``).
-        """
-        if self._pool is not None:
-            parts = [script.head, *[b"$%d\r\n%s\r\n" % (len(p), p) for p in map(_arg, args)]]
-            if windows is not None:
-                parts.append(self._packed_tail(windows))
-            command = b"".join(parts)
-            connection = self._checkout()
+    def _deadline(self) -> float:
+        return math.inf if self._timeout is None else time.monotonic() + self._timeout
+
+    def _eval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
+        """EVALSHA on a connection of our own within one deadline; off that path
+        (TLS and the like), the client's ``execute_command``."""
+        if self._endpoint is None:
+            return self._client_eval(script, args, windows)
+        deadline = self._deadline()
+        command, loading = self._packed(script, args, windows)
+        try:
+            return self._call(command, deadline)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise _Refused(str(exc)) from None
+        try:  # a restarted or flushed server: EVAL loads the script again
+            return self._call(loading, deadline)
+        except ReplyError as exc:
+            raise _Refused(str(exc)) from None
+
+    def _call(self, command: bytes, deadline: float) -> Any:
+        """One command on an idle connection, or on a new one; a dead idle connection
+        (the server restarted or dropped it) is retried once on a new one."""
+        assert self._endpoint is not None
+        if self._pid != os.getpid():  # forked: the parent's sockets are not ours
+            self._idle = []
+            self._pid = os.getpid()
+        try:
+            connection = self._idle.pop()
+            reused = True
+        except IndexError:
+            connection = SyncConnection(self._endpoint, deadline)
+            reused = False
+        try:
+            answer = connection.call(command, deadline)
+        except ReplyError:
+            self._checkin(connection)  # a complete error reply: still in step
+            raise
+        except (ConnectionError, OSError) as exc:
+            connection.close()
+            if not reused or isinstance(exc, TimeoutError):
+                raise
+            connection = SyncConnection(self._endpoint, deadline)
             try:
-                connection.send_packed_command([command])
-                answer = connection.read_response()
-            except _NoScript:  # a restarted or flushed server: load it, below
-                self._checkin(connection)
-            except _Refused:  # a complete error reply: the connection is still in step
-                self._checkin(connection)
-                raise
-            except (_Disconnected, _TimedOut, OSError):
-                connection.disconnect()  # retried below through the client's machinery
+                answer = connection.call(command, deadline)
             except BaseException:
-                connection.disconnect()
+                connection.close()
                 raise
-            else:
-                self._checkin(connection)
-                return answer
+        except BaseException:
+            connection.close()
+            raise
+        self._checkin(connection)
+        return answer
+
+    def _checkin(self, connection: SyncConnection) -> None:
+        if len(self._idle) < self._max_connections:
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    def _client_eval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
         if windows is not None:
             args = [*args, *_window_args(windows)]
         try:
@@ -306,28 +395,46 @@ class RedisHistoryStore:
             self._client.script_load(script.source)
             return self._client.execute_command("EVALSHA", script.sha, script.keys, *args)
 
-    async def _aeval(self, script: _Script, args: list[Any]) -> Any:
+    async def _aeval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
+        deadline = self._deadline()
+        if self._endpoint is None:
+            async with asyncio.timeout(None if self._timeout is None else self._timeout):
+                return await self._aclient_eval(script, args, windows)
+        pool = self._async_pool()
+        command, loading = self._packed(script, args, windows)
+        try:
+            return await pool.call(command, _left(deadline))
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise _Refused(str(exc)) from None
+        try:
+            return await pool.call(loading, _left(deadline))
+        except ReplyError as exc:
+            raise _Refused(str(exc)) from None
+
+    async def _aclient_eval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
         client = self._async_client
+        if windows is not None:
+            args = [*args, *_window_args(windows)]
         try:
             return await client.execute_command("EVALSHA", script.sha, script.keys, *args)
         except _NoScript:
             await client.script_load(script.source)
             return await client.execute_command("EVALSHA", script.sha, script.keys, *args)
 
-    def _checkout(self) -> Any:
-        if self._pid != os.getpid():  # forked: the parent's sockets are not ours
-            self._idle = []
-            self._pid = os.getpid()
-        try:
-            return self._idle.pop()
-        except IndexError:  # connects on first use, with the pool's settings
-            return self._pool.connection_class(**self._pool.connection_kwargs)
-
-    def _checkin(self, connection: Any) -> None:
-        if len(self._idle) < self._pool.max_connections:
-            self._idle.append(connection)
-        else:
-            connection.disconnect()
+    def _async_pool(self) -> AsyncPool:
+        """The running event loop's pool: asyncio connections belong to one loop."""
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            assert self._endpoint is not None
+            # Forget the pools of loops that have closed (asyncio.run per request,
+            # test runners): their connections can never be used again.
+            for gone in [old for old in self._async_pools if old.is_closed()]:
+                self._async_pools.pop(gone).close()
+            pool = AsyncPool(self._endpoint, self._max_connections)
+            self._async_pools[loop] = pool
+        return pool
 
     def _account_key(self, account_id: str) -> str:
         return f"{self._prefix}a:{account_id}"
@@ -335,13 +442,77 @@ class RedisHistoryStore:
     def _device_key(self, device_id: str) -> str:
         return f"{self._prefix}d:{device_id}"
 
-    def _fail_fast(self) -> None:
-        if time.monotonic() < self._down_until:
+
+def _left(deadline: float) -> float | None:
+    if deadline == math.inf:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+_COUNTERS = [name for name in HistoryStats.__dataclass_fields__ if name != "breaker_open"]
+
+
+class _Breaker:
+    """Fails calls fast for ``retry_after`` seconds after a failure, then lets the
+    next call try again; counts failures and logs outages and recoveries.
+
+    A wait for a busy pool is no failure of Redis: it trips nothing (tripping would
+    turn a burst of calls into a second of lost history for everyone)."""
+
+    def __init__(self, retry_after: float) -> None:
+        self._retry_after = retry_after
+        self._down_until = 0.0
+        self._down_since: float | None = None
+        self._lock = threading.Lock()
+        self._counts = {
+            name: 0 for name in HistoryStats.__dataclass_fields__ if name != "breaker_open"
+        }
+
+    def check(self) -> None:
+        if self._down_until and time.monotonic() < self._down_until:
+            self._count("failures", "fast_failures")
             raise ConnectionError("Redis marked unavailable; retrying shortly")
 
-    def _mark_down(self) -> None:
+    def failed(self, exc: Exception) -> None:
+        if isinstance(exc, QueueTimeout):
+            self._count("failures", "timeouts", "queue_timeouts")
+            return
+        timed_out = isinstance(exc, TimeoutError | _TimedOut)
         with self._lock:
+            self._counts["failures"] += 1
+            self._counts["timeouts"] += timed_out
             self._down_until = time.monotonic() + self._retry_after
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                self._counts["breaker_trips"] += 1
+                trip = True
+            else:
+                trip = False
+        if trip:
+            log.warning(
+                "history store unavailable (%s: %s); failing fast for %g s, then retrying",
+                type(exc).__name__,
+                exc,
+                self._retry_after,
+            )
+
+    def succeeded(self) -> None:
+        if self._down_since is None:  # the common case: one read, no lock
+            return
+        with self._lock:
+            since, self._down_since, self._down_until = self._down_since, None, 0.0
+        if since is not None:
+            log.info("history store recovered after %.1f s", time.monotonic() - since)
+
+    def _count(self, *names: str) -> None:
+        with self._lock:
+            for name in names:
+                self._counts[name] += 1
+
+    def stats(self) -> HistoryStats:
+        with self._lock:
+            open_now = bool(self._down_until) and time.monotonic() < self._down_until
+            return HistoryStats(breaker_open=open_now, **self._counts)
 
 
 def _window_args(windows: Windows) -> list[Any]:
