@@ -130,18 +130,40 @@ class EmulatorSignature(_Strict):
     product: str
     field: SignatureField
     key: str | None = None
+    # "prefix": every property whose name starts with ``key`` (a vendor's namespace,
+    # e.g. MuMu's ``nemud.``), not only the names a detector happened to list.
+    key_match: Literal["equals", "prefix"] = "equals"
     match: Literal["equals", "prefix", "contains", "regex"] = "equals"
     value: str
     strength: Literal["definitive", "weak"]
-    source: str | None = None
+    # The public material the fact was read from (required: docs/SOURCES.md).
+    source: str = Field(min_length=3)
+    # A definitive finding's code when it is not the field's own (EMU_CLOUD_PHONE).
+    code: str | None = Field(default=None, pattern=r"^EMU_[A-Z0-9_]+$")
 
     @model_validator(mode="after")
     def _key_only_for_props(self) -> EmulatorSignature:
         if (self.field == "system_prop") != (self.key is not None):
             raise ValueError("'key' is required for field system_prop and forbidden otherwise")
+        if self.key_match != "equals" and self.field != "system_prop":
+            raise ValueError("'key_match' applies to field system_prop only")
+        if self.code is not None and self.strength != "definitive":
+            raise ValueError("'code' names a definitive finding's code")
         if self.match == "regex":
             _check_regex(self.value)
         return self
+
+
+class VirtualHardware(_Strict):
+    """A hardware name only virtual devices boot with. Android's init reads
+    ``/init.<ro.hardware>.rc``, ``/ueventd.<ro.hardware>.rc`` and ``/fstab.<ro.hardware>``,
+    so each of those files, ``ro.hardware``, ``ro.boot.hardware`` and the board
+    platform are one fact: the hardware is this name."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    product: str
+    source: str = Field(min_length=3)
+    code: str | None = Field(default=None, pattern=r"^EMU_[A-Z0-9_]+$")
 
 
 class RealX86Device(_Strict):
@@ -155,7 +177,11 @@ class RealX86Device(_Strict):
 class EmulatorFile(_Strict):
     version: Literal[1]
     signatures: list[EmulatorSignature]
+    virtual_hardware: list[VirtualHardware] = []
     real_x86_devices: list[RealX86Device] = []
+    # Makers that shipped x86 Android hardware at all (lowercase brands). An x86 CPU
+    # under any other maker's name cannot be that maker's phone.
+    x86_makers: list[str] = []
 
 
 # --- multi_open.yaml ----------------------------------------------------------
@@ -261,12 +287,26 @@ class TamperTool(_Strict):
     note: str | None = None
 
 
+class HookTool(_Strict):
+    """Hooking tooling seen only as an installed package or a file on disk."""
+
+    product: str
+    severity: Severity
+    packages: list[str] = []
+    # Regexes (re.search, case-insensitive) over normalised absolute paths.
+    files: list[str] = []
+    source: str = Field(min_length=3)
+
+    _files = field_validator("files")(_check_regexes)
+
+
 class TamperFile(_Strict):
     version: Literal[1]
     hook_frameworks: dict[str, Severity]
     root_packages: list[str] = []
     device_mod_tools: list[TamperTool] = []
     capture_tools: list[TamperTool] = []
+    hook_tools: list[HookTool] = []
 
 
 # --- the whole set ------------------------------------------------------------
@@ -385,6 +425,19 @@ def _cross_check(rules: RuleSet) -> None:
         for code in members:
             if code not in known:
                 raise RulesError(grading_file, f"groups.{name}.{code}", "unknown reason code")
+    emulator_file = str(Path(rules.directory) / "emulator.yaml")
+    named: list[tuple[str, str | None]] = [
+        (f"signatures.{i}.code", s.code) for i, s in enumerate(rules.emulator.signatures)
+    ]
+    named += [
+        (f"virtual_hardware.{i}.code", v.code)
+        for i, v in enumerate(rules.emulator.virtual_hardware)
+    ]
+    for where, named_code in named:
+        if named_code is not None and (
+            named_code not in known or known[named_code].check != "emulator"
+        ):
+            raise RulesError(emulator_file, where, f"{named_code} is not an emulator reason code")
     grading = rules.grading
     for code, spec in known.items():
         if spec.severity not in CONFIDENT:

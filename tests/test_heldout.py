@@ -11,12 +11,17 @@ joins these tests without a change here.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
+from fixtures.heldout.build_emulator import FAMILIES, Family
 from fixtures.heldout.evaluate import (
     CHECKS,
+    HELDOUT_DIR,
+    ROOT,
     BlacklistCount,
     SetResult,
     blacklist_count,
@@ -42,6 +47,49 @@ def _result(results: dict[Path, SetResult], path: Path) -> SetResult:
     if path not in results:
         results[path] = evaluate(path)
     return results[path]
+
+
+def test_the_emulator_set_is_present() -> None:
+    assert HELDOUT_DIR / "emulator.jsonl" in SETS
+
+
+def _named_sources(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k in ("source", "note") and isinstance(v, str)]
+        return found + [s for value in node.values() for s in _named_sources(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in _named_sources(item)]
+    return []
+
+
+def _rule_sources() -> list[str]:
+    """Every source a rules/ file names: ``source:`` fields and comments."""
+    texts: list[str] = []
+    for path in sorted((ROOT / "rules").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        texts += re.findall(r"#.*$", text, flags=re.MULTILINE)
+        texts += _named_sources(yaml.safe_load(text))
+    return texts
+
+
+def _cites(source: str, document: str) -> bool:
+    repo, _, number = document.partition("#")
+    if not number:
+        return document.casefold() in source.casefold()
+    return repo.casefold() in source.casefold() and re.search(rf"#{number}\b", source) is not None
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.kind)
+def test_no_signature_source_also_supplies_a_held_out_case(family: Family) -> None:
+    sources = _rule_sources()
+    cited = [(doc, src) for doc in family.documents for src in sources if _cites(src, doc)]
+    assert not cited, cited
+
+
+def test_the_source_check_sees_a_shared_document() -> None:
+    assert _cites("waydroid/waydroid issue #570 (the image's own brand)", "waydroid/waydroid#570")
+    assert not _cites("waydroid/waydroid issue #570", "waydroid/waydroid#57")
+    assert _cites("a public Kotlin EmulatorDetector list", "public Kotlin EmulatorDetector")
 
 
 @pytest.mark.parametrize("path", SETS, ids=lambda p: p.stem)

@@ -72,7 +72,14 @@ def test_unknown_key_names_file_and_key(rules_copy: Path) -> None:
 def test_bad_regex_is_refused(rules_copy: Path) -> None:
     def corrupt(data):  # type: ignore[no-untyped-def]
         data["signatures"].append(
-            {"product": "x", "field": "model", "match": "regex", "value": "([", "strength": "weak"}
+            {
+                "product": "x",
+                "field": "model",
+                "match": "regex",
+                "value": "([",
+                "strength": "weak",
+                "source": "test",
+            }
         )
 
     edit(rules_copy, "emulator.yaml", corrupt)
@@ -85,7 +92,13 @@ def test_system_prop_signature_needs_a_key(rules_copy: Path) -> None:
         rules_copy,
         "emulator.yaml",
         lambda d: d["signatures"].append(
-            {"product": "x", "field": "system_prop", "value": "1", "strength": "weak"}
+            {
+                "product": "x",
+                "field": "system_prop",
+                "value": "1",
+                "strength": "weak",
+                "source": "test",
+            }
         ),
     )
     with pytest.raises(RulesError, match="key"):

@@ -1,10 +1,13 @@
 """``emulator``: the session runs in an Android/PC emulator or virtual device.
 
 Definitive tells (a qemu property, an emulator's own file, socket, package or
-library, an emulator build) are critical on their own. Weak tells (a generic
-model name, an x86 CPU on a phone that only ships ARM, no sensors, no telephony,
-a battery pinned at full and charging) are low or medium alone and only become
-high when several agree, so one weak tell never blacklists a real phone.
+library, an emulator build, a virtual hardware name, a VM app's marker, a cloud
+phone's property) are critical on their own. Weak tells (a generic model name, an
+x86 CPU, no sensors, no telephony, a battery pinned at full and charging) are low or
+medium alone. They are fused by the *fact* each observes, so two tells that see the
+same thing count once (docs/CALIBRATION.md): three independent facts are confident,
+and so are two when one of them is an x86 CPU under the name of a maker that never
+shipped x86 hardware (that phone cannot exist). One weak tell never blacklists.
 """
 
 from __future__ import annotations
@@ -43,13 +46,59 @@ _DEFINITIVE_CODES = {
     "lib": "EMU_LIBRARY",
 }
 _MOTION_SENSORS = frozenset({"accelerometer", "gyroscope"})
+# What each weak tell observes. Tells of one fact count once in the fusion: a generic
+# brand, model and fingerprint are one build identity; libhoudini (ARM translation)
+# and an x86 ABI are one CPU.
+_FIELD_FACT = {
+    "build_fingerprint": "build identity",
+    "hardware": "build identity",
+    "board": "build identity",
+    "model": "build identity",
+    "brand": "build identity",
+    "manufacturer": "build identity",
+    "product": "build identity",
+    "system_prop": "emulator properties",
+    "file": "emulator files",
+    "package": "emulator apps",
+    "lib": "x86 cpu",
+}
+_HEURISTIC_FACT = {
+    "EMU_X86_ABI": "x86 cpu",
+    "EMU_NO_SENSORS": "sensors",
+    "EMU_NO_TELEPHONY": "radio",
+    "EMU_BATTERY_PINNED": "battery",
+}
+# Where Android init finds a hardware's own rc and fstab files (the name is ro.hardware).
+_HW_FILE = (
+    r"^/(?:(?:vendor|odm)/etc/(?:init/hw/)?)?"
+    r"(?:fstab\.(?:{names})|init\.(?:{names})(?:\.[\w-]+)?\.rc|ueventd\.(?:{names})\.rc)$"
+)
+_SLASHES = re.compile(r"/{2,}")
+
+
+def normalise_path(path: str) -> str:
+    """The absolute path a probe names. SDKs probe with ``File("vmos.prop")``, which
+    an app process resolves against ``/``; doubled and trailing slashes name the same
+    file."""
+    text = path.strip()
+    if not text.startswith("/"):
+        text = "/" + text
+    if "//" in text:
+        text = _SLASHES.sub("/", text)
+    if len(text) > 1 and text.endswith("/"):
+        text = text.rstrip("/") or "/"
+    return text
 
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     by_field: dict[str, SignatureMatcher[EmulatorSignature]]
     by_prop: dict[str, SignatureMatcher[EmulatorSignature]]
+    # (folded key prefix, matcher): vendor property namespaces.
+    prop_prefixes: tuple[tuple[str, SignatureMatcher[EmulatorSignature]], ...]
+    prefix_tuple: tuple[str, ...]
     real_x86: tuple[tuple[str, re.Pattern[str]], ...]
+    x86_makers: frozenset[str]
     # The device fields some signature covers, in _FIELD_PROPS order: (field, its
     # matcher, the system properties that also feed it). Fields no signature covers
     # are left out, so a login never reads or matches them.
@@ -83,22 +132,33 @@ class EmulatorCheck(Check):
         "EMU_NO_TELEPHONY",
         "EMU_BATTERY_PINNED",
         "EMU_WEAK_TELLS_COMBINED",
+        "EMU_CLOUD_PHONE",
     )
 
+    # Independent weak facts that together are confident.
     weak_tells_for_high: int = 3
+    # ... or this many when one is an x86 CPU under an ARM-only maker's name.
+    weak_tells_with_impossible_cpu: int = 2
     compiled: _Compiled | None = None
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
         by_field: dict[str, SignatureMatcher[EmulatorSignature]] = {}
         by_prop: dict[str, SignatureMatcher[EmulatorSignature]] = {}
-        for sig in rules.emulator.signatures:
+        by_prefix: dict[str, SignatureMatcher[EmulatorSignature]] = {}
+        for sig in (*rules.emulator.signatures, *_hardware_signatures(rules)):
             if sig.field == "system_prop":
                 assert sig.key is not None
-                matcher = by_prop.setdefault(sig.key.lower(), SignatureMatcher())
+                table = by_prefix if sig.key_match == "prefix" else by_prop
+                matcher = table.setdefault(sig.key.lower(), SignatureMatcher())
             else:
                 matcher = by_field.setdefault(sig.field, SignatureMatcher())
-            matcher.add(sig.match, sig.value, sig)
+            value = (
+                normalise_path(sig.value)
+                if sig.field == "file" and sig.match != "regex"
+                else sig.value
+            )
+            matcher.add(sig.match, value, sig)
         real_x86 = tuple(
             (d.brand.casefold(), re.compile(d.model, re.IGNORECASE))
             for d in rules.emulator.real_x86_devices
@@ -108,11 +168,15 @@ class EmulatorCheck(Check):
             for field, props in _FIELD_PROPS.items()
             if field in by_field
         )
+        prefixes = tuple((key, matcher) for key, matcher in by_prefix.items() if key)
         compiled = _Compiled(
             by_field,
             # An empty key never names a property a session sends (it is not looked up).
             {key: matcher for key, matcher in by_prop.items() if key},
+            prefixes,
+            tuple(key for key, _ in prefixes),
             real_x86,
+            frozenset(m.casefold() for m in rules.emulator.x86_makers),
             direct,
             by_field.get("lib"),
             by_field.get("file"),
@@ -134,11 +198,9 @@ class EmulatorCheck(Check):
         if not matches:
             # The usual device: no signature matched, so the hardware heuristics are
             # the only tells and there is no evidence to gather or deduplicate.
-            if len(heuristics) >= self.weak_tells_for_high:
-                tells = [h.code for h in heuristics]
-                heuristics.append(
-                    Hit("EMU_WEAK_TELLS_COMBINED", {"tells": tells, "count": len(tells)})
-                )
+            combined = self._combined([], heuristics)
+            if combined is not None:
+                heuristics.append(combined)
             return heuristics
         definitive: dict[str, list[dict[str, str]]] = {}
         weak: list[dict[str, str]] = []
@@ -148,7 +210,8 @@ class EmulatorCheck(Check):
                 if key:
                     seen["key"] = key
                 if sig.strength == "definitive":
-                    definitive.setdefault(_DEFINITIVE_CODES[field], []).append(seen)
+                    code = sig.code or _DEFINITIVE_CODES[field]
+                    definitive.setdefault(code, []).append(seen)
                 else:
                     weak.append(seen)
         hits = [
@@ -159,12 +222,39 @@ class EmulatorCheck(Check):
         if weak:
             hits.append(Hit("EMU_WEAK_SIGNATURE", {"matches": unique_weak}))
         hits.extend(heuristics)
-        # Each weak signature field and each hardware heuristic is one independent tell.
-        if not definitive and len(unique_weak) + len(heuristics) >= self.weak_tells_for_high:
-            tells = [f"{m['field']}:{m['value']}" for m in unique_weak]
-            tells += [h.code for h in heuristics]
-            hits.append(Hit("EMU_WEAK_TELLS_COMBINED", {"tells": tells, "count": len(tells)}))
+        if not definitive:
+            combined = self._combined(unique_weak, heuristics)
+            if combined is not None:
+                hits.append(combined)
         return hits
+
+    def _combined(self, weak: list[dict[str, str]], heuristics: list[Hit]) -> Hit | None:
+        """EMU_WEAK_TELLS_COMBINED when the weak tells' independent facts suffice."""
+        if len(weak) + len(heuristics) < self.weak_tells_with_impossible_cpu:
+            return None
+        facts: dict[str, list[str]] = {}
+        for match in weak:
+            facts.setdefault(_FIELD_FACT[match["field"]], []).append(
+                f"{match['field']}:{match['value']}"
+            )
+        impossible_cpu = False
+        for hit in heuristics:
+            facts.setdefault(_HEURISTIC_FACT[hit.code], []).append(hit.code)
+            if hit.code == "EMU_X86_ABI" and hit.evidence.get("maker_ships_x86") is False:
+                impossible_cpu = True
+        needed = self.weak_tells_with_impossible_cpu if impossible_cpu else self.weak_tells_for_high
+        if len(facts) < needed:
+            return None
+        tells = [tell for group in facts.values() for tell in group]
+        return Hit(
+            "EMU_WEAK_TELLS_COMBINED",
+            {
+                "tells": tells,
+                "count": len(tells),
+                "facts": sorted(facts),
+                "impossible_cpu": impossible_cpu,
+            },
+        )
 
     def _matches(
         self, ctx: CheckContext, device: Device | None, ua_model: str | None
@@ -187,6 +277,7 @@ class EmulatorCheck(Check):
         props = device.system_props
         if props:
             by_prop = compiled.by_prop
+            prefix_tuple = compiled.prefix_tuple
             for key, value in props.items():
                 folded = key.lower()
                 matcher = by_prop.get(folded)
@@ -194,6 +285,12 @@ class EmulatorCheck(Check):
                     sigs = matcher.match(value)
                     if sigs:
                         found.append(("system_prop", folded, value, sigs))
+                if prefix_tuple and folded.startswith(prefix_tuple):
+                    for prefix, namespace in compiled.prop_prefixes:
+                        if folded.startswith(prefix):
+                            sigs = namespace.match(value)
+                            if sigs:
+                                found.append(("system_prop", folded, value, sigs))
         for field, matcher, feeding in compiled.direct:
             value = getattr(device, field)
             if value:
@@ -208,7 +305,8 @@ class EmulatorCheck(Check):
                         if sigs:
                             found.append((field, "", prop_value, sigs))
         if device.files_present and compiled.file is not None:
-            _match_each(compiled.file, "file", device.files_present, found)
+            files = [normalise_path(path) for path in device.files_present]
+            _match_each(compiled.file, "file", files, found)
         if device.installed_packages and compiled.package is not None:
             _match_each(compiled.package, "package", device.installed_packages, found)
         return found
@@ -219,7 +317,16 @@ class EmulatorCheck(Check):
             return hits
         x86 = self._x86_abi(device, features.brand)
         if x86:
-            hits.append(Hit("EMU_X86_ABI", {"cpu_abi": x86, "model": device.model}))
+            assert self.compiled is not None
+            brand = features.brand
+            # Unknown makers are not judged: only a named ARM-only maker is impossible.
+            ships_x86 = None if brand is None else brand in self.compiled.x86_makers
+            hits.append(
+                Hit(
+                    "EMU_X86_ABI",
+                    {"cpu_abi": x86, "model": device.model, "maker_ships_x86": ships_x86},
+                )
+            )
         handset = features.device_class != "tablet"
         if device.sensors is not None and not _has_motion_sensor(device.sensors):
             hits.append(Hit("EMU_NO_SENSORS", {"sensors": device.sensors[:20]}))
@@ -249,6 +356,35 @@ class EmulatorCheck(Check):
             if brand == real_brand and pattern.search(model):
                 return None
         return abis[:8]
+
+
+def _hardware_signatures(rules: RuleSet) -> list[EmulatorSignature]:
+    """Each virtual hardware name as the signatures that observe it: the hardware and
+    board fields (fed by ro.hardware, ro.boot.hardware, ro.board.platform) and the
+    rc/fstab files init reads for that hardware."""
+    sigs: list[EmulatorSignature] = []
+    for hw in rules.emulator.virtual_hardware:
+        names = re.escape(hw.name)
+        patterns = (
+            ("hardware", "equals", hw.name),
+            ("board", "equals", hw.name),
+            ("file", "regex", _HW_FILE.format(names=names)),
+        )
+        for field, match, value in patterns:
+            sigs.append(
+                EmulatorSignature.model_validate(
+                    {
+                        "product": hw.product,
+                        "field": field,
+                        "match": match,
+                        "value": value,
+                        "strength": "definitive",
+                        "source": hw.source,
+                        "code": hw.code,
+                    }
+                )
+            )
+    return sigs
 
 
 def _match_each(
