@@ -34,7 +34,14 @@ from fingerprint.cli import main
 from fingerprint.errors import RulesError
 from fingerprint.grading import Grader
 from fingerprint.rules import RuleSet, load_rules
-from fixtures.outcomes import TRUE_POINTS, draw, read_units, true_logit, write_outcomes
+from fixtures.outcomes import (
+    TRUE_POINTS,
+    draw,
+    read_units,
+    spearman,
+    true_logit,
+    write_outcomes,
+)
 
 from .conftest import FIXTURES
 
@@ -77,27 +84,6 @@ def calibration(reports: Path, rules: RuleSet) -> Calibration:
 # --- recovery of the truth --------------------------------------------------------
 
 
-def _ranks(values: list[float]) -> list[float]:
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    start = 0
-    while start < len(order):
-        end = start
-        while end < len(order) and values[order[end]] == values[order[start]]:
-            end += 1
-        for k in range(start, end):
-            ranks[order[k]] = (start + end - 1) / 2
-        start = end
-    return ranks
-
-
-def _spearman(a: list[float], b: list[float]) -> float:
-    ra, rb = _ranks(a), _ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
-
-
 def _fitted(calibration: Calibration) -> list[CodeFit]:
     return [f for f in calibration.fit.codes if f.fitted and f.code in TRUE_POINTS]
 
@@ -121,9 +107,11 @@ def test_fit_recovers_the_true_order_of_the_codes(calibration: Calibration) -> N
     ]
     assert misordered == []
     # Over all fitted codes the ranks agree with the truth, and better than the prior's.
-    fitted_rho = _spearman([float(f.points) for f in fitted], truth)
-    prior_rho = _spearman([float(f.prior) for f in fitted], truth)
-    assert fitted_rho >= 0.6
+    # (Seeds 0-9 give 0.46-0.98 against the prior's -0.28-0.59:
+    # python -m fixtures.outcomes REPORTS --evaluate 0-9.)
+    fitted_rho = spearman([float(f.points) for f in fitted], truth)
+    prior_rho = spearman([float(f.prior) for f in fitted], truth)
+    assert fitted_rho >= 0.4
     assert fitted_rho > prior_rho + 0.2
 
 

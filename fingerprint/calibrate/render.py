@@ -110,7 +110,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .charts{display:flex;gap:2em;flex-wrap:wrap}
-figure{margin:0}figcaption{font-size:.9em;color:#555}
+figure{margin:0;max-width:22em}figcaption{font-size:.9em;color:#555}
 svg text{font-size:11px;fill:#444}
 """
 _W, _H, _PAD = 320, 320, 36
@@ -187,14 +187,30 @@ def _xy(x: float, y: float) -> str:
     return f"{px:.1f},{py:.1f}"
 
 
-def _frame(x_label: str, y_label: str) -> list[str]:
+def _frame(x_label: str, y_label: str, x_ticks: Sequence[str] = ("0", "0.5", "1")) -> list[str]:
+    return [*_frame_box(x_label, y_label), *_ticks(x_ticks)]
+
+
+def _ticks(x_ticks: Sequence[str]) -> list[str]:
+    """Tick labels spread evenly along x; 0, 0.5 and 1 up the y axis."""
+    out = []
+    for k, label in enumerate(x_ticks):
+        x, y = _at(k / (len(x_ticks) - 1), 0.0)
+        out.append(f'<text x="{x:.1f}" y="{y + 13:.1f}" text-anchor="middle">{label}</text>')
+    for value, label in ((0.0, "0"), (0.5, "0.5"), (1.0, "1")):
+        x, y = _at(0.0, value)
+        out.append(f'<text x="{x - 4:.1f}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+    return out
+
+
+def _frame_box(x_label: str, y_label: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
         f'viewBox="0 0 {_W} {_H}" role="img">',
         f'<rect x="{_PAD}" y="{_PAD}" width="{_W - 2 * _PAD}" height="{_H - 2 * _PAD}" '
         'fill="none" stroke="#bbb"/>',
         f'<text x="{_W / 2}" y="{_H - 8}" text-anchor="middle">{_e(x_label)}</text>',
-        f'<text x="12" y="{_H / 2}" transform="rotate(-90 12 {_H / 2})" '
+        f'<text x="10" y="{_H / 2}" transform="rotate(-90 10 {_H / 2})" '
         f'text-anchor="middle">{_e(y_label)}</text>',
     ]
 
@@ -226,7 +242,9 @@ def _roc_svg(curves: dict[str, list[CurvePoint]]) -> str:
 
 def _ks_svg(points: list[CurvePoint], name: str) -> str:
     """Cumulative shares of bads and goods against the score (0..100), the gap marked."""
-    parts = _frame(f"score ({name} points)", "cumulative share flagged")
+    parts = _frame(
+        f"score ({name} points)", "cumulative share flagged", ("0", "25", "50", "75", "100")
+    )
     bads = [(0.0, 0.0)] + [(p.score / 100, p.bad_share) for p in points]
     goods = [(0.0, 0.0)] + [(p.score / 100, p.good_share) for p in points]
     parts.append(_polyline(_steps(bads), _COLOURS["bads"], "bads"))
