@@ -7,6 +7,7 @@ codes against rules/grading.yaml, so a fit that only kept its prior fails.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -33,7 +34,7 @@ from fingerprint.calibrate.run import CalibrateOptions, Calibration, calibrate
 from fingerprint.cli import main
 from fingerprint.errors import RulesError
 from fingerprint.grading import Grader
-from fingerprint.rules import RuleSet, load_rules
+from fingerprint.rules import GradingFile, RuleSet, load_rules
 from fixtures.outcomes import (
     TRUE_POINTS,
     draw,
@@ -423,3 +424,64 @@ def test_an_overlay_directory_reads_missing_files_from_its_base(tmp_path: Path) 
     (nested / "overlay.yaml").write_text("version: 1\nbase: .\n", encoding="utf-8")
     with pytest.raises(RulesError, match="too deep"):
         load_rules(nested)
+
+
+# --- the fit's model is the grader ----------------------------------------------------
+
+_REFIT = [
+    ("AUTH_NO_FACE_VERIFICATION", "medium"),
+    ("BRD_OFF_BRAND", "low"),
+    ("STB_NIGHT_LOGINS", "low"),
+    ("TAM_ROOTED", "medium"),
+    ("TAM_HOOK_FRAMEWORK", "low"),
+    ("MO_SYSTEM_DUAL_APP", "medium"),
+    ("VPN_OS_FLAG", "high"),
+    ("VPN_TUNNEL_INTERFACE", "high"),
+    ("VPN_TZ_MISMATCH", "high"),
+    ("GEO_PROVINCE_HOPPING", "high"),
+]
+
+
+@functools.cache
+def _bundled_grading() -> GradingFile:
+    return load_rules().grading
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    present=st.lists(st.sampled_from(_REFIT), unique=True, max_size=len(_REFIT)),
+    free=st.sets(st.sampled_from([code for code, _ in _REFIT])),
+    weak_points=st.lists(st.integers(min_value=0, max_value=29), min_size=10, max_size=10),
+    strong_points=st.lists(st.integers(min_value=30, max_value=100), min_size=10, max_size=10),
+)
+def test_the_fits_deduction_is_the_graders(
+    present: list[tuple[str, str]],
+    free: set[str],
+    weak_points: list[int],
+    strong_points: list[int],
+) -> None:
+    import numpy as np
+
+    from fingerprint.calibrate.fit import _Design
+
+    base = _bundled_grading()
+    chosen = {
+        code: (strong_points[k] if severity == "high" else weak_points[k])
+        for k, (code, severity) in enumerate(_REFIT)
+    }
+    data = {**base.model_dump(), "code_points": chosen}
+    if "groups" in type(base).model_fields:  # codes observing one fact take points once
+        data["groups"] = {
+            "vpn": ["VPN_OS_FLAG", "VPN_TUNNEL_INTERFACE"],
+            "face": ["AUTH_NO_FACE_VERIFICATION", "STB_NIGHT_LOGINS"],
+        }
+    grading = base.model_validate(data)
+    columns = sorted(free)
+    fixed = {code: float(p) for code, p in chosen.items() if code not in free}
+    pattern = tuple(sorted(present))
+    design = _Design({pattern: (1, 0)}, columns, fixed, grading)
+    deduction, _ = design.evaluate(np.array([float(chosen[c]) for c in columns]))
+    graded = Grader(grading).grade(
+        [_finding({"check": "", "code": code, "severity": severity}) for code, severity in pattern]
+    )
+    assert deduction[0] == 100 - graded.score

@@ -13,8 +13,6 @@ from typing import Any
 
 import orjson
 
-from fingerprint.calibrate.data import CalibrationInputError, read_scores
-from fingerprint.calibrate.metrics import psi
 from fingerprint.rules import load_rules
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -72,6 +70,9 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: `fingerprint check` starts without any of it.
+    from fingerprint.calibrate.data import CalibrationInputError
+
     try:
         if args.psi:
             if args.paths:
@@ -86,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _psi(args: argparse.Namespace) -> int:
+    from fingerprint.calibrate.data import CalibrationInputError, read_scores
+    from fingerprint.calibrate.metrics import psi
+
     old_kind, old = read_scores(args.psi[0])
     new_kind, new = read_scores(args.psi[1])
     if old_kind != new_kind:
@@ -102,6 +106,8 @@ def _psi(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from fingerprint.calibrate.data import CalibrationInputError
+
     try:
         from fingerprint.calibrate.fit import FitOptions
         from fingerprint.calibrate.overlay import write_grading

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,7 @@ class Outcome:
     session_id: str | None
     bad: bool
     observed_at: datetime | None
+    label: str = ""  # as written, for the summary of how labels were read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +76,7 @@ class Joined:
     unlabelled: int  # report rows (sessions or accounts) no outcome names
     sessions_after_outcome: int  # sessions left out because they followed observed_at
     duplicates: int  # outcome rows repeating an earlier one exactly
+    labels: dict[tuple[bool, str], int] = field(default_factory=dict)  # (bad, as written)
 
 
 # --- labels -----------------------------------------------------------------------
@@ -155,6 +158,7 @@ def _outcome(record: Mapping[str, Any], source: Path, number: int) -> Outcome:
         session_id=str(session).strip() if session is not None else None,
         bad=bad,
         observed_at=_timestamp(observed, where) if observed is not None else None,
+        label=str(record["label"]).strip(),
     )
 
 
@@ -287,6 +291,7 @@ def join(index: ReportIndex, outcomes: Sequence[Outcome], *, ignore_unknown: boo
         unlabelled=_unlabelled(index, unique, unit),
         sessions_after_outcome=after,
         duplicates=duplicates,
+        labels=dict(Counter((o.bad, o.label) for o in unique)),
     )
 
 
@@ -299,7 +304,7 @@ def _unique(outcomes: Sequence[Outcome], unit: str) -> tuple[list[Outcome], int]
         earlier = seen.get(key)
         if earlier is None:
             seen[key] = outcome
-        elif earlier == outcome:
+        elif (earlier.bad, earlier.observed_at) == (outcome.bad, outcome.observed_at):
             duplicates += 1
         else:
             raise CalibrationInputError(f"{unit} {key!r} has two different outcomes")

@@ -78,7 +78,16 @@ class FitResult:
 
 
 class _Design:
-    """Distinct finding patterns of the training cases as arrays over the free codes."""
+    """Distinct finding patterns of the training cases, and the grader's deduction for
+    each as a function of the free codes' points.
+
+    It mirrors ``Grader._raw_deductions``: a group of codes (``groups`` in
+    grading.yaml, where present) takes its largest member's points once; confident
+    findings take their points in full, weak ones together at most ``weak_cap``, all
+    of them at most 100. The deduction is piecewise linear in the points, so its
+    derivative is 1 for a free code that carries points and 0 where a cap binds.
+    Patterns are few (most cases have no finding at all), so a loop over them is cheap.
+    """
 
     def __init__(
         self,
@@ -88,38 +97,63 @@ class _Design:
         grading: GradingFile,
     ) -> None:
         column = {code: k for k, code in enumerate(free)}
-        patterns = list(counts)
-        shape = (len(patterns), len(free))
-        self.confident = np.zeros(shape)
-        self.weak = np.zeros(shape)
-        self.fixed_confident = np.zeros(len(patterns))
-        self.fixed_weak = np.zeros(len(patterns))
-        for row, pattern in enumerate(patterns):
-            for code, severity in _one_per_fact(pattern, grading, fixed):
-                confident = is_confident(severity)
-                if code in column:
-                    (self.confident if confident else self.weak)[row, column[code]] = 1.0
-                else:
-                    points = fixed.get(code, float(grading.severity_points[severity]))  # type: ignore[index]
-                    if confident:
-                        self.fixed_confident[row] += points
-                    else:
-                        self.fixed_weak[row] += points
-        self.totals = np.array([counts[p][0] for p in patterns], dtype=float)
-        self.bads = np.array([counts[p][1] for p in patterns], dtype=float)
+        self.free = len(free)
         self.weak_cap = float(grading.weak_cap)
+        groups: dict[str, list[str]] = getattr(grading, "groups", None) or {}
+        group_of = {
+            code: (name, rank) for name, codes in groups.items() for rank, code in enumerate(codes)
+        }
+        # Per pattern: (column or -1, fixed points, confident, group name or "", rank).
+        self.rows = [
+            [
+                (
+                    column.get(code, -1),
+                    fixed.get(code, float(grading.severity_points[severity])),  # type: ignore[index]
+                    is_confident(severity),
+                    *group_of.get(code, ("", 0)),
+                )
+                for code, severity in pattern
+            ]
+            for pattern in counts
+        ]
+        self.totals = np.array([n for n, _ in counts.values()], dtype=float)
+        self.bads = np.array([b for _, b in counts.values()], dtype=float)
 
-    def deduction(self, points: Vector) -> tuple[Vector, Vector, Vector]:
-        """D per pattern and the masks where weak points / all points still count."""
-        weak = self.fixed_weak + self.weak @ points
-        total = self.fixed_confident + self.confident @ points + np.minimum(weak, self.weak_cap)
-        open_weak = (weak < self.weak_cap).astype(float)
-        open_total = (total < 100.0).astype(float)
-        return np.minimum(total, 100.0), open_weak, open_total
+    def evaluate(self, points: Vector) -> tuple[Vector, NDArray[np.float64]]:
+        """The deduction per pattern and its derivative by each free code's points."""
+        deduction = np.zeros(len(self.rows))
+        jacobian = np.zeros((len(self.rows), self.free))
+        for row, entries in enumerate(self.rows):
+            carried = _carriers(entries, points)
+            weak = sum(value for _, value, confident in carried if not confident)
+            total = sum(value for _, value, confident in carried if confident)
+            total += min(weak, self.weak_cap)
+            deduction[row] = min(total, 100.0)
+            if total >= 100.0:
+                continue
+            for k, _, confident in carried:
+                if k >= 0 and (confident or weak < self.weak_cap):
+                    jacobian[row, k] = 1.0
+        return deduction, jacobian
 
-    def jacobian(self, open_weak: Vector, open_total: Vector) -> NDArray[np.float64]:
-        """dD/dpoints per pattern (the grader is piecewise linear in the points)."""
-        return (self.confident + self.weak * open_weak[:, None]) * open_total[:, None]
+
+def _carriers(
+    entries: list[tuple[int, float, bool, str, int]], points: Vector
+) -> list[tuple[int, float, bool]]:
+    """(column, points, confident) of the findings that take points: every ungrouped
+    one, and per group the member with the most points (the first listed on a tie)."""
+    carried: list[tuple[int, float, bool]] = []
+    best: dict[str, tuple[float, int, int, bool]] = {}
+    for k, fixed, confident, group, rank in entries:
+        value = float(points[k]) if k >= 0 else fixed
+        if not group:
+            carried.append((k, value, confident))
+            continue
+        held = best.get(group)
+        if held is None or (value, -rank) > (held[0], -held[1]):
+            best[group] = (value, rank, k, confident)
+    carried += [(k, value, confident) for value, _, k, confident in best.values()]
+    return carried
 
 
 def fit(train: Sequence[Case], rules: RuleSet, options: FitOptions) -> FitResult:
@@ -136,7 +170,9 @@ def fit(train: Sequence[Case], rules: RuleSet, options: FitOptions) -> FitResult
         and code in rules.codes.codes
         and support.get(code, (0, 0))[0] >= options.min_cases
     ]
-    fixed = {code: float(points) for code, points in priors.items() if code not in free}
+    # Unfitted codes take what the grader gives them: their override, else their
+    # finding's severity's points (a code can be reported at more than one severity).
+    fixed = {code: float(p) for code, p in grading.code_points.items() if code not in free}
     design = _Design(counts, free, fixed, grading)
     scale = options.points_per_logit
     prior = np.array([priors[code] for code in free], dtype=float)
@@ -145,13 +181,13 @@ def fit(train: Sequence[Case], rules: RuleSet, options: FitOptions) -> FitResult
     penalty = (scale / options.prior_sd) ** 2  # in logits: prior sd = prior_sd / scale
 
     def objective(x: Vector) -> tuple[float, Vector]:
-        deduction, open_weak, open_total = design.deduction(x[1:] * scale)
+        deduction, jacobian = design.evaluate(x[1:] * scale)
         eta = x[0] + deduction / scale
         loss = float(np.sum(design.totals * np.logaddexp(0.0, eta) - design.bads * eta))
         residual = design.totals * _sigmoid(eta) - design.bads
         gradient = np.empty_like(x)
         gradient[0] = residual.sum()
-        gradient[1:] = design.jacobian(open_weak, open_total).T @ residual
+        gradient[1:] = jacobian.T @ residual
         shift = x[1:] - prior / scale
         loss += 0.5 * penalty * float(shift @ shift)
         gradient[1:] += penalty * shift
@@ -196,27 +232,6 @@ def _support(cases: Sequence[Case]) -> dict[str, tuple[int, int]]:
     return {code: (n, bad[code]) for code, n in seen.items()}
 
 
-def _one_per_fact(pattern: Pattern, grading: GradingFile, fixed: dict[str, float]) -> Pattern:
-    """The pattern with each grading group reduced to one member, as the grader takes
-    a group's points once. The member is chosen by today's points (its prior), so the
-    model stays linear in the points: an approximation only where a fit reorders a
-    group's members."""
-    group_of = {code: name for name, codes in grading.groups.items() for code in codes}
-    if not any(code in group_of for code, _ in pattern):
-        return pattern
-    best: dict[str, tuple[float, tuple[str, str]]] = {}
-    kept = []
-    for code, severity in pattern:
-        name = group_of.get(code)
-        if name is None:
-            kept.append((code, severity))
-            continue
-        points = fixed.get(code, grading.code_points.get(code, grading.severity_points[severity]))  # type: ignore[index]
-        if name not in best or points > best[name][0]:
-            best[name] = (points, (code, severity))
-    return tuple(kept + [pair for _, pair in best.values()])
-
-
 def prior_points(rules: RuleSet, code: str) -> int:
     grading = rules.grading
     override = grading.code_points.get(code)
@@ -241,7 +256,7 @@ def _bounds(rules: RuleSet, code: str) -> tuple[float, float]:
 
 def _start_intercept(design: _Design, prior: Vector, scale: float) -> float:
     rate = (design.bads.sum() + 0.5) / (design.totals.sum() + 1.0)
-    deduction, _, _ = design.deduction(prior)
+    deduction, _ = design.evaluate(prior)
     mean = float((design.totals * deduction).sum() / max(design.totals.sum(), 1.0))
     return math.log(rate / (1 - rate)) - mean / scale
 
@@ -254,10 +269,10 @@ def _sigmoid(eta: Vector) -> Vector:
 def _standard_errors(design: _Design, x: Vector, penalty: float, scale: float) -> Vector:
     """Square roots of the inverse penalised information's diagonal, in logits
     (intercept) and points (codes)."""
-    deduction, open_weak, open_total = design.deduction(x[1:] * scale)
+    deduction, by_points = design.evaluate(x[1:] * scale)
     mu = _sigmoid(x[0] + deduction / scale)
     weights = design.totals * mu * (1 - mu)
-    jacobian = np.column_stack((np.ones(len(weights)), design.jacobian(open_weak, open_total)))
+    jacobian = np.column_stack((np.ones(len(weights)), by_points))
     information = jacobian.T @ (jacobian * weights[:, None])
     information[1:, 1:] += penalty * np.eye(len(x) - 1)
     covariance = np.linalg.pinv(information)

@@ -26,6 +26,7 @@ def calibration_table(calibration: Calibration) -> str:
             else ""
         )
         + ")",
+        _labels_line(joined.labels),
         f"split by account (seed {calibration.options.seed}): {calibration.train} training, "
         f"{calibration.held_out} held out ({calibration.held_out_accounts} accounts)",
         f"fit: {fit.rows} cases ({fit.bads} bad), {fit.vetoed} vetoed left out; "
@@ -46,6 +47,15 @@ def calibration_table(calibration: Calibration) -> str:
         _deciles_table(after),
     ]
     return "\n".join(out) + "\n"
+
+
+def _labels_line(labels: dict[tuple[bool, str], int]) -> str:
+    """How the outcome labels were read: bad = defaulted 362, fraud 3; good = repaid 2638."""
+    sides = []
+    for bad, name in ((True, "bad"), (False, "good")):
+        seen = sorted((label, n) for (is_bad, label), n in labels.items() if is_bad == bad)
+        sides.append(f"{name} = " + (", ".join(f"{label} {n}" for label, n in seen) or "none"))
+    return "labels read as " + "; ".join(sides)
 
 
 def _codes_table(fits: Sequence[CodeFit]) -> str:

@@ -54,6 +54,10 @@ class Calibration:
             "unlabelled_report_rows": self.joined.unlabelled,
             "sessions_after_outcome": self.joined.sessions_after_outcome,
             "duplicate_outcomes": self.joined.duplicates,
+            "labels": [
+                {"label": label, "read_as": "bad" if bad else "good", "count": n}
+                for (bad, label), n in sorted(self.joined.labels.items())
+            ],
             "split": {
                 "holdout": self.options.holdout,
                 "seed": self.options.seed,
