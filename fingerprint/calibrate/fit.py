@@ -196,8 +196,13 @@ def fit(train: Sequence[Case], rules: RuleSet, options: FitOptions) -> FitResult
     box = [(None, None)] + [(low / scale, high / scale) for low, high in bounds]
     result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=box)
     ses = _standard_errors(design, result.x, penalty, scale)
+    # A code whose every case is already at the 100 cap (or whose weak points are all
+    # capped) tells the fit nothing: it keeps its prior rather than a number that only
+    # looks fitted.
+    _, by_points = design.evaluate(result.x[1:] * scale)
+    informed = [bool(by_points[:, k].any()) for k in range(len(free))]
     fits = _code_fits(
-        rules, priors, support, free, result.x[1:] * scale, ses[1:], bounds, blacklist
+        rules, priors, support, free, result.x[1:] * scale, ses[1:], bounds, blacklist, informed
     )
     return FitResult(
         codes=fits,
@@ -290,6 +295,7 @@ def _code_fits(
     ses: Vector,
     bounds: list[tuple[float, float]],
     blacklist: frozenset[str],
+    informed: list[bool],
 ) -> list[CodeFit]:
     fitted = {code: k for k, code in enumerate(free)}
     fits = []
@@ -299,8 +305,14 @@ def _code_fits(
         cases, bads = support.get(code, (0, 0))
         severity = rules.codes.codes[code].severity
         k = fitted.get(code)
-        if k is None:
-            status = "veto" if code in blacklist else "too few cases"
+        if k is None or not informed[k]:
+            status = (
+                "veto"
+                if code in blacklist
+                else "too few cases"
+                if k is None
+                else "no information (capped)"
+            )
             fits.append(
                 CodeFit(
                     code=code,
