@@ -21,7 +21,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -55,6 +55,9 @@ class BatchSinks:
     output: Sink
     rejects: Sink | None = None
     progress: Any = None  # fingerprint.summary.Progress
+    # Told once, as soon as it happens, when sessions start to be graded without
+    # history because the store is unreachable (the count comes at the end).
+    warn: Callable[[str], None] | None = None
     # Temporary files the caller made for this run: if the parent process is killed
     # outright, its workers remove them (and their own scratch folder) as they go.
     temporaries: list[str] = field(default_factory=list)
@@ -95,9 +98,8 @@ def _run_single(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> R
     items = iter_items(options.paths, update, on_shrunk=stats.add_shrunk_input)
     try:
         sinks.output.write(fmt.header)
-        for outcome in _counted(
-            check_stream(checker, items, max_skew=options.max_skew), stats, sinks.progress
-        ):
+        outcomes = check_stream(checker, items, max_skew=options.max_skew)
+        for outcome in _counted(outcomes, stats, sinks.progress, sinks.warn):
             _emit(outcome, options, fmt, sinks, rollup)
         if rollup is not None:
             _write_accounts(rollup, options, fmt, sinks.output, stats)
@@ -155,7 +157,12 @@ def _write_accounts(
     stats.accounts = len(rollup)
 
 
-def _counted(outcomes: Iterator[Outcome], stats: RunStats, progress: Any) -> Iterator[Outcome]:
+def _counted(
+    outcomes: Iterator[Outcome],
+    stats: RunStats,
+    progress: Any,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[Outcome]:
     for outcome in outcomes:
         stats.lines += 1
         if outcome.blank:
@@ -163,7 +170,10 @@ def _counted(outcomes: Iterator[Outcome], stats: RunStats, progress: Any) -> Ite
         elif outcome.reject is not None:
             stats.add_reject(outcome.reject)
         elif outcome.report is not None:
+            first = stats.history_degraded == 0
             stats.add_report(outcome.report)
+            if warn is not None and first and stats.history_degraded:
+                warn(HISTORY_WARNING)
         if progress is not None and stats.lines % _PROGRESS_EVERY == 0:
             progress.lines(stats.lines)
         if stats.lines % _FREEZE_EVERY == 0:
@@ -179,6 +189,10 @@ def _grade_order(checker: Checker) -> list[str]:
 
 
 _FREEZE_EVERY = 50_000
+HISTORY_WARNING = (
+    "warning: the history store is unreachable: sessions are being graded without "
+    "history checks (counted at the end)"
+)
 _PROGRESS_EVERY = 512  # lines between progress updates (the bar redraws at most 5 times/s)
 _STOP_SECONDS = 1.0  # workers still running this long after a stop are killed
 
@@ -201,8 +215,9 @@ def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> 
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="fingerprint-") as scratch:
         results_dir = Path(scratch)
-        # Per worker: lines done, then (second half) input bytes read.
-        counters = context.Array("q", 2 * options.workers)
+        # Per worker, in three runs: lines done, input bytes read, sessions graded
+        # without history.
+        counters = context.Array("q", 3 * options.workers)
         # If the parent dies before removing them, the workers remove these.
         leftovers = [scratch, *sinks.temporaries]
         with signals_deferred():  # a child must install its own handlers first
@@ -218,7 +233,7 @@ def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> 
             for process in processes:
                 process.start()
         try:
-            _wait(processes, counters, sinks.progress)
+            _wait(processes, counters, sinks.progress, sinks.warn)
         except KeyboardInterrupt as interrupt:
             signum = signal_number(interrupt)
             with signals_deferred():
@@ -241,7 +256,9 @@ def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> 
         return _merge(options, sinks, results)
 
 
-def _wait(processes: list[Any], counters: Any, progress: Any) -> None:
+def _wait(
+    processes: list[Any], counters: Any, progress: Any, warn: Callable[[str], None] | None
+) -> None:
     """Until every worker is done, showing progress; a failed worker stops the run."""
     workers = len(processes)
     running = processes
@@ -249,8 +266,11 @@ def _wait(processes: list[Any], counters: Any, progress: Any) -> None:
         multiprocessing.connection.wait([p.sentinel for p in running], timeout=0.2)
         running = [p for p in processes if p.is_alive()]
         if progress is not None:  # at the end too: the last figures are the totals
-            progress.update(min(counters[workers:]))  # every worker reads every byte
+            progress.update(min(counters[workers : 2 * workers]))  # all read every byte
             progress.lines(sum(counters[:workers]))
+        if warn is not None and sum(counters[2 * workers :]):
+            warn(HISTORY_WARNING)
+            warn = None
         failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
         if failed:
             raise FingerprintError(f"a worker process failed (exit codes {failed})")
@@ -328,6 +348,7 @@ def _shard_run(
     rows_path = os.path.join(results_dir, f"rows-{shard.index}")
     rejects_path = os.path.join(results_dir, f"rejects-{shard.index}")
     bytes_slot = options.workers + shard.index
+    degraded_slot = 2 * options.workers + shard.index
 
     def bytes_read(count: int) -> None:
         counters[bytes_slot] = count
@@ -342,9 +363,11 @@ def _shard_run(
             _emit(outcome, options, fmt, sinks, rollup)
             if stats.lines % _PROGRESS_EVERY == 0:
                 counters[shard.index] = stats.lines
+                counters[degraded_slot] = stats.history_degraded
         if rollup is not None:
             _write_accounts(rollup, options, fmt, framed.output, stats, framed)
     counters[shard.index] = stats.lines
+    counters[degraded_slot] = stats.history_degraded
     return _ShardResult(stats, rows_path, rejects_path)
 
 

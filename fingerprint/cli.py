@@ -318,7 +318,12 @@ def _run_check(
     progress = Progress.for_stream(
         sys.stderr, _total_bytes(options.paths), enabled=not args.quiet, force=args.progress
     )
-    sinks = BatchSinks(output, rejects, progress, temporaries=files.temporaries)
+
+    def warn(message: str) -> None:
+        progress.clear()
+        print(f"fingerprint: {message}", file=sys.stderr)
+
+    sinks = BatchSinks(output, rejects, progress, warn=warn, temporaries=files.temporaries)
     started = time.perf_counter()
     try:
         stats = run_batch(options, sinks, checker)

@@ -80,6 +80,13 @@ class Progress:
             self._stream.write(text + "\n")
         self._stream.flush()
 
+    def clear(self) -> None:
+        """Wipe the line drawn on the terminal, so a message can be printed; the next
+        update draws it again."""
+        if self._stream is not None and self._terminal and self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
     def close(self) -> None:
         """The final figures: on a terminal over the line drawn so far (nothing if the
         run was too short to draw one), elsewhere (forced) as a last line."""

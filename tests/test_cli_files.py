@@ -381,15 +381,17 @@ def test_progress_flag_forces_it_on_a_pipe(source: Path, capsys: Any) -> None:
 # --- item 13: a run without its history store ---------------------------------------------
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_an_unreachable_history_store_is_a_warning_and_counted(
-    tmp_path: Path, source: Path, capsys: Any
+    tmp_path: Path, source: Path, capsys: Any, workers: str
 ) -> None:
     pytest.importorskip("redis")
     summary = tmp_path / "s.json"
     refused = "redis://127.0.0.1:1/0"  # port 1: nothing listens, the connection is refused
-    argv = ["-o", str(tmp_path / "o.jsonl"), "--summary-json", str(summary)]
+    argv = ["-o", str(tmp_path / "o.jsonl"), "--summary-json", str(summary), "--workers", workers]
     assert check(str(source), *argv, "--history", refused) == 0
     err = capsys.readouterr().err
+    assert err.count("warning: the history store is unreachable") == 1  # told at once
     assert "warning: the history store was unavailable for 3 of 3 sessions" in err
     assert json.loads(summary.read_text(encoding="utf-8"))["history_degraded"] == 3
     assert main(["check", str(source), *argv, "--history", refused, "--summary"]) == 0
