@@ -457,12 +457,16 @@ class _Breaker:
     next call try again; counts failures and logs outages and recoveries.
 
     A wait for a busy pool is no failure of Redis: it trips nothing (tripping would
-    turn a burst of calls into a second of lost history for everyone)."""
+    turn a burst of calls into a second of lost history for everyone). Nor does a
+    timeout while other calls succeed (inside ``retry_after`` of the last success):
+    then the caller's own event loop or CPU is saturated, and Redis answers. A
+    refused or dropped connection, or timeouts with no success between, trip it."""
 
     def __init__(self, retry_after: float) -> None:
         self._retry_after = retry_after
         self._down_until = 0.0
         self._down_since: float | None = None
+        self._last_success = -math.inf
         self._lock = threading.Lock()
         self._counts = {
             name: 0 for name in HistoryStats.__dataclass_fields__ if name != "breaker_open"
@@ -481,6 +485,8 @@ class _Breaker:
         with self._lock:
             self._counts["failures"] += 1
             self._counts["timeouts"] += timed_out
+            if timed_out and time.monotonic() - self._last_success < self._retry_after:
+                return  # Redis answers other calls: this one waited behind them
             self._down_until = time.monotonic() + self._retry_after
             if self._down_since is None:
                 self._down_since = time.monotonic()
@@ -497,7 +503,8 @@ class _Breaker:
             )
 
     def succeeded(self) -> None:
-        if self._down_since is None:  # the common case: one read, no lock
+        self._last_success = time.monotonic()
+        if self._down_since is None:  # the common case: no lock
             return
         with self._lock:
             since, self._down_since, self._down_until = self._down_since, None, 0.0

@@ -312,3 +312,19 @@ def test_future_rejects_are_counted() -> None:
     with pytest.raises(InvalidSessionError):
         checker.check(make_session(ts=T0 + 86_400))
     assert checker.stats().future_rejects == 1
+
+
+def test_a_timeout_among_successes_trips_no_breaker_but_refusals_do() -> None:
+    from fingerprint.redis_io import DeadlineExceeded
+    from fingerprint.redis_store import _Breaker
+
+    breaker = _Breaker(retry_after=60.0)
+    breaker.failed(DeadlineExceeded("no success yet"))
+    assert breaker.stats().breaker_open  # nothing answered: Redis is down
+    breaker = _Breaker(retry_after=60.0)
+    breaker.succeeded()
+    breaker.failed(DeadlineExceeded("waited behind a saturated event loop"))
+    assert not breaker.stats().breaker_open  # Redis answered a moment ago
+    assert breaker.stats().timeouts == 1
+    breaker.failed(ConnectionRefusedError("refused"))
+    assert breaker.stats().breaker_open and breaker.stats().breaker_trips == 1
