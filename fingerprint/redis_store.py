@@ -430,8 +430,10 @@ class RedisHistoryStore:
             assert self._endpoint is not None
             # Forget the pools of loops that have closed (asyncio.run per request,
             # test runners): their connections can never be used again.
-            for gone in [old for old in self._async_pools if old.is_closed()]:
-                self._async_pools.pop(gone).close()
+            for gone in [old for old in list(self._async_pools) if old.is_closed()]:
+                dropped = self._async_pools.pop(gone, None)  # another thread may race us
+                if dropped is not None:
+                    dropped.close()
             pool = AsyncPool(self._endpoint, self._max_connections)
             self._async_pools[loop] = pool
         return pool
