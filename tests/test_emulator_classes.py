@@ -359,3 +359,13 @@ def test_ordinary_files_and_packages_are_not_hook_tools(checker: Checker) -> Non
     }
     report = _report(checker, make_session(**changes))
     assert "TAM_HOOK_TOOL" not in _codes(report, "tamper")
+
+
+def test_a_hook_seen_live_and_on_disk_counts_once(checker: Checker) -> None:
+    """Frida in the process and frida-server on disk are one tool: one group's points."""
+    changes = {"device.hooks": ["frida"], "device.files_present": ["/data/local/tmp/frida-server"]}
+    report = _report(checker, make_session(**changes))
+    tamper = _codes(report, "tamper")
+    assert tamper == {"TAM_HOOK_FRAMEWORK": "high", "TAM_HOOK_TOOL": "high"}
+    taken = report.contributions["TAM_HOOK_FRAMEWORK"] + report.contributions["TAM_HOOK_TOOL"]
+    assert taken == 30 and report.score == 70
