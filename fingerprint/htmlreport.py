@@ -63,7 +63,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from fingerprint.features.provinces import CN_PROVINCES_ZH
+from fingerprint.features.provinces import CN_PROVINCES_ZH, is_mainland_province
 from fingerprint.outputs import Output
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
 
@@ -334,8 +334,9 @@ class RunReportBuilder:
         for check in checks:
             self.check_sessions.add(check)
 
-        # province moves between consecutive sessions of an account
-        if province:
+        # province moves between consecutive sessions of an account: mainland
+        # provinces only (a trip abroad is no province move)
+        if is_mainland_province(province):
             last = self._last_province
             previous = last.get(key)
             if previous is not None:

@@ -394,3 +394,18 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
     # plain test run does not dirty the tree with a new timestamp in the picture.
     if not DOCS_SCREENSHOT.exists() or os.environ.get("FINGERPRINT_UPDATE_SCREENSHOT"):
         shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+
+def test_a_trip_abroad_is_no_province_move(rules: RuleSet) -> None:
+    """Beijing, Tokyo, Kanagawa, Hong Kong, Shanghai: the one province move is BJ -> SH."""
+    builder = RunReportBuilder(rules, lang="en")
+    places = [
+        ("CN-BJ", "北京市"),
+        ("JP-13", None),
+        ("JP-14", None),
+        ("HK-HCW", None),
+        ("CN-SH", "上海市"),
+    ]
+    for n, (province, province_zh) in enumerate(places):
+        builder.add(report("u-trip", n, province=province, province_zh=province_zh))
+    assert builder.moves.most_common() == [(("CN-BJ", "CN-SH"), 1)]

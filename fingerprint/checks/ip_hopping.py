@@ -1,9 +1,19 @@
 """``ip_hopping``: the account's IP moves across provinces too often, or too fast.
 
-Only IPs the City database places in a province count: a country-level placement
-sits at the country's centroid and says nothing about travel. Impossible travel
-allows for both accuracy radii and is not judged for coarse or anonymous IPs,
-whose location is not the user's.
+Only IPs the City database places in one of the 31 mainland provinces count as
+provinces: a country-level placement sits at the country's centroid and says
+nothing about travel, and subdivisions abroad (JP-13, KR-11, SG-01) and Hong Kong,
+Macau and Taiwan are no provinces, so a trip abroad is no hopping. Impossible
+travel allows for both accuracy radii and is not judged for coarse or anonymous
+IPs, whose location is not the user's.
+
+A move across the mainland's border is its own, weaker matter
+(``GEO_BORDER_IMPOSSIBLE_TRAVEL``, medium): faster than travel allows, and the
+device's time zone does not account for it. A traveller's phone follows the trip
+(its time zone changes), and switching between roaming data, which is routed home
+(an IP in China), and hotel Wi-Fi (an IP abroad) makes such jumps all day. A VPN
+exit abroad with home settings is ``VPN_TZ_MISMATCH``, the same fact (one grading
+group).
 """
 
 from __future__ import annotations
@@ -23,13 +33,18 @@ from fingerprint.checks.base import (
     logins_since,
 )
 from fingerprint.features.geo import great_circle_km
+from fingerprint.features.provinces import is_mainland_province
 from fingerprint.history import LoginEvent
 
 
 @dataclass(frozen=True)
 class IpHoppingCheck(Check):
     name: ClassVar[str] = "ip_hopping"
-    codes: ClassVar[tuple[str, ...]] = ("GEO_PROVINCE_HOPPING", "GEO_IMPOSSIBLE_TRAVEL")
+    codes: ClassVar[tuple[str, ...]] = (
+        "GEO_PROVINCE_HOPPING",
+        "GEO_IMPOSSIBLE_TRAVEL",
+        "GEO_BORDER_IMPOSSIBLE_TRAVEL",
+    )
     uses_history: ClassVar[bool] = True
 
     window_hours: float = 24.0
@@ -53,10 +68,12 @@ class IpHoppingCheck(Check):
         recent = logins_since(ctx.history.account_events, since)
         located = [e for e in recent if e.province and not e.ip_anonymous]
         hits = []
-        hopping = self._hopping([*located, current])
-        if hopping:
-            hits.append(hopping)
-        travel = self._impossible_travel(located[-1] if located else None, current)
+        if is_mainland_province(current.province):
+            path = [e for e in located if is_mainland_province(e.province)]
+            hopping = self._hopping([*path, current])
+            if hopping:
+                hits.append(hopping)
+        travel = self._impossible_travel(located[-1] if located else None, current, ctx)
         if travel:
             hits.append(travel)
         return hits
@@ -90,9 +107,39 @@ class IpHoppingCheck(Check):
             },
         )
 
-    def _impossible_travel(self, previous: LoginEvent | None, current: LoginEvent) -> Hit | None:
+    def _impossible_travel(
+        self, previous: LoginEvent | None, current: LoginEvent, ctx: CheckContext
+    ) -> Hit | None:
         if previous is None or previous.province == current.province:
             return None
+        mainland = (is_mainland_province(previous.province), is_mainland_province(current.province))
+        if not any(mainland):
+            return None  # abroad to abroad: no province, and not the border
+        border = not all(mainland)
+        if border and _device_explains_border(ctx, home_now=mainland[1]):
+            return None
+        speed = self._speed(previous, current)
+        if speed is None or speed[2] <= self.max_speed_kmh:
+            return None
+        distance, hours, kmh = speed
+        return Hit(
+            "GEO_BORDER_IMPOSSIBLE_TRAVEL" if border else "GEO_IMPOSSIBLE_TRAVEL",
+            {
+                "from": previous.province,
+                "to": current.province,
+                "from_at": _iso(previous.ts),
+                "to_at": _iso(current.ts),
+                "distance_km": round(distance),
+                "hours": round(hours, 2),
+                "speed_kmh": round(kmh),
+            },
+        )
+
+    def _speed(
+        self, previous: LoginEvent, current: LoginEvent
+    ) -> tuple[float, float, float] | None:
+        """(distance km, hours, km/h beyond both accuracy radii), or None when a place
+        is unknown or too coarse to time."""
         points = (previous.latitude, previous.longitude, current.latitude, current.longitude)
         if any(p is None for p in points):
             return None
@@ -102,21 +149,25 @@ class IpHoppingCheck(Check):
         distance = great_circle_km(*points)  # type: ignore[arg-type]
         slack = max(0.0, distance - sum(radii))
         hours = max(current.ts - previous.ts, self.min_gap_minutes * 60) / 3600
-        speed = slack / hours
-        if speed <= self.max_speed_kmh:
-            return None
-        return Hit(
-            "GEO_IMPOSSIBLE_TRAVEL",
-            {
-                "from": previous.province,
-                "to": current.province,
-                "from_at": _iso(previous.ts),
-                "to_at": _iso(current.ts),
-                "distance_km": round(distance),
-                "hours": round(hours, 2),
-                "speed_kmh": round(speed),
-            },
-        )
+        return distance, hours, slack / hours
+
+
+def _device_explains_border(ctx: CheckContext, *, home_now: bool) -> bool:
+    """A jump across the border the device's own time zone accounts for.
+
+    Back on a mainland IP, any time zone does: at home it confirms the place, abroad
+    it is a traveller on roaming data, which is routed home. On an IP abroad, the
+    device's time zone must be that IP's: a phone that followed the trip. A device
+    with no time zone explains nothing.
+    """
+    device, geo = ctx.session.device, ctx.features.geo
+    device_tz = (device.timezone or "").strip().casefold() if device else ""
+    if not device_tz:
+        return False
+    if home_now:
+        return True
+    ip_tz = geo.time_zone if geo else None
+    return ip_tz is not None and ip_tz.casefold() == device_tz
 
 
 def _iso(ts: float) -> str:

@@ -1,7 +1,9 @@
-"""Official Chinese names of China's provincial divisions by ISO 3166-2 code.
+"""The 31 provincial divisions of mainland China, with their official Chinese names.
 
 The GeoLite2 data spells them inconsistently ("广东" next to "江苏省"); reports
-should name a province one way.
+should name a province one way. Only these 31 are provinces for hopping: Hong
+Kong, Macau and Taiwan have their own ISO country codes (HK, MO, TW), time zones
+and networks, and subdivisions abroad (JP-13, KR-11, SG-01) are no provinces.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ CN_PROVINCES_ZH: dict[str, str] = {
     "CN-QH": "青海省",
     "CN-NX": "宁夏回族自治区",
     "CN-XJ": "新疆维吾尔自治区",
-    "CN-TW": "台湾省",
-    "CN-HK": "香港特别行政区",
-    "CN-MO": "澳门特别行政区",
 }
+
+MAINLAND_PROVINCES: frozenset[str] = frozenset(CN_PROVINCES_ZH)
+
+
+def is_mainland_province(code: str | None) -> bool:
+    """One of the 31 mainland provinces (ISO 3166-2 ``CN-xx``), not HK/MO/TW or abroad."""
+    return code in MAINLAND_PROVINCES
