@@ -201,11 +201,51 @@ class DualAppUser(_Strict):
     vendor: str
 
 
+class PlatformSandbox(_Strict):
+    """Another platform's own app sandbox: what its SDK reports for every app."""
+
+    platform: str
+    what: str
+    patterns: list[str]
+    source: str
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        return [_check_regex(v) for v in values]
+
+
+class LibraryProvider(_Strict):
+    """Apps whose native libraries normal apps map (WebView, Play services ...)."""
+
+    why: str
+    packages: list[str]
+    path_contains: list[str] = []
+    source: str
+
+
+def _owner_patterns(values: list[str]) -> list[str]:
+    """Android path regexes must name the owning package (group ``pkg``)."""
+    for value in values:
+        if "pkg" not in re.compile(_check_regex(value)).groupindex:
+            raise ValueError(f"{value!r} has no (?P<pkg>...) group")
+    return values
+
+
 class MultiOpenFile(_Strict):
     version: Literal[1]
     containers: list[Container]
     system_dual_app_users: list[DualAppUser]
     work_profile_users: list[int] = []
+    android_data_dirs: list[str]
+    android_app_dirs: list[str]
+    platform_sandboxes: list[PlatformSandbox]
+    shared_library_providers: list[LibraryProvider] = []
+
+    @field_validator("android_data_dirs", "android_app_dirs")
+    @classmethod
+    def _name_the_owner(cls, values: list[str]) -> list[str]:
+        return _owner_patterns(values)
 
 
 # --- network.yaml -------------------------------------------------------------

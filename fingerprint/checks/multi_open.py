@@ -3,7 +3,16 @@
 Android uids are ``user_id * 100000 + app_id``. A process uid with another app id
 means another app's process hosts ours (a third-party container: critical); the
 same app id under a dual-app user (999 MIUI/OnePlus, 128 Huawei/Honor, 95 Samsung)
-is the OS's own dual-app feature (medium, not blacklisted by default).
+is the OS's own dual-app feature (medium, not blacklisted by default), and under
+any other user (work profiles, Secure Folder, Second Space) the OS's own profile.
+
+The data dir is judged by its platform's own shapes (rules/multi_open.yaml): an
+Android shape as Android (our data inside another app's directory is a container),
+another platform's sandbox (iOS, HarmonyOS NEXT, macOS) as normal, and a shape no
+rule knows as no evidence at all, never as a container. A native library mapped
+from another app's install or data dir is a container whichever cloner it is,
+unless that app is a provider that shares its libraries with every app (WebView,
+Google Play services, ...).
 """
 
 from __future__ import annotations
@@ -22,19 +31,23 @@ PER_USER_RANGE = 100_000
 # (client-supplied) dirs than _MAX_CACHED_DIR are examined, not kept.
 DATA_DIR_CACHE_SIZE = 4_096
 _MAX_CACHED_DIR = 512
-# /data/user/<N>/<pkg>, /data/user_de/<N>/<pkg>, /data/data/<pkg>, adopted storage.
-_STANDARD_DATA_DIR = re.compile(
-    r"^(?:/mnt/expand/[^/]+)?/data/(?:user(?:_de)?/(?P<user>\d+)|data)/(?P<pkg>[^/]+)/?$"
-)
+# Another app's data dir below ours (VirtualApp-style virtual/data/user/0/<pkg>).
+_NESTED_DATA_DIR = re.compile(r"/(?:data/)?(?:user(?:_de)?/\d+|data)/[^/]+")
+# A static shared library's package carries its version: <pkg>_<version>.
+_LIBRARY_VERSION = re.compile(r"_\d+$")
+
+ANDROID, SANDBOX, UNKNOWN = "android", "sandbox", "unknown"
 
 
 class _DirShape(NamedTuple):
     """What a data dir shows, whoever's app it is."""
 
+    kind: str  # ANDROID, SANDBOX (another platform's own sandbox) or UNKNOWN
     marker: str | None  # the container marker it contains (longest first)
-    standard: bool  # a standard /data/user/<N>/<pkg> (or /data/data/<pkg>) path
-    user: str | None  # <N> of a standard path
-    package: str | None  # <pkg> of a standard path
+    user: int | None  # Android user id of an Android dir (0 for /data/data)
+    package: str | None  # the package owning an Android dir
+    nested: bool  # another app's data dir lies below the owner's
+    platform: str | None  # whose sandbox a SANDBOX dir is
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,10 @@ class _Tables:
     libs: re.Pattern[str] | None
     products: dict[str, str]  # folded marker or lib substring -> product
     packages: dict[str, str]  # folded host package -> product
+    android_dirs: tuple[re.Pattern[str], ...] = ()
+    app_dirs: tuple[re.Pattern[str], ...] = ()
+    sandboxes: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (platform, shape)
+    providers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pkg -> path_contains
     # data dir -> its shape. Shared by threads: a race only examines a dir twice, with
     # the same answer (dict get/set are atomic).
     dirs: dict[str, _DirShape] = field(default_factory=dict)
@@ -61,12 +78,38 @@ class _Tables:
 
     def _examine(self, data_dir: str) -> _DirShape:
         found = self.markers.search(data_dir.casefold()) if self.markers else None
-        if found:
-            return _DirShape(found[0], False, None, None)
-        standard = _STANDARD_DATA_DIR.match(data_dir)
-        if standard is None:
-            return _DirShape(None, False, None, None)
-        return _DirShape(None, True, standard["user"], standard["pkg"])
+        marker = found[0] if found else None
+        android = _first_match(self.android_dirs, data_dir)
+        if android is not None:
+            groups = android.groupdict()
+            user = groups.get("user")
+            rest = groups.get("rest") or ""
+            nested = _NESTED_DATA_DIR.search(rest) is not None
+            package = android["pkg"]
+            return _DirShape(ANDROID, marker, int(user) if user else 0, package, nested, None)
+        for platform, shape in self.sandboxes:
+            if shape.match(data_dir):
+                return _DirShape(SANDBOX, None, None, None, False, platform)
+        return _DirShape(UNKNOWN, marker, None, None, False, None)
+
+    def app_owner(self, path: str) -> str | None:
+        """The package whose install or data dir holds ``path``, or None."""
+        found = _first_match(self.app_dirs, path) or _first_match(self.android_dirs, path)
+        return found["pkg"] if found is not None else None
+
+    def is_provider(self, owner: str, path: str) -> bool:
+        paths = self.providers.get(_LIBRARY_VERSION.sub("", owner.casefold()))
+        if paths is None:
+            return False
+        return not paths or any(p in path for p in paths)
+
+
+def _first_match(patterns: tuple[re.Pattern[str], ...], text: str) -> re.Match[str] | None:
+    for pattern in patterns:
+        found = pattern.match(text)
+        if found is not None:
+            return found
+    return None
 
 
 def _substring_regex(needles: list[str]) -> re.Pattern[str] | None:
@@ -95,11 +138,12 @@ class MultiOpenCheck(Check):
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
+        spec = rules.multi_open
         products: dict[str, str] = {}
         packages: dict[str, str] = {}
         markers: list[str] = []
         libs: list[str] = []
-        for container in rules.multi_open.containers:
+        for container in spec.containers:
             for marker in container.data_dir_markers:
                 markers.append(marker.casefold())
                 products.setdefault(marker.casefold(), container.product)
@@ -108,8 +152,25 @@ class MultiOpenCheck(Check):
                 products.setdefault(lib.casefold(), container.product)
             for package in container.packages:
                 packages.setdefault(package.casefold(), container.product)
-        tables = _Tables(_substring_regex(markers), _substring_regex(libs), products, packages)
-        users = tuple((u.user_id, u.vendor) for u in rules.multi_open.system_dual_app_users)
+        providers: dict[str, tuple[str, ...]] = {}
+        for provider in spec.shared_library_providers:
+            for package in provider.packages:
+                providers[package.casefold()] = tuple(provider.path_contains)
+        tables = _Tables(
+            _substring_regex(markers),
+            _substring_regex(libs),
+            products,
+            packages,
+            android_dirs=tuple(re.compile(p) for p in spec.android_data_dirs),
+            app_dirs=tuple(re.compile(p) for p in spec.android_app_dirs),
+            sandboxes=tuple(
+                (box.platform, re.compile(p))
+                for box in spec.platform_sandboxes
+                for p in box.patterns
+            ),
+            providers=providers,
+        )
+        users = tuple((u.user_id, u.vendor) for u in spec.system_dual_app_users)
         vendors: dict[int, str] = {}
         for user_id, vendor in users:
             vendors.setdefault(user_id, vendor)
@@ -118,62 +179,62 @@ class MultiOpenCheck(Check):
     def evaluate(self, ctx: CheckContext) -> Outcome:
         app = ctx.session.app
         packages = (ctx.session.device.installed_packages if ctx.session.device else None) or []
-        has_app_signals = app is not None and (
-            app.data_dir or app.uid is not None or app.process_uid is not None or app.loaded_libs
-        )
-        if not has_app_signals and not packages:
-            return NotEvaluated("no app block (data_dir, uids, loaded_libs) or installed packages")
         hits: list[Hit] = []
+        judged = bool(packages)
         if app is not None:
             if app.data_dir:
-                hits.extend(self._data_dir(app, app.data_dir))
+                found, shape_known = self._data_dir(app, app.data_dir)
+                hits.extend(found)
+                judged = judged or shape_known
             if app.uid is not None and app.process_uid is not None:
                 hits.extend(self._uids(app))
+                judged = True
             if app.loaded_libs:
                 hits.extend(self._libs(app))
+                judged = True
+        if not judged:
+            return NotEvaluated(
+                "no app block (data_dir of a known shape, uids, loaded_libs) or installed packages"
+            )
         if not any(h.code != "MO_SYSTEM_DUAL_APP" for h in hits):
             hits.extend(self._installed(packages))
         # Only two dual-app hits (data dir and uid) can repeat a code.
         return _dedupe_dual(hits) if len(hits) > 1 else hits
 
-    def _data_dir(self, app: App, data_dir: str) -> list[Hit]:
+    def _data_dir(self, app: App, data_dir: str) -> tuple[list[Hit], bool]:
+        """The hits of the data dir, and whether its shape said anything at all."""
         assert self.tables is not None
         shape = self.tables.dir_shape(data_dir)
+        if shape.kind == SANDBOX:
+            return [], True  # that platform's own sandbox: what every app reports
         if shape.marker is not None:
-            return [
-                Hit(
-                    "MO_CONTAINER_DATA_DIR",
-                    {
-                        "data_dir": data_dir[:300],
-                        "product": self.tables.products[shape.marker],
-                        "marker": shape.marker,
-                    },
-                )
-            ]
-        if not shape.standard or (app.package and shape.package != app.package):
+            return [self._container_dir(data_dir, self.tables.products[shape.marker], shape)], True
+        if shape.kind == UNKNOWN:
+            return [], False  # no rule knows this shape: no evidence either way
+        if app.package and shape.package != app.package:
             # Our data inside another app's directory: how every container works.
-            return [
-                Hit(
-                    "MO_CONTAINER_DATA_DIR",
-                    {
-                        "data_dir": data_dir[:300],
-                        "product": "unknown container",
-                        "expected_package": app.package,
-                    },
-                )
-            ]
-        if shape.user is None:
-            return []
-        user_id = int(shape.user)
-        vendor = self._dual_vendor(user_id)
+            return [self._container_dir(data_dir, self._host_product(shape.package), shape)], True
+        if shape.nested:
+            return [self._container_dir(data_dir, "unlisted container", shape)], True
+        vendor = self._dual_vendor(shape.user) if shape.user else None
         if vendor:
-            return [
-                Hit(
-                    "MO_SYSTEM_DUAL_APP",
-                    {"user_id": user_id, "vendor": vendor, "data_dir": data_dir[:300]},
-                )
-            ]
-        return []
+            evidence = {"user_id": shape.user, "vendor": vendor, "data_dir": data_dir[:300]}
+            return [Hit("MO_SYSTEM_DUAL_APP", evidence)], True
+        return [], True
+
+    def _container_dir(self, data_dir: str, product: str, shape: _DirShape) -> Hit:
+        evidence: dict[str, Any] = {"data_dir": data_dir[:300], "product": product}
+        if shape.marker is not None:
+            evidence["marker"] = shape.marker
+        if shape.package is not None:
+            evidence["host_package"] = shape.package
+        return Hit("MO_CONTAINER_DATA_DIR", evidence)
+
+    def _host_product(self, package: str | None) -> str:
+        assert self.tables is not None
+        if package is None:
+            return "unlisted container"
+        return self.tables.packages.get(package.casefold(), f"unlisted container ({package})")
 
     def _uids(self, app: App) -> list[Hit]:
         if app.uid is None or app.process_uid is None or app.uid == app.process_uid:
@@ -205,18 +266,32 @@ class MultiOpenCheck(Check):
 
     def _libs(self, app: App) -> list[Hit]:
         assert self.tables is not None
-        if self.tables.libs is None:
-            return []
+        tables = self.tables
+        own = app.package or self._own_package(app)
         for lib in app.loaded_libs or ():
-            found = self.tables.libs.search(lib.casefold())
+            found = tables.libs.search(lib.casefold()) if tables.libs is not None else None
             if found:
                 return [
                     Hit(
-                        "MO_CONTAINER_LIB",
-                        {"lib": lib[:300], "product": self.tables.products[found[0]]},
+                        "MO_CONTAINER_LIB", {"lib": lib[:300], "product": tables.products[found[0]]}
                     )
                 ]
+            if own is None or ".so" not in lib:
+                continue  # whose app is ours unknown, or no native library (dex, apk, fonts)
+            owner = tables.app_owner(lib)
+            if owner is None or owner == own or tables.is_provider(owner, lib):
+                continue
+            evidence = {"lib": lib[:300], "owner": owner, "product": self._host_product(owner)}
+            return [Hit("MO_CONTAINER_LIB", evidence)]
         return []
+
+    def _own_package(self, app: App) -> str | None:
+        """Our package as the data dir says it, when the app block does not."""
+        assert self.tables is not None
+        if not app.data_dir:
+            return None
+        shape = self.tables.dir_shape(app.data_dir)
+        return shape.package if shape.kind == ANDROID and not shape.nested else None
 
     def _installed(self, packages: list[str]) -> list[Hit]:
         assert self.tables is not None
