@@ -6,7 +6,9 @@ reply is long. Here a call is given a deadline (``time.monotonic()`` seconds) an
 every connect, send and read gets only what is left of it, retries included; the
 replies are parsed by hiredis (already a dependency of the ``redis`` extra).
 
-Plain TCP and Unix-socket URLs only (with AUTH and SELECT); TLS and custom
+Plain TCP, TLS (``rediss://``, through the standard ``ssl`` module: the TCP connect,
+the TLS handshake and every read and write get what is left of the deadline) and
+Unix-socket URLs, with AUTH and SELECT; credential providers, RESP3 and custom
 connection classes keep redis-py's own connections (see ``endpoint_of``).
 """
 
@@ -16,9 +18,12 @@ import asyncio
 import contextlib
 import math
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from fingerprint.errors import ConfigError
 
 try:  # comes with the redis extra
     import hiredis
@@ -51,6 +56,7 @@ class Endpoint:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    tls: ssl.SSLContext | None = None  # rediss://: the handshake's settings
 
     def handshake(self) -> tuple[bytes, int]:
         """The commands a new connection sends first, packed, and how many replies."""
@@ -80,13 +86,83 @@ def endpoint_of(pool: Any, redis_module: Any) -> Endpoint | None:
         "username": kwargs.get("username"),
         "password": kwargs.get("password"),
     }
+    host, port = kwargs.get("host") or "localhost", int(kwargs.get("port") or 6379)
     if pool.connection_class is redis_module.Connection:
-        return Endpoint(
-            host=kwargs.get("host") or "localhost", port=int(kwargs.get("port") or 6379), **common
-        )
+        return Endpoint(host=host, port=port, **common)
+    if pool.connection_class is redis_module.SSLConnection:
+        return Endpoint(host=host, port=port, tls=tls_context(kwargs), **common)
     if pool.connection_class is redis_module.UnixDomainSocketConnection:
         return Endpoint(path=kwargs["path"], **common)
     return None
+
+
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+# redis-py's TLS options that tls_context maps; any other ``ssl_*`` option with a
+# value that asks for something (OCSP validation, an OCSP context) is refused.
+_TLS_OPTIONS = frozenset(
+    {
+        "ssl_cert_reqs",
+        "ssl_check_hostname",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_ca_data",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        "ssl_min_version",
+        "ssl_ciphers",
+        "ssl_include_verify_flags",
+        "ssl_exclude_verify_flags",
+    }
+)
+
+
+def tls_context(kwargs: dict[str, Any]) -> ssl.SSLContext:
+    """The ``ssl`` context redis-py would build from a ``rediss://`` URL's options
+    (same defaults: certificates required and checked against the system's CAs,
+    host name checked unless ``ssl_cert_reqs=none``); :class:`ConfigError` for an
+    option it cannot honour or a file it cannot load, never a silent default."""
+    unsupported = sorted(
+        name
+        for name, value in kwargs.items()
+        if name.startswith("ssl_") and value
+        if name not in _TLS_OPTIONS
+    )
+    if unsupported:
+        raise ConfigError(f"rediss:// option not supported: {', '.join(unsupported)}")
+    cert_reqs = kwargs.get("ssl_cert_reqs", "required")
+    if cert_reqs is None:
+        cert_reqs = ssl.CERT_NONE
+    elif isinstance(cert_reqs, str):
+        if cert_reqs not in _CERT_REQS:
+            raise ConfigError(
+                f"rediss:// ssl_cert_reqs must be none, optional or required, not {cert_reqs!r}"
+            )
+        cert_reqs = _CERT_REQS[cert_reqs]
+    check_hostname = kwargs.get("ssl_check_hostname")
+    context = ssl.create_default_context()
+    context.check_hostname = (check_hostname is not False) and cert_reqs != ssl.CERT_NONE
+    context.verify_mode = ssl.VerifyMode(cert_reqs)
+    try:
+        for flag in kwargs.get("ssl_include_verify_flags") or ():
+            context.verify_flags |= flag
+        for flag in kwargs.get("ssl_exclude_verify_flags") or ():
+            context.verify_flags &= ~flag
+        certfile, keyfile = kwargs.get("ssl_certfile"), kwargs.get("ssl_keyfile")
+        if certfile or keyfile:  # a key file alone: redis-py's call, which then fails
+            context.load_cert_chain(certfile or "", keyfile, kwargs.get("ssl_password"))
+        cafile, capath, cadata = (kwargs.get(f"ssl_ca_{k}") for k in ("certs", "path", "data"))
+        if cafile is not None or capath is not None or cadata is not None:
+            context.load_verify_locations(cafile, capath, cadata)
+        if kwargs.get("ssl_min_version") is not None:
+            context.minimum_version = ssl.TLSVersion(kwargs["ssl_min_version"])
+        if kwargs.get("ssl_ciphers"):
+            context.set_ciphers(kwargs["ssl_ciphers"])
+    except (OSError, ValueError, TypeError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigError(
+            f"rediss:// TLS settings unusable ({type(exc).__name__}: {exc})"
+        ) from None
+    return context
 
 
 def pack(parts: list[bytes]) -> bytes:
@@ -128,10 +204,12 @@ class SyncConnection:
                 self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except TimeoutError as exc:
             raise DeadlineExceeded(f"connecting to Redis: {exc}") from None
+        if endpoint.tls is not None:
+            self._sock = _tls_handshake(self._sock, endpoint, deadline)
         handshake, replies = endpoint.handshake()
         if replies:
             try:
-                self._sock.sendall(handshake)
+                _send(self._sock, handshake, deadline)
                 for _ in range(replies):
                     self._read(deadline)
             except BaseException:
@@ -141,12 +219,7 @@ class SyncConnection:
     def call(self, command: bytes, deadline: float) -> Any:
         """Send one packed command and return its reply (error replies raise
         :class:`ReplyError`); a passed deadline raises :class:`DeadlineExceeded`."""
-        sock = self._sock
-        sock.settimeout(remaining(deadline))
-        try:
-            sock.sendall(command)
-        except TimeoutError:
-            raise DeadlineExceeded("sending to Redis") from None
+        _send(self._sock, command, deadline)
         return self._read(deadline)
 
     def _read(self, deadline: float) -> Any:
@@ -169,6 +242,33 @@ class SyncConnection:
             self._sock.close()
 
 
+def _tls_handshake(sock: socket.socket, endpoint: Endpoint, deadline: float) -> ssl.SSLSocket:
+    """The TLS handshake on a connected socket, within what is left of the deadline
+    (CPython bounds a handshake's total time by the socket's timeout, not each read)."""
+    assert endpoint.tls is not None
+    try:
+        sock.settimeout(remaining(deadline))
+        return endpoint.tls.wrap_socket(sock, server_hostname=endpoint.host)
+    except TimeoutError:
+        sock.close()
+        raise DeadlineExceeded("TLS handshake with Redis") from None
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _send(sock: socket.socket, data: bytes, deadline: float) -> None:
+    """All of ``data`` within the deadline: each partial send gets only what is left
+    (``SSLSocket.sendall`` would give every chunk the whole timeout again)."""
+    view = memoryview(data)
+    try:
+        while view:
+            sock.settimeout(remaining(deadline))
+            view = view[sock.send(view) :]
+    except TimeoutError:
+        raise DeadlineExceeded("sending to Redis") from None
+
+
 class AsyncConnection:
     """One asyncio stream; the caller bounds each call with ``asyncio.timeout``."""
 
@@ -182,6 +282,10 @@ class AsyncConnection:
     async def open(cls, endpoint: Endpoint) -> AsyncConnection:
         if endpoint.path is not None:
             reader, writer = await asyncio.open_unix_connection(endpoint.path)
+        elif endpoint.tls is not None:  # the handshake runs under the caller's deadline
+            reader, writer = await asyncio.open_connection(
+                endpoint.host, endpoint.port, ssl=endpoint.tls, server_hostname=endpoint.host
+            )
         else:
             reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
         connection = cls(reader, writer)

@@ -29,6 +29,7 @@ from fingerprint.history import HistoryStats, HistoryView, LoginEvent, Windows
 from fingerprint.redis_io import (
     AVAILABLE,
     AsyncPool,
+    Endpoint,
     QueueTimeout,
     ReplyError,
     SyncConnection,
@@ -148,9 +149,12 @@ class RedisHistoryStore:
     per socket read. Sync calls use connections of the store's own, made from the
     client's settings; asyncio calls use a pool per event loop (so a new loop never
     meets a closed one's connections) of at most ``max_connections``, where calls
-    beyond that queue for a connection within their deadline. A URL redis-py
-    connects to with more than AUTH and SELECT (TLS, a credential provider) goes
-    through the client's own ``execute_command`` instead, whose timeout is per read.
+    beyond that queue for a connection within their deadline. This holds for
+    ``redis://``, ``rediss://`` (TLS by the ``ssl`` module; the handshake counts
+    against the deadline) and ``unix://`` URLs. ``?protocol=3`` URLs, and clients
+    built by hand with a credential provider, client-side caching, a custom
+    connection class or TLS options ours do not map (OCSP), go through the client's
+    own ``execute_command`` instead, whose timeout is per read.
 
     After a failure (not a wait for a busy pool), calls fail fast for
     ``retry_after`` seconds instead of each paying the timeout; then the next call
@@ -180,7 +184,7 @@ class RedisHistoryStore:
             and pool.connection_kwargs.get("encoding", "utf-8") in ("utf-8", "utf8")
             and pool.connection_kwargs.get("encoding_errors", "strict") == "strict"
         )
-        self._endpoint = endpoint_of(pool, redis) if direct else None
+        self._endpoint = _own_endpoint(pool) if direct else None
         kwargs = pool.connection_kwargs if pool is not None else {}
         self._timeout: float | None = (
             timeout if timeout is not None else kwargs.get("socket_timeout")
@@ -202,7 +206,13 @@ class RedisHistoryStore:
         prefix: str = "fp:",
         retry_after: float = 1.0,
     ) -> RedisHistoryStore:
-        """A store for one URL; ``timeout`` is each call's deadline in seconds."""
+        """A store for one URL; ``timeout`` is each call's deadline in seconds.
+
+        ``rediss://`` takes redis-py's query options ``ssl_cert_reqs``,
+        ``ssl_check_hostname``, ``ssl_ca_certs``, ``ssl_ca_path``, ``ssl_ca_data``,
+        ``ssl_certfile``, ``ssl_keyfile``, ``ssl_password``, ``ssl_min_version``,
+        ``ssl_ciphers`` and the verify-flag lists, with redis-py's defaults; any
+        other ``ssl_*`` option (OCSP) or an unloadable file raises ConfigError."""
         if redis is None or not AVAILABLE:
             raise ConfigError("Redis history needs: pip install 'fingerprint[redis]'")
         options: dict[str, Any] = {
@@ -216,7 +226,8 @@ class RedisHistoryStore:
         except ValueError as exc:
             raise ConfigError(f"invalid Redis URL ({exc})", url) from None
         async_client = None
-        if endpoint_of(client.connection_pool, redis) is None:  # TLS and the like
+        # A rediss:// option ours cannot honour raises ConfigError here, at start.
+        if endpoint_of(client.connection_pool, redis) is None:  # ?protocol=3
             pool = aioredis.BlockingConnectionPool.from_url(url, timeout=None, **options)
             async_client = aioredis.Redis(connection_pool=pool)
         return cls(
@@ -443,6 +454,15 @@ class RedisHistoryStore:
 
     def _device_key(self, device_id: str) -> str:
         return f"{self._prefix}d:{device_id}"
+
+
+def _own_endpoint(pool: Any) -> Endpoint | None:
+    """Where our own connections go for a client built by hand; None keeps the
+    client's own (redis-py honours TLS options ours refuse, e.g. OCSP)."""
+    try:
+        return endpoint_of(pool, redis)
+    except ConfigError:
+        return None
 
 
 def _left(deadline: float) -> float | None:
