@@ -244,7 +244,7 @@ def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
         session_checks=tuple(c for c in checks if not c.uses_history),
         history_checks=tuple(history_checks),
         stability_check=next((c for c in checks if isinstance(c, StabilityCheck)), None),
-        grader=Grader(rules.grading),
+        grader=Grader(rules.grading, disabled=rules.checks.disabled),
         brands=BrandNormalizer(rules.devices),
         windows=windows,
         grade_order=[band.grade for band in rules.grading.bands],
@@ -495,7 +495,7 @@ class Checker:
         if pending.key is not None and pending.verdict is None and not run.failed:
             verdict = DeviceVerdict(session.device, session.app, features.device, run.device)
             engine.device_memo.put(pending.key, verdict)
-        graded = engine.grader.grade(run.findings)
+        graded = engine.grader.grade(run.findings, run.not_evaluated)
         report = Report(
             session_id=pending.sid,
             account_id=session.account_id,

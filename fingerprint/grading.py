@@ -11,11 +11,14 @@ apportioned to whole numbers per code that sum exactly to 100 - score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from fingerprint.report import DeviceComponent, Finding
 from fingerprint.rules import CONFIDENT, GradingFile
+
+# The pending reason when less of the device evidence ran than ``min_coverage``.
+TOO_FEW_SIGNALS = "too_few_signals"
 
 # Distinct finding sets seen; past this many the memo starts over instead of growing.
 GRADE_CACHE_SIZE = 4_096
@@ -31,8 +34,13 @@ class Grade:
 
 
 class Grader:
-    def __init__(self, grading: GradingFile) -> None:
+    def __init__(self, grading: GradingFile, *, disabled: Collection[str] = ()) -> None:
         self._grading = grading
+        spec = grading.device_component
+        self._evidence = {name: w for name, w in spec.evidence_weights.items() if w > 0}
+        self._evidence_total = sum(self._evidence.values())
+        # A disabled check's evidence is never evaluated.
+        self._disabled = frozenset(disabled) & self._evidence.keys()
         self._blacklist = frozenset(grading.blacklist_codes)
         self._bands = [(band.min_score, band.grade) for band in grading.bands]
         # code -> (group name, rank in the group): the first listed member carries a tie.
@@ -45,18 +53,21 @@ class Grader:
         # combinations occur (no finding at all for most logins): (code, severity)
         # pairs in order -> the grade. Shared by threads: a race only grades a
         # combination twice, with the same answer (dict get/set are atomic).
-        self._memo: dict[tuple[tuple[str, str], ...], Grade] = {}
+        self._memo: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], Grade] = {}
 
     def points(self, finding: Finding) -> int:
         override = self._grading.code_points.get(finding.code)
         return override if override is not None else self._grading.severity_points[finding.severity]
 
-    def grade(self, findings: Sequence[Finding]) -> Grade:
-        key = tuple([(f.code, f.severity) for f in findings])
+    def grade(self, findings: Sequence[Finding], not_evaluated: Collection[str] = ()) -> Grade:
+        """The grade of ``findings``; ``not_evaluated`` names the checks that did not
+        run, which lowers the device component's ``coverage``."""
+        missing = self._missing_evidence(not_evaluated)
+        key = (tuple([(f.code, f.severity) for f in findings]), missing)
         memo = self._memo
         known = memo.get(key)
         if known is None:
-            known = self._grade(findings)
+            known = self._grade(findings, missing)
             if len(memo) >= GRADE_CACHE_SIZE:
                 memo.clear()
             memo[key] = known
@@ -69,7 +80,20 @@ class Grader:
             known.device_component,
         )
 
-    def _grade(self, findings: Sequence[Finding]) -> Grade:
+    def _missing_evidence(self, not_evaluated: Collection[str]) -> tuple[str, ...]:
+        """The weighted checks whose evidence was not evaluated, sorted (a memo key)."""
+        evidence = self._evidence
+        missing = self._disabled.union([name for name in not_evaluated if name in evidence])
+        return tuple(sorted(missing))
+
+    def coverage(self, missing: Collection[str]) -> float:
+        """Evaluated share of the device evidence when the checks ``missing`` did not run."""
+        if self._evidence_total <= 0:
+            return 1.0
+        lost = sum(self._evidence[name] for name in set(missing) if name in self._evidence)
+        return round(1 - lost / self._evidence_total, 4)
+
+    def _grade(self, findings: Sequence[Finding], missing: tuple[str, ...] = ()) -> Grade:
         raw = self._raw_deductions(findings)
         contributions = _apportion(raw, min(100, round(sum(raw.values()))))
         score = 100 - sum(contributions.values())
@@ -80,7 +104,7 @@ class Grader:
             letter,
             blacklisted,
             contributions,
-            self._component(score, blacklisted, contributions),
+            self._component(score, blacklisted, contributions, findings, missing),
         )
 
     def band(self, score: int) -> str:
@@ -127,15 +151,34 @@ class Grader:
         return kept + [best[2] for best in carrier.values()]
 
     def _component(
-        self, score: int, blacklisted: bool, contributions: dict[str, int]
+        self,
+        score: int,
+        blacklisted: bool,
+        contributions: dict[str, int],
+        findings: Sequence[Finding],
+        missing: tuple[str, ...],
     ) -> DeviceComponent:
         spec = self._grading.device_component
         reasons = tuple(code for code, points in contributions.items() if points > 0)
+        coverage = self.coverage(missing)
+        pending = list(
+            dict.fromkeys(
+                spec.pending_codes[f.code] for f in findings if f.code in spec.pending_codes
+            )
+        )
+        value = score / 100
+        if coverage < spec.min_coverage:
+            pending.append(TOO_FEW_SIGNALS)
+            value *= coverage  # evidence nobody looked at earns no credit
+        status = "veto" if blacklisted else "pending" if pending else "ok"
         return DeviceComponent(
             weight=spec.weight,
-            score=round(score / 100, 4),
+            score=round(value, 4),
             veto=blacklisted,
             reasons=reasons[: spec.top_reasons],
+            status=status,
+            pending_reasons=tuple(pending),
+            coverage=coverage,
         )
 
 

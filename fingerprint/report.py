@@ -37,6 +37,13 @@ class DeviceComponent:
     score: float  # 0..1
     veto: bool
     reasons: tuple[str, ...]
+    # ``ok``, ``veto`` (blacklisted) or ``pending``: something the decision must wait
+    # for (``pending_reasons``: face verification not done, too few signals evaluated).
+    status: str = "ok"
+    pending_reasons: tuple[str, ...] = ()
+    # Share (0..1) of the device evidence that was evaluated, by the evidence weights
+    # of the checks that ran (grading.yaml ``device_component.evidence_weights``).
+    coverage: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +51,9 @@ class DeviceComponent:
             "score": self.score,
             "veto": self.veto,
             "reasons": list(self.reasons),
+            "status": self.status,
+            "pending_reasons": list(self.pending_reasons),
+            "coverage": self.coverage,
         }
 
 

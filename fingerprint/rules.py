@@ -68,6 +68,13 @@ class Band(_Strict):
 class DeviceComponentSpec(_Strict):
     weight: float = Field(gt=0, le=1)
     top_reasons: int = Field(ge=0, le=20)
+    # Check name -> how much of the device evidence it carries; ``coverage`` is the
+    # evaluated share of these weights. A check not listed carries none.
+    evidence_weights: dict[str, Annotated[float, Field(ge=0)]] = {}
+    # Below this coverage the component is ``pending`` (too few signals), not ``ok``.
+    min_coverage: float = Field(default=0.0, ge=0, le=1)
+    # Finding code -> what the decision waits for while the code is present.
+    pending_codes: dict[str, Annotated[str, Field(pattern=r"^[a-z_]+$")]] = {}
 
 
 class GradingFile(_Strict):
@@ -465,6 +472,16 @@ def _cross_check(rules: RuleSet) -> None:
         for code in members:
             if code not in known:
                 raise RulesError(grading_file, f"groups.{name}.{code}", "unknown reason code")
+    component = rules.grading.device_component
+    for code in component.pending_codes:
+        if code not in known:
+            where = f"device_component.pending_codes.{code}"
+            raise RulesError(grading_file, where, "unknown reason code")
+    checks = {spec.check for spec in known.values()}
+    for check in component.evidence_weights:
+        if check not in checks:
+            where = f"device_component.evidence_weights.{check}"
+            raise RulesError(grading_file, where, "unknown check")
     emulator_file = str(Path(rules.directory) / "emulator.yaml")
     named: list[tuple[str, str | None]] = [
         (f"signatures.{i}.code", s.code) for i, s in enumerate(rules.emulator.signatures)

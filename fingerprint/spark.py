@@ -82,6 +82,9 @@ DEVICE_COMPONENT_TYPE = T.StructType(
         T.StructField("score", T.DoubleType()),
         T.StructField("veto", T.BooleanType()),
         T.StructField("reasons", T.ArrayType(T.StringType())),
+        T.StructField("status", T.StringType()),
+        T.StructField("pending_reasons", T.ArrayType(T.StringType())),
+        T.StructField("coverage", T.DoubleType()),
     ]
 )
 _LOCATION_FIELDS = [
@@ -521,12 +524,7 @@ def _report_row(report: Report) -> dict[str, Any]:
         "not_evaluated": list(report.not_evaluated),
         "not_evaluated_reasons": list(report.not_evaluated.items()),
         "features_json": orjson.dumps(report.features).decode(),
-        "device_component": {
-            "weight": component.weight,
-            "score": component.score,
-            "veto": component.veto,
-            "reasons": list(component.reasons),
-        },
+        "device_component": _component_row(component),
         "warnings": list(report.warnings),
         "device_id": device_id if isinstance(device_id, str) and device_id else None,
     }
@@ -600,7 +598,8 @@ def _patch_batches(options: _Sharing, batches: Iterator[Any]) -> Iterator[Any]:
 def _regrading(config: CheckerConfig) -> tuple[Grader, Any, dict[str, tuple[bool, int]]]:
     rules = load_rules(_localized(config).rules_dir)
     order = {cls.name: (cls.uses_history, i) for i, cls in enumerate(CHECK_CLASSES)}
-    return Grader(rules.grading), rules.codes.codes[SHARED_CODE], order
+    grader = Grader(rules.grading, disabled=rules.checks.disabled)
+    return grader, rules.codes.codes[SHARED_CODE], order
 
 
 def _patched(row: dict[str, Any], options: _Sharing) -> dict[str, Any]:
@@ -625,22 +624,28 @@ def _patched(row: dict[str, Any], options: _Sharing) -> dict[str, Any]:
         kept.append(_finding_row(shared))
     # Findings come in check order: session checks, then history checks.
     kept.sort(key=lambda f: order.get(f["check"], (True, len(order))))
-    graded = grader.grade([_finding(f) for f in kept])
-    component = graded.device_component
+    graded = grader.grade([_finding(f) for f in kept], row["not_evaluated"] or ())
     row.update(
         findings=kept,
         grade=graded.grade,
         score=graded.score,
         blacklisted=graded.blacklisted,
         contributions=list(graded.contributions.items()),
-        device_component={
-            "weight": component.weight,
-            "score": component.score,
-            "veto": component.veto,
-            "reasons": list(component.reasons),
-        },
+        device_component=_component_row(graded.device_component),
     )
     return row
+
+
+def _component_row(component: DeviceComponent) -> dict[str, Any]:
+    return {
+        "weight": component.weight,
+        "score": component.score,
+        "veto": component.veto,
+        "reasons": list(component.reasons),
+        "status": component.status,
+        "pending_reasons": list(component.pending_reasons),
+        "coverage": component.coverage,
+    }
 
 
 def _finding(row: dict[str, Any]) -> Finding:
@@ -675,7 +680,14 @@ def report_from_row(row: dict[str, Any]) -> Report:
         not_evaluated=dict(_pairs(row["not_evaluated_reasons"])),
         features=orjson.loads(row["features_json"]),
         device_component=DeviceComponent(
-            component["weight"], component["score"], component["veto"], tuple(component["reasons"])
+            component["weight"],
+            component["score"],
+            component["veto"],
+            tuple(component["reasons"]),
+            # Rows written before these fields existed read as a plain ``ok``.
+            status=component.get("status") or ("veto" if component["veto"] else "ok"),
+            pending_reasons=tuple(component.get("pending_reasons") or ()),
+            coverage=1.0 if component.get("coverage") is None else component["coverage"],
         ),
         warnings=tuple(row["warnings"] or ()),
     )
