@@ -27,9 +27,11 @@ risk candidates        per-account aggregates of the riskiest        4 × ``max_
 blacklisted accounts   the first blacklisted accounts and why        ``max_accounts``
 ====================== ============================================= ==================
 
-Accounts are keyed internally by ``hash(account_id)`` (64-bit SipHash, randomised per
-process), and every string kept for display is cut to ``MAX_TEXT`` characters, so a
-hostile account id or device id cannot blow up memory either.
+Accounts are keyed internally by a 64-bit BLAKE2 digest of the account id (not
+``hash()``, which Python randomises per process: the same reports must make the same
+page, and the distinct-account sketches the same estimates, on every run), and every
+string kept for display is cut to ``MAX_TEXT`` characters, so a hostile account id or
+device id cannot blow up memory either.
 
 What is exact and what is estimated: session counts, per-grade, per-check and
 per-code counts are exact unless a counter had to drop rare keys (the page says so).
@@ -56,7 +58,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from hashlib import sha256
+from hashlib import blake2b, sha256
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -117,6 +119,12 @@ class BoundedCounter(Generic[K]):
 
     def __len__(self) -> int:
         return len(self.counts)
+
+
+def _account_key(account_id: str) -> int:
+    """A stable 64-bit key for an account id (lone surrogates kept, so no two ids meet)."""
+    digest = blake2b(account_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 class HyperLogLog:
@@ -265,7 +273,7 @@ class RunReportBuilder:
         """Account one session report (a dict as ``fingerprint check`` writes it)."""
         self.sessions += 1
         account_id = _text(report.get("account_id"))
-        key = hash(account_id)
+        key = _account_key(account_id)
         grade = report.get("grade")
         grade = grade if isinstance(grade, str) and grade in self._rank else "?"
         rank = self._rank.get(grade, -1)

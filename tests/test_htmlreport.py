@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -409,3 +410,32 @@ def test_a_trip_abroad_is_no_province_move(rules: RuleSet) -> None:
     for n, (province, province_zh) in enumerate(places):
         builder.add(report("u-trip", n, province=province, province_zh=province_zh))
     assert builder.moves.most_common() == [(("CN-BJ", "CN-SH"), 1)]
+
+
+def test_the_same_reports_make_the_same_page_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """Account keys and sketches must not depend on Python's per-process string hash:
+    two runs over one reports file (past the exact-count limit, so the distinct-account
+    sketches are in use) write the same page."""
+    reports = tmp_path / "reports.jsonl"
+    reports.write_bytes(b"".join(orjson.dumps(synthetic(n, 9_000)) + b"\n" for n in range(12_000)))
+    pages = []
+    for seed in ("1", "2"):
+        page = tmp_path / f"page-{seed}.html"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        script = (
+            "import sys; from fingerprint.htmlreport import RunReportBuilder; "
+            "from fingerprint.rules import load_rules; import orjson; "
+            "b = RunReportBuilder(load_rules(), lang='en', max_tracked=2_000); "
+            "[b.add(orjson.loads(line)) for line in open(sys.argv[1], 'rb')]; "
+            "print(b.accounts_per_grade()); open(sys.argv[2], 'w').write(b.render())"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(reports), str(page)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        pages.append((done.stdout, page.read_text(encoding="utf-8")))
+    assert "True" in pages[0][0], "the sketches must be in use for this test to mean anything"
+    assert pages[0] == pages[1]
