@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated
 from fingerprint.checks.stability import StabilityCheck
-from fingerprint.errors import ConfigError, InvalidSessionError, RulesError
+from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.features.network import network_text
@@ -221,21 +221,13 @@ class DeviceMemo:
 
 
 def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
-    checks_file = str(Path(rules.directory) / "checks.yaml")
-    for name in [*rules.checks.disabled, *rules.checks.checks]:
-        if name not in CHECKS_BY_NAME:
-            known = ", ".join(sorted(CHECKS_BY_NAME))
-            raise RulesError(checks_file, name, f"unknown check (known: {known})")
+    # load_rules has checked the check names, each threshold against its check's
+    # declared type and range, and the codes each check emits.
     checks = []
     for name, cls in CHECKS_BY_NAME.items():
         if name in rules.checks.disabled:
             continue
-        config = dict(rules.checks.checks.get(name, {}))
-        try:
-            checks.append(cls.compile(rules, config))
-        except TypeError as exc:
-            raise RulesError(checks_file, f"checks.{name}", f"bad threshold ({exc})") from None
-        _check_codes(cls, rules)
+        checks.append(cls.compile(rules, dict(rules.checks.checks.get(name, {}))))
     history_checks = [c for c in checks if c.uses_history]
     windows = _windows(history_checks) if history_checks else None
     return _Engine(
@@ -250,16 +242,6 @@ def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
         grade_order=[band.grade for band in rules.grading.bands],
         device_memo=DeviceMemo(memo_size),
     )
-
-
-def _check_codes(cls: type[Check], rules: RuleSet) -> None:
-    codes_file = str(Path(rules.directory) / "codes.yaml")
-    for code in cls.codes:
-        spec = rules.codes.codes.get(code)
-        if spec is None:
-            raise RulesError(codes_file, f"codes.{code}", f"missing (check {cls.name} emits it)")
-        if spec.check != cls.name:
-            raise RulesError(codes_file, f"codes.{code}.check", f"must be {cls.name!r}")
 
 
 def _windows(history_checks: Sequence[Check]) -> Windows:

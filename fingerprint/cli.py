@@ -17,7 +17,7 @@ from fingerprint import __version__
 from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.calibrate.command import add_parser as add_calibrate_parser
 from fingerprint.checker import Checker, CheckerConfig
-from fingerprint.errors import ConfigError, FingerprintError
+from fingerprint.errors import ConfigError, FingerprintError, RulesError
 from fingerprint.explain import explain
 from fingerprint.htmlreport import render_html
 from fingerprint.inputs import expand_inputs, input_size
@@ -44,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as interrupt:
             print(f"fingerprint: stopped by {_signal_name(interrupt)}", file=sys.stderr)
             return exit_status(interrupt)
+        except RulesError as exc:
+            # Every problem in the folder, one line each: file, key, what is wrong.
+            for problem in exc.problems:
+                line = " ".join(str(problem).split())  # a value may hold a newline
+                print(f"fingerprint: configuration error: {line}", file=sys.stderr)
+            return EXIT_USAGE
         except ConfigError as exc:
             print(f"fingerprint: configuration error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -522,9 +528,14 @@ def _cmd_rules_list(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+        # argparse prefixes "argument --workers:"; the default message would name
+        # this function instead of what the option wants.
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more; got {text!r}")
     return value
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class FingerprintError(Exception):
     """Base class of every error this library raises on purpose."""
@@ -25,11 +28,37 @@ class ConfigError(FingerprintError):
 
 
 class RulesError(ConfigError):
-    """A rules file is invalid; ``file`` and ``key`` point at the mistake."""
+    """Rules files are invalid; ``file`` and ``key`` point at the first mistake and
+    ``problems`` lists every one found (a rules folder is checked as a whole)."""
 
-    def __init__(self, file: str, key: str, reason: str) -> None:
+    def __init__(
+        self, file: str, key: str, reason: str, *, problems: Sequence[RulesProblem] = ()
+    ) -> None:
         self.file = file
         self.key = key
         self.reason = reason
-        FingerprintError.__init__(self, f"{file}: {key}: {reason}")
+        self.problems: tuple[RulesProblem, ...] = tuple(problems) or (
+            RulesProblem(file=file, key=key, reason=reason),
+        )
+        FingerprintError.__init__(self, str(self.problems[0]))
         self.path = file
+
+    @classmethod
+    def of(cls, problems: Sequence[RulesProblem]) -> RulesError:
+        """One error carrying every problem; the first names ``file``/``key``/``reason``."""
+        first = problems[0]
+        return cls(first.file, first.key, first.reason, problems=problems)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RulesProblem:
+    """One mistake in a rules file: ``file: key: reason`` (no key for a whole file)."""
+
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+        )

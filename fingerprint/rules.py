@@ -1,38 +1,106 @@
 """Loads and validates ``rules/``: strict models, errors that name the file and key.
 
-Be lenient with session input, strict with our own data: an unknown key, a wrong
-type or a regex that does not compile stops the checker at start-up.
+Be lenient with session input, strict with our own data: what validates, runs. An
+unknown or duplicate key, a wrong type, a threshold outside its check's declared
+range, a regex RE2 cannot run in linear time or a message that is more than plain
+``{evidence_key}`` fields stops the checker at start-up, and every such mistake in
+the folder is reported at once (:attr:`RulesError.problems`), each with file and key.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import difflib
+import math
+import string
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fingerprint.errors import RulesError
+from fingerprint.errors import RulesError, RulesProblem
+
+if TYPE_CHECKING:
+    from fingerprint.checks.base import Check
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 CONFIDENT: frozenset[str] = frozenset({"high", "critical"})
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+# strict: "3" is not a number and 3.0 not a count; NaN and infinities are no values.
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 # libyaml's loader parses the rule files ten times faster than the pure-Python one.
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CODE_PATTERN = r"^[A-Z]{2,4}_[A-Z0-9_]+$"
 
 
-def _check_regex(value: str) -> str:
+# --- regexes: RE2, linear in the text ---------------------------------------------
+
+
+class RulePattern(Protocol):
+    """A compiled rules regex (RE2): ``search`` returns a match object or None."""
+
+    def search(self, text: str) -> Any: ...
+
+
+def _re2_options(ignore_case: bool) -> Any:
+    options = re2.Options()
+    options.case_sensitive = not ignore_case
+    options.log_errors = False  # a refused pattern is our error to report, not stderr's
+    return options
+
+
+def compile_rule_regex(pattern: str, *, ignore_case: bool = True) -> RulePattern:
+    """Compile a regex from rules data with RE2, which matches in time linear in the
+    text whatever the pattern (no backtracking: ``(a+)+$`` cannot hang a check).
+    Raises ValueError for what RE2 does not take (backreferences, lookaround)."""
     try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regex {value!r}: {exc}") from None
+        compiled: RulePattern = re2.compile(pattern, _re2_options(ignore_case))
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise ValueError(
+            f"invalid regex {pattern[:80]!r}: RE2, which matches in linear time, "
+            f"does not take it ({detail})"
+        ) from None
+    return compiled
+
+
+def _check_regex(value: str) -> str:
+    compile_rule_regex(value)
+    return value
+
+
+# --- message templates ------------------------------------------------------------
+
+
+def template_fields(template: str) -> list[str]:
+    """The ``{name}`` fields of a message; ValueError for anything else (a format spec,
+    a conversion, an attribute or index, a positional field, unbalanced braces): a
+    message is filled from client-supplied evidence and must stay a short line."""
+    fields = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"not a message template ({exc})") from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"field {{{name}}} may not carry a format spec or conversion")
+        if not name.isidentifier():
+            raise ValueError(f"field {{{name}}} must be a plain evidence key")
+        fields.append(name)
+    return fields
+
+
+def _check_template(value: str) -> str:
+    template_fields(value)
     return value
 
 
@@ -46,10 +114,12 @@ class _Strict(BaseModel):
 class CodeSpec(_Strict):
     check: str
     severity: Severity
-    message: str = Field(min_length=1)
-    message_zh: str = Field(min_length=1)
+    message: str = Field(min_length=1, max_length=500)
+    message_zh: str = Field(min_length=1, max_length=500)
     advice: str = ""
     advice_zh: str = ""
+
+    _templates = field_validator("message", "message_zh")(_check_template)
 
 
 class CodesFile(_Strict):
@@ -79,7 +149,7 @@ class DeviceComponentSpec(_Strict):
 
 class GradingFile(_Strict):
     version: Literal[1]
-    severity_points: dict[Severity, int]
+    severity_points: dict[Severity, Annotated[int, Field(ge=0, le=100)]]
     code_points: dict[str, Annotated[int, Field(ge=0, le=100)]] = {}
     weak_cap: int = Field(ge=0, le=100)
     # Codes that observe one underlying fact (e.g. the OS's VPN flag and the tunnel
@@ -388,21 +458,102 @@ _FILES: dict[str, type[BaseModel]] = {
 M = TypeVar("M", bound=BaseModel)
 
 
+# --- check thresholds -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Threshold:
+    """What one threshold of a check accepts in ``checks.yaml``.
+
+    Checks declare theirs as class data (``Check.thresholds``); the loader refuses a
+    value of the wrong type or outside the range before any check is built, so a
+    threshold that validates is one the check can run with.
+    """
+
+    kind: Literal["count", "number"]  # count: a whole number; number: any finite one
+    minimum: float
+    maximum: float
+    exclusive_minimum: bool = False  # e.g. a window of 0 hours is no window
+    unit: str = ""
+    many: bool = False  # a non-empty list of such values
+
+    def describe(self) -> str:
+        what = "a whole number" if self.kind == "count" else "a number"
+        low = f"above {self.minimum:g}" if self.exclusive_minimum else f"from {self.minimum:g}"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{what} {low} to {self.maximum:g}{unit}"
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is refused, or None when the check can run with it."""
+        if not self.many:
+            return self._problem(value)
+        if not isinstance(value, list) or not value:
+            return f"must be a non-empty list, each {self.describe()}; got {_shown(value)}"
+        for item in value:
+            problem = self._problem(item)
+            if problem is not None:
+                return problem
+        return None
+
+    def _problem(self, value: Any) -> str | None:
+        wanted = f"must be {self.describe()}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{wanted}; got {type(value).__name__} {_shown(value)}"
+        if self.kind == "count" and not isinstance(value, int):
+            return f"{wanted}; got {_shown(value)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{wanted}; got {_shown(value)}"
+        above = value > self.minimum if self.exclusive_minimum else value >= self.minimum
+        if not above or value > self.maximum:
+            return f"{wanted}; got {_shown(value)}"
+        return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- loading ----------------------------------------------------------------------
+
+
 def default_rules_dir() -> Path:
     """The rules shipped with the package (the repo's top-level ``rules/``)."""
     return Path(str(resources.files("fingerprint._rules")))
 
 
 def load_rules(directory: str | Path | None = None) -> RuleSet:
-    """Load and validate every rules file; raise :class:`RulesError` naming file and key."""
+    """Load and validate every rules file, the check thresholds and the references
+    between files; raise one :class:`RulesError` listing every problem found."""
     folder = Path(directory) if directory is not None else default_rules_dir()
     if not folder.is_dir():
         raise RulesError(str(folder), "", "rules directory not found")
     paths = rule_paths(folder)
-    loaded = {name: _load_file(paths[name], model) for name, model in _FILES.items()}
-    rules = RuleSet(directory=str(folder), **loaded)  # type: ignore[arg-type]
-    _cross_check(rules)
-    return rules
+    problems: list[RulesProblem] = []
+    loaded: dict[str, BaseModel] = {}
+    for name, model in _FILES.items():
+        parsed = _load_file(paths[name], model, problems)
+        if parsed is not None:
+            loaded[name] = parsed
+    # The checks between files run on whichever files loaded, so that one run
+    # reports every problem there is. Problems name the file each part was read
+    # from (an overlay's own file or its base's).
+    codes, checks, grading = loaded.get("codes"), loaded.get("checks"), loaded.get("grading")
+    if isinstance(codes, CodesFile) and isinstance(grading, GradingFile):
+        emulator = loaded.get("emulator")
+        problems.extend(
+            _cross_check(
+                paths["grading"],
+                codes,
+                grading,
+                paths["emulator"],
+                emulator if isinstance(emulator, EmulatorFile) else None,
+            )
+        )
+    problems.extend(_check_catalogue(paths["checks"], paths["codes"], codes, checks))
+    if problems:
+        raise RulesError.of(problems)
+    return RuleSet(directory=str(folder), **loaded)  # type: ignore[arg-type]
 
 
 # --- overlays -------------------------------------------------------------------
@@ -429,7 +580,7 @@ def rule_paths(folder: Path, depth: int = 0) -> dict[str, Path]:
         return own
     if depth >= _MAX_OVERLAY_DEPTH:
         raise RulesError(str(marker), "base", "overlays nest too deep (a cycle?)")
-    spec = _load_file(marker, OverlayFile)
+    spec = _load_one(marker, OverlayFile)
     base = default_rules_dir() if spec.base == "bundled" else folder / spec.base
     if not base.is_dir():
         raise RulesError(str(marker), "base", f"rules directory not found: {base}")
@@ -437,72 +588,255 @@ def rule_paths(folder: Path, depth: int = 0) -> dict[str, Path]:
     return {name: path if path.is_file() else inherited[name] for name, path in own.items()}
 
 
-def _load_file(path: Path, model: type[M]) -> M:
+def _load_one(path: Path, model: type[M]) -> M:
+    """One file on its own: its problems raised at once."""
+    problems: list[RulesProblem] = []
+    parsed = _load_file(path, model, problems)
+    if parsed is None or problems:
+        raise RulesError.of(problems or [RulesProblem(file=str(path), key="", reason="unusable")])
+    return parsed
+
+
+def _load_file(path: Path, model: type[M], problems: list[RulesProblem]) -> M | None:
+    file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RulesError(str(path), "", "file not found") from None
+        problems.append(RulesProblem(file=file, key="", reason="file not found"))
+        return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(str(path), "", f"cannot read ({exc})") from None
+        reason = (
+            f"cannot read ({exc.strerror or exc})"
+            if isinstance(exc, OSError)
+            else ("not UTF-8 text")
+        )
+        problems.append(RulesProblem(file=file, key="", reason=reason))
+        return None
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
+        data, duplicates = _parse_yaml(text)
     except yaml.YAMLError as exc:
-        raise RulesError(str(path), "", f"invalid YAML ({exc})") from None
+        problems.append(RulesProblem(file=file, key="", reason=_yaml_reason(exc)))
+        return None
+    problems.extend(RulesProblem(file=file, key=k, reason=r) for k, r in duplicates)
     if not isinstance(data, Mapping):
-        raise RulesError(str(path), "", "expected a mapping at the top level")
+        problems.append(RulesProblem(file=file, key="", reason="expected a mapping at the top"))
+        return None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise RulesError(str(path), key, first["msg"]) from None
+        problems.extend(_validation_problems(file, exc))
+        return None
 
 
-def _cross_check(rules: RuleSet) -> None:
+def _parse_yaml(text: str) -> tuple[Any, list[tuple[str, str]]]:
+    """The document, and its duplicate keys as (key path, reason): YAML keeps the last
+    of two equal keys silently, so a rule written twice would lose one unseen."""
+    loader = _YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        duplicates = list(_duplicates(node, ()))
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, duplicates
+
+
+def _duplicates(node: Any, path: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":
+                where = ".".join((*path, key))
+                yield where, f"duplicate key (line {line}; first on line {seen[key]})"
+            seen.setdefault(key, line)
+            yield from _duplicates(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicates(item, (*path, str(index)))
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "unreadable"
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"invalid YAML: {problem}{where}"
+
+
+def _validation_problems(file: str, exc: ValidationError) -> list[RulesProblem]:
+    """pydantic's errors as one line each; an unknown key that is a near miss of a
+    missing one is reported as the misspelling it is, not as the key missing."""
+    errors = exc.errors(include_url=False)
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    explained: set[tuple[Any, ...]] = set()
+    found = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            siblings = [str(m[-1]) for m in missing if m[:-1] == loc[:-1]]
+            close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+            reason = f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+            if close:
+                explained.add((*loc[:-1], close[0]))
+        elif error["type"] == "missing":
+            reason = "required key missing"
+        else:
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            value = error.get("input")
+            if not isinstance(value, dict | list):  # a whole block would not fit a line
+                reason = f"{reason}; got {_shown(value)}"
+        found.append((loc, reason))
+    return [
+        RulesProblem(file=file, key=".".join(str(part) for part in loc), reason=reason)
+        for loc, reason in found
+        if loc not in explained
+    ]
+
+
+def _cross_check(
+    grading_path: Path,
+    codes: CodesFile,
+    grading: GradingFile,
+    emulator_path: Path,
+    emulator: EmulatorFile | None,
+) -> list[RulesProblem]:
     """References between files: every code named anywhere must exist."""
-    known = rules.codes.codes
-    grading_file = str(Path(rules.directory) / "grading.yaml")
-    for code in rules.grading.code_points:
+    problems = []
+    known = codes.codes
+    grading_file = str(grading_path)
+
+    def problem(key: str, reason: str) -> None:
+        problems.append(RulesProblem(file=grading_file, key=key, reason=reason))
+
+    for code in grading.code_points:
         if code not in known:
-            raise RulesError(grading_file, f"code_points.{code}", "unknown reason code")
-    for code in rules.grading.blacklist_codes:
+            problem(f"code_points.{code}", "unknown reason code")
+    for code in grading.blacklist_codes:
         if code not in known:
-            raise RulesError(grading_file, f"blacklist_codes.{code}", "unknown reason code")
-    for name, members in rules.grading.groups.items():
+            problem(f"blacklist_codes.{code}", "unknown reason code")
+    for name, members in grading.groups.items():
         for code in members:
             if code not in known:
-                raise RulesError(grading_file, f"groups.{name}.{code}", "unknown reason code")
-    component = rules.grading.device_component
+                problem(f"groups.{name}.{code}", "unknown reason code")
+    component = grading.device_component
     for code in component.pending_codes:
         if code not in known:
-            where = f"device_component.pending_codes.{code}"
-            raise RulesError(grading_file, where, "unknown reason code")
+            problem(f"device_component.pending_codes.{code}", "unknown reason code")
     checks = {spec.check for spec in known.values()}
     for check in component.evidence_weights:
         if check not in checks:
-            where = f"device_component.evidence_weights.{check}"
-            raise RulesError(grading_file, where, "unknown check")
-    emulator_file = str(Path(rules.directory) / "emulator.yaml")
-    named: list[tuple[str, str | None]] = [
-        (f"signatures.{i}.code", s.code) for i, s in enumerate(rules.emulator.signatures)
-    ]
-    named += [
-        (f"virtual_hardware.{i}.code", v.code)
-        for i, v in enumerate(rules.emulator.virtual_hardware)
-    ]
-    for where, named_code in named:
-        if named_code is not None and (
-            named_code not in known or known[named_code].check != "emulator"
-        ):
-            raise RulesError(emulator_file, where, f"{named_code} is not an emulator reason code")
-    grading = rules.grading
+            problem(f"device_component.evidence_weights.{check}", "unknown check")
+    if emulator is not None:
+        emulator_file = str(emulator_path)
+        named: list[tuple[str, str | None]] = [
+            (f"signatures.{i}.code", s.code) for i, s in enumerate(emulator.signatures)
+        ]
+        named += [
+            (f"virtual_hardware.{i}.code", v.code) for i, v in enumerate(emulator.virtual_hardware)
+        ]
+        for where, named_code in named:
+            if named_code is not None and (
+                named_code not in known or known[named_code].check != "emulator"
+            ):
+                problems.append(
+                    RulesProblem(
+                        file=emulator_file,
+                        key=where,
+                        reason=f"{named_code} is not an emulator reason code",
+                    )
+                )
     for code, spec in known.items():
         if spec.severity not in CONFIDENT:
             continue
         points = grading.code_points.get(code, grading.severity_points[spec.severity])
         if points <= grading.weak_cap:
-            raise RulesError(
-                grading_file,
+            problem(
                 "weak_cap",
                 f"must stay below every confident finding's points ({code} takes {points})",
             )
+            break
+    return problems
+
+
+def _check_catalogue(
+    checks_path: Path, codes_path: Path, codes: BaseModel | None, checks: BaseModel | None
+) -> list[RulesProblem]:
+    """What the checks need of the rules: known check names, thresholds each check
+    declares (type and range), the codes each check emits, and messages that name
+    only evidence keys the check fills."""
+    # Imported here: the checks import this module for their rule types.
+    from fingerprint.checks import CHECKS_BY_NAME
+
+    problems = []
+    if isinstance(checks, ChecksFile):
+        problems.extend(_check_thresholds(str(checks_path), checks, CHECKS_BY_NAME))
+    if isinstance(codes, CodesFile):
+        problems.extend(_check_codes(str(codes_path), codes, CHECKS_BY_NAME))
+    return problems
+
+
+def _check_thresholds(
+    checks_file: str, checks: ChecksFile, catalogue: Mapping[str, type[Check]]
+) -> list[RulesProblem]:
+    problems = []
+    for index, name in enumerate(checks.disabled):
+        if name not in catalogue:
+            unknown = _unknown("check", name, catalogue)
+            problems.append(RulesProblem(file=checks_file, key=f"disabled.{index}", reason=unknown))
+    for name, config in checks.checks.items():
+        cls = catalogue.get(name)
+        if cls is None:
+            unknown = _unknown("check", name, catalogue)
+            problems.append(RulesProblem(file=checks_file, key=f"checks.{name}", reason=unknown))
+            continue
+        for key, value in config.items():
+            declared = cls.thresholds.get(key)
+            reason: str | None
+            if declared is not None:
+                reason = declared.problem(value)
+            elif cls.thresholds:
+                reason = _unknown("threshold", key, cls.thresholds)
+            else:
+                reason = f"unknown threshold ({name} takes none)"
+            if reason is not None:
+                problems.append(
+                    RulesProblem(file=checks_file, key=f"checks.{name}.{key}", reason=reason)
+                )
+    return problems
+
+
+def _check_codes(
+    codes_file: str, codes: CodesFile, catalogue: Mapping[str, type[Check]]
+) -> list[RulesProblem]:
+    from fingerprint.checks.evidence import evidence_keys
+
+    problems = []
+    for cls in catalogue.values():
+        for code in cls.codes:
+            spec = codes.codes.get(code)
+            if spec is None:
+                reason = f"missing (check {cls.name} emits it)"
+                problems.append(RulesProblem(file=codes_file, key=f"codes.{code}", reason=reason))
+            elif spec.check != cls.name:
+                reason = f"must be {cls.name!r}"
+                problems.append(
+                    RulesProblem(file=codes_file, key=f"codes.{code}.check", reason=reason)
+                )
+    for code, spec in codes.codes.items():
+        fills = evidence_keys(code)
+        for field in ("message", "message_zh"):
+            for name in template_fields(getattr(spec, field)):
+                if name not in fills:
+                    offered = ", ".join(sorted(fills)) or "none"
+                    reason = f"{{{name}}} is not evidence of {code} (it has: {offered})"
+                    key = f"codes.{code}.{field}"
+                    problems.append(RulesProblem(file=codes_file, key=key, reason=reason))
+    return problems
+
+
+def _unknown(what: str, name: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    if close:
+        return f"unknown {what} (did you mean {close[0]}?)"
+    return f"unknown {what} (known: {', '.join(sorted(known))})"

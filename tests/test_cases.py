@@ -15,6 +15,7 @@ import pytest
 
 from fingerprint import Checker
 from fingerprint.checker import CheckerConfig
+from fingerprint.checks.evidence import EVIDENCE_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_FILE = ROOT / "fixtures" / "cases.jsonl"
@@ -88,6 +89,10 @@ def test_case(case: dict[str, Any]) -> None:
     detail = {f.code: f.evidence for f in last.findings}
     assert not missing, f"expected {missing}, got {sorted(codes)}: {detail}"
     assert not unexpected, f"must not report {unexpected}: {detail}"
+    # Messages may name these keys (rules validation): every finding must carry them.
+    for finding in last.findings:
+        lacking = EVIDENCE_KEYS[finding.code] - set(finding.evidence)
+        assert not lacking, f"{finding.code} lacks evidence {sorted(lacking)}: {detail}"
 
 
 def test_cases_name_only_known_codes() -> None:

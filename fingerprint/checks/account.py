@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from fingerprint.checks.base import (
+    COUNT,
+    WINDOW_HOURS,
     Check,
     CheckContext,
     Hit,
@@ -16,6 +18,7 @@ from fingerprint.checks.base import (
     login_ts,
     logins_since,
 )
+from fingerprint.rules import Threshold
 
 
 def _device_with_history(ctx: CheckContext) -> str | NotEvaluated:
@@ -36,6 +39,10 @@ class DeviceSharingCheck(Check):
     name: ClassVar[str] = "device_sharing"
     codes: ClassVar[tuple[str, ...]] = ("SHR_DEVICE_SHARED",)
     uses_history: ClassVar[bool] = True
+    thresholds: ClassVar[dict[str, Threshold]] = {
+        "window_hours": WINDOW_HOURS,
+        "max_accounts": COUNT,
+    }
 
     window_hours: float = 168.0
     max_accounts: int = 3
@@ -68,6 +75,10 @@ class DeviceChurnCheck(Check):
     name: ClassVar[str] = "device_churn"
     codes: ClassVar[tuple[str, ...]] = ("CHN_DEVICE_CHURN",)
     uses_history: ClassVar[bool] = True
+    thresholds: ClassVar[dict[str, Threshold]] = {
+        "window_hours": WINDOW_HOURS,
+        "max_devices": COUNT,
+    }
 
     window_hours: float = 168.0
     max_devices: int = 3

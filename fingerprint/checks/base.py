@@ -9,7 +9,7 @@ check name, severity and messages from ``rules/codes.yaml``.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from fingerprint.features.records import Features
 from fingerprint.features.stability import Stability
 from fingerprint.history import HistoryView, LoginEvent
-from fingerprint.rules import RuleSet, Severity
+from fingerprint.rules import RuleSet, Severity, Threshold
 from fingerprint.session import Session
 
 
@@ -62,14 +62,27 @@ class Check:
     # True when the outcome depends only on the device and app blocks, the user agent
     # and the device features: the checker then reuses it for a device seen before.
     device_scoped: ClassVar[bool] = False
+    # The thresholds checks.yaml may set, with the type and range each accepts: the
+    # rules loader refuses anything else before the check is built.
+    thresholds: ClassVar[Mapping[str, Threshold]] = {}
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         raise NotImplementedError
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:
-        """Build the check from its thresholds; override to precompile rule data."""
+        """Build the check from its thresholds (validated against ``thresholds`` by the
+        rules loader); override to precompile rule data."""
         return cls(**config)
+
+
+# A history window: over a year is more than any store keeps.
+WINDOW_HOURS = Threshold(
+    kind="number", minimum=0, exclusive_minimum=True, maximum=8784, unit="hours"
+)
+# How many of something (switches, accounts, devices) make a finding.
+COUNT = Threshold(kind="count", minimum=1, maximum=100_000)
+SHARE = Threshold(kind="number", minimum=0, maximum=1)
 
 
 def logins_since(events: Sequence[LoginEvent], since: float) -> Sequence[LoginEvent]:

@@ -19,7 +19,13 @@ from typing import Any, ClassVar
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.checks.signatures import SignatureMatcher
 from fingerprint.features.records import DeviceFeatures
-from fingerprint.rules import EmulatorSignature, RuleSet
+from fingerprint.rules import (
+    EmulatorSignature,
+    RulePattern,
+    RuleSet,
+    Threshold,
+    compile_rule_regex,
+)
 from fingerprint.session import Device, battery_pinned
 
 # Which SDK fields and system properties feed each signature field.
@@ -97,7 +103,7 @@ class _Compiled:
     # (folded key prefix, matcher): vendor property namespaces.
     prop_prefixes: tuple[tuple[str, SignatureMatcher[EmulatorSignature]], ...]
     prefix_tuple: tuple[str, ...]
-    real_x86: tuple[tuple[str, re.Pattern[str]], ...]
+    real_x86: tuple[tuple[str, RulePattern], ...]
     x86_makers: frozenset[str]
     # The device fields some signature covers, in _FIELD_PROPS order: (field, its
     # matcher, the system properties that also feed it). Fields no signature covers
@@ -135,6 +141,11 @@ class EmulatorCheck(Check):
         "EMU_CLOUD_PHONE",
     )
 
+    thresholds: ClassVar[dict[str, Threshold]] = {
+        "weak_tells_for_high": Threshold(kind="count", minimum=1, maximum=20),
+        "weak_tells_with_impossible_cpu": Threshold(kind="count", minimum=1, maximum=20),
+    }
+
     # Independent weak facts that together are confident.
     weak_tells_for_high: int = 3
     # ... or this many when one is an x86 CPU under an ARM-only maker's name.
@@ -160,7 +171,7 @@ class EmulatorCheck(Check):
             )
             matcher.add(sig.match, value, sig)
         real_x86 = tuple(
-            (d.brand.casefold(), re.compile(d.model, re.IGNORECASE))
+            (d.brand.casefold(), compile_rule_regex(d.model))
             for d in rules.emulator.real_x86_devices
         )
         direct = tuple(

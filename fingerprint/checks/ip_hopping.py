@@ -24,6 +24,8 @@ from itertools import pairwise
 from typing import ClassVar
 
 from fingerprint.checks.base import (
+    COUNT,
+    WINDOW_HOURS,
     Check,
     CheckContext,
     Hit,
@@ -35,6 +37,7 @@ from fingerprint.checks.base import (
 from fingerprint.features.geo import great_circle_km
 from fingerprint.features.provinces import is_mainland_province
 from fingerprint.history import LoginEvent
+from fingerprint.rules import Threshold
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,14 @@ class IpHoppingCheck(Check):
         "GEO_BORDER_IMPOSSIBLE_TRAVEL",
     )
     uses_history: ClassVar[bool] = True
+    thresholds: ClassVar[dict[str, Threshold]] = {
+        "window_hours": WINDOW_HOURS,
+        "max_switches": COUNT,
+        "max_provinces": COUNT,
+        "max_speed_kmh": Threshold(kind="number", minimum=1, maximum=100_000, unit="km/h"),
+        "max_accuracy_km": Threshold(kind="number", minimum=0, maximum=20_038, unit="km"),
+        "min_gap_minutes": Threshold(kind="number", minimum=0, maximum=1_440, unit="minutes"),
+    }
 
     window_hours: float = 24.0
     max_switches: int = 3

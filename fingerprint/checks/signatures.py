@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from fingerprint.rules import RulePattern, compile_rule_regex
+
 T = TypeVar("T")
 
 # Texts matched (device props, packages, libs) repeat across devices: each matcher
@@ -27,10 +29,11 @@ class SignatureMatcher(Generic[T]):
     _prefixes: list[tuple[str, T]] = field(default_factory=list)
     _prefix_tuple: tuple[str, ...] = ()
     _contains: list[tuple[str, T]] = field(default_factory=list)
-    _regexes: list[tuple[re.Pattern[str], T]] = field(default_factory=list)
+    # Regexes come from rules data: RE2 runs them in time linear in the text.
+    _regexes: list[tuple[RulePattern, T]] = field(default_factory=list)
     # One alternation of every non-exact pattern: a text that misses it (the usual
     # case) is done after one regex search instead of a loop per signature.
-    _any: re.Pattern[str] | None = None
+    _any: RulePattern | None = None
     _alternatives: list[str] = field(default_factory=list)
     # text -> its matches. Shared by threads: a race only matches a text twice, with
     # the same answer (dict get/set are atomic).
@@ -50,11 +53,11 @@ class SignatureMatcher(Generic[T]):
             self._contains.append((folded, payload))
             self._alternatives.append(re.escape(value))
         elif match == "regex":
-            self._regexes.append((re.compile(value, re.IGNORECASE), payload))
+            self._regexes.append((compile_rule_regex(value), payload))
             self._alternatives.append(f"(?:{value})")
         else:
             raise ValueError(f"unknown match kind {match!r}")
-        self._any = re.compile("|".join(self._alternatives), re.IGNORECASE)
+        self._any = compile_rule_regex("|".join(self._alternatives))
 
     def match(self, text: str) -> tuple[T, ...]:
         """The payloads of every signature ``text`` matches, in table order."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from fingerprint.checks.base import (
+    COUNT,
+    SHARE,
     Check,
     CheckContext,
     Hit,
@@ -20,6 +22,7 @@ from fingerprint.checks.base import (
     history_unavailable,
 )
 from fingerprint.features.stability import DAY
+from fingerprint.rules import Threshold
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,19 @@ class StabilityCheck(Check):
         "STB_NEW_DEVICE_PROVINCE_CARRIER",
     )
     uses_history: ClassVar[bool] = True
+    thresholds: ClassVar[dict[str, Threshold]] = {
+        "windows_days": Threshold(
+            kind="number", minimum=0, exclusive_minimum=True, maximum=366, unit="days", many=True
+        ),
+        "min_sessions": Threshold(kind="count", minimum=0, maximum=100_000),
+        "min_history_days": Threshold(kind="number", minimum=0, maximum=366, unit="days"),
+        "unusual_hour_share": SHARE,
+        "dispersed_networks": COUNT,
+        "dispersed_entropy_bits": Threshold(kind="number", minimum=0, maximum=64, unit="bits"),
+        "night_share": SHARE,
+        "unstable_top_device_share": SHARE,
+        "unstable_min_devices": COUNT,
+    }
 
     windows_days: tuple[float, ...] = (7, 30)
     min_sessions: int = 5  # earlier logins needed before the features mean anything

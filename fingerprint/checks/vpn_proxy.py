@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
-from fingerprint.rules import HomeCountry, NetworkFile, RuleSet
+from fingerprint.rules import HomeCountry, NetworkFile, RulePattern, RuleSet, compile_rule_regex
 from fingerprint.session import Device
 
 _UTUN = re.compile(r"^utun(\d+)$")
@@ -56,8 +56,8 @@ class VpnProxyCheck(Check):
         "VPN_TZ_MISMATCH",
     )
 
-    strong_interfaces: re.Pattern[str] | None = None
-    benign_interfaces: re.Pattern[str] | None = None
+    strong_interfaces: RulePattern | None = None
+    benign_interfaces: RulePattern | None = None
     ios_utun_normal: int = 4
     hosting_asns: dict[int, tuple[str, str]] | None = None
     network_rules: NetworkFile | None = None
@@ -263,9 +263,9 @@ def _says_home(device: Device, home: _FoldedHome) -> dict[str, str] | None:
     return evidence
 
 
-def _alternation(patterns: list[str]) -> re.Pattern[str] | None:
-    """One case-insensitive regex; leading ``(?i)`` flags are folded into it."""
+def _alternation(patterns: list[str]) -> RulePattern | None:
+    """One case-insensitive RE2 regex (linear time); leading ``(?i)`` flags fold into it."""
     if not patterns:
         return None
     bodies = (p.removeprefix("(?i)") for p in patterns)
-    return re.compile("|".join(f"(?:{b})" for b in bodies), re.IGNORECASE)
+    return compile_rule_regex("|".join(f"(?:{b})" for b in bodies))

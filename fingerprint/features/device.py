@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from fingerprint.features.records import DeviceFeatures, UserAgentInfo
-from fingerprint.rules import DevicesFile
+from fingerprint.rules import DevicesFile, compile_rule_regex
 from fingerprint.session import Session
 from fingerprint.sources.useragent import UserAgentResolver
 
@@ -20,7 +18,7 @@ class BrandNormalizer:
             for spelling in spellings:
                 self._aliases[spelling.casefold()] = canonical
         self._model_patterns = [
-            (re.compile(p.pattern, re.IGNORECASE), p.brand) for p in devices.model_brand_patterns
+            (compile_rule_regex(p.pattern), p.brand) for p in devices.model_brand_patterns
         ]
         self.mainstream = frozenset(b.casefold() for b in devices.mainstream_brands)
 

@@ -40,7 +40,7 @@ from urllib.error import URLError
 from urllib.request import OpenerDirector, Request, build_opener
 
 from fingerprint.errors import ConfigError
-from fingerprint.rules import NetworkFile
+from fingerprint.rules import NetworkFile, RulePattern, compile_rule_regex
 from fingerprint.session import IPAddress
 
 log = logging.getLogger(__name__)
@@ -868,8 +868,8 @@ def open_enricher(
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(patterns: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    return tuple((p, re.compile(p, re.IGNORECASE)) for p in patterns)
+def _compiled(patterns: tuple[str, ...]) -> tuple[tuple[str, RulePattern], ...]:
+    return tuple((p, compile_rule_regex(p)) for p in patterns)
 
 
 def is_hosting(record: WhoisRecord | None, network_rules: NetworkFile) -> tuple[str, str] | None:
