@@ -450,16 +450,20 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_whois(args: argparse.Namespace) -> int:
-    from fingerprint.sources.whois import WhoisRecord, is_hosting, open_enricher
+    from fingerprint.sources.whois import is_hosting, open_enricher
 
     network = load_rules(args.rules).network
     enricher = open_enricher(args.whois_cache, timeout=args.whois_timeout)
     status = EXIT_OK
     try:
         for ip in args.ips:
-            found = enricher.lookup(ip, wait=2 * args.whois_timeout + 1)
-            if not isinstance(found, WhoisRecord):
-                print(f"{ip}	no answer (not public, failed, or the registry is not reachable)")
+            # One lookup at a time, in the foreground: the answer, or why there is none
+            # (not an IP, not public, timeout, unreachable, too large, a refused
+            # referral, a failure remembered in the cache).
+            resolution = enricher.client.resolve(ip)
+            found = resolution.record
+            if found is None:
+                print(f"{ip}\tno answer: {resolution.reason or resolution.outcome}")
                 status = EXIT_FAILED
                 continue
             hosting = is_hosting(found, network)

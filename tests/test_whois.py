@@ -10,6 +10,8 @@ but the loopback address.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.client
 import ipaddress
 import json
@@ -42,6 +44,7 @@ from fingerprint.sources.whois import (
     default_cache_path,
     is_hosting,
     open_enricher,
+    record_from_rdap,
 )
 
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -224,6 +227,50 @@ class Registry:
     release: threading.Event = field(default_factory=threading.Event)
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    dripped: int = 0  # bytes of a dripped body sent
+    streamed: int = 0  # bytes of a huge body the client took
+
+    def special(self, url: str) -> Callable[[BaseHTTPRequestHandler], None] | None:
+        """Answers that are not one body: ARIN's RDAP dripping, huge or redirecting."""
+        parts = urlsplit(url)
+        if parts.hostname != "rdap.arin.net" or not parts.path.startswith("/registry/ip/"):
+            return None
+        ip = parts.path.rsplit("/", 1)[1]
+        if self.mode == "redirect_foreign":
+            return functools.partial(_redirect, f"https://rdap.attacker.example/ip/{ip}")
+        if self.mode == "redirect_apnic":
+            return functools.partial(_redirect, APNIC_RDAP.format(ip=ip))
+        if self.mode == "drip":
+            return self._drip
+        if self.mode in ("huge", "huge_undeclared"):
+            return self._huge
+        return None
+
+    def _drip(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rdap+json")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        for _ in range(100_000):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+            self.dripped += 1
+            if self.release.wait(0.02):
+                return
+
+    def _huge(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/rdap+json")
+        if self.mode == "huge":
+            handler.send_header("Content-Length", str(300 * 1024 * 1024))
+        handler.end_headers()
+        handler.close_connection = True
+        chunk = b'{"x": "' + b"a" * (64 * 1024 - 7)
+        for _ in range(300 * 16):
+            if self.release.is_set():
+                return
+            handler.wfile.write(chunk)
+            self.streamed += len(chunk)
 
     def count(self) -> int:
         with self.lock:
@@ -258,8 +305,17 @@ class Registry:
                 body.pop("arin_originas0_originautnums", None)
             if self.mode == "rdap_wrong_network":
                 body["startAddress"], body["endAddress"] = "8.8.8.0", "8.8.8.255"
+            if self.mode == "rdap_whole_slash8":
+                body["startAddress"], body["endAddress"] = "47.0.0.0", "47.255.255.255"
             return 200, "application/rdap+json", json.dumps(body).encode()
         return 404, "text/plain", b"unknown registry"
+
+
+def _redirect(location: str, handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(302)
+    handler.send_header("Location", location)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
 
 
 def _find(ip: str) -> Net | None:
@@ -275,6 +331,11 @@ def registry() -> Iterator[Registry]:
         def do_GET(self) -> None:
             with state.lock:
                 state.requests.append(self.path)
+            special = state.special(self.path)
+            if special is not None:
+                with contextlib.suppress(OSError):  # the client gave up (deadline, cap)
+                    special(self)
+                return
             status, content_type, body = state.answer(self.path)
             try:
                 self.send_response(status)
@@ -485,8 +546,9 @@ def test_private_addresses_are_never_looked_up(
     make_client: Callable[..., WhoisClient], registry: Registry
 ) -> None:
     client = make_client()
-    for ip in ("10.1.2.3", "192.168.1.1", "100.64.0.1", "127.0.0.1", "fe80::1", "not an ip"):
+    for ip in ("10.1.2.3", "192.168.1.1", "100.64.0.1", "127.0.0.1", "fe80::1"):
         assert client.resolve(ip).outcome == "not_public"
+    assert client.resolve("not an ip").outcome == "invalid"
     # Global to Python, "defined" to ipwhois (6to4 relay anycast): refused before any
     # request, and the breaker does not count it.
     client.breaker.record_failure()
@@ -528,7 +590,7 @@ def test_timeout_is_a_remembered_failure(
     assert registry.count() == 1  # ipwhois did not retry (retry_count=0)
     assert client.cache is not None
     reason = client.cache.failure("47.92.10.20")
-    assert reason is not None and "ASN" in reason
+    assert reason is not None and reason.startswith("timeout: ")
     # Remembered for the /24, for 15 minutes.
     assert client.resolve("47.92.10.99").outcome == "negative"
     assert client.resolve("47.92.11.1").outcome == "failed"
@@ -567,7 +629,7 @@ def test_malformed_answers_fail_cleanly(
 ) -> None:
     registry.mode = mode
     client = make_client()
-    assert client.resolve("47.92.10.20") == (None, "failed")
+    assert client.resolve("47.92.10.20")[:2] == (None, "failed")
     assert client.cache is not None
     assert client.cache.get("47.92.10.20") is None
     assert client.cache.failure("47.92.10.20") is not None
@@ -839,3 +901,134 @@ def test_open_enricher(registry: Registry, tmp_path: Path) -> None:
         record = enricher.lookup("47.92.0.1", wait=5.0)
         assert isinstance(record, WhoisRecord) and record.asn == 37963
     assert (tmp_path / "w.sqlite3").is_file()
+
+
+# --- bounded lookups (issue 19.7) ---------------------------------------------------
+
+
+@pytest.fixture
+def streaming(registry: Registry) -> Iterator[Registry]:
+    """The registry, told to stream its RDAP bodies (see Registry.stream)."""
+    yield registry
+    registry.release.set()
+
+
+def test_a_dripping_body_ends_at_the_deadline(
+    make_client: Callable[..., WhoisClient], registry: Registry
+) -> None:
+    registry.mode = "drip"  # one byte every 20 ms of a 100 kB body
+    client = make_client(timeout=0.5)
+    resolution = client.resolve("47.92.10.20")
+    assert (resolution.record, resolution.outcome, resolution.failure) == (
+        None,
+        "failed",
+        "timeout",
+    )
+    assert resolution.reason is not None and resolution.reason.startswith("timeout: ")
+    assert registry.dripped > 0  # the body had started: the deadline cut the body itself
+    assert client.cache is not None and "timeout" in (client.cache.failure("47.92.10.20") or "")
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_huge_body_is_refused_unread(
+    make_client: Callable[..., WhoisClient], registry: Registry, declared: bool
+) -> None:
+    registry.mode = "huge" if declared else "huge_undeclared"  # 300 MB of JSON
+    client = make_client(max_bytes=64 * 1024)
+    resolution = client.resolve("47.92.10.20")
+    assert (resolution.outcome, resolution.failure) == ("failed", "too_large")
+    # At most the cap and one chunk were taken off the socket, not 300 MB.
+    assert registry.streamed <= 64 * 1024 + 128 * 1024 + 4 * 1024 * 1024
+
+
+def test_redirects_to_a_foreign_host_are_not_followed(
+    make_client: Callable[..., WhoisClient], registry: Registry
+) -> None:
+    registry.mode = "redirect_foreign"
+    client = make_client()
+    resolution = client.resolve("47.92.10.20")
+    assert (resolution.outcome, resolution.failure) == ("failed", "redirect_refused")
+    assert resolution.reason is not None and "rdap.attacker.example" in resolution.reason
+    assert not any("attacker" in url for url in registry.requests)  # never asked
+    assert client.cache is not None and client.cache.get("47.92.10.20") is None
+
+
+def test_registry_referrals_are_followed(
+    make_client: Callable[..., WhoisClient], registry: Registry
+) -> None:
+    registry.mode = "redirect_apnic"  # ARIN: "ask APNIC", as for a transferred block
+    client = make_client()
+    resolution = client.resolve("47.92.10.20")
+    assert resolution.outcome == "fetched"
+    assert resolution.record is not None and resolution.record.network_name == "ALIBABA-CN-NET"
+    assert registry.requests[-1] == APNIC_RDAP.format(ip="47.92.10.20")
+
+
+def test_an_opener_that_follows_redirects_itself_is_refused(registry: Registry) -> None:
+    opener = local_opener(registry.port)
+    opener.add_handler(urllib.request.HTTPRedirectHandler())
+    with pytest.raises(ConfigError, match="redirect"):
+        WhoisClient(None, opener=opener)
+
+
+def test_an_over_wide_answer_is_cached_for_the_queried_block_only(
+    make_client: Callable[..., WhoisClient], registry: Registry, network_rules: Any
+) -> None:
+    registry.mode = "rdap_whole_slash8"  # the answer claims 47.0.0.0/8 is Alibaba's
+    client = make_client()
+    first = client.resolve("47.92.10.20")
+    assert first.outcome == "fetched" and is_hosting(first.record, network_rules) is not None
+    assert client.resolve("47.92.10.99").outcome == "cache"  # same /24
+    before = registry.count()
+    assert client.resolve("47.1.2.3").outcome != "cache"  # elsewhere in the /8: asked
+    assert registry.count() > before
+
+
+def test_the_cached_range_is_what_the_answer_supports() -> None:
+    """An ASN from a routing lookup holds for its announced prefix, not the whole net."""
+    address = ipaddress.ip_address("47.92.10.20")
+    result = {
+        "asn": "37963",
+        "asn_cidr": "47.92.0.0/20",
+        "asn_description": "ALIBABA-CN-NET Hangzhou Alibaba Advertising Co.,Ltd., CN",
+        "network": {
+            "cidr": "47.92.0.0/14",
+            "name": "ALIBABA-CN-NET",
+            "start_address": "47.92.0.0",
+            "end_address": "47.95.255.255",
+        },
+    }
+    record = record_from_rdap(result, address, 1.0)
+    assert (record.start_address, record.end_address, record.cidr) == (
+        "47.92.0.0",
+        "47.92.15.255",
+        "47.92.0.0/20",
+    )
+
+
+def test_why_a_lookup_gave_no_answer(
+    make_client: Callable[..., WhoisClient], registry: Registry
+) -> None:
+    client = make_client()
+    assert client.resolve("not an ip")[1:] == ("invalid", None, "not an IP address")
+    private = client.resolve("10.1.2.3")
+    assert private.outcome == "not_public" and "not a public address" in (private.reason or "")
+    registry.mode = "http_500"
+    failed = client.resolve("47.92.10.20")
+    assert failed.failure == "http_error" and "500" in (failed.reason or "")
+    again = client.resolve("47.92.10.20")
+    assert again.outcome == "negative"
+    assert again.reason is not None and again.reason.startswith("from cache: ")
+
+
+def test_fingerprint_whois_prints_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fingerprint.cli import main
+
+    cache = str(tmp_path / "c.sqlite3")
+    assert main(["whois", "not-an-ip", "192.168.1.1", "--whois-cache", cache]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "not-an-ip\tno answer: not an IP address",
+        "192.168.1.1\tno answer: not a public address (private, shared, reserved or "
+        "multicast): never looked up",
+    ]

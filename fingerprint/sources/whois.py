@@ -9,7 +9,11 @@ checking path ever waits for one unless told to:
 * :class:`CircuitBreaker` stops asking after consecutive failures, then lets one probe
   through after a cool-down.
 * :class:`WhoisClient` is one synchronous lookup: cache, negative cache, breaker, then
-  ``ipwhois.IPWhois(ip, timeout, opener).lookup_rdap(...)`` under a total deadline.
+  ``ipwhois.IPWhois(ip, timeout, opener).lookup_rdap(...)`` under a total deadline
+  that covers every request and every byte of every body, with a size cap per body.
+  Redirects are followed only to the registries' own RDAP services
+  (:data:`REGISTRY_RDAP_HOSTS`), so no other host's answer is ever used or cached.
+  :attr:`Resolution.reason` says why a lookup gave no answer.
 * :class:`WhoisEnricher` is the front the checker and the CLI use: a cached answer at
   once, otherwise a lookup in a small thread pool, waited on for at most ``wait``
   seconds (0 by default: the answer lands in the cache for the next session).
@@ -26,6 +30,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -33,11 +38,22 @@ import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, final
-from urllib.error import URLError
-from urllib.request import OpenerDirector, Request, build_opener
+from urllib.error import HTTPError, URLError
+from urllib.parse import urljoin, urlsplit
+from urllib.request import (
+    HTTPDefaultErrorHandler,
+    HTTPErrorProcessor,
+    HTTPHandler,
+    HTTPRedirectHandler,
+    HTTPSHandler,
+    OpenerDirector,
+    ProxyHandler,
+    Request,
+    UnknownHandler,
+)
 
 from fingerprint.errors import ConfigError
 from fingerprint.rules import NetworkFile, RulePattern, compile_rule_regex
@@ -54,14 +70,33 @@ DEFAULT_ASN_METHODS: Final = ("dns", "http")
 
 # A failure is remembered for the whole /24 (/48) around the address.
 FAILURE_PREFIX: Final = {4: 24, 6: 48}
-# A range not inside one block of this size (a registry answering with a whole
-# allocation, or an unaligned giant) is not trusted for every address in it: it is
-# cached for the queried address's /24 (/48) instead. Also bounds the index scan.
-WIDEST_PREFIX: Final = {4: 8, 6: 12}
+# A range not inside one block of this size is not trusted for every address in it:
+# it is cached for the queried address's /24 (/48) only. A /8 (IPv4) or /12 (IPv6) is
+# what IANA hands a registry, not one holder's network: an answer that wide (a
+# registry's parent block, a misconfigured or hostile server) never marks a whole
+# /8 as one network. Also bounds the index scan.
+WIDEST_PREFIX: Final = {4: 9, 6: 13}
 _MAX_TEXT = 200
+# A registry's RDAP answer for an address is a few kB (ARIN's largest, with every
+# entity, some 100 kB); a body past this is not an answer worth its memory.
+DEFAULT_MAX_BYTES: Final = 1 << 20
+# Hosts a registry may refer a lookup to (RFC 9224's bootstrap services of the five
+# RIRs). ARIN redirects addresses transferred to another RIR there.
+REGISTRY_RDAP_HOSTS: Final = frozenset(
+    {"rdap.arin.net", "rdap.db.ripe.net", "rdap.apnic.net", "rdap.lacnic.net", "rdap.afrinic.net"}
+)
+_MAX_REFERRALS = 3
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
 
 Clock = Callable[[], float]
-Outcome = Literal["cache", "negative", "fetched", "failed", "breaker_open", "not_public"]
+Outcome = Literal["cache", "negative", "fetched", "failed", "breaker_open", "not_public", "invalid"]
+# Why a lookup failed (Resolution.failure): the registries timed out, were not
+# reachable, sent more than max_bytes, referred elsewhere than a registry, answered
+# with an HTTP error or with something unusable; "error" is anything else.
+Failure = Literal[
+    "timeout", "unreachable", "too_large", "redirect_refused", "http_error", "unusable", "error"
+]
 
 # Objects holding locks, connections or threads, reset in a forked child (the batch
 # runner forks its workers).
@@ -463,26 +498,150 @@ class UnusableAnswer(Exception):
     """A registry answer that cannot be used (no range, range not containing the IP)."""
 
 
-class _DeadlineOpener(OpenerDirector):
-    """Wraps the opener ipwhois uses: every request gets at most the time left."""
+class _Refused(URLError):
+    """A request or body we stopped: ipwhois reports it as an HTTP lookup failure;
+    the opener keeps the kind, which ipwhois's message would lose."""
 
-    def __init__(self, inner: OpenerDirector, deadline: float) -> None:
+
+def registry_opener() -> OpenerDirector:
+    """urllib's default opener less its redirect handler: the client follows
+    referrals itself, to registries only. Honours ``*_proxy`` variables."""
+    opener = OpenerDirector()
+    for handler in (
+        ProxyHandler(),
+        HTTPHandler(),
+        HTTPSHandler(),
+        HTTPDefaultErrorHandler(),
+        HTTPErrorProcessor(),
+        UnknownHandler(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+class _DeadlineOpener(OpenerDirector):
+    """Wraps the opener ipwhois uses, for one lookup: every request and every read of
+    a body gets at most the time left; a body is at most ``max_bytes``; a redirect is
+    followed only to a registry host. The first failure's kind is kept in ``failure``.
+    """
+
+    def __init__(
+        self,
+        inner: OpenerDirector,
+        deadline: float,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        referral_hosts: frozenset[str] = REGISTRY_RDAP_HOSTS,
+    ) -> None:
         super().__init__()
         self._inner = inner
         self._deadline = deadline
+        self.max_bytes = max_bytes
+        self.referral_hosts = referral_hosts
+        self.failure: tuple[Failure, str] | None = None
 
-    def open(self, fullurl: str | Request, data: Any = None, timeout: Any = None) -> Any:
+    def fail(self, kind: Failure, detail: str) -> _Refused:
+        if self.failure is None:
+            self.failure = (kind, detail)
+        return _Refused(detail)
+
+    def left(self) -> float:
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise URLError(TimeoutError("whois lookup deadline passed"))
-        if isinstance(timeout, int | float):
-            left = min(left, float(timeout))
-        return self._inner.open(fullurl, data, left)
+            raise self.fail("timeout", "no complete answer before the lookup's deadline")
+        return left
+
+    def open(self, fullurl: str | Request, data: Any = None, timeout: Any = None) -> Any:
+        request = fullurl if isinstance(fullurl, Request) else Request(fullurl)
+        for _ in range(_MAX_REFERRALS + 1):
+            left = self.left()
+            if isinstance(timeout, int | float):
+                left = min(left, float(timeout))
+            try:
+                response = self._inner.open(request, data, left)
+            except HTTPError as exc:
+                if exc.code not in _REDIRECTS:
+                    raise self.fail(
+                        "http_error", f"the registry answered HTTP {exc.code}"
+                    ) from None
+                target = urljoin(request.full_url, exc.headers.get("Location") or "")
+                exc.close()
+                request = self._referral(request, target)
+                continue
+            except _Refused:
+                raise
+            except TimeoutError:
+                raise self.fail("timeout", "no answer before the lookup's deadline") from None
+            except (URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise self.fail("unreachable", f"registry unreachable ({reason})") from None
+            return _BoundedBody(response, self)
+        raise self.fail("redirect_refused", f"more than {_MAX_REFERRALS} referrals")
+
+    def _referral(self, request: Request, target: str) -> Request:
+        parts = urlsplit(target)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or host not in self.referral_hosts:
+            raise self.fail("redirect_refused", f"referred to {host or target!r}, not a registry")
+        return Request(target, headers=dict(request.header_items()))
+
+
+class _BoundedBody:
+    """A response whose body is read under the lookup's deadline and size cap: a body
+    dripped a byte at a time cannot outlast the deadline, a huge one is not kept."""
+
+    def __init__(self, response: Any, opener: _DeadlineOpener) -> None:
+        self._response = response
+        self._opener = opener
+        length = response.headers.get("Content-Length") if response.headers else None
+        if length and length.isdigit() and int(length) > opener.max_bytes:
+            response.close()
+            raise opener.fail("too_large", f"answer of {int(length):,} bytes, over the cap")
+
+    def read(self, amount: int | None = None) -> bytes:
+        opener, response = self._opener, self._response
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                _socket_timeout(response, opener.left())
+                chunk = (
+                    response.read1(_CHUNK) if hasattr(response, "read1") else response.read(_CHUNK)
+                )
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > opener.max_bytes:
+                    raise opener.fail("too_large", f"answer over {opener.max_bytes:,} bytes")
+                chunks.append(chunk)
+        except TimeoutError:
+            raise opener.fail("timeout", "answer not complete before the deadline") from None
+        except _Refused:
+            response.close()
+            raise
+
+    readall = read
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
+
+
+def _socket_timeout(response: Any, seconds: float) -> None:
+    """Bound the next socket read by the time left (http.client keeps the socket
+    behind ``fp.raw._sock``; without it a read waits the request's own timeout)."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if isinstance(sock, socket.socket):
+        sock.settimeout(max(seconds, 0.001))
 
 
 class Resolution(NamedTuple):
     record: WhoisRecord | None
     outcome: Outcome
+    failure: Failure | None = None  # why, when outcome is "failed"
+    reason: str | None = None  # one line for people: why there is no answer
 
 
 def _text(value: Any) -> str | None:
@@ -548,7 +707,44 @@ def record_from_rdap(result: Any, address: IPAddress, fetched_at: float) -> Whoi
         raise UnusableAnswer(f"answer is for {bounds[0]}-{bounds[1]}, not {address}")
     if record.asn is None and record.network_name is None and record.asn_description is None:
         raise UnusableAnswer("answer names neither an ASN nor a network")
+    lo, hi = _supported(bounds, address, cidrs, result.get("asn_cidr"), result.get("asn"))
+    if (lo, hi) != bounds:
+        containing = ipaddress.summarize_address_range(lo, hi)
+        record = replace(
+            record,
+            start_address=str(lo),
+            end_address=str(hi),
+            cidr=str(next(iter(containing))),
+        )
     return record
+
+
+def _supported(
+    bounds: tuple[IPAddress, IPAddress],
+    address: IPAddress,
+    cidrs: list[str],
+    asn_cidr: Any,
+    asn: Any,
+) -> tuple[IPAddress, IPAddress]:
+    """The part of the answer's range its facts hold for around ``address``: the
+    network's range, narrowed to the CIDR of it holding the address (a range may be
+    several) and, when the ASN came from a routing lookup, to the announced prefix:
+    that ASN is only known for that prefix."""
+    lo, hi = bounds
+    narrowing = list(cidrs)
+    if _parse_asn(asn) is not None and isinstance(asn_cidr, str):
+        narrowing.append(asn_cidr)
+    for text in narrowing:
+        try:
+            network = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            continue
+        first, last = network.network_address, network.broadcast_address
+        if not _contains(first, last, address):
+            continue
+        lo = max(lo, first, key=int)
+        hi = min(hi, last, key=int)
+    return lo, hi
 
 
 def _defined(address: IPAddress) -> bool:
@@ -563,10 +759,16 @@ def _defined(address: IPAddress) -> bool:
 class WhoisClient:
     """One synchronous lookup: cache, negative cache, breaker, then RDAP via ipwhois.
 
-    ``timeout`` bounds the HTTP part of a lookup as a whole (every request gets the
-    time left); ipwhois's DNS ASN method has its own limit of ``timeout``. ``opener``
-    is the ``urllib`` opener ipwhois sends its requests through (its "proxy
-    opener"); None means ipwhois's default, which honours ``*_proxy`` variables.
+    ``timeout`` bounds the HTTP part of a lookup as a whole: every request and every
+    read of a body gets the time left, so a registry that drips its answer is cut off
+    at the deadline. ipwhois's DNS ASN method has its own limit of ``timeout``. A body
+    over ``max_bytes`` is refused (read no further). A redirect is followed only to
+    ``referral_hosts`` (the five registries' RDAP services), at most three times.
+
+    ``opener`` is the ``urllib`` opener ipwhois sends its requests through (its
+    "proxy opener"); it must not follow redirects itself (the client does, to
+    registries only). None means :func:`registry_opener`, which honours ``*_proxy``
+    variables.
     """
 
     def __init__(
@@ -580,11 +782,22 @@ class WhoisClient:
         success_ttl: float = DEFAULT_SUCCESS_TTL,
         failure_ttl: float = DEFAULT_FAILURE_TTL,
         clock: Clock = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        referral_hosts: Iterable[str] = REGISTRY_RDAP_HOSTS,
     ) -> None:
         try:
             from ipwhois import IPDefinedError, IPWhois
         except ImportError:
             raise ConfigError("whois enrichment needs the ipwhois package") from None
+        if opener is not None and any(
+            isinstance(h, HTTPRedirectHandler) for h in getattr(opener, "handlers", ())
+        ):
+            raise ConfigError(
+                "the whois opener must not follow redirects itself: the client follows "
+                "them to the registries only (build it without HTTPRedirectHandler)"
+            )
+        if not timeout > 0 or max_bytes < 1:
+            raise ConfigError("whois timeout and max_bytes must be above 0")
         self._ipwhois = IPWhois
         self._defined_error: type[Exception] = IPDefinedError
         self.cache = cache
@@ -595,32 +808,42 @@ class WhoisClient:
         self.success_ttl = success_ttl
         self.failure_ttl = failure_ttl
         self._clock = clock
+        self.max_bytes = max_bytes
+        self.referral_hosts = frozenset(h.lower() for h in referral_hosts)
 
     def lookup(self, ip: str | IPAddress) -> WhoisRecord | None:
         return self.resolve(ip).record
 
     def resolve(self, ip: str | IPAddress) -> Resolution:
-        """Never raises for a bad answer or a network fault; the outcome says what happened."""
+        """Never raises for a bad answer or a network fault; the outcome says what
+        happened and, without an answer, ``reason`` says why in one line."""
         address = _parse_address(ip)
-        if address is None or _defined(address):
-            return Resolution(None, "not_public")
+        if address is None:
+            return Resolution(None, "invalid", reason="not an IP address")
+        if _defined(address):
+            return Resolution(None, "not_public", reason=_NOT_PUBLIC)
         if self.cache is not None:
             cached = self.cache.get(address)
             if cached is not None:
                 return Resolution(cached, "cache")
-            if self.cache.failure(address) is not None:
-                return Resolution(None, "negative")
+            remembered = self.cache.failure(address)
+            if remembered is not None:
+                why = f"from cache: a lookup in this /24 (/48) failed recently ({remembered})"
+                return Resolution(None, "negative", reason=why)
         if not self.breaker.allow():
-            return Resolution(None, "breaker_open")
+            why = "not asked: recent lookups kept failing (circuit breaker open)"
+            return Resolution(None, "breaker_open", reason=why)
         record: WhoisRecord | None = None
         outcome: Outcome = "failed"
+        failure: Failure | None = None
+        reason: str | None = None
         try:
             record = self.fetch(address)
             outcome = "fetched"
         except self._defined_error:
-            outcome = "not_public"
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+            outcome, reason = "not_public", _NOT_PUBLIC
+        except _LookupFailed as exc:
+            failure, reason = exc.kind, f"{exc.kind.replace('_', ' ')}: {exc.detail}"
             log.info("whois lookup for %s failed: %s", address, reason)
             if self.cache is not None:
                 self.cache.put_failure(address, self.failure_ttl, reason)
@@ -633,23 +856,52 @@ class WhoisClient:
                 self.breaker.release()
         if record is not None and self.cache is not None:
             self.cache.put(record, self.success_ttl, around=address)
-        return Resolution(record, outcome)
+        return Resolution(record, outcome, failure, reason)
 
     def fetch(self, address: IPAddress) -> WhoisRecord:
-        """Ask the registries, no cache and no breaker; raises on any failure."""
+        """Ask the registries, no cache and no breaker. Raises ``IPDefinedError`` for
+        an address ipwhois will not look up, else :class:`_LookupFailed` with the
+        failure's kind."""
         deadline = time.monotonic() + self.timeout
-        opener = _DeadlineOpener(self.opener or build_opener(), deadline)
-        whois = self._ipwhois(str(address), timeout=self.timeout, proxy_opener=opener)
-        result = whois.lookup_rdap(
-            depth=0,
-            asn_methods=self.asn_methods,
-            inc_raw=True,  # for ARIN's origin-AS extension
-            retry_count=0,  # retries would multiply the timeout
-            rate_limit_timeout=0,  # ipwhois sleeps this long on a 429 before retrying
-            inc_nir=False,  # JPNIC/KRNIC: extra requests
-            root_ent_check=False,  # one request per entity without a vCard
+        opener = _DeadlineOpener(
+            self.opener or registry_opener(),
+            deadline,
+            max_bytes=self.max_bytes,
+            referral_hosts=self.referral_hosts,
         )
-        return record_from_rdap(result, address, self._clock())
+        try:
+            whois = self._ipwhois(str(address), timeout=self.timeout, proxy_opener=opener)
+            result = whois.lookup_rdap(
+                depth=0,
+                asn_methods=self.asn_methods,
+                inc_raw=True,  # for ARIN's origin-AS extension
+                retry_count=0,  # retries would multiply the timeout
+                rate_limit_timeout=0,  # ipwhois sleeps this long on a 429 before retrying
+                inc_nir=False,  # JPNIC/KRNIC: extra requests
+                root_ent_check=False,  # one request per entity without a vCard
+            )
+            return record_from_rdap(result, address, self._clock())
+        except self._defined_error:
+            raise
+        except UnusableAnswer as exc:
+            raise _LookupFailed("unusable", str(exc)) from None
+        except Exception as exc:
+            if opener.failure is not None:  # ipwhois rewraps what the opener raised
+                raise _LookupFailed(*opener.failure) from None
+            if time.monotonic() >= deadline:
+                raise _LookupFailed("timeout", "no answer before the deadline") from None
+            text = " ".join(str(exc).split())[:_MAX_TEXT]
+            raise _LookupFailed("error", f"{type(exc).__name__}: {text}") from None
+
+
+_NOT_PUBLIC = "not a public address (private, shared, reserved or multicast): never looked up"
+
+
+class _LookupFailed(Exception):
+    def __init__(self, kind: Failure, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind: Failure = kind
+        self.detail = detail
 
 
 # --- the non-blocking front -------------------------------------------------------
@@ -855,10 +1107,13 @@ def open_enricher(
     max_workers: int = 4,
     opener: OpenerDirector | None = None,
     asn_methods: Iterable[str] = DEFAULT_ASN_METHODS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> WhoisEnricher:
     """The enricher the CLI and the checker build from their options."""
     cache = WhoisCache(cache_path)
-    client = WhoisClient(cache, timeout=timeout, opener=opener, asn_methods=asn_methods)
+    client = WhoisClient(
+        cache, timeout=timeout, opener=opener, asn_methods=asn_methods, max_bytes=max_bytes
+    )
     return WhoisEnricher(
         client, max_workers=max_workers, max_lookups=max_lookups, max_seconds=max_seconds
     )
@@ -890,11 +1145,14 @@ def is_hosting(record: WhoisRecord | None, network_rules: NetworkFile) -> tuple[
 
 __all__ = [
     "DEFAULT_FAILURE_TTL",
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_SUCCESS_TTL",
     "DEFAULT_TIMEOUT",
     "PENDING",
+    "REGISTRY_RDAP_HOSTS",
     "BreakerState",
     "CircuitBreaker",
+    "Failure",
     "Outcome",
     "Pending",
     "Resolution",
@@ -908,4 +1166,5 @@ __all__ = [
     "is_hosting",
     "open_enricher",
     "record_from_rdap",
+    "registry_opener",
 ]
