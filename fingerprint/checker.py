@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from sys import intern
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import ValidationError
@@ -79,7 +80,9 @@ class CheckerConfig:
     asn_db: str | Path | None = None
     anonymous_ip_db: str | Path | None = None
     rules_dir: str | Path | None = None  # None: the rules shipped with the package
-    naive_tz: tzinfo = DEFAULT_NAIVE_TZ  # how to read ISO times without an offset
+    # How to read ISO times without an offset: a tzinfo or an IANA zone name
+    # ("Asia/Shanghai"); a name is resolved (or refused) when the config is built.
+    naive_tz: tzinfo | str = DEFAULT_NAIVE_TZ
     use_city_db: bool = True
     ua_cache_size: int = 16_384
     # Device verdicts remembered (~10 kB each: the validated device block and its
@@ -90,7 +93,7 @@ class CheckerConfig:
     device_memo_size: int = 4_096
     track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
     history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
-    history_timeout: float = 0.05  # seconds per Redis call
+    history_timeout: float = 0.05  # seconds per Redis call (above 0)
     # How far ahead of the checker's clock a login may be dated (seconds); later
     # ones are rejected (InvalidSessionError on "ts"), so no login can move history's
     # windows for other accounts and devices. Covers clock drift between servers.
@@ -101,6 +104,53 @@ class CheckerConfig:
     whois_timeout: float = 3.0  # seconds per lookup
     whois_wait: float = 0.0  # how long check() may wait for a lookup (0: never blocks)
     whois_budget: int | None = None  # lookups per checker at most
+
+    def __post_init__(self) -> None:
+        # Checked here, not at the first login: a wrong option fails where it is written.
+        object.__setattr__(self, "naive_tz", _time_zone(self.naive_tz))
+        _seconds("history_timeout", self.history_timeout, zero=False)
+        _seconds("whois_timeout", self.whois_timeout, zero=False)
+        _seconds("whois_wait", self.whois_wait, zero=True)
+        _count("ua_cache_size", self.ua_cache_size)
+        _count("device_memo_size", self.device_memo_size)
+        _count("track_accounts", self.track_accounts, optional=True)
+        _count("whois_budget", self.whois_budget, optional=True)
+        if not isinstance(self.history, str):
+            raise ConfigError(f"history must be 'memory' or a redis:// URL, not {self.history!r}")
+
+    @property
+    def time_zone(self) -> tzinfo:
+        """``naive_tz`` as a tzinfo (a zone name given is resolved when built)."""
+        assert isinstance(self.naive_tz, tzinfo)
+        return self.naive_tz
+
+
+def _time_zone(value: object) -> tzinfo:
+    if isinstance(value, tzinfo):
+        return value
+    if isinstance(value, str):
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("naive_tz: unknown time zone", value) from None
+    raise ConfigError(
+        f"naive_tz must be a tzinfo or a zone name such as 'Asia/Shanghai', not {value!r}"
+    )
+
+
+def _seconds(name: str, value: object, *, zero: bool) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero):  # type: ignore[operator]
+        wanted = "0 or more" if zero else "above 0"
+        raise ConfigError(f"{name} must be a finite number of seconds, {wanted}; got {value!r}")
+
+
+def _count(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        also = " or None" if optional else ""
+        raise ConfigError(f"{name} must be a whole number, 0 or more{also}; got {value!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -313,12 +363,25 @@ class Checker:
         return self._whois.stats().as_dict() if self._whois is not None else None
 
     def close(self) -> None:
-        """Release database readers, the whois pool and the history connection."""
+        """Release the history connection (Redis), the whois pool and its cache, and
+        the MaxMind readers. Idempotent; a closed checker must not be called again.
+        ``with Checker(...) as checker:`` closes it on leaving the block."""
         if self._whois is not None:
             self._whois.close()
+            self._whois = None
         close = getattr(self._history, "close", None)
         if close is not None:
             close()
+        extractor = self._extractor
+        for reader in (extractor.city, extractor.asn, extractor.anonymous_ip):
+            if reader is not None:
+                reader.close()
+
+    def __enter__(self) -> Checker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _open_history(self) -> HistoryStore:
         url = self.config.history
@@ -349,7 +412,7 @@ class Checker:
 
     def parse(self, record: Mapping[str, Any] | Session) -> Session:
         """Validate a record; raises :class:`~fingerprint.errors.InvalidSessionError`."""
-        return parse_session(record, naive_tz=self.config.naive_tz)
+        return parse_session(record, naive_tz=self.config.time_zone)
 
     def check(
         self,
@@ -439,7 +502,7 @@ class Checker:
         # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
         # so travel and hopping arithmetic can leave it out.
         anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
-        event = _event(sid, session, features, anonymous, self.config.naive_tz)
+        event = _event(sid, session, features, anonymous, self.config.time_zone)
         return _Pending(engine, ctx, run, sid, event, key, verdict)
 
     def _complete(
@@ -589,7 +652,11 @@ class Checker:
         return extractor.extract(session, device)
 
     def account_summary(self, account_id: str) -> AccountSummary | None:
-        """What this checker has seen of one account (worst and latest grade, ...)."""
+        """What this checker has seen of one account (worst and latest grade, ...).
+
+        None when it has seen none of the account's logins: a new account, one
+        evicted past ``track_accounts`` (least recently active first), or tracking
+        off (``track_accounts=0``)."""
         return self._accounts.get(account_id)
 
     def reload_rules(self, directory: str | Path | None = None) -> RuleSet:
@@ -636,7 +703,7 @@ class Checker:
         check = engine.stability_check
         if history is None or check is None:
             return None
-        tz, share = self.config.naive_tz, check.unusual_hour_share
+        tz, share = self.config.time_zone, check.unusual_hour_share
         found = account_stability_windows(
             history.account_events, event, check.windows_seconds, tz, share
         )

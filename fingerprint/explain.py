@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from fingerprint.report import Report
 from fingerprint.rules import CodeSpec, RuleSet
@@ -48,7 +48,10 @@ _SEVERITY_ZH = {"low": "低", "medium": "中", "high": "高", "critical": "严�
 
 
 def explain(report: Report, rules: RuleSet, lang: Lang = "zh") -> str:
-    text = _TEXT[lang]
+    """The diagnosis of ``report`` in ``lang`` ("zh" or "en"; anything else: ValueError)."""
+    text = _TEXT.get(lang)
+    if text is None:
+        raise ValueError(f"lang must be one of {', '.join(get_args(Lang))}; got {lang!r}")
     lines = [
         text["title"].format(sid=report.session_id, account=report.account_id),
         text["grade"].format(grade=report.grade, score=report.score),

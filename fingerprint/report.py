@@ -72,6 +72,12 @@ class Report:
     device_component: DeviceComponent
     warnings: tuple[str, ...] = field(default=())
 
+    @property
+    def not_evaluated_reasons(self) -> dict[str, str]:
+        """Check name -> why it was not evaluated: ``not_evaluated`` itself, under the
+        name the JSON gives it (where ``not_evaluated`` is the list of names)."""
+        return self.not_evaluated
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "session_id": self.session_id,

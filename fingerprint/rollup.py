@@ -15,6 +15,9 @@ _MAX_DISTINCT = 50  # devices / provinces kept per account; beyond that only cou
 
 @dataclass(slots=True)
 class AccountSummary:
+    """One account's logins as this checker saw them. ``devices`` and ``provinces``
+    are the distinct device ids and IP provinces in first-seen order (at most 50)."""
+
     account_id: str
     sessions: int = 0
     first_seen: datetime | None = None
@@ -23,8 +26,9 @@ class AccountSummary:
     latest_score: int | None = None
     worst_grade: str | None = None
     worst_score: int | None = None
-    devices: dict[str, None] = field(default_factory=dict)
-    provinces: dict[str, None] = field(default_factory=dict)
+    # Insertion-ordered sets (dict keys); read them as tuples through the properties.
+    _devices: dict[str, None] = field(default_factory=dict, repr=False)
+    _provinces: dict[str, None] = field(default_factory=dict, repr=False)
     checks: Counter[str] = field(default_factory=Counter)
     codes: Counter[str] = field(default_factory=Counter)
     blacklisted: bool = False
@@ -40,11 +44,11 @@ class AccountSummary:
             self.latest_grade, self.latest_score = report.grade, report.score
         if self.worst_grade is None or _worse(report, self, grade_rank):
             self.worst_grade, self.worst_score = report.grade, report.score
-        if device_id and len(self.devices) < _MAX_DISTINCT:
-            self.devices[device_id] = None
+        if device_id and len(self._devices) < _MAX_DISTINCT:
+            self._devices[device_id] = None
         province = report.features.get("ip_province")
-        if province and len(self.provinces) < _MAX_DISTINCT:
-            self.provinces[province] = None
+        if province and len(self._provinces) < _MAX_DISTINCT:
+            self._provinces[province] = None
         findings = report.findings
         if findings:  # most logins have none: skip the counting entirely
             # Plain dict get/set: Counter.update costs ~1 us per call in Python-level
@@ -62,6 +66,16 @@ class AccountSummary:
                 "codes": [f.code for f in findings if f.code in report.contributions],
             }
 
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Distinct device ids, first seen first (at most 50)."""
+        return tuple(self._devices)
+
+    @property
+    def provinces(self) -> tuple[str, ...]:
+        """Distinct IP provinces (ISO 3166-2, e.g. CN-BJ), first seen first (at most 50)."""
+        return tuple(self._provinces)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "account_id": self.account_id,
@@ -72,8 +86,8 @@ class AccountSummary:
             "latest_score": self.latest_score,
             "worst_grade": self.worst_grade,
             "worst_score": self.worst_score,
-            "devices": list(self.devices),
-            "provinces": list(self.provinces),
+            "devices": list(self._devices),
+            "provinces": list(self._provinces),
             "checks": dict(sorted(self.checks.items())),
             "codes": dict(self.codes.most_common()),
             "blacklisted": self.blacklisted,

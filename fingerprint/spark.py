@@ -295,7 +295,7 @@ def _prepared(df: DataFrame, config: CheckerConfig) -> DataFrame:
     selected = df.select(
         locate[0].alias("row_id"), locate[1].alias("file"), locate[2].alias("line"), *body
     )
-    options = _Prepare(raw_lines, config.naive_tz)
+    options = _Prepare(raw_lines, config.time_zone)
     return selected.mapInArrow(functools.partial(_prepare_batches, options), _PREPARED_SCHEMA)
 
 
