@@ -98,6 +98,7 @@ def test_patterns_re2_cannot_run_are_refused(rules_copy: Path, pattern: str) -> 
                 "match": "regex",
                 "value": pattern,
                 "strength": "weak",
+                "source": "tests/test_rules_run.py",
             }
         )
 
@@ -163,7 +164,7 @@ def test_internal_fields_are_not_thresholds(rules_copy: Path) -> None:
     set_threshold(rules_copy, "emulator", "compiled", None)
     assert problems(rules_copy) == [
         f"{rules_copy / 'checks.yaml'}: checks.emulator.compiled: "
-        "unknown threshold (known: weak_tells_for_high)"
+        "unknown threshold (known: weak_tells_for_high, weak_tells_with_impossible_cpu)"
     ]
 
 
