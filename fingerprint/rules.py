@@ -46,6 +46,8 @@ class RulePattern(Protocol):
 
     def search(self, text: str) -> Any: ...
 
+    def match(self, text: str) -> Any: ...
+
 
 def _re2_options(ignore_case: bool) -> Any:
     options = re2.Options()
@@ -304,7 +306,7 @@ class LibraryProvider(_Strict):
 def _owner_patterns(values: list[str]) -> list[str]:
     """Android path regexes must name the owning package (group ``pkg``)."""
     for value in values:
-        if "pkg" not in re.compile(_check_regex(value)).groupindex:
+        if "pkg" not in re2.compile(_check_regex(value)).groupindex:
             raise ValueError(f"{value!r} has no (?P<pkg>...) group")
     return values
 

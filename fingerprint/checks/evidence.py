@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 _ANONYMOUS_IP = frozenset({"ip", "flag"})
 _DEFINITIVE_EMULATOR = frozenset({"product", "matches"})
+_TRAVEL = frozenset({"from", "to", "from_at", "to_at", "distance_km", "hours", "speed_kmh"})
 _WHOIS = frozenset({"ip", "asn", "network", "cidr", "source"})
 
 EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
@@ -49,9 +50,8 @@ EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
     "VPN_HOSTING_NAME": _WHOIS | {"pattern"},
     "VPN_TZ_MISMATCH": frozenset({"device_tz", "ip_country"}),
     "GEO_PROVINCE_HOPPING": frozenset({"switches", "provinces", "window_hours", "moves"}),
-    "GEO_IMPOSSIBLE_TRAVEL": frozenset(
-        {"from", "to", "from_at", "to_at", "distance_km", "hours", "speed_kmh"}
-    ),
+    "GEO_IMPOSSIBLE_TRAVEL": _TRAVEL,
+    "GEO_BORDER_IMPOSSIBLE_TRAVEL": _TRAVEL,
     "TAM_ROOTED": frozenset({"rooted", "root_apps"}),
     "TAM_HOOK_FRAMEWORK": frozenset({"hooks"}),
     "TAM_HOOK_TOOL": frozenset({"products", "tools"}),

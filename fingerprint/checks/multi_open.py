@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
-from fingerprint.rules import RuleSet
+from fingerprint.rules import RulePattern, RuleSet, compile_rule_regex
 from fingerprint.session import App
 
 PER_USER_RANGE = 100_000
@@ -58,9 +58,9 @@ class _Tables:
     libs: re.Pattern[str] | None
     products: dict[str, str]  # folded marker or lib substring -> product
     packages: dict[str, str]  # folded host package -> product
-    android_dirs: tuple[re.Pattern[str], ...] = ()
-    app_dirs: tuple[re.Pattern[str], ...] = ()
-    sandboxes: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (platform, shape)
+    android_dirs: tuple[RulePattern, ...] = ()
+    app_dirs: tuple[RulePattern, ...] = ()
+    sandboxes: tuple[tuple[str, RulePattern], ...] = ()  # (platform, shape)
     providers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pkg -> path_contains
     # data dir -> its shape. Shared by threads: a race only examines a dir twice, with
     # the same answer (dict get/set are atomic).
@@ -104,7 +104,13 @@ class _Tables:
         return not paths or any(p in path for p in paths)
 
 
-def _first_match(patterns: tuple[re.Pattern[str], ...], text: str) -> re.Match[str] | None:
+def _path_regex(pattern: str) -> RulePattern:
+    """A path shape from rules/multi_open.yaml, on RE2 like every rules regex; paths
+    are case-sensitive on every platform the shapes describe."""
+    return compile_rule_regex(pattern, ignore_case=False)
+
+
+def _first_match(patterns: tuple[RulePattern, ...], text: str) -> Any:
     for pattern in patterns:
         found = pattern.match(text)
         if found is not None:
@@ -161,10 +167,10 @@ class MultiOpenCheck(Check):
             _substring_regex(libs),
             products,
             packages,
-            android_dirs=tuple(re.compile(p) for p in spec.android_data_dirs),
-            app_dirs=tuple(re.compile(p) for p in spec.android_app_dirs),
+            android_dirs=tuple(_path_regex(p) for p in spec.android_data_dirs),
+            app_dirs=tuple(_path_regex(p) for p in spec.android_app_dirs),
             sandboxes=tuple(
-                (box.platform, re.compile(p))
+                (box.platform, _path_regex(p))
                 for box in spec.platform_sandboxes
                 for p in box.patterns
             ),
