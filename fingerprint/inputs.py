@@ -12,7 +12,9 @@ import glob
 import gzip
 import io
 import json
+import math
 import os
+import re
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -23,6 +25,7 @@ from typing import IO, Any
 import orjson
 
 from fingerprint.errors import ConfigError
+from fingerprint.session import field_kinds
 
 MAX_LINE_BYTES = 1 << 20  # longer lines are rejected, not parsed
 RAW_KEEP = 65_536  # characters of a rejected line kept in the reject file
@@ -90,6 +93,9 @@ def expand_inputs(specs: Iterable[str]) -> list[str]:
             paths.extend(matched)
         else:
             raise ConfigError("input file not found", spec)
+    for path in paths:
+        if _is_csv(path) and os.path.isfile(path):
+            check_csv_header(path)
     return paths
 
 
@@ -236,21 +242,62 @@ def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError)
         return Reject(name, number, f"not JSON: {exc}", decoded)
 
 
+REQUIRED_COLUMNS = ("account_id", "ts", "ip")
+_LIST_SEPARATOR = ";"  # what a spreadsheet user types between items: "arm64-v8a;armeabi-v7a"
+_BOOLEANS = {"true": True, "false": False}  # any case: spreadsheets write TRUE / FALSE
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+
+
+def check_csv_header(path: str) -> None:
+    """Stop before the run when a CSV input lacks a required column, instead of
+    rejecting every one of its rows for the same reason (raises ``ConfigError``)."""
+    stream, _counter = open_input(path)
+    try:
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        header = next(csv.reader(text), None)
+    except (csv.Error, EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        return  # the reader reports an unreadable file as a reject, with its line
+    finally:
+        stream.close()
+    if header is not None:
+        _require_columns(_clean_header(header), path)
+
+
+def _clean_header(header: list[str]) -> list[str]:
+    if header and header[0].startswith("\ufeff"):
+        header = [header[0][1:], *header[1:]]
+    return [name.strip() for name in header]
+
+
+def _require_columns(header: list[str], name: str) -> None:
+    missing = [column for column in REQUIRED_COLUMNS if column not in header]
+    if missing:
+        found = ", ".join(header) if any(header) else "none"
+        raise ConfigError(
+            f"CSV input lacks the required column(s) {', '.join(missing)} "
+            f"(required: {', '.join(REQUIRED_COLUMNS)}; found: {found})",
+            name,
+        )
+
+
 def _read_csv(name: str, stream: IO[bytes]) -> Iterator[Item]:
     """CSV with a header of field names; nested fields dotted (``device.model``).
 
-    Cells are text; a cell holding a JSON array or object (``["x86"]``) is decoded,
-    and empty cells are absent fields. Types are then validated like JSON input.
+    Each cell becomes the JSON value its field takes (SESSION-LOG.md), so strict
+    validation then treats CSV like JSON: ``true``/``false`` for flags (any case),
+    numbers for counts and measures, and for lists either a JSON array or items
+    separated by ``;`` (``arm64-v8a;armeabi-v7a``). Empty cells are absent fields;
+    a cell that does not convert stays text and is rejected naming its field.
     """
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
     try:
         reader = csv.reader(text)
         try:
-            header = next(reader)
+            header = _clean_header(next(reader))
         except StopIteration:
             return
-        if header and header[0].startswith("\ufeff"):
-            header[0] = header[0][1:]
+        _require_columns(header, name)
+        kinds = _column_kinds(header)
         for row in reader:
             number = reader.line_num
             if not any(cell.strip() for cell in row):
@@ -258,21 +305,29 @@ def _read_csv(name: str, stream: IO[bytes]) -> Iterator[Item]:
                 continue
             if len(row) != len(header):
                 yield Reject(
-                    name, number, f"expected {len(header)} columns, got {len(row)}", ",".join(row)
+                    name,
+                    number,
+                    f"wrong number of columns (expected {len(header)}, got {len(row)})",
+                    ",".join(row),
                 )
                 continue
-            yield Line(name, number, _unflatten(header, row))
+            yield Line(name, number, _unflatten(header, kinds, row))
     except UnicodeDecodeError as exc:
-        yield Reject(name, 0, f"not UTF-8 (CSV stops here): {exc.reason}", "")
+        yield Reject(name, 0, f"not UTF-8 (CSV stops here: {exc.reason})", "")
     except csv.Error as exc:
-        yield Reject(name, 0, f"malformed CSV: {exc}", "")
+        yield Reject(name, 0, f"malformed CSV ({exc})", "")
     finally:
         text.detach()
 
 
-def _unflatten(header: list[str], row: list[str]) -> dict[str, Any]:
+def _column_kinds(header: list[str]) -> list[str | None]:
+    known = field_kinds()
+    return [known.get(column) for column in header]
+
+
+def _unflatten(header: list[str], kinds: list[str | None], row: list[str]) -> dict[str, Any]:
     record: dict[str, Any] = {}
-    for key, cell in zip(header, row, strict=True):
+    for key, kind, cell in zip(header, kinds, row, strict=True):
         if cell == "":
             continue
         target = record
@@ -283,11 +338,50 @@ def _unflatten(header: list[str], row: list[str]) -> dict[str, Any]:
                 child = {}
                 target[part] = child
             target = child
-        target[parts[-1]] = _cell(cell)
+        target[parts[-1]] = _cell(cell) if kind is None else _typed_cell(kind, cell)
     return record
 
 
+def _typed_cell(kind: str, cell: str) -> Any:
+    """The JSON value of a cell of a known field, or the text itself when it does not
+    convert (validation then names the field and the type it wants)."""
+    if kind in ("text", "time"):
+        return cell  # times: parse_timestamp reads ISO text and epoch digits alike
+    stripped = cell.strip()
+    if kind == "list":
+        return _list_cell(stripped)
+    if kind == "object":
+        return _json_cell(stripped, cell)
+    if kind == "boolean":
+        return _BOOLEANS.get(stripped.lower(), cell)
+    if kind == "integer":
+        return int(stripped) if _INTEGER.fullmatch(stripped) else cell
+    return _number_cell(stripped, cell)
+
+
+def _list_cell(stripped: str) -> Any:
+    if stripped.startswith("["):
+        return _json_cell(stripped, stripped)
+    return [item.strip() for item in stripped.split(_LIST_SEPARATOR) if item.strip()]
+
+
+def _json_cell(stripped: str, fallback: str) -> Any:
+    try:
+        return orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return fallback
+
+
+def _number_cell(stripped: str, cell: str) -> Any:
+    try:
+        number = float(stripped)
+    except ValueError:
+        return cell
+    return number if math.isfinite(number) else cell
+
+
 def _cell(cell: str) -> Any:
+    """A column no model field has: decoded as JSON where it looks like it (ignored anyway)."""
     stripped = cell.strip()
     if stripped[:1] in ("[", "{"):
         try:

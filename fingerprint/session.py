@@ -3,17 +3,22 @@
 Lenient where the contract allows it (unknown fields are ignored, every block is
 optional except ``account_id``, ``ts`` and ``ip``) and strict about types: a field
 of the wrong type makes the whole record invalid, because a check that reads a
-wrongly typed field would otherwise guess.
+wrongly typed field would otherwise guess (``"vpn_active": "yes"`` once graded as a
+VPN). Strict means no coercion: text fields take JSON strings only, flags take
+``true``/``false`` only, counts take integers only, measures take numbers. The one
+documented exception is ``device.system_props``, whose values are Android property
+strings that SDK serialisers often send as numbers or booleans.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -61,18 +66,20 @@ def _str_values(value: Any) -> Any:
 
 _MODEL_CONFIG = ConfigDict(
     extra="ignore",
+    strict=True,  # no coercion: "yes" is not a boolean, "10234" is not a uid, 123 no id
     allow_inf_nan=False,
-    coerce_numbers_to_str=True,
     str_max_length=65_536,
 )
 
 Lower = Annotated[str, BeforeValidator(_lowercase)]
 Uid = Annotated[int, Field(ge=0, le=2**32)]
+Bytes = Annotated[int, Field(ge=0, le=2**63)]
+EpochSeconds = Annotated[int, Field(ge=0, le=2**40)]
 
 
 class Battery(BaseModel):
     model_config = _MODEL_CONFIG
-    level: Annotated[float, Field(ge=0, le=100)] | None = None
+    level: Annotated[float, Field(ge=0, le=1)] | None = None  # a share: 0.83 is 83 %
     charging: bool | None = None
     temperature_c: Annotated[float, Field(ge=-100, le=200)] | None = None
 
@@ -81,7 +88,7 @@ def battery_pinned(battery: Battery | None) -> bool:
     """Full, charging and at exactly 0 °C: how emulators report a battery."""
     if battery is None or not battery.charging or battery.temperature_c != 0:
         return False
-    return battery.level in (1.0, 100.0)
+    return battery.level == 1.0
 
 
 class Screen(BaseModel):
@@ -129,6 +136,20 @@ class Device(BaseModel):
     system_props: Annotated[dict[str, str], BeforeValidator(_str_values)] | None = None
     files_present: list[str] | None = None
     installed_packages: list[str] | None = None
+    # Identity attributes (SESSION-LOG.md v1.1), raw or already hashed.
+    android_id: str | None = None
+    drm_id: str | None = None
+    oaid: str | None = None
+    idfv: str | None = None
+    memory_total: Bytes | None = None
+    storage_total: Bytes | None = None
+    cpu_cores: Annotated[int, Field(ge=1, le=4_096)] | None = None
+    cpu_info: str | None = None
+    kernel_version: str | None = None
+    build_time: EpochSeconds | None = None
+    boot_time: EpochSeconds | None = None
+    boot_count: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    first_install_time: EpochSeconds | None = None
 
 
 class App(BaseModel):
@@ -175,11 +196,8 @@ class Session(BaseModel):
     @field_validator("account_id", mode="before")
     @classmethod
     def _account_id_text(cls, value: Any) -> Any:
-        # Numeric account ids are common in exports; bools are not ids.
-        if isinstance(value, bool):
-            raise ValueError("must be a string or an integer")
-        if isinstance(value, int):
-            return str(value)
+        # A string, as SESSION-LOG.md shows: 123 and "123" would otherwise be one account
+        # here and two in any system that compares the raw JSON.
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be blank")
         return value
@@ -321,3 +339,52 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return type(value).__name__
+
+
+def field_kinds() -> dict[str, str]:
+    """Dotted field path -> the JSON kind it takes: ``text``, ``integer``, ``number``,
+    ``boolean``, ``list`` (of text), ``object`` or ``time``.
+
+    Readers of typeless formats (CSV cells are all text) use it to turn a cell into
+    the JSON value the contract asks for, so strict validation applies to CSV too.
+    """
+    return dict(_kinds_of(Session, ""))
+
+
+def _kinds_of(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str]]:
+    for name, info in model.model_fields.items():
+        path = prefix + name
+        kind = _kind(info.annotation)
+        if isinstance(kind, type):
+            yield from _kinds_of(kind, path + ".")
+        else:
+            yield path, kind
+
+
+def _kind(annotation: Any) -> str | type[BaseModel]:
+    """The JSON kind of a field's annotation, ``Optional`` and ``Annotated`` removed."""
+    if name := _SPECIAL_KINDS.get(annotation):
+        return name
+    options = [a for a in get_args(annotation) if a is not type(None)]
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType) and len(options) == 1:
+        return _kind(options[0])
+    if origin is Annotated:
+        return _kind(options[0])
+    if origin is list:
+        return "list"
+    if origin is dict:
+        return "object"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return "text"
+
+
+_SPECIAL_KINDS: dict[Any, str] = {
+    str: "text",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    datetime: "time",
+    IPAddress: "text",
+}

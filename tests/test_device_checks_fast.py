@@ -135,7 +135,7 @@ _device = st.fixed_dictionaries(
             st.none(),
             st.fixed_dictionaries(
                 {
-                    "level": st.sampled_from([1.0, 0.5, 100.0]),
+                    "level": st.sampled_from([1.0, 0.5, 0.0]),
                     "charging": st.booleans(),
                     "temperature_c": st.sampled_from([0.0, 31.2]),
                 }

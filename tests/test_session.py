@@ -127,7 +127,7 @@ def test_unknown_fields_and_blocks_are_ignored() -> None:
 
 
 def test_only_account_ts_ip_are_required() -> None:
-    parsed = parse_session({"account_id": 42, "ts": 1795133730, "ip": "1.1.1.1"})
+    parsed = parse_session({"account_id": "42", "ts": 1795133730, "ip": "1.1.1.1"})
     assert parsed.account_id == "42"
     assert parsed.device is None and parsed.network is None
 
@@ -170,18 +170,70 @@ def test_non_objects_are_refused(record: object) -> None:
         parse_session(record)
 
 
-def test_numbers_become_text_where_sdks_send_numbers() -> None:
+def test_system_property_values_become_text_where_sdks_send_numbers() -> None:
+    """The one documented leniency: Android property values are strings by nature."""
     parsed = parse_session(
-        make_session(
-            **{
-                "device.os_version": 13,
-                "device.system_props": {"ro.kernel.qemu": 1, "ro.secure": True},
-            }
-        )
+        make_session(**{"device.system_props": {"ro.kernel.qemu": 1, "ro.secure": True}})
     )
     assert parsed.device is not None
-    assert parsed.device.os_version == "13"
     assert parsed.device.system_props == {"ro.kernel.qemu": "1", "ro.secure": "1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"account_id": 123}, "account_id"),
+        ({"network.vpn_active": "yes"}, "network.vpn_active"),
+        ({"network.vpn_active": 1}, "network.vpn_active"),
+        ({"device.battery.level": 7}, "device.battery.level"),
+        ({"device.battery.level": "0.5"}, "device.battery.level"),
+        ({"device.sensors": [1, 2]}, "device.sensors.0"),
+        ({"app.uid": "10234"}, "app.uid"),
+        ({"app.uid": 10234.0}, "app.uid"),
+        ({"app.process_uid": True}, "app.process_uid"),
+        ({"device.os_version": 13}, "device.os_version"),
+        ({"device.rooted": "false"}, "device.rooted"),
+        ({"device.screen.width": "1080"}, "device.screen.width"),
+        ({"auth.face_verified": 0}, "auth.face_verified"),
+        ({"device.cpu_cores": "8"}, "device.cpu_cores"),
+        ({"device.memory_total": -1}, "device.memory_total"),
+        ({"device.android_id": 12345}, "device.android_id"),
+        ({"device.boot_time": "1795133730"}, "device.boot_time"),
+        ({"session_id": 7}, "session_id"),
+    ],
+)
+def test_wrong_types_are_refused_not_coerced(change: dict[str, object], path: str) -> None:
+    """Each of these was accepted: "yes" was a VPN, 7 a battery level, "10234" a uid."""
+    with pytest.raises(InvalidSessionError) as caught:
+        parse_session(make_session(**change))
+    assert caught.value.field == path
+    assert caught.value.reason
+
+
+def test_identity_attributes_of_v1_1_are_read_with_their_types() -> None:
+    identity = {
+        "android_id": "9774d56d682e549c",
+        "drm_id": "a1b2c3",
+        "oaid": "0f3e-11",
+        "idfv": "E621E1F8-C36C-495A-93FC-0C247A3E6E5F",
+        "memory_total": 8_000_000_000,
+        "storage_total": 256_000_000_000,
+        "cpu_cores": 8,
+        "cpu_info": "5e884898da",
+        "kernel_version": "5.10.149-android13-4",
+        "build_time": 1_667_000_000,
+        "boot_time": 1_795_000_000,
+        "boot_count": 37,
+        "first_install_time": 1_790_000_000,
+    }
+    parsed = parse_session(make_session(**{f"device.{k}": v for k, v in identity.items()}))
+    assert parsed.device is not None
+    assert parsed.device.model_dump(include=set(identity)) == identity
+
+
+def test_unknown_fields_stay_lenient_whatever_their_type() -> None:
+    record = make_session(**{"device.vendor_flag": "yes", "network.score": [1, "x"], "x": None})
+    assert parse_session(record).network is not None
 
 
 def test_sim_mcc() -> None:

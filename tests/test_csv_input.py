@@ -1,0 +1,104 @@
+"""CSV input: the header names its required columns once, and cells take the JSON
+types of their fields, written the way a spreadsheet writes them."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from fingerprint.cli import main
+from fingerprint.inputs import read_items
+from fingerprint.session import parse_session
+
+HEADER = (
+    "session_id,account_id,ts,ip,device.platform,device.cpu_abi,device.sensors,"
+    "device.hooks,device.installed_packages,device.battery.level,device.rooted,"
+    "network.vpn_active,network.interfaces,network.dns,app.uid,app.loaded_libs,device.files_present"
+)
+
+
+def _records(text: str) -> list[object]:
+    items = list(read_items("in.csv", io.BytesIO(text.encode())))
+    return [getattr(item, "record", item) for item in items]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "session_id,account_id,ts,ip_address\n",  # misnamed
+        "session_id,account,ts,ip\n",
+        "session_id,ts\n",
+    ],
+)
+def test_a_missing_required_column_stops_the_run_once(
+    tmp_path: Path, header: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(header + "s1,u1,1795133730,1.1.1.1\n" * 50, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    code = main(["check", str(source), "-o", str(out), "--rejects", str(tmp_path / "r.jsonl")])
+    assert code == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "required: account_id, ts, ip" in message
+    assert f"found: {', '.join(header.strip().split(','))}" in message
+    assert str(source) in message
+    assert not out.exists()
+
+
+def test_the_header_check_reads_gzip_csv_too(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv.gz"
+    source.write_bytes(gzip.compress(b"account_id,ts\nu1,1795133730\n"))
+    assert main(["check", str(source), "-o", str(tmp_path / "o.jsonl"), "-q"]) == 2
+
+
+def test_spreadsheet_list_cells_json_arrays_and_typed_cells() -> None:
+    rows = (
+        HEADER + "\n"
+        's1,u1,1795133730,1.1.1.1,android,arm64-v8a;armeabi-v7a,"[""gyroscope"", ""light""]",'
+        "Xposed; Frida ,com.a;com.b,0.5,FALSE,TRUE,tun0;wlan0,114.114.114.114,10234,libx.so,"
+        "/dev/qemu\n"
+        "s2,u1,1795133790,1.1.1.1,android,[],[],,,,,,,,,,\n"
+    )
+    first, second = _records(rows)
+    session = parse_session(first)
+    assert session.device is not None and session.network is not None and session.app
+    assert session.device.cpu_abi == ["arm64-v8a", "armeabi-v7a"]
+    assert session.device.sensors == ["gyroscope", "light"]
+    assert session.device.hooks == ["xposed", "frida"]
+    assert session.device.installed_packages == ["com.a", "com.b"]
+    assert session.device.files_present == ["/dev/qemu"]
+    assert session.device.battery is not None and session.device.battery.level == 0.5
+    assert session.device.rooted is False and session.network.vpn_active is True
+    assert session.network.interfaces == ["tun0", "wlan0"]
+    assert session.network.dns == ["114.114.114.114"]
+    assert session.app.uid == 10234 and session.app.loaded_libs == ["libx.so"]
+    assert session.account_id == "u1"
+    parsed = parse_session(second)
+    assert parsed.device is not None and parsed.device.sensors == []  # looked, found none
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "field"),
+    [
+        ("network.vpn_active", "yes", "network.vpn_active"),
+        ("app.uid", "10234.5", "app.uid"),
+        ("device.battery.level", "full", "device.battery.level"),
+        ("device.battery.level", "7", "device.battery.level"),
+        ("device.sensors", "[1, 2]", "device.sensors.0"),
+    ],
+)
+def test_cells_that_do_not_convert_are_rejects_naming_the_field(
+    tmp_path: Path, column: str, cell: str, field: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(f'account_id,ts,ip,{column}\nu1,1795133730,1.1.1.1,"{cell}"\n')
+    rejects = tmp_path / "r.jsonl"
+    args = ["check", str(source), "-o", str(tmp_path / "o.jsonl"), "--rejects", str(rejects)]
+    assert main([*args, "-q"]) == 0
+    (reject,) = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert reject["error"].startswith(f"{field}: "), reject
