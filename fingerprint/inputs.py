@@ -194,7 +194,7 @@ def _physical_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, bytes] 
         yield Reject(
             name,
             number + 1,
-            f"input truncated or corrupt after line {number}: {type(exc).__name__}: {exc}",
+            f"input truncated or corrupt (after line {number}: {type(exc).__name__}: {exc})",
             "",
         )
 

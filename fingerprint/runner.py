@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from fingerprint.checker import HISTORY_UNAVAILABLE
 from fingerprint.inputs import Item, Reject, input_size, open_input, read_items
 from fingerprint.report import Report
+from fingerprint.session import field_kinds
 
 
 @dataclass
@@ -40,9 +42,18 @@ class RunStats:
     history_error: str | None = None
     # Inputs that ended before the size they had when opened (truncated while read).
     shrunk_inputs: set[str] = field(default_factory=set)
+    # Accounts this process reported on, to count them without an account rollup.
+    # Workers shard by account, so their counts add up; the set is not pickled.
+    _seen_accounts: set[str] = field(default_factory=set, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_seen_accounts": set()}
 
     def add_report(self, report: Report) -> None:
         self.reports += 1
+        if report.account_id not in self._seen_accounts:
+            self._seen_accounts.add(report.account_id)
+            self.accounts += 1
         self.grades[report.grade] += 1
         if report.findings:
             self.flagged += 1
@@ -66,7 +77,7 @@ class RunStats:
 
     def add_reject(self, reject: Reject) -> None:
         self.rejects += 1
-        self.reject_reasons[_reason_kind(reject.error)] += 1
+        self.reject_reasons[reason_kind(reject.error)] += 1
 
     def merge(self, other: RunStats) -> None:
         for name in (
@@ -122,9 +133,48 @@ class RunStats:
         }
 
 
-def _reason_kind(error: str) -> str:
-    """Group reject reasons for the summary: the text before the first detail."""
-    return error.split(":", 1)[0][:60]
+def reason_kind(error: str) -> str:
+    """Group a reject reason for the summary by what went wrong and in which field,
+    without its detail (kept in the rejects file): ``not UTF-8 (byte 120)`` is
+    ``not UTF-8``; ``device.sensors.0: Input should be a valid string`` is
+    ``device.sensors: Input should be a valid string``; ``ts: out of range: ...`` is
+    ``ts: out of range``."""
+    path, separator, reason = error.partition(": ")
+    field = _field_of(path) if separator else None
+    if field is None:
+        return _detail_removed(error)
+    return f"{field}: {_detail_removed(reason)}" if field else _detail_removed(reason)
+
+
+def _field_of(path: str) -> str | None:
+    """The contract field a dotted error path names, without list indexes or map keys
+    (``device.system_props.ro.x`` -> ``device.system_props``); None if it names none."""
+    known = _known_paths()
+    parts = path.split(".")
+    if parts[0] not in known:
+        return None
+    kept = parts[0]
+    for part in parts[1:]:
+        if f"{kept}.{part}" not in known:
+            break
+        kept = f"{kept}.{part}"
+    return kept
+
+
+@lru_cache(maxsize=1)
+def _known_paths() -> frozenset[str]:
+    paths: set[str] = set()
+    for path in field_kinds():
+        parts = path.split(".")
+        paths.update(".".join(parts[: n + 1]) for n in range(len(parts)))
+    return frozenset(paths)
+
+
+def _detail_removed(reason: str) -> str:
+    """The reason up to its first detail: a ``(...)`` or a ``: ...``."""
+    for marker in (" (", ": "):
+        reason = reason.split(marker, 1)[0]
+    return reason.strip()[:80]
 
 
 def iter_items(

@@ -114,7 +114,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"rejects {summary['rejects']}  blank {summary['blank']}  "
         f"{summary['seconds']} s  ({summary['lines_per_second'] or 0} lines/s)"
         + ("  INTERRUPTED" if summary["interrupted"] else ""),
-        f"  flagged {summary['flagged']}  blacklisted {summary['blacklisted']}  "
+        f"  accounts {summary['accounts']}  flagged {summary['flagged']}  "
+        f"blacklisted {summary['blacklisted']}  "
         f"warnings {summary['warnings']}",
     ]
     if summary.get("history_degraded"):

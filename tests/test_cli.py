@@ -172,6 +172,38 @@ def test_summary_json(tmp_path: Path) -> None:
     assert data["sessions_per_grade"] == {"A": 1}
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_summary_counts_accounts_and_groups_rejects_by_kind_and_field(
+    tmp_path: Path, workers: str
+) -> None:
+    """Per-session summaries said `accounts: 0`, and grouped rejects by byte offset."""
+    sessions = [make_session(session_id=f"s{n}", account_id=f"u{n % 3}") for n in range(7)]
+    bad = [
+        b'{"account_id": "a\xff", "ts": 1795133730, "ip": "1.1.1.1"}',
+        b'{"account_id": "abc\xfe", "ts": 1795133730, "ip": "1.1.1.1"}',
+        json.dumps(make_session(**{"device.sensors": [1]})).encode(),
+        json.dumps(make_session(**{"device.sensors": ["gyro", 2]})).encode(),
+        json.dumps(make_session(ts="0001-01-01T00:00:00")).encode(),
+        json.dumps(make_session(ts=-70_000_000_000)).encode(),
+        json.dumps(make_session(**{"device.system_props": {"ro.a": [1], "ro.b c": {}}})).encode(),
+    ]
+    lines = [json.dumps(s).encode() for s in sessions] + bad
+    source = write_lines(tmp_path / "in.jsonl", lines)
+    summary, rejects = tmp_path / "s.json", tmp_path / "r.jsonl"
+    argv = ["check", str(source), "-o", str(tmp_path / "o.jsonl"), "--rejects", str(rejects)]
+    assert main([*argv, "--summary-json", str(summary), "-q", "--workers", workers]) == 0
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    assert data["accounts"] == 3
+    assert data["reject_reasons"] == {
+        "not UTF-8": 2,
+        "device.sensors: Input should be a valid string": 2,
+        "ts: out of range": 2,
+        "device.system_props: Input should be a valid string": 1,
+    }
+    details = [r["error"] for r in read_jsonl(rejects)]
+    assert details[0] != details[1] and "byte" in details[0]  # the detail stays there
+
+
 @pytest.mark.parametrize(
     "argv",
     [
