@@ -6,7 +6,7 @@ trims both sets to their windows and caps, sets their expiry and reads back what
 came before, so each call is one round trip and atomic: replicas never lose or
 duplicate each other's entries. Needs Redis 6.2+ (``ZADD GT``).
 
-Install with ``pip install 'fingerprint[redis]'``; configure with a URL:
+Install with ``pip install -e '.[redis]'`` in the checkout; configure with a URL:
 ``RedisHistoryStore.from_url("redis://127.0.0.1:6379/0")``.
 """
 
@@ -214,7 +214,9 @@ class RedisHistoryStore:
         ``ssl_ciphers`` and the verify-flag lists, with redis-py's defaults; any
         other ``ssl_*`` option (OCSP) or an unloadable file raises ConfigError."""
         if redis is None or not AVAILABLE:
-            raise ConfigError("Redis history needs: pip install 'fingerprint[redis]'")
+            raise ConfigError(
+                "Redis history needs the redis package: pip install 'redis>=5' hiredis"
+            )
         options: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import FIXTURES, make_session
 
-_WHY = "pyspark is not installed (pip install 'fingerprint[spark]')"
+_WHY = "pyspark is not installed (pip install -e '.[spark]')"
 if os.environ.get("CI"):
     import pyspark  # noqa: F401 - under CI a missing pyspark fails the run
 else:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT, make_session
 
@@ -35,7 +41,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     if result.returncode != 0:
         pytest.fail(f"wheel build failed:\n{result.stdout}\n{result.stderr}")
-    (built,) = out.glob("fingerprint-*.whl")
+    (built,) = out.glob("fingerprint_session_risk-*.whl")
     return built
 
 
@@ -93,3 +99,54 @@ def test_installed_wheel_runs_from_another_directory(wheel: Path, tmp_path: Path
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["session_id"] == "s-000187" and report["grade"] == "A"
+
+
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "benchmarks" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
+_INSTALL = re.compile(r"pip install ([^`\n#]+)")
+
+
+def _project() -> dict[str, Any]:
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        project: dict[str, Any] = tomllib.load(file)["project"]
+    return project
+
+
+def _install_lines() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        for match in _INSTALL.finditer(doc.read_text(encoding="utf-8")):
+            found.append((doc.name, match.group(1).split("&&")[0].strip()))
+    return found
+
+
+def test_the_distribution_name_is_not_the_unrelated_index_project() -> None:
+    """`fingerprint` on the package index is someone else's document fingerprinter."""
+    assert canonicalize_name(_project()["name"]) != "fingerprint"
+
+
+def test_every_install_line_in_the_docs_works_as_written() -> None:
+    """A requirement is this checkout (with extras it defines), a wheel built from it
+    (named as pip names it), or a registry package that is not the unrelated
+    `fingerprint` nor this unpublished project."""
+    project = _project()
+    ours = canonicalize_name(project["name"])
+    extras = set(project["optional-dependencies"])
+    wheel_name = f"{ours.replace('-', '_')}-{project['version']}-py3-none-any.whl"
+    lines = _install_lines()
+    assert len(lines) >= 5
+    for doc, line in lines:
+        for word in shlex.split(line):
+            if word.startswith("-"):
+                continue
+            if word.startswith("."):
+                wanted = set(Requirement("x" + word[1:]).extras)
+                assert wanted <= extras, (doc, line)
+            elif word.endswith(".whl"):
+                assert Path(word).name == wheel_name, (doc, line)
+            else:
+                name = canonicalize_name(Requirement(word).name)
+                assert name not in ("fingerprint", ours), (doc, line)
