@@ -17,7 +17,8 @@ from fingerprint.rules import load_rules
 
 EXIT_OK, EXIT_USAGE = 0, 2
 MISSING_EXTRA = (
-    "fingerprint calibrate needs numpy and scipy for a fit: pip install 'fingerprint[calibrate]'"
+    # Not 'fingerprint[calibrate]': "fingerprint" on the package index is another project.
+    "fingerprint calibrate needs numpy and scipy for a fit: pip install 'numpy>=1.24' 'scipy>=1.10'"
 )
 
 
