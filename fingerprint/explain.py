@@ -6,6 +6,7 @@ from typing import Literal, get_args
 
 from fingerprint.report import Report
 from fingerprint.rules import CodeSpec, RuleSet
+from fingerprint.terminal import terminal_lines
 
 Lang = Literal["zh", "en"]
 
@@ -69,7 +70,9 @@ def explain(report: Report, rules: RuleSet, lang: Lang = "zh") -> str:
             veto=text["veto"] if component.veto else "",
         )
     )
-    return "\n".join(lines) + "\n"
+    # Ids, messages and evidence carry input text: escape controls so a device model
+    # or property value holding ESC or BEL cannot act on the reader's terminal.
+    return terminal_lines("\n".join(lines)) + "\n"
 
 
 def _reasons(report: Report, rules: RuleSet, lang: Lang) -> list[str]:

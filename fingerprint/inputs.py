@@ -141,7 +141,7 @@ class CountingReader(io.RawIOBase):
 def open_input(path: str) -> tuple[IO[bytes], CountingReader | None]:
     """A binary stream over the file's content, gunzipped when it is gzip."""
     if path == "-":
-        return sys.stdin.buffer, None
+        return _stdin_stream(sys.stdin.buffer), None
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
     except OSError as exc:
@@ -151,6 +151,44 @@ def open_input(path: str) -> tuple[IO[bytes], CountingReader | None]:
     if _is_gzip_header(buffered.peek(4)[:4]):
         return gzip.GzipFile(fileobj=buffered, mode="rb"), counter  # type: ignore[return-value]
     return buffered, counter
+
+
+def _stdin_stream(stdin: IO[bytes]) -> IO[bytes]:
+    """stdin, gunzipped when it is gzip (``cat x.jsonl.gz | fingerprint check -``).
+
+    A pipe has no name to tell gzip by and cannot seek back, so its first bytes are
+    read, tested, and served again ahead of the rest: nothing is lost.
+    """
+    head = b""
+    while len(head) < 4:
+        chunk = stdin.read(4 - len(head))
+        if not chunk:
+            break
+        head += chunk
+    stream = io.BufferedReader(_Replay(head, stdin), buffer_size=1 << 20)
+    if _is_gzip_header(head):
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
+class _Replay(io.RawIOBase):
+    """``head`` (bytes already read from ``rest``), then ``rest`` itself."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        # read1: whatever is available now, so a slow producer's lines flow at once.
+        self._read = getattr(rest, "read1", rest.read)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            data, self._head = self._head[: len(buffer)], self._head[len(buffer) :]
+        else:
+            data = self._read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _is_gzip_header(head: bytes) -> bool:

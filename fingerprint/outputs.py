@@ -14,6 +14,7 @@ from typing import IO, Any
 import orjson
 
 from fingerprint.errors import ConfigError, FingerprintError
+from fingerprint.terminal import terminal_safe
 
 Row = dict[str, Any]
 
@@ -284,7 +285,9 @@ class RowFormat:
         self.by_account = by_account
         self.header = b""
         self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\n")
+        # "\r\n" so the writer quotes a cell holding a bare CR too (it quotes the
+        # terminator's characters only); each row still ends in "\n" (_csv_line).
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
         if fmt == "csv":
             self.columns = ACCOUNT_CSV_COLUMNS if by_account else SESSION_CSV_COLUMNS
             self.header = self._csv_line(list(self.columns))
@@ -303,7 +306,7 @@ class RowFormat:
         self._buffer.seek(0)
         self._buffer.truncate()
         self._csv.writerow(cells)
-        return self._buffer.getvalue().encode()
+        return self._buffer.getvalue()[:-2].encode() + b"\n"
 
 
 def jsonl_line(row: Row) -> bytes:
@@ -312,11 +315,25 @@ def jsonl_line(row: Row) -> bytes:
 
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return ";".join(str(v) for v in value)
+        return spreadsheet_safe(";".join(str(v) for v in value))
     if isinstance(value, dict):
         return orjson.dumps(value).decode()
     if value is None:
         return ""
+    return spreadsheet_safe(value)
+
+
+# A text cell starting with one of these is a formula to Excel, LibreOffice and Google
+# Sheets (tab and CR too: some strip them and read what follows) - OWASP "CSV Injection".
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)`` as an
+    account id) gets a leading single quote, as OWASP advises: shown as text, never
+    evaluated. Numbers and other text are unchanged; JSON outputs are never touched."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value
 
 
@@ -346,16 +363,19 @@ def _table_header(by_account: bool) -> bytes:
 
 def _table_line(row: Row, by_account: bool) -> bytes:
     mark = "*" if row["blacklisted"] else ""
+    # Ids come from input: escaped (terminal_safe) so ESC, BEL, CR ... are shown, not
+    # obeyed by the terminal, and before cutting, so the columns stay aligned.
+    account = terminal_safe(row["account_id"])
     if by_account:
-        checks = ", ".join(f"{k}×{v}" for k, v in row["checks"].items())
+        checks = terminal_safe(", ".join(f"{k}×{v}" for k, v in row["checks"].items()))
         line = (
-            f"{row['account_id'][:20]:<20} {row['sessions']:>5} {row['worst_grade']:>5} "
+            f"{account[:20]:<20} {row['sessions']:>5} {row['worst_grade']:>5} "
             f"{row['latest_grade']:>6} {mark:>2}  {checks}\n"
         )
     else:
-        reasons = ", ".join(f"{c}-{p}" for c, p in row["contributions"].items())
+        reasons = terminal_safe(", ".join(f"{c}-{p}" for c, p in row["contributions"].items()))
         line = (
-            f"{row['session_id'][:22]:<22} {row['account_id'][:16]:<16} "
+            f"{terminal_safe(row['session_id'])[:22]:<22} {account[:16]:<16} "
             f"{row['grade']:>5} {row['score']:>5} {mark:>2}  {reasons}\n"
         )
     return line.encode()

@@ -6,6 +6,8 @@ import shutil
 import time
 from typing import Any, TextIO
 
+from fingerprint.terminal import terminal_safe
+
 
 class Progress:
     """A one-line progress display: lines done, lines/s, share of the input bytes read
@@ -123,7 +125,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  history unavailable for {summary['history_degraded']} sessions "
             "(graded without history checks)"
         )
-    lines.extend(f"  input shrank while read: {path}" for path in summary.get("inputs_shrunk", []))
+    lines.extend(
+        f"  input shrank while read: {terminal_safe(path)}"
+        for path in summary.get("inputs_shrunk", [])
+    )
     sections = (
         ("sessions per grade", "sessions_per_grade"),
         ("accounts per grade", "accounts_per_grade"),
@@ -137,6 +142,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         if not table:
             continue
         lines.append(f"  {title}:")
-        width = max(len(str(k)) for k in table)
-        lines.extend(f"    {k!s:<{width}}  {v:>9,}" for k, v in table.items())
+        # Keys can come from input (provinces, reasons naming fields): escaped first,
+        # so control characters neither act on the terminal nor break the columns.
+        keys = {terminal_safe(str(k)): v for k, v in table.items()}
+        width = max(len(k) for k in keys)
+        lines.extend(f"    {k:<{width}}  {v:>9,}" for k, v in keys.items())
     return "\n".join(lines) + "\n"
