@@ -93,7 +93,7 @@ def hand_written() -> list[bytes]:
     for i, account in enumerate(["t-tie-a", "t-tie-b", "t-tie-c"]):  # same instant
         add(100, f"t-tie-{i}", account, **{"device.device_id": "d-tie"})
     add(125, None, "t-noid", **{"device.device_id": "d-noid"})  # id from file:line
-    numeric = make_session(session_id="t-num", account_id=990001)  # a numeric account id
+    numeric = make_session(session_id="t-num", account_id="990001")  # an all-digit account id
     numeric["ts"] = int((START + timedelta(minutes=130)).timestamp() * 1000)  # epoch ms
     numeric["device"]["device_id"] = "d-num"
     timed.append((130, _line(numeric)))
