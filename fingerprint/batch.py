@@ -29,9 +29,10 @@ from typing import IO, Any, Protocol
 from fingerprint.checker import Checker, CheckerConfig
 from fingerprint.errors import FingerprintError
 from fingerprint.outputs import RowFormat, jsonl_line
-from fingerprint.pipeline import Outcome, Shard, check_stream
+from fingerprint.pipeline import MAX_HELD_LINES, Outcome, Shard, check_stream
 from fingerprint.rollup import AccountRollup
-from fingerprint.runner import RunStats, iter_items
+from fingerprint.runner import RunStats
+from fingerprint.sorting import InputPlan, OrderOptions, SortMode, open_plan
 from fingerprint.stopping import become_worker, orphaned, signal_number, signals_deferred
 
 
@@ -44,6 +45,8 @@ class BatchOptions:
     only_flagged: bool = False
     max_skew: float = 300.0
     workers: int = 1
+    sort: SortMode = "auto"  # see fingerprint.sorting: sort when streaming is not exact
+    max_held_lines: int = MAX_HELD_LINES  # the reorder buffer's bound in lines
 
 
 class Sink(Protocol):
@@ -82,24 +85,37 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
     counts so far, once every worker has stopped (within about a second).
     """
     checker = checker or Checker(options.config)
-    if options.workers <= 1:
-        return _run_single(options, sinks, checker)
-    return _run_sharded(options, sinks, checker)
+    order = OrderOptions(
+        options.sort, options.max_skew, options.max_held_lines, checker.config.naive_tz
+    )
+    with open_plan(options.paths, order) as plan:  # its temporary files go with it
+        if options.workers <= 1:
+            return _run_single(options, sinks, checker, plan)
+        return _run_sharded(options, sinks, checker, plan)
 
 
 # --- one process --------------------------------------------------------------------
 
 
-def _run_single(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> RunStats:
+def _run_single(
+    options: BatchOptions, sinks: BatchSinks, checker: Checker, plan: InputPlan
+) -> RunStats:
     stats = RunStats(files=len(options.paths))
+    stats.order.merge(plan.stats)
     fmt = RowFormat(options.fmt, options.by_account)
     rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
     update = sinks.progress.update if sinks.progress else None
-    items = iter_items(options.paths, update, on_shrunk=stats.add_shrunk_input)
+    items = plan.items(update, on_shrunk=stats.add_shrunk_input)
+    stream = check_stream(
+        checker,
+        items,
+        max_skew=options.max_skew,
+        max_lines=options.max_held_lines,
+        stats=stats.order,
+    )
     try:
         sinks.output.write(fmt.header)
-        outcomes = check_stream(checker, items, max_skew=options.max_skew)
-        for outcome in _counted(outcomes, stats, sinks.progress, sinks.warn):
+        for outcome in _counted(stream, stats, sinks.progress, sinks.warn):
             _emit(outcome, options, fmt, sinks, rollup)
         if rollup is not None:
             _write_accounts(rollup, options, fmt, sinks.output, stats)
@@ -210,7 +226,9 @@ class Interrupted(KeyboardInterrupt):
 # --- several processes ----------------------------------------------------------------
 
 
-def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> RunStats:
+def _run_sharded(
+    options: BatchOptions, sinks: BatchSinks, checker: Checker, plan: InputPlan
+) -> RunStats:
     # fork: workers inherit the parsed options and start in milliseconds.
     context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory(prefix="fingerprint-") as scratch:
@@ -219,12 +237,12 @@ def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> 
         # without history.
         counters = context.Array("q", 3 * options.workers)
         # If the parent dies before removing them, the workers remove these.
-        leftovers = [scratch, *sinks.temporaries]
+        leftovers = [scratch, *sinks.temporaries, *plan.folders]
         with signals_deferred():  # a child must install its own handlers first
             processes = [
                 context.Process(
                     target=_shard_main,
-                    args=(options, checker, Shard(i, options.workers), scratch, counters),
+                    args=(options, checker, plan, Shard(i, options.workers), scratch, counters),
                     kwargs={"parent": os.getpid(), "leftovers": leftovers},
                     daemon=True,  # never outlive the parent, even on an error path
                 )
@@ -253,7 +271,9 @@ def _run_sharded(options: BatchOptions, sinks: BatchSinks, checker: Checker) -> 
             for result in results:
                 stats.merge(result.stats)
             raise Interrupted(stats, signal.SIGINT)
-        return _merge(options, sinks, results)
+        stats = _merge(options, sinks, results)
+        stats.order.merge(plan.stats)
+        return stats
 
 
 def _wait(
@@ -306,6 +326,7 @@ def _stopped_stats(options: BatchOptions, results_dir: Path, counters: Any) -> R
 def _shard_main(
     options: BatchOptions,
     checker: Checker,
+    plan: InputPlan,
     shard: Shard,
     results_dir: str,
     counters: Any,
@@ -316,7 +337,7 @@ def _shard_main(
     become_worker(parent, lambda: _remove(leftovers))
     stats = RunStats(files=len(options.paths))
     try:
-        result = _shard_run(options, checker, shard, results_dir, counters, stats)
+        result = _shard_run(options, checker, plan, shard, results_dir, counters, stats)
     except OSError as exc:  # the scratch folder is full or gone: one line, no traceback
         result = _ShardResult(stats, "", "", error=f"cannot write to {results_dir} ({exc})")
     except KeyboardInterrupt:
@@ -338,6 +359,7 @@ def _shard_main(
 def _shard_run(
     options: BatchOptions,
     checker: Checker,
+    plan: InputPlan,
     shard: Shard,
     results_dir: str,
     counters: Any,
@@ -356,8 +378,15 @@ def _shard_run(
     with open(rows_path, "wb") as rows, open(rejects_path, "wb") as rejects:
         framed = _FramedSinks(rows, rejects)
         sinks = BatchSinks(output=framed.output, rejects=framed.rejects)
-        items = iter_items(options.paths, bytes_read, on_shrunk=stats.add_shrunk_input)
-        stream = check_stream(checker, items, max_skew=options.max_skew, shard=shard)
+        items = plan.items(bytes_read, on_shrunk=stats.add_shrunk_input)
+        stream = check_stream(
+            checker,
+            items,
+            max_skew=options.max_skew,
+            shard=shard,
+            max_lines=options.max_held_lines,
+            stats=stats.order,
+        )
         for outcome in _counted(stream, stats, None):
             framed.key = b"%d" % outcome.seq
             _emit(outcome, options, fmt, sinks, rollup)

@@ -24,9 +24,10 @@ from fingerprint.inputs import expand_inputs, input_size
 from fingerprint.outputs import Output, OutputSet, refuse_overwriting_inputs
 from fingerprint.pipeline import check_stream
 from fingerprint.rules import load_rules
-from fingerprint.runner import RunStats, iter_items
+from fingerprint.runner import RunStats
+from fingerprint.sorting import SORT_MODES, OrderOptions, open_plan
 from fingerprint.stopping import exit_status, signal_number, signals_deferred, stop_on_signals
-from fingerprint.summary import Progress, format_summary
+from fingerprint.summary import Progress, format_summary, order_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # a signal: 128 + its number (Ctrl-C 130)
 
@@ -121,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="how far out of time order lines may be and still be reordered "
         "before history checks: seconds, or 90s, 5m, 1h (default 5m)",
+    )
+    check.add_argument(
+        "--sort",
+        choices=SORT_MODES,
+        default="auto",
+        help="auto (default): sort the input by time when it is more out of order than "
+        "--max-skew (reports then in time order); always; never: stream it, checking "
+        "lines that come too late as they come (with a warning)",
     )
     _add_checker_options(check)
     check.set_defaults(handler=_cmd_check)
@@ -286,6 +295,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         by_account=args.by == "account",
         only_flagged=args.only_flagged,
         max_skew=args.max_skew,
+        sort=args.sort,
         workers=args.workers if "-" not in paths else 1,  # stdin can be read only once
     )
     named = {
@@ -407,11 +417,14 @@ def _tell_interrupted(args: argparse.Namespace, stats: RunStats, interrupt: Base
 
 
 def _closing_line(stats: RunStats) -> str:
-    return (
+    line = (
         f"fingerprint: {stats.lines} lines, {stats.reports} reports, {stats.rejects} rejects, "
         f"{stats.blank} blank, {stats.seconds:.2f} s"
         f"{' (interrupted)' if stats.interrupted else ''}\n"
     )
+    if order := order_line(stats.order.to_dict()):  # out-of-order input is never silent
+        line += f"fingerprint:{order.removeprefix(' ')}\n"
+    return line
 
 
 def _signal_name(interrupt: BaseException) -> str:
@@ -429,15 +442,16 @@ def _one_line(text: str) -> str:
 def _cmd_explain(args: argparse.Namespace) -> int:
     checker = Checker(checker_config(args))
     chosen = None
-    items = iter_items(expand_inputs([args.input]))
-    for outcome in check_stream(checker, items, max_skew=args.max_skew):
-        report = outcome.report
-        if report is None:
-            continue
-        if args.session_id is None or report.session_id == args.session_id:
-            chosen = report
-            if args.session_id is not None:
-                break
+    order = OrderOptions(max_skew=args.max_skew, naive_tz=checker.config.naive_tz)
+    with open_plan(expand_inputs([args.input]), order) as plan:  # as check orders it
+        for outcome in check_stream(checker, plan.items(), max_skew=args.max_skew):
+            report = outcome.report
+            if report is None:
+                continue
+            if args.session_id is None or report.session_id == args.session_id:
+                chosen = report
+                if args.session_id is not None:
+                    break
     if chosen is None:
         wanted = f"session {args.session_id!r}" if args.session_id else "any valid session"
         print(f"fingerprint: {wanted} not found in {args.input}", file=sys.stderr)

@@ -1,15 +1,21 @@
 """Ordering and sharding for the CLI: reorder by time, write in input order, split
 work across processes by account with results identical to one process.
 
-Order contract (documented in the README):
+Order contract (documented in the README, section "Order"):
 
-* History checks see each account's sessions in time order, as long as lines are
-  no more than ``max_skew`` seconds out of order. A later line is checked when it
-  arrives and its report says so (a warning, and ``late_arrival_seconds`` in the
-  evidence of history findings).
-* Output is always in input order (file by file, line by line), whatever the
-  number of workers: reports and rejects are held only until every earlier line is
-  done, which is at most the skew window.
+* History checks see each account's sessions in time order. Lines up to
+  ``max_skew`` seconds out of order are put back in order by a reorder buffer; a
+  run whose input is more out of order than that is sorted first
+  (:mod:`fingerprint.sorting`), unless the caller streams it on purpose.
+* The buffer's clock cannot be moved by one line: it is the oldest time among the
+  last :data:`CLOCK_LINES` lines, so a line far ahead (a wrong device clock) does not
+  make the lines after it late. Such a line waits at most ``max_lines`` lines, then is
+  checked on its own ("ahead").
+* A line is *late* only when a line with a later time has already been checked; it
+  is checked at once against the history it has, and its report says so.
+* Output is in the order the lines are read (input order, or time order when the
+  run sorted its input), whatever the number of workers: reports are held only until
+  every earlier line is done, which is at most ``max_lines`` lines.
 """
 
 from __future__ import annotations
@@ -17,14 +23,26 @@ from __future__ import annotations
 import heapq
 import itertools
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from fingerprint.checker import Checker, Prepared
 from fingerprint.errors import InvalidSessionError
 from fingerprint.inputs import Blank, Item, Line, Reject
 from fingerprint.report import Report
+from fingerprint.session import parse_timestamp
+
+# How many of the most recent lines the buffer's clock is the oldest of: one line
+# (or up to this many minus one in a row) far ahead cannot move it.
+CLOCK_LINES = 64
+# The most lines held for reordering. A held line costs ~10-20 kB (its decoded record,
+# then its report waiting for earlier lines), so 4,096 lines are ~40-80 MB at worst.
+# A log denser than this within the skew (60,000 lines in one second) is still
+# bounded; in auto mode the run then sorts instead of streaming.
+MAX_HELD_LINES = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,55 +58,171 @@ class Outcome:
     foreign: bool = False  # another shard's line: holds its place, never emitted
 
 
+@dataclass
+class OrderStats:
+    """How far the input was from time order, for the summary.
+
+    ``reordered``: lines held back for a line with an earlier time that came after
+    them (each at most the skew apart). ``late``: lines that came after a line with a
+    later time had been checked, and by how many seconds at most. ``ahead``: lines so
+    far ahead of the others that they were checked on their own after ``max_lines``
+    lines, and by how many seconds ahead of the clock at most. ``sorted``: the run
+    sorted its input by time (then ``late`` and ``ahead`` say what streaming it would
+    have met).
+    """
+
+    reordered: int = 0
+    late: int = 0
+    max_late_seconds: float = 0.0
+    ahead: int = 0
+    max_ahead_seconds: float = 0.0
+    sorted: bool = False
+    merged_files: int = 0  # inputs each in time order, merged by time as ``sort -m``
+    spilled_runs: int = 0  # sorted runs written to the temporary folder
+
+    @property
+    def in_order(self) -> bool:
+        """Streaming met no late and no far-ahead line: checked exactly in time order."""
+        return self.late == 0 and self.ahead == 0
+
+    def merge(self, other: OrderStats) -> None:
+        """Workers' buffers see the same lines, so their counts agree: keep the largest."""
+        for name in ("reordered", "late", "ahead", "merged_files", "spilled_runs"):
+            setattr(self, name, max(getattr(self, name), getattr(other, name)))
+        self.max_late_seconds = max(self.max_late_seconds, other.max_late_seconds)
+        self.max_ahead_seconds = max(self.max_ahead_seconds, other.max_ahead_seconds)
+        self.sorted = self.sorted or other.sorted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sorted": self.sorted,
+            "reordered": self.reordered,
+            "late": self.late,
+            "max_late_seconds": round(self.max_late_seconds, 3),
+            "ahead": self.ahead,
+            "max_ahead_seconds": round(self.max_ahead_seconds, 3),
+            "merged_files": self.merged_files,
+            "spilled_runs": self.spilled_runs,
+        }
+
+
 P = TypeVar("P")
 
 
-@dataclass(order=True)
-class _Pending(Generic[P]):
-    ts: float
+class Released(NamedTuple, Generic[P]):
+    """A line the buffer lets go: ``late_by`` seconds behind lines already checked,
+    or ``ahead_by`` seconds ahead of the clock when it is checked on its own. ``now``
+    is the run's clock for it: the buffer's clock, or the line's own time when that
+    is later and the line comes in time order (the last lines of the input)."""
+
+    item: P
     seq: int
-    item: P = field(compare=False)
+    late_by: float | None = None
+    ahead_by: float | None = None
+    now: float | None = None
 
 
 class ReorderBuffer(Generic[P]):
-    """Holds lines until no line more than ``max_skew`` seconds older can still come.
+    """Holds lines until no line more than ``max_skew`` seconds older can still come,
+    and never more than ``max_lines`` lines.
 
-    ``push`` returns the lines that are now safe to check, oldest first, plus the
-    line itself when it arrived later than the skew allows (with how late it is).
+    ``push`` returns the lines now safe to check, in time order (ties in arrival
+    order). The clock is the oldest time among the last :data:`CLOCK_LINES` lines, so
+    no single line moves it; a line is released when it is ``max_skew`` behind the
+    clock. A line still held after ``max_lines`` newer lines arrived is released
+    then: with every line up to its time if it is the oldest held (a dense log), or
+    on its own as "ahead" (a wrong clock), without moving what counts as late.
     """
 
-    def __init__(self, max_skew: float) -> None:
+    def __init__(self, max_skew: float, max_lines: int = MAX_HELD_LINES) -> None:
         self.max_skew = max_skew
-        self._heap: list[_Pending[P]] = []
-        self._newest = float("-inf")
+        self.max_lines = max(1, max_lines)
+        self.stats = OrderStats()
+        self._heap: list[tuple[float, int, int]] = []  # (ts, seq, arrival)
+        self._held: dict[int, tuple[float, int, P]] = {}  # arrival -> (ts, seq, item)
+        self._arrivals: deque[int] = deque()  # held arrivals, oldest first (lazily pruned)
+        self._recent: deque[tuple[int, float]] = deque()  # rising times: the window's min
+        self._arrived = 0
+        self._horizon = float("-inf")  # lines at or before it are released
+        self._checked = float("-inf")  # newest time released in time order
+        self._last_seq = -1  # largest seq released in time order
 
-    def push(self, seq: int, item: P, ts: float | None) -> list[tuple[P, int, float | None]]:
+    def push(self, seq: int, item: P, ts: float | None) -> list[Released[P]]:
         if ts is None:  # no usable time: it will be a reject; nothing to order
-            return [(item, seq, None)]
-        if ts < self._newest - self.max_skew:
-            return [(item, seq, self._newest - ts)]
-        self._newest = max(self._newest, ts)
-        heapq.heappush(self._heap, _Pending(ts, seq, item))
-        return self._release(self._newest - self.max_skew)
-
-    def _release(self, horizon: float) -> list[tuple[P, int, float | None]]:
-        ready: list[tuple[P, int, float | None]] = []
-        while self._heap and self._heap[0].ts <= horizon:
-            pending = heapq.heappop(self._heap)
-            ready.append((pending.item, pending.seq, None))
+            return [Released(item, seq, now=self.clock)]
+        if ts < self._checked:
+            late_by = self._checked - ts
+            self.stats.late += 1
+            self.stats.max_late_seconds = max(self.stats.max_late_seconds, late_by)
+            return [Released(item, seq, late_by=late_by, now=self.clock)]
+        arrival = self._arrived
+        self._arrived += 1
+        heapq.heappush(self._heap, (ts, seq, arrival))
+        self._held[arrival] = (ts, seq, item)
+        self._arrivals.append(arrival)
+        self._advance_clock(arrival, ts)
+        ready = self._release(self._horizon)
+        self._release_aged(ready)
         return ready
 
-    def drain(self) -> list[tuple[P, int, float | None]]:
+    def drain(self) -> list[Released[P]]:
         return self._release(float("inf"))
+
+    def __len__(self) -> int:
+        return len(self._held)
 
     @property
     def clock(self) -> float | None:
-        """The run's clock: what "now" is for the lines this buffer releases (the
-        checker judges a login's time and runs history's windows on it)."""
-        return None if self._newest == float("-inf") else self._newest
+        """The log's clock: the oldest time among the last :data:`CLOCK_LINES` lines
+        (None before the first). One line far ahead never moves it, so no login is
+        judged (``future_tolerance``) or history trimmed on a wrong device clock."""
+        return self._recent[0][1] if self._recent else None
 
-    def __len__(self) -> int:
-        return len(self._heap)
+    def _advance_clock(self, arrival: int, ts: float) -> None:
+        recent = self._recent
+        while recent and recent[-1][1] >= ts:
+            recent.pop()
+        recent.append((arrival, ts))
+        while recent[0][0] <= arrival - CLOCK_LINES:
+            recent.popleft()
+        self._horizon = max(self._horizon, recent[0][1] - self.max_skew)
+
+    def _oldest_ts(self) -> float:
+        heap, held = self._heap, self._held
+        while heap and heap[0][2] not in held:  # released earlier on its own
+            heapq.heappop(heap)
+        return heap[0][0] if heap else float("inf")
+
+    def _release(self, horizon: float) -> list[Released[P]]:
+        ready: list[Released[P]] = []
+        while self._oldest_ts() <= horizon and self._heap:
+            ts, seq, arrival = heapq.heappop(self._heap)
+            item = self._held.pop(arrival)[2]
+            self._checked = max(self._checked, ts)
+            if seq < self._last_seq:  # a line that came after it was checked first
+                self.stats.reordered += 1
+            self._last_seq = max(self._last_seq, seq)
+            ready.append(Released(item, seq, now=max(self._recent[0][1], ts)))
+        return ready
+
+    def _release_aged(self, ready: list[Released[P]]) -> None:
+        arrivals, held = self._arrivals, self._held
+        oldest_allowed = self._arrived - self.max_lines
+        while arrivals and (arrivals[0] not in held or arrivals[0] < oldest_allowed):
+            arrival = arrivals.popleft()
+            entry = held.get(arrival)
+            if entry is None:
+                continue
+            ts, seq, item = entry
+            if ts - self._oldest_ts() <= self.max_skew:  # a dense log: keep time order
+                ready.extend(self._release(ts))
+                continue
+            # Far ahead of lines that came after it: check it alone, leave the clock.
+            del held[arrival]  # its heap entry is skipped when it comes up
+            ahead_by = ts - max(self._checked, self._horizon)
+            self.stats.ahead += 1
+            self.stats.max_ahead_seconds = max(self.stats.max_ahead_seconds, ahead_by)
+            ready.append(Released(item, seq, ahead_by=ahead_by, now=self.clock))
 
 
 class InputOrder:
@@ -131,22 +265,37 @@ class Shard:
     count: int = 1
 
 
+def line_time(record: Any, naive_tz: tzinfo) -> float | None:
+    """The time the checker will give this record (the same parse), or None when it
+    has none it accepts (the line will be a reject)."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        return parse_timestamp(record.get("ts"), naive_tz).timestamp()
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
 def check_stream(
     checker: Checker,
     items: Iterable[Item],
     *,
     max_skew: float,
     shard: Shard | None = None,
+    max_lines: int = MAX_HELD_LINES,
+    stats: OrderStats | None = None,
 ) -> Iterator[Outcome]:
     """Check the items this shard owns, in time order per account, yielding outcomes
-    in input order. Lines of other shards still feed the device history, so device
-    sharing sees every account, exactly as one process would.
+    in the order of ``items``. Lines of other shards still feed the device history, so
+    device sharing sees every account, exactly as one process would.
 
-    Lines are validated before they enter the reorder buffer: a bad line is rejected
-    at once and never moves the buffer's clock.
+    Lines are ordered by their time alone and validated when the buffer lets them go,
+    so the order is the one :func:`fingerprint.sorting.plan_input` predicted. ``stats``
+    (if given) receives the buffer's counts when the stream ends.
     """
     shard = shard or Shard()
-    buffer: ReorderBuffer[tuple[Line, Prepared, bool]] = ReorderBuffer(max_skew)
+    naive_tz = checker.config.naive_tz
+    buffer: ReorderBuffer[tuple[Line, bool]] = ReorderBuffer(max_skew, max_lines)
     order = InputOrder()
     for seq, item in zip(itertools.count(), items, strict=False):
         if isinstance(item, Blank | Reject):
@@ -158,33 +307,33 @@ def check_stream(
                 yield from order.add(Outcome(seq, item.file, item.line, blank=True))
             continue
         mine = shard_of(item.record, seq, shard.count) == shard.index
-        try:
-            prepared = checker.prepare(item.record)
-        except InvalidSessionError as exc:
-            yield from order.add(_reject(item, seq, exc)) if mine else order.skip(seq)
-            continue
-        ts = prepared.session.ts.timestamp()
-        for ready, ready_seq, late_by in buffer.push(seq, (item, prepared, mine), ts):
-            yield from _settle(checker, ready, ready_seq, late_by, order, buffer.clock)
-    for ready, ready_seq, late_by in buffer.drain():
-        yield from _settle(checker, ready, ready_seq, late_by, order, buffer.clock)
+        for ready in buffer.push(seq, (item, mine), line_time(item.record, naive_tz)):
+            yield from _settle(checker, ready, order)
+    for ready in buffer.drain():
+        yield from _settle(checker, ready, order)
+    if stats is not None:
+        stats.merge(buffer.stats)
 
 
 def _settle(
-    checker: Checker,
-    ready: tuple[Line, Prepared, bool],
-    seq: int,
-    late_by: float | None,
-    order: InputOrder,
-    now: float | None,
+    checker: Checker, ready: Released[tuple[Line, bool]], order: InputOrder
 ) -> Iterator[Outcome]:
-    item, prepared, mine = ready  # ownership was decided once, when the line arrived
+    (item, mine), seq = ready.item, ready.seq  # ownership was decided when it arrived
+    try:
+        prepared = checker.prepare(item.record)
+    except InvalidSessionError as exc:
+        return order.add(_reject(item, seq, exc)) if mine else order.skip(seq)
     # The log's own clock, never the machine's: a replayed log is in the past.
-    now = prepared.session.ts.timestamp() if now is None else now
+    now = prepared.session.ts.timestamp() if ready.now is None else ready.now
     if not mine:
         checker.observe_device(prepared, now=now)
         return order.skip(seq)
-    return order.add(check_line(checker, item, seq, late_by, prepared, now))
+    outcome = check_line(checker, item, seq, ready.late_by, prepared, now)
+    if ready.ahead_by is not None and outcome.report is not None:
+        note = f"checked out of time order: {ready.ahead_by:.0f} s ahead of the other lines"
+        report = outcome.report
+        outcome = replace(outcome, report=replace(report, warnings=(*report.warnings, note)))
+    return order.add(outcome)
 
 
 def check_line(

@@ -10,6 +10,7 @@ from typing import Any
 
 from fingerprint.checker import HISTORY_UNAVAILABLE
 from fingerprint.inputs import Item, Reject, input_size, open_input, read_items
+from fingerprint.pipeline import OrderStats
 from fingerprint.report import Report
 from fingerprint.session import field_kinds
 
@@ -42,6 +43,7 @@ class RunStats:
     history_error: str | None = None
     # Inputs that ended before the size they had when opened (truncated while read).
     shrunk_inputs: set[str] = field(default_factory=set)
+    order: OrderStats = field(default_factory=OrderStats)  # how far from time order
     # Accounts this process reported on, to count them without an account rollup.
     # Workers shard by account, so their counts add up; the set is not pickled.
     _seen_accounts: set[str] = field(default_factory=set, repr=False)
@@ -105,6 +107,7 @@ class RunStats:
         self.interrupted = self.interrupted or other.interrupted
         self.history_error = self.history_error or other.history_error
         self.shrunk_inputs |= other.shrunk_inputs
+        self.order.merge(other.order)
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         rate = self.lines / self.seconds if self.seconds > 0 else None
@@ -129,6 +132,7 @@ class RunStats:
             "interrupted": self.interrupted,
             "history_degraded": self.history_degraded,
             "inputs_shrunk": sorted(self.shrunk_inputs),
+            "order": self.order.to_dict(),
             **({"whois": dict(self.whois)} if self.whois else {}),
         }
 

@@ -129,6 +129,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  input shrank while read: {terminal_safe(path)}"
         for path in summary.get("inputs_shrunk", [])
     )
+    order = summary.get("order") or {}
+    if line := order_line(order):
+        lines.append(line)
+    elif order.get("reordered"):
+        lines.append(f"  {order['reordered']:,} lines put back in time order within the skew")
     sections = (
         ("sessions per grade", "sessions_per_grade"),
         ("accounts per grade", "accounts_per_grade"),
@@ -148,3 +153,31 @@ def format_summary(summary: dict[str, Any]) -> str:
         width = max(len(k) for k in keys)
         lines.extend(f"    {k:<{width}}  {v:>9,}" for k, v in keys.items())
     return "\n".join(lines) + "\n"
+
+
+def order_line(order: dict[str, Any]) -> str:
+    """One line on how far the input was from time order; empty when it was in order
+    within the skew (lines put back in order by the buffer are shown only in the table)."""
+    parts = []
+    if order.get("late"):
+        seconds = _span(order["max_late_seconds"])
+        parts.append(f"{order['late']:,} lines late (at most {seconds} behind)")
+    if order.get("ahead"):
+        seconds = _span(order["max_ahead_seconds"])
+        parts.append(f"{order['ahead']:,} lines far ahead (at most {seconds})")
+    if not parts:
+        return ""
+    if order.get("reordered"):
+        parts.append(f"{order['reordered']:,} reordered within the skew")
+    if order.get("sorted"):
+        how = "sorted by time before checking, reports in time order"
+    else:
+        how = "streamed: late lines were checked as they came, with a warning"
+    return f"  input out of time order: {', '.join(parts)}; {how}"
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:,.0f} s"

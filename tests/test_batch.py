@@ -15,7 +15,6 @@ import pytest
 
 from fingerprint.cli import main
 from fingerprint.history import LoginEvent, MemoryHistoryStore, Windows
-from fingerprint.pipeline import InputOrder, Outcome, ReorderBuffer
 from tests.conftest import FIXTURES, make_session
 
 LABELLED = FIXTURES / "labelled.jsonl"
@@ -142,36 +141,47 @@ def test_out_of_order_lines_are_checked_in_time_order(tmp_path: Path) -> None:
     assert not any(r.get("warnings") for r in reports)
 
 
-def test_lines_later_than_the_skew_are_checked_and_noted(tmp_path: Path) -> None:
+def _late_hopper() -> list[dict[str, Any]]:
+    """hop3 (T0 + 1.5 h) comes after 70 lines from T0 + 3 h and 70 from T0 + 4 h: the
+    buffer (its clock the oldest of the last 64 lines) has checked the first 70 by then,
+    so hop3 is 1.5 h behind lines already checked."""
     sessions = hopper()
-    newer = make_session(session_id="other", account_id="other", ts=T0 + 3 * 3600)
-    # hop3 (T0 + 1.5 h) arrives after a line from T0 + 3 h: 1.5 h behind, skew 10 min.
-    source = write(tmp_path / "in.jsonl", [*sessions[:3], newer, sessions[3]])
-    out = tmp_path / "out.jsonl"
-    run(["check", str(source), "-o", str(out), "--max-skew", "10m"])
+    newer = [
+        make_session(session_id=f"other{n}", account_id=f"other{n}", ts=T0 + (3 + n // 70) * 3600)
+        for n in range(140)
+    ]
+    return [*sessions[:3], *newer, sessions[3]]
+
+
+def test_lines_later_than_the_skew_are_checked_and_noted_when_streamed(tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", _late_hopper())
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    argv = ["check", str(source), "-o", str(out), "--max-skew", "10m", "--sort", "never"]
+    run([*argv, "--summary-json", str(summary)])
     reports = lines_of(out)
-    assert [r["session_id"] for r in reports] == ["hop0", "hop1", "hop2", "other", "hop3"]
+    assert [r["session_id"] for r in reports][-2:] == ["other139", "hop3"]  # input order
     late = reports[-1]
     assert any("late arrival: 5400 s" in w for w in late["warnings"])
     hops = [f for f in late["findings"] if f["code"] == "GEO_PROVINCE_HOPPING"]
     assert hops and hops[0]["evidence"]["late_arrival_seconds"] == 5400
     assert not any(r.get("warnings") for r in reports[:-1])
+    order = json.loads(summary.read_text())["order"]
+    assert order["sorted"] is False and order["late"] == 1
+    assert order["max_late_seconds"] == 5400
 
 
-def test_reorder_buffer_and_input_order_units() -> None:
-    buffer = ReorderBuffer(max_skew=10)
-    released = []
-    for seq, ts in enumerate([100, 95, 120, 90, 131, 50]):
-        released += [(s, late) for _, s, late in buffer.push(seq, None, ts)]  # type: ignore[arg-type]
-    released += [(s, late) for _, s, late in buffer.drain()]
-    # 95 and 100 wait until 120 proves nothing older than 110 can come; 90 and 50
-    # arrive behind the skew and go straight through, marked late.
-    assert released == [(1, None), (0, None), (3, 30), (2, None), (5, 81), (4, None)]
-    sequence = InputOrder()
-    got = []
-    for seq in (2, 0, 1):
-        got += [o.seq for o in sequence.add(Outcome(seq, "f", seq))]
-    assert got == [0, 1, 2]
+def test_input_too_far_out_of_order_is_sorted_by_default(tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", _late_hopper())
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    run(["check", str(source), "-o", str(out), "--max-skew", "10m", "--summary-json", str(summary)])
+    reports = lines_of(out)
+    # Time order: hop3 (T0 + 1.5 h) before the 70 lines of T0 + 3 h; no line late.
+    assert [r["session_id"] for r in reports][:5] == ["hop0", "hop1", "hop2", "hop3", "other0"]
+    assert not any(r.get("warnings") for r in reports)
+    assert "GEO_PROVINCE_HOPPING" in reports[3]["contributions"]
+    order = json.loads(summary.read_text())["order"]
+    assert order["sorted"] is True and order["late"] == 1  # what streaming would have met
+    assert order["max_late_seconds"] == 5400
 
 
 # --- inputs ---------------------------------------------------------------------------

@@ -1,0 +1,288 @@
+"""Putting the CLI's input in time order, in bounded memory.
+
+History checks must see each account's logins in time order. The reorder buffer
+(:class:`fingerprint.pipeline.ReorderBuffer`) fixes lines a little out of order as
+they stream; this module decides, before any line is checked, whether that is
+enough, and sorts the input when it is not:
+
+1. **Scan.** Every line's time is read (JSON decode and the checker's own timestamp
+   parse, ~3% of a run's CPU) and fed to a buffer like the one the check uses. If
+   that buffer would release every line in time order (nothing late, nothing far
+   ahead), the input streams as it is and reports come out in input order.
+2. **Sort**, otherwise. Files that are each in time order are merged by time as
+   they are, as ``sort -m`` does; the others are read into sorted runs of at most
+   :data:`RUN_BYTES` of line text, written to a temporary folder, and everything is
+   merged with :func:`heapq.merge`. Reports then come out in time order. Ties keep
+   input order (file by file, line by line): a stable sort.
+
+The temporary folder lives in a :class:`tempfile.TemporaryDirectory` held by
+:func:`open_plan`, so it is removed however the run ends (an exception, Ctrl-C, or
+SIGTERM once the CLI turns it into an unwinding exception). stdin, which can be read
+only once, is copied there first when it has to be scanned.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+
+from fingerprint.inputs import Item, Line, open_input, read_items
+from fingerprint.pipeline import MAX_HELD_LINES, OrderStats, ReorderBuffer, line_time
+from fingerprint.runner import iter_items
+from fingerprint.session import DEFAULT_NAIVE_TZ
+
+SortMode = Literal["auto", "always", "never"]
+SORT_MODES: tuple[SortMode, ...] = ("auto", "always", "never")
+
+# Line text held in memory while a run is being sorted (plus ~150 bytes of Python
+# objects a line): the sort's whole memory, whatever the input's size.
+RUN_BYTES = 32 << 20
+# Runs (and files in order) merged at once: one open file and read buffer each.
+FAN_IN = 128
+_READ_BUFFER = 1 << 16
+
+# A run entry: (time, input position, the item with its record left out).
+_Entry = tuple[float, int, Item]
+
+
+@dataclass(frozen=True)
+class OrderOptions:
+    sort: SortMode = "auto"
+    max_skew: float = 300.0
+    max_lines: int = MAX_HELD_LINES
+    naive_tz: tzinfo = DEFAULT_NAIVE_TZ  # the checker's: times must parse as it parses them
+
+
+@dataclass
+class _Source:
+    """One input: ``path`` as given (``-`` for stdin), ``real`` where to read it."""
+
+    path: str
+    real: str
+    items: int = 0  # items read by the scan
+    in_order: bool = True  # every line at or after the one before it
+
+
+@dataclass
+class InputPlan:
+    """How to read the input: as it is, or merged by time from runs and files."""
+
+    sources: list[_Source]
+    stats: OrderStats = field(default_factory=OrderStats)
+    runs: list[str] = field(default_factory=list)  # spilled sorted runs
+    merged: list[int] = field(default_factory=list)  # sources merged as they are
+    folders: list[str] = field(default_factory=list)  # the temporary folder, to clean up
+    naive_tz: tzinfo = DEFAULT_NAIVE_TZ
+
+    def items(
+        self,
+        on_progress: Callable[[int], None] | None = None,
+        *,
+        on_shrunk: Callable[[str, int, int], None] | None = None,
+    ) -> Iterator[Item]:
+        """Every item, in the order to check them. Can be called again (each worker
+        reads the plan for itself). The callbacks are :func:`iter_items`'s, for input
+        read as it is; sorted input was read (and spilled) before."""
+        if not self.stats.sorted:
+            return _stream(self.sources, on_progress, on_shrunk)
+        return self._merged()
+
+    def _merged(self) -> Iterator[Item]:
+        offsets = list(itertools.accumulate((s.items for s in self.sources), initial=0))
+        streams: list[Iterator[_Entry]] = [_read_run(path) for path in self.runs]
+        for index in self.merged:
+            source = self.sources[index]
+            streams.append(_keyed(_source_items(source), offsets[index], self.naive_tz))
+        for _, _, item in heapq.merge(*streams, key=_key):
+            yield _with_record(item)
+
+
+@contextmanager
+def open_plan(paths: list[str], options: OrderOptions) -> Iterator[InputPlan]:
+    """Scan (unless ``never``), sort when needed, and remove every temporary file on
+    the way out, whatever the way out is."""
+    with tempfile.TemporaryDirectory(prefix="fingerprint-sort-") as scratch:
+        yield plan_input(paths, options, Path(scratch))
+
+
+def plan_input(paths: list[str], options: OrderOptions, scratch: Path) -> InputPlan:
+    sources = [_Source(p, p) for p in paths]
+    plan = InputPlan(sources, naive_tz=options.naive_tz, folders=[str(scratch)])
+    if options.sort == "never":
+        return plan
+    for source in sources:
+        if source.path == "-":  # read once only: keep a copy to read again
+            source.real = str(scratch / "stdin")
+            with open(source.real, "wb") as copy:
+                shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+    plan.stats = _scan(sources, options)
+    if options.sort == "auto" and plan.stats.in_order:
+        return plan
+    plan.stats.sorted = True
+    _sort(plan, scratch)
+    return plan
+
+
+# --- scan -----------------------------------------------------------------------------
+
+
+def _scan(sources: list[_Source], options: OrderOptions) -> OrderStats:
+    """What the check's reorder buffer would meet, and which files are in order."""
+    buffer: ReorderBuffer[None] = ReorderBuffer(options.max_skew, options.max_lines)
+    seq = 0
+    for source in sources:
+        previous = float("-inf")
+        for item in _source_items(source):
+            source.items += 1
+            seq += 1
+            if not isinstance(item, Line):
+                continue
+            ts = line_time(item.record, options.naive_tz)
+            if ts is None:
+                continue
+            source.in_order = source.in_order and ts >= previous
+            previous = max(previous, ts)
+            buffer.push(seq, None, ts)
+    buffer.drain()
+    return buffer.stats
+
+
+# --- sort -----------------------------------------------------------------------------
+
+
+def _sort(plan: InputPlan, scratch: Path) -> None:
+    ordered = [i for i, s in enumerate(plan.sources) if s.in_order]
+    if len(ordered) > FAN_IN // 2:  # too many to keep open: sort them like the rest
+        ordered = []
+    plan.merged = ordered
+    plan.stats.merged_files = len(ordered)
+    offset = 0
+    runs: list[str] = []
+    for index, source in enumerate(plan.sources):
+        if index not in ordered:
+            runs.extend(_spill(_keyed(_source_items(source), offset, plan.naive_tz), scratch))
+        offset += source.items
+    plan.stats.spilled_runs = len(runs)
+    while len(runs) + len(ordered) > FAN_IN:  # merge runs in groups until few enough
+        group, runs = runs[:FAN_IN], runs[FAN_IN:]
+        runs.append(_write_run(heapq.merge(*map(_read_run, group), key=_key), scratch))
+        for path in group:
+            os.unlink(path)
+    plan.runs = runs
+
+
+def _spill(entries: Iterable[_Entry], scratch: Path) -> Iterator[str]:
+    """Sorted runs of at most :data:`RUN_BYTES` of line text, each written to a file."""
+    run: list[_Entry] = []
+    size = 0
+    for entry in entries:
+        ts, seq, item = entry
+        run.append((ts, seq, _without_record(item)))  # the decoded record would be ~10x
+        size += len(item.raw) + 150 if isinstance(item, Line) else 150
+        if size >= RUN_BYTES:
+            run.sort(key=_key)
+            yield _write_run(run, scratch)
+            run, size = [], 0
+    if run:
+        run.sort(key=_key)
+        yield _write_run(run, scratch)
+
+
+def _write_run(entries: Iterable[_Entry], scratch: Path) -> str:
+    handle, path = tempfile.mkstemp(prefix="run-", dir=scratch)
+    with os.fdopen(handle, "wb", buffering=_READ_BUFFER) as out:
+        for ts, seq, item in entries:
+            pickle.dump((ts, seq, item), out, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _read_run(path: str) -> Iterator[_Entry]:
+    with open(path, "rb", buffering=_READ_BUFFER) as handle:
+        while True:
+            try:
+                entry: _Entry = pickle.load(handle)
+            except EOFError:
+                return
+            yield entry
+
+
+def _key(entry: _Entry) -> tuple[float, int]:
+    return entry[0], entry[1]
+
+
+def _keyed(items: Iterable[Item], offset: int, naive_tz: tzinfo) -> Iterator[_Entry]:
+    """Items with their sort key: a line's time, or for a line without one (a reject
+    to be) and a blank line the time of the line before, so they stay beside it."""
+    previous = float("-inf")
+    for seq, item in enumerate(items, offset):
+        if isinstance(item, Line):
+            ts = line_time(item.record, naive_tz)
+            if ts is not None:
+                previous = ts
+        yield previous, seq, item
+
+
+def _without_record(item: Item) -> Item:
+    """JSON lines go to disk as their text (decoded again when read back, cheaper
+    than pickling the decoded record); CSV rows, which have no text, as the record."""
+    if isinstance(item, Line) and item.raw:
+        return Line(item.file, item.line, None, item.raw)
+    return item
+
+
+def _with_record(item: Item) -> Item:
+    if isinstance(item, Line) and item.record is None and item.raw:
+        return Line(item.file, item.line, _decode(item.raw), item.raw)
+    return item
+
+
+def _decode(raw: bytes) -> Any:
+    """The record as the reader decoded it (orjson, or the standard library for what
+    orjson refuses: integers beyond 64 bits, deep nesting)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw.decode("utf-8"))
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def _source_items(source: _Source) -> Iterator[Item]:
+    stream, _ = open_input(source.real)
+    try:
+        yield from read_items(source.path, stream)
+    finally:
+        _close(source, stream)
+
+
+def _close(source: _Source, stream: IO[bytes]) -> None:
+    if source.real != "-":
+        stream.close()
+
+
+def _stream(
+    sources: list[_Source],
+    on_progress: Callable[[int], None] | None,
+    on_shrunk: Callable[[str, int, int], None] | None,
+) -> Iterator[Item]:
+    """The input as it is; stdin from its copy when the scan made one."""
+    if all(s.real == s.path for s in sources):
+        yield from iter_items([s.path for s in sources], on_progress, on_shrunk=on_shrunk)
+        return
+    for source in sources:
+        yield from _source_items(source)
