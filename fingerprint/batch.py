@@ -86,7 +86,7 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
     """
     checker = checker or Checker(options.config)
     order = OrderOptions(
-        options.sort, options.max_skew, options.max_held_lines, checker.config.naive_tz
+        options.sort, options.max_skew, options.max_held_lines, checker.config.time_zone
     )
     with open_plan(options.paths, order) as plan:  # its temporary files go with it
         if options.workers <= 1:

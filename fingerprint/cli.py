@@ -442,7 +442,7 @@ def _one_line(text: str) -> str:
 def _cmd_explain(args: argparse.Namespace) -> int:
     checker = Checker(checker_config(args))
     chosen = None
-    order = OrderOptions(max_skew=args.max_skew, naive_tz=checker.config.naive_tz)
+    order = OrderOptions(max_skew=args.max_skew, naive_tz=checker.config.time_zone)
     with open_plan(expand_inputs([args.input]), order) as plan:  # as check orders it
         for outcome in check_stream(checker, plan.items(), max_skew=args.max_skew):
             report = outcome.report

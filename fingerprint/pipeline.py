@@ -294,7 +294,7 @@ def check_stream(
     (if given) receives the buffer's counts when the stream ends.
     """
     shard = shard or Shard()
-    naive_tz = checker.config.naive_tz
+    naive_tz = checker.config.time_zone
     buffer: ReorderBuffer[tuple[Line, bool]] = ReorderBuffer(max_skew, max_lines)
     order = InputOrder()
     for seq, item in zip(itertools.count(), items, strict=False):
