@@ -10,6 +10,7 @@ joins these tests without a change here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -163,3 +164,13 @@ def test_counting_sees_misses_and_false_alarms() -> None:
     )
     assert not should_blacklist(labels["c"])
     assert should_blacklist({**labels["b"], "blacklist": True})
+
+
+@pytest.mark.parametrize("name", ["emulator", "multi_open", "network"])
+def test_each_committed_held_out_set_is_what_its_builder_writes(name: str, tmp_path: Path) -> None:
+    """The sets are rebuilt from their generators, never edited by hand."""
+    builder = importlib.import_module(f"fixtures.heldout.build_{name}")
+    rebuilt = tmp_path / f"{name}.jsonl"
+    assert builder.main(["-o", str(rebuilt)]) == 0
+    committed = Path(builder.OUT)
+    assert rebuilt.read_bytes() == committed.read_bytes(), f"rebuild {committed.name}"
