@@ -556,6 +556,7 @@ class Checker:
             warnings=tuple(
                 run.warnings + _arrival_warnings(pending.sid, event, history, ctx.late_by)
             ),
+            points_scaled=graded.points_scaled,
         )
         if self.config.track_accounts != 0:
             self._accounts.add(report, session.device.device_id if session.device else None)

@@ -27,6 +27,7 @@ _TEXT = {
             "Device component for eligibility: weight {weight:.0%}, score {score:.2f}{veto}"
         ),
         "veto": ", VETO",
+        "pending": "Pending, not a pass: the eligibility decision waits for {reasons}.",
     },
     "zh": {
         "title": "会话 {sid}(账户 {account})",
@@ -43,6 +44,7 @@ _TEXT = {
         "not_evaluated": "未评估(缺少信号):{checks}",
         "component": "准入评估中的设备环境分项:权重 {weight:.0%},得分 {score:.2f}{veto}",
         "veto": ",一票否决",
+        "pending": "待定,不是通过:准入决定需等待{reasons}。",
     },
 }
 _SEVERITY_ZH = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
@@ -70,9 +72,34 @@ def explain(report: Report, rules: RuleSet, lang: Lang = "zh") -> str:
             veto=text["veto"] if component.veto else "",
         )
     )
+    if component.status == "pending":
+        lines.append(_pending_line(component.pending_reasons, component.coverage, lang))
     # Ids, messages and evidence carry input text: escape controls so a device model
     # or property value holding ESC or BEL cannot act on the reader's terminal.
     return terminal_lines("\n".join(lines)) + "\n"
+
+
+_PENDING_WORDS = {
+    "en": {
+        "too_few_signals": "more of the device to be checked (only {coverage:.0%} of the "
+        "device evidence could be)",
+        "face_verification_not_done": "face verification (人脸核身)",
+        "and": " and ",
+    },
+    "zh": {
+        "too_few_signals": "更多设备信息(仅评估了 {coverage:.0%} 的设备证据)",
+        "face_verification_not_done": "完成人脸核身",
+        "and": "和",
+    },
+}
+
+
+def _pending_line(reasons: tuple[str, ...], coverage: float, lang: Lang) -> str:
+    """What a pending component waits for, in words (a reason we have no words for is
+    named as it is rather than dropped)."""
+    words = _PENDING_WORDS[lang]
+    named = [words.get(r, r).format(coverage=coverage) for r in reasons]
+    return _TEXT[lang]["pending"].format(reasons=words["and"].join(named))
 
 
 def _reasons(report: Report, rules: RuleSet, lang: Lang) -> list[str]:

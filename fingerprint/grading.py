@@ -7,12 +7,18 @@ observe one underlying fact form a group (``groups`` in grading.yaml): the group
 takes its largest member's points once, carried by that member; the other members
 stay in ``contributions`` at 0. Independent facts add up. The points taken are
 apportioned to whole numbers per code that sum exactly to 100 - score.
+
+Points are stable: a code alone always takes its catalogue points (``points``).
+Only two things scale them, and the grade says so in ``points_scaled``: the weak
+cap (weak findings together above ``weak_cap``) and the 100-point floor (findings
+together above 100).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fingerprint.report import DeviceComponent, Finding
 from fingerprint.rules import CONFIDENT, GradingFile
@@ -31,6 +37,9 @@ class Grade:
     blacklisted: bool
     contributions: dict[str, int]
     device_component: DeviceComponent
+    # None when every finding took its catalogue points; else how they were scaled
+    # (see :func:`_scaling`): ``contributions`` alone cannot say it.
+    points_scaled: dict[str, Any] | None = None
 
 
 class Grader:
@@ -78,6 +87,7 @@ class Grader:
             known.blacklisted,
             dict(known.contributions),
             known.device_component,
+            _copied(known.points_scaled),
         )
 
     def _missing_evidence(self, not_evaluated: Collection[str]) -> tuple[str, ...]:
@@ -94,7 +104,7 @@ class Grader:
         return round(1 - lost / self._evidence_total, 4)
 
     def _grade(self, findings: Sequence[Finding], missing: tuple[str, ...] = ()) -> Grade:
-        raw = self._raw_deductions(findings)
+        raw, scaled = self._raw_deductions(findings)
         contributions = _apportion(raw, min(100, round(sum(raw.values()))))
         score = 100 - sum(contributions.values())
         blacklisted = any(f.code in self._blacklist and f.severity in CONFIDENT for f in findings)
@@ -105,6 +115,7 @@ class Grader:
             blacklisted,
             contributions,
             self._component(score, blacklisted, contributions, findings, missing),
+            scaled,
         )
 
     def band(self, score: int) -> str:
@@ -113,22 +124,56 @@ class Grader:
                 return letter
         return self._bands[-1][1]
 
-    def _raw_deductions(self, findings: Sequence[Finding]) -> dict[str, float]:
+    def _raw_deductions(
+        self, findings: Sequence[Finding]
+    ) -> tuple[dict[str, float], dict[str, Any] | None]:
+        """Points per code before rounding, and how they were scaled (None: not)."""
         carried = self._one_per_fact(findings)
         confident = {f.code: float(self.points(f)) for f in carried if f.severity in CONFIDENT}
         weak = {f.code: float(self.points(f)) for f in carried if f.severity not in CONFIDENT}
+        catalogue = {**weak, **confident}
         weak_total = sum(weak.values())
+        weak_scale = total_scale = 1.0
         if weak_total > self._grading.weak_cap:
-            scale = self._grading.weak_cap / weak_total
-            weak = {code: points * scale for code, points in weak.items()}
+            weak_scale = self._grading.weak_cap / weak_total
+            weak = {code: points * weak_scale for code, points in weak.items()}
         raw = {**weak, **confident}
         total = sum(raw.values())
         if total > 100:
-            raw = {code: points * 100 / total for code, points in raw.items()}
+            total_scale = 100 / total
+            raw = {code: points * total_scale for code, points in raw.items()}
         for finding in findings:  # a group's other members took nothing, and say so
             raw.setdefault(finding.code, 0.0)
         # Report order: largest deduction first, then code, for stable output.
-        return dict(sorted(raw.items(), key=lambda item: (-item[1], item[0])))
+        ordered = dict(sorted(raw.items(), key=lambda item: (-item[1], item[0])))
+        # The 100-point floor scales every code; the weak cap only the weak ones.
+        scaled_codes = catalogue if total_scale < 1 else weak if weak_scale < 1 else {}
+        return ordered, self._scaling(weak_scale, total_scale, catalogue, scaled_codes)
+
+    def _scaling(
+        self,
+        weak_scale: float,
+        total_scale: float,
+        catalogue: dict[str, float],
+        scaled_codes: Collection[str],
+    ) -> dict[str, Any] | None:
+        """The ``points_scaled`` report field: which scale applied, by how much, and
+        the catalogue points of the codes it scaled (``contributions`` holds what they
+        took). None when nothing was scaled."""
+        if not scaled_codes:
+            return None
+        applied = [
+            name
+            for name, scale in (("weak_cap", weak_scale), ("total_100", total_scale))
+            if scale < 1
+        ]
+        return {
+            "applied": applied,
+            "weak_cap": self._grading.weak_cap,
+            "weak_scale": round(weak_scale, 4),
+            "total_scale": round(total_scale, 4),
+            "catalogue_points": {code: int(catalogue[code]) for code in sorted(scaled_codes)},
+        }
 
     def _one_per_fact(self, findings: Sequence[Finding]) -> list[Finding]:
         """The findings that take points: all ungrouped ones, and per group the member
@@ -180,6 +225,17 @@ class Grader:
             pending_reasons=tuple(pending),
             coverage=coverage,
         )
+
+
+def _copied(scaled: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Each report owns its ``points_scaled``: the memo's must never be shared."""
+    if scaled is None:
+        return None
+    return {
+        **scaled,
+        "applied": list(scaled["applied"]),
+        "catalogue_points": dict(scaled["catalogue_points"]),
+    }
 
 
 def _apportion(raw: dict[str, float], total: int) -> dict[str, int]:

@@ -30,6 +30,7 @@ SESSION_CSV_COLUMNS = (
     "not_evaluated",
     "device_score",
     "veto",
+    "device_status",
     "ip_country",
     "ip_province",
     "asn",
@@ -345,6 +346,8 @@ def session_csv_row(report: Row) -> Row:
         "checks": sorted({f["check"] for f in report["findings"]}),
         "device_score": report["device_component"]["score"],
         "veto": report["device_component"]["veto"],
+        # ok, pending or veto: a grade A that is pending (too few signals) is no pass.
+        "device_status": report["device_component"].get("status", "ok"),
         "ip_country": features.get("ip_country"),
         "ip_province": features.get("ip_province"),
         "asn": features.get("asn"),
@@ -374,6 +377,9 @@ def _table_line(row: Row, by_account: bool) -> bytes:
         )
     else:
         reasons = terminal_safe(", ".join(f"{c}-{p}" for c, p in row["contributions"].items()))
+        waiting = row["device_component"].get("pending_reasons")
+        if waiting:  # a clean-looking grade that is pending must not read as a pass
+            reasons = ", ".join(filter(None, (reasons, f"pending: {', '.join(waiting)}")))
         line = (
             f"{terminal_safe(row['session_id'])[:22]:<22} {account[:16]:<16} "
             f"{row['grade']:>5} {row['score']:>5} {mark:>2}  {reasons}\n"

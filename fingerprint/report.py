@@ -71,6 +71,9 @@ class Report:
     features: dict[str, Any]
     device_component: DeviceComponent
     warnings: tuple[str, ...] = field(default=())
+    # How the points were scaled, when they were (the weak cap, the 100-point floor):
+    # ``contributions`` holds the points taken, this the catalogue points and scale.
+    points_scaled: dict[str, Any] | None = None
 
     @property
     def not_evaluated_reasons(self) -> dict[str, str]:
@@ -95,4 +98,6 @@ class Report:
         }
         if self.warnings:
             out["warnings"] = list(self.warnings)
+        if self.points_scaled is not None:
+            out["points_scaled"] = self.points_scaled
         return out

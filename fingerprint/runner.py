@@ -35,6 +35,10 @@ class RunStats:
     reject_reasons: Counter[str] = field(default_factory=Counter)
     account_grades: Counter[str] = field(default_factory=Counter)
     whois: Counter[str] = field(default_factory=Counter)  # enrichment counters
+    # The device component's status (ok, pending, veto) and what pending sessions wait
+    # for: a grade A with too few signals evaluated is pending, not a clean pass.
+    device_status: Counter[str] = field(default_factory=Counter)
+    pending_reasons: Counter[str] = field(default_factory=Counter)
     accounts: int = 0
     interrupted: bool = False
     # Sessions graded without history because the store was unreachable, and the
@@ -57,6 +61,10 @@ class RunStats:
             self._seen_accounts.add(report.account_id)
             self.accounts += 1
         self.grades[report.grade] += 1
+        component = report.device_component
+        self.device_status[component.status] += 1
+        if component.pending_reasons:
+            self.pending_reasons.update(component.pending_reasons)
         if report.findings:
             self.flagged += 1
             self.checks.update({f.check for f in report.findings})
@@ -102,6 +110,8 @@ class RunStats:
             "reject_reasons",
             "account_grades",
             "whois",
+            "device_status",
+            "pending_reasons",
         ):
             getattr(self, name).update(getattr(other, name))
         self.interrupted = self.interrupted or other.interrupted
@@ -123,6 +133,8 @@ class RunStats:
             "seconds": round(self.seconds, 3),
             "lines_per_second": round(rate) if rate else None,
             "sessions_per_grade": dict(sorted(self.grades.items())),
+            "sessions_per_device_status": dict(sorted(self.device_status.items())),
+            "pending_reasons": dict(self.pending_reasons.most_common()),
             "accounts": self.accounts,
             "accounts_per_grade": dict(sorted(self.account_grades.items())),
             "sessions_per_check": dict(self.checks.most_common()),

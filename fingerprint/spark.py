@@ -110,6 +110,8 @@ REPORT_SCHEMA = T.StructType(
         T.StructField("device_component", DEVICE_COMPONENT_TYPE),
         T.StructField("warnings", T.ArrayType(T.StringType())),
         T.StructField("device_id", T.StringType()),
+        # JSON of the report's ``points_scaled`` (null when no scale applied).
+        T.StructField("points_scaled_json", T.StringType()),
     ]
 )
 #: One row per rejected input row, with the CLI's error text.
@@ -527,7 +529,12 @@ def _report_row(report: Report) -> dict[str, Any]:
         "device_component": _component_row(component),
         "warnings": list(report.warnings),
         "device_id": device_id if isinstance(device_id, str) and device_id else None,
+        "points_scaled_json": _json_or_none(report.points_scaled),
     }
+
+
+def _json_or_none(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def _finding_row(finding: Finding) -> dict[str, Any]:
@@ -632,6 +639,7 @@ def _patched(row: dict[str, Any], options: _Sharing) -> dict[str, Any]:
         blacklisted=graded.blacklisted,
         contributions=list(graded.contributions.items()),
         device_component=_component_row(graded.device_component),
+        points_scaled_json=_json_or_none(graded.points_scaled),
     )
     return row
 
@@ -690,6 +698,7 @@ def report_from_row(row: dict[str, Any]) -> Report:
             coverage=1.0 if component.get("coverage") is None else component["coverage"],
         ),
         warnings=tuple(row["warnings"] or ()),
+        points_scaled=orjson.loads(scaled) if (scaled := row.get("points_scaled_json")) else None,
     )
 
 

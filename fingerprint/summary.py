@@ -136,6 +136,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  {order['reordered']:,} lines put back in time order within the skew")
     sections = (
         ("sessions per grade", "sessions_per_grade"),
+        ("device component status (pending: not a pass)", "sessions_per_device_status"),
+        ("pending, waiting for", "pending_reasons"),
         ("accounts per grade", "accounts_per_grade"),
         ("sessions per check", "sessions_per_check"),
         ("top reason codes", "top_codes"),
