@@ -500,9 +500,11 @@ class Checker:
             run.not_evaluated["whois"] = whois_pending
         _run_checks(engine, engine.session_checks, ctx, known, run)
         # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
-        # so travel and hopping arithmetic can leave it out.
+        # so travel and hopping arithmetic can leave it out. A privacy relay's egress is
+        # no location either, but no VPN: kept apart for long-term anonymiser use.
         anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
-        event = _event(sid, session, features, anonymous, self.config.time_zone)
+        relay = not anonymous and any(f.code == RELAY_CODE for f in run.findings)
+        event = _event(sid, session, features, anonymous or relay, self.config.time_zone, relay)
         return _Pending(engine, ctx, run, sid, event, key, verdict)
 
     def _complete(
@@ -740,6 +742,9 @@ class Checker:
         return f"{HISTORY_UNAVAILABLE}: {type(exc).__name__}: {exc}"[:300]
 
 
+# The finding that says the IP is a privacy relay's egress (checks/vpn_proxy.py).
+RELAY_CODE = "VPN_PRIVATE_RELAY"
+
 HISTORY_UNAVAILABLE = "history store unavailable"  # how not_evaluated reasons begin then
 
 
@@ -777,7 +782,12 @@ def _derived_session_id(session: Session) -> str:
 
 
 def _event(
-    sid: str, session: Session, features: Features, anonymous: bool, local_tz: tzinfo
+    sid: str,
+    session: Session,
+    features: Features,
+    anonymous: bool,
+    local_tz: tzinfo,
+    relay: bool = False,
 ) -> LoginEvent:
     geo = features.geo
     device, network = session.device, session.network
@@ -802,6 +812,7 @@ def _event(
         if device and device.sim and device.sim.carrier
         else None,
         hour=session.ts.astimezone(local_tz).hour,
+        ip_relay=relay,
     )
 
 

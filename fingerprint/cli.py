@@ -194,7 +194,11 @@ def _add_checker_options(command: argparse.ArgumentParser) -> None:
         help="GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)",
     )
     group.add_argument("--asn-db", metavar="P", help="GeoLite2-ASN-format database")
-    group.add_argument("--anonymous-ip-db", metavar="P", help="GeoIP2-Anonymous-IP database")
+    group.add_argument(
+        "--anonymous-ip-db",
+        metavar="P",
+        help="GeoIP2-Anonymous-IP or GeoIP-Anonymous-Plus database",
+    )
     group.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
     group.add_argument(
         "--naive-tz",

@@ -39,6 +39,9 @@ class LoginEvent(NamedTuple):
     network_type: str | None = None  # wifi, cellular, ...
     carrier: str | None = None
     hour: int | None = None  # local hour of day (0-23), for login-time regularity
+    # The IP is a privacy relay's egress (iCloud Private Relay): stored anonymous (no
+    # location of the user's) but no VPN, so long-term anonymiser use leaves it out.
+    ip_relay: bool = False
 
 
 def session_digest(session_id: str) -> int:
@@ -109,12 +112,12 @@ class HistoryStore(Protocol):
 # bytes, then indexes into the window's symbol table for device, IP (when not IPv4 in
 # dotted-quad form), /24 (when not the IPv4 address's own), place (province, lat,
 # lon, accuracy), ASN, carrier and network type (0 is None); the local hour (-1:
-# none); flags (anonymous, IPv4 packed, /24 derived).
+# none); flags (anonymous, IPv4 packed, /24 derived, relay).
 _RECORD = struct.Struct("<dq4sHHHHHHHbB")
 _SIZE = _RECORD.size
 _TS = struct.Struct("<d")
 _TIMES = struct.Struct(f"<d{_SIZE - 8}x")
-_ANONYMOUS, _PACKED_V4, _DERIVED_NETWORK = 1, 2, 4
+_ANONYMOUS, _PACKED_V4, _DERIVED_NETWORK, _RELAY = 1, 2, 4, 8
 _NO_V4 = bytes(4)
 _MAX_SYMBOLS = 0xFFFF
 
@@ -156,7 +159,11 @@ def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
     place = None if found == _NO_PLACE else _PLACES.get(found) or _share_place(found)
     # IPv4 addresses, the bulk, live in the record, not as strings: ~60 bytes each.
     v4 = _packed_v4(event.ip)
-    flags = (1 if event.ip_anonymous else 0) | (_PACKED_V4 if v4 else 0)
+    flags = (
+        (_ANONYMOUS if event.ip_anonymous else 0)
+        | (_PACKED_V4 if v4 else 0)
+        | (_RELAY if event.ip_relay else 0)
+    )
     if v4 and event.network == _network_v4(v4):
         flags |= _DERIVED_NETWORK
     return _RECORD.pack(
@@ -231,6 +238,7 @@ def _unpack(account_id: str, window: _Window, start: int, stop: int) -> Iterator
                 symbols[kind],
                 symbols[carrier],
                 None if hour < 0 else hour,
+                flags & _RELAY != 0,
             ),
         )
 

@@ -10,6 +10,7 @@ the folder is reported at once (:attr:`RulesError.problems`), each with file and
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import string
 from collections.abc import Iterator, Mapping
@@ -350,6 +351,30 @@ class HostingAsn(_Strict):
     note: str | None = None
 
 
+class RelayService(_Strict):
+    """A privacy relay built into an operating system (iCloud Private Relay): its
+    operator publishes the egress addresses, and a login through one is not a
+    consumer VPN. Recognised by its egress networks, an ASN that serves only the
+    relay, or the provider name an Anonymous Plus database gives it."""
+
+    name: str
+    source: str  # where the operator publishes what we summarise here
+    asns: list[Annotated[int, Field(ge=1, lt=2**32)]] = []
+    networks: list[str] = []  # CIDR
+    provider_names: list[str] = []  # matched case-insensitively
+    note: str | None = None
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a network: {exc}") from None
+        return values
+
+
 class HomeCountry(_Strict):
     """Where the product's users live: a device that says so with an IP elsewhere
     is the VPN_TZ_MISMATCH signal."""
@@ -375,6 +400,7 @@ class NetworkFile(_Strict):
     tunnel_interfaces: TunnelInterfaces
     hosting_asns: list[HostingAsn]
     hosting_name_patterns: list[str] = []
+    relays: list[RelayService] = []
 
     _regexes = field_validator("hosting_name_patterns")(_check_regexes)
 

@@ -741,7 +741,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rejects", metavar="PATH", help="write rejected lines here")
     parser.add_argument("--city-db", metavar="P", help="GeoIP2/GeoLite2-City database")
     parser.add_argument("--asn-db", metavar="P", help="GeoLite2-ASN-format database")
-    parser.add_argument("--anonymous-ip-db", metavar="P", help="GeoIP2-Anonymous-IP database")
+    parser.add_argument(
+        "--anonymous-ip-db",
+        metavar="P",
+        help="GeoIP2-Anonymous-IP or GeoIP-Anonymous-Plus database",
+    )
     parser.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
     parser.add_argument("--naive-tz", metavar="TZ", default="Asia/Shanghai")
     parser.add_argument("--partitions", type=int, help="account partitions")

@@ -51,6 +51,9 @@ def account_stability(
         asns.add(event.asn)
         provinces.add(event.province)
     logins = len(before) + 1
+    everyone = (*before, current)
+    relays = sum(1 for e in everyone if e.ip_relay)
+    anonymised = sum(1 for e in everyone if e.ip_anonymous and not e.ip_relay)
     current_hour = current.hour if current.hour is not None else _local_hour(current.ts, local_tz)
     return Stability(
         window_days=round(window_seconds / DAY, 2),
@@ -75,6 +78,9 @@ def account_stability(
         new_province=_new(current.province, [e.province for e in before]),
         new_carrier=_new(current.carrier, [e.carrier for e in before]),
         new_network_type=_new(current.network_type, [e.network_type for e in before]),
+        anonymised_logins=anonymised,
+        anonymised_share=round(anonymised / logins, 4),
+        relay_logins=relays,
     )
 
 

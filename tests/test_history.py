@@ -77,6 +77,7 @@ events_strategy = st.fixed_dictionaries(
         "network_type": st.none() | st.sampled_from(["wifi", "cellular"]),
         "carrier": st.none() | st.sampled_from(["中国移动", "中国联通", "x" * 300]),
         "hour": st.none() | st.integers(0, 23),
+        "ip_relay": st.booleans(),
     }
 ).map(_event)
 

@@ -303,6 +303,7 @@ def test_store_views_match_the_memory_store_through_trimming(url: str) -> None:
             network="1.1.1.0/24",
             asn=rng.choice([None, 4837]),
             hour=n % 24,
+            ip_relay=rng.random() < 0.2,
         )
         assert store.record_and_fetch(event, windows) == memory.record_and_fetch(event, windows)
     store.close()

@@ -71,10 +71,13 @@ PROVINCES = st.sampled_from([None, "", "CN-BJ", "CN-SH", "CN-GD"])
 CARRIERS = st.sampled_from([None, "", "中国移动", "中国联通", "中国电信"])
 TYPES = st.sampled_from([None, "", "wifi", "cellular"])
 HOURS = st.one_of(st.none(), st.integers(0, 23))
+# (ip_anonymous, ip_relay) as the checker stores them: a relay login is anonymous too.
+ANONYMISED = st.sampled_from([(False, False), (True, False), (True, True)])
 
 
 @st.composite
 def logins(draw: st.DrawFn, ts: st.SearchStrategy[float]) -> LoginEvent:
+    anonymous, relay = draw(ANONYMISED)
     return event(
         draw(ts),
         draw(st.integers(0, 1000)),
@@ -86,6 +89,8 @@ def logins(draw: st.DrawFn, ts: st.SearchStrategy[float]) -> LoginEvent:
         carrier=draw(CARRIERS),
         network_type=draw(TYPES),
         hour=draw(HOURS),
+        ip_anonymous=anonymous,
+        ip_relay=relay,
     )
 
 

@@ -49,6 +49,7 @@ EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
     "VPN_HOSTING_WHOIS": _WHOIS | {"org", "kind"},
     "VPN_HOSTING_NAME": _WHOIS | {"pattern"},
     "VPN_TZ_MISMATCH": frozenset({"device_tz", "ip_country"}),
+    "VPN_PRIVATE_RELAY": frozenset({"ip", "service"}),
     "GEO_PROVINCE_HOPPING": frozenset({"switches", "provinces", "window_hours", "moves"}),
     "GEO_IMPOSSIBLE_TRAVEL": _TRAVEL,
     "GEO_BORDER_IMPOSSIBLE_TRAVEL": _TRAVEL,
@@ -70,6 +71,9 @@ EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
     "STB_UNSTABLE_DEVICE": frozenset({"devices", "top_device_share", "window_days"}),
     "STB_UNUSUAL_HOUR_NEW_DEVICE": frozenset({"hour_entropy", "window_days"}),
     "STB_NEW_DEVICE_PROVINCE_CARRIER": frozenset({"window_days"}),
+    "STB_LONG_TERM_ANONYMISER": frozenset(
+        {"anonymised_logins", "logins", "percent", "window_days"}
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from fingerprint.checks.base import (
     Outcome,
     history_unavailable,
 )
-from fingerprint.features.stability import DAY
+from fingerprint.features.stability import DAY, Stability
 from fingerprint.rules import Threshold
 
 
@@ -34,6 +34,7 @@ class StabilityCheck(Check):
         "STB_UNSTABLE_DEVICE",
         "STB_UNUSUAL_HOUR_NEW_DEVICE",
         "STB_NEW_DEVICE_PROVINCE_CARRIER",
+        "STB_LONG_TERM_ANONYMISER",
     )
     uses_history: ClassVar[bool] = True
     thresholds: ClassVar[dict[str, Threshold]] = {
@@ -48,6 +49,8 @@ class StabilityCheck(Check):
         "night_share": SHARE,
         "unstable_top_device_share": SHARE,
         "unstable_min_devices": COUNT,
+        "anonymiser_share": SHARE,
+        "anonymiser_min_logins": COUNT,
     }
 
     windows_days: tuple[float, ...] = (7, 30)
@@ -59,6 +62,10 @@ class StabilityCheck(Check):
     night_share: float = 0.3  # long window: share of logins 23:00-05:00
     unstable_top_device_share: float = 0.5  # long window: the main device below this share
     unstable_min_devices: int = 3
+    # Long-term anonymiser use (seed: long-term VPN/proxy users are rejected 91% of the
+    # time): in either window, at least this share of the logins, and this many.
+    anonymiser_share: float = 0.5
+    anonymiser_min_logins: int = 5
 
     # windows_days in seconds, derived once here rather than on every login.
     windows_seconds: tuple[float, ...] = field(default=(), init=False, repr=False)
@@ -127,7 +134,32 @@ class StabilityCheck(Check):
             )
         if long.new_device and long.new_province and long.new_carrier:
             hits.append(Hit("STB_NEW_DEVICE_PROVINCE_CARRIER", {"window_days": long.window_days}))
+        habit = self._long_term_anonymiser(long, short)
+        if habit:
+            hits.append(habit)
         return hits
+
+    def _long_term_anonymiser(self, long: Stability, short: Stability) -> Hit | None:
+        """The account's habit, not this login: most of its logins in a window came
+        through a VPN, proxy, Tor or hosting address. The long window is reported
+        when both qualify (the longer habit)."""
+        for window in (long, short):
+            if (
+                window.anonymised_logins >= self.anonymiser_min_logins
+                and window.anonymised_share >= self.anonymiser_share
+            ):
+                days = window.window_days
+                return Hit(
+                    "STB_LONG_TERM_ANONYMISER",
+                    {
+                        "anonymised_logins": window.anonymised_logins,
+                        "logins": window.sessions + 1,
+                        "percent": round(window.anonymised_share * 100),
+                        # whole days print as "30", not "30.0"
+                        "window_days": int(days) if days == int(days) else days,
+                    },
+                )
+        return None
 
 
 def _span_days(ctx: CheckContext) -> float:

@@ -5,17 +5,35 @@ server's view (anonymous-IP database flags, hosting ASNs) are independent signal
 The time-zone test compares what the device says of itself with where the IP is:
 a phone's time zone follows a trip, a SIM's country does not, so a traveller abroad
 (time zone abroad) and a foreign SIM on Chinese Wi-Fi (IP in China) both pass.
+
+A privacy relay built into the OS (iCloud Private Relay, ``relays`` in
+rules/network.yaml) is no consumer VPN: its egress is reported as the weak
+``VPN_PRIVATE_RELAY`` instead of what the IP databases say of the address (they
+may flag it anonymous or hosting). Where the database gives its confidence (GeoIP
+Anonymous Plus ``anonymizer_confidence``), a VPN or hosting flag below
+``min_anonymizer_confidence`` is reported at ``medium``: the database itself is
+unsure the network is an active VPN today.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
-from fingerprint.rules import HomeCountry, NetworkFile, RulePattern, RuleSet, compile_rule_regex
-from fingerprint.session import Device
+from fingerprint.features.records import AnonymousIpFlags
+from fingerprint.rules import (
+    HomeCountry,
+    NetworkFile,
+    RelayService,
+    RulePattern,
+    RuleSet,
+    Threshold,
+    compile_rule_regex,
+)
+from fingerprint.session import Device, IPAddress
 
 _UTUN = re.compile(r"^utun(\d+)$")
 
@@ -35,6 +53,10 @@ _ANONYMOUS_FLAGS = (
     ("residential_proxy", "VPN_RESIDENTIAL_PROXY"),
     ("hosting", "VPN_HOSTING_IP"),
 )
+# Flags Anonymous Plus's confidence speaks to: "percent confidence that the network is
+# currently part of an actively used VPN service" (MaxMind). Tor, proxy lists are
+# other evidence and keep their severity.
+_CONFIDENCE_FLAGS = frozenset({"vpn", "hosting"})
 
 
 @dataclass(frozen=True)
@@ -54,13 +76,20 @@ class VpnProxyCheck(Check):
         "VPN_HOSTING_WHOIS",
         "VPN_HOSTING_NAME",
         "VPN_TZ_MISMATCH",
+        "VPN_PRIVATE_RELAY",
     )
+    thresholds: ClassVar[dict[str, Threshold]] = {
+        # Anonymous Plus gives 30, 50 or 99 today (MaxMind); 1-99 is its range.
+        "min_anonymizer_confidence": Threshold(kind="count", minimum=1, maximum=99),
+    }
 
+    min_anonymizer_confidence: int = 50
     strong_interfaces: RulePattern | None = None
     benign_interfaces: RulePattern | None = None
     ios_utun_normal: int = 4
     hosting_asns: dict[int, tuple[str, str]] | None = None
     network_rules: NetworkFile | None = None
+    relays: _Relays | None = None
     # interface name -> _TUNNEL | _EXTRA_UTUN bits. Shared by threads: a race only
     # classifies a name twice, with the same answer (dict get/set are atomic).
     _interface_kinds: dict[str, int] = field(
@@ -82,14 +111,17 @@ class VpnProxyCheck(Check):
             ios_utun_normal=tunnels.ios_utun_normal,
             hosting_asns={a.asn: (a.org, a.kind) for a in rules.network.hosting_asns},
             network_rules=rules.network,
+            relays=_Relays.of(rules.network.relays),
         )
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         network, features = ctx.session.network, ctx.features
+        relay = self._relay(ctx)
         ip_signals = (
             features.network.anonymous is not None
             or features.network.asn is not None
             or ctx.whois is not None
+            or relay is not None
         )
         device = ctx.session.device
         tz_signal = device is not None and device.timezone is not None and features.geo is not None
@@ -97,8 +129,11 @@ class VpnProxyCheck(Check):
             return NotEvaluated(
                 "no network block, no ASN or anonymous-IP data, no device time zone to compare"
             )
-        hits = self._device_view(ctx) + self._server_view(ctx)
-        mismatch = self._tz_mismatch(ctx, device)
+        hits = self._device_view(ctx) + self._server_view(ctx, relay)
+        # A relay's egress is no location of the user's: Apple places it in the user's
+        # region through its own feed, which a City database may lag (the bundled
+        # 2018 one predates the relay and puts Akamai's range in the US).
+        mismatch = None if relay is not None else self._tz_mismatch(ctx, device)
         if mismatch:
             hits.append(mismatch)
         return hits
@@ -157,16 +192,33 @@ class VpnProxyCheck(Check):
         found = _UTUN.match(interface)
         return found is not None and int(found[1]) >= self.ios_utun_normal
 
-    def _server_view(self, ctx: CheckContext) -> list[Hit]:
+    def _relay(self, ctx: CheckContext) -> str | None:
+        """The relay service whose egress the IP is, or None."""
+        relays = self.relays
+        if relays is None or ctx.features.network.ip_class != "public":
+            return None
+        network = ctx.features.network
+        anonymous = network.anonymous
+        return relays.find(
+            network.ip,
+            network.asn.number if network.asn else None,
+            anonymous.provider if anonymous else None,
+        )
+
+    def _server_view(self, ctx: CheckContext, relay: str | None = None) -> list[Hit]:
         anonymous = ctx.features.network.anonymous
+        if relay is not None:
+            # The relay explains what the databases say of its egress (anonymous,
+            # hosting, a CDN's ASN): one weak code instead of the VPN ones.
+            return [
+                Hit("VPN_PRIVATE_RELAY", {"ip": str(ctx.features.network.ip), "service": relay})
+            ]
         if anonymous is None and ctx.features.network.asn is None and ctx.whois is None:
             return []  # no IP data at all: skip formatting the address (~1 µs)
         hits = []
         ip = str(ctx.features.network.ip)
         if anonymous is not None:
-            for flag, code in _ANONYMOUS_FLAGS:
-                if getattr(anonymous, flag):
-                    hits.append(Hit(code, {"ip": ip, "flag": flag}))
+            hits.extend(self._anonymous_hits(anonymous, ip))
         asn = ctx.features.network.asn
         listed = self.hosting_asns.get(asn.number) if asn and self.hosting_asns else None
         if asn and listed:
@@ -178,6 +230,29 @@ class VpnProxyCheck(Check):
             )
         elif ctx.whois is not None:
             hits.extend(self._whois_view(ctx, ip))
+        return hits
+
+    def _anonymous_hits(self, anonymous: AnonymousIpFlags, ip: str) -> list[Hit]:
+        """The anonymous-IP database's flags; with Anonymous Plus, its confidence,
+        provider and last sighting go into the evidence, and a VPN or hosting flag
+        below ``min_anonymizer_confidence`` is weak (``medium``)."""
+        extra: dict[str, Any] = {}
+        if anonymous.confidence is not None:
+            extra["confidence"] = anonymous.confidence
+        if anonymous.provider:
+            extra["provider"] = anonymous.provider
+        if anonymous.last_seen:
+            extra["last_seen"] = anonymous.last_seen
+        unsure = (
+            anonymous.confidence is not None
+            and anonymous.confidence < self.min_anonymizer_confidence
+        )
+        hits = []
+        for flag, code in _ANONYMOUS_FLAGS:
+            if getattr(anonymous, flag):
+                weak = unsure and flag in _CONFIDENCE_FLAGS
+                evidence = {"ip": ip, "flag": flag, **extra}
+                hits.append(Hit(code, evidence, severity="medium" if weak else None))
         return hits
 
     def _whois_view(self, ctx: CheckContext, ip: str) -> list[Hit]:
@@ -211,6 +286,46 @@ class VpnProxyCheck(Check):
         if not says_home:
             return None
         return Hit("VPN_TZ_MISMATCH", {**says_home, "ip_country": geo.country})
+
+
+@dataclass(frozen=True, slots=True)
+class _Relays:
+    """``relays`` of rules/network.yaml, built once for lookups: address ranges as
+    integers (a few comparisons, no ``ip_network`` objects per login), ASNs and
+    folded provider names, each naming its service."""
+
+    ranges: tuple[tuple[int, int, int, str], ...]  # (version, first, last, service)
+    asns: dict[int, str]
+    providers: dict[str, str]
+
+    @classmethod
+    def of(cls, services: list[RelayService]) -> _Relays | None:
+        if not services:
+            return None
+        ranges = []
+        for service in services:
+            for text in service.networks:
+                net = ipaddress.ip_network(text)
+                first = int(net.network_address)
+                ranges.append((net.version, first, first + net.num_addresses - 1, service.name))
+        return cls(
+            tuple(ranges),
+            {asn: s.name for s in services for asn in s.asns},
+            {name.casefold(): s.name for s in services for name in s.provider_names},
+        )
+
+    def find(self, address: IPAddress, asn: int | None, provider: str | None) -> str | None:
+        if provider:
+            named = self.providers.get(provider.casefold())
+            if named is not None:
+                return named
+        if asn is not None and asn in self.asns:
+            return self.asns[asn]
+        version, number = address.version, int(address)
+        for net_version, first, last, service in self.ranges:
+            if net_version == version and first <= number <= last:
+                return service
+        return None
 
 
 @dataclass(frozen=True, slots=True)

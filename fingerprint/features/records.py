@@ -40,6 +40,12 @@ class AnonymousIpFlags:
     public_proxy: bool
     residential_proxy: bool
     tor_exit: bool
+    # GeoIP Anonymous Plus only (None from the classic Anonymous-IP database):
+    # MaxMind's percent confidence (1-99) that the network is an actively used VPN,
+    # the provider's name, and the last day MaxMind saw the network anonymising.
+    confidence: int | None = None
+    provider: str | None = None
+    last_seen: str | None = None  # ISO date, YYYY-MM-DD
 
     @property
     def any(self) -> bool:

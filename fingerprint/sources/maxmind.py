@@ -13,6 +13,7 @@ instead of a decode.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,10 +112,12 @@ class MaxMindLookup(Generic[T]):
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise ConfigError(f"cannot open MaxMind database ({exc})", self.path) from None
         metadata = self._reader.metadata()
-        if expected_type not in metadata.database_type:
+        # "Anonymous-IP|Anonymous-Plus": any of the alternatives names the type.
+        if not any(kind in metadata.database_type for kind in expected_type.split("|")):
             self._reader.close()
+            wanted = " or ".join(expected_type.split("|"))
             raise ConfigError(
-                f"expected a {expected_type} database, found {metadata.database_type!r}",
+                f"expected a {wanted} database, found {metadata.database_type!r}",
                 self.path,
             )
         self.info = DatabaseInfo(self.path, metadata.database_type, metadata.build_epoch)
@@ -196,7 +199,16 @@ def build_asn(address: IPAddress, prefix_len: int, record: dict[str, Any]) -> As
 def build_anonymous(
     address: IPAddress, prefix_len: int, record: dict[str, Any]
 ) -> AnonymousIpFlags | None:
-    flags = geoip2.models.AnonymousIP(address, prefix_len=prefix_len, **record)
+    # geoip2's Anonymous Plus model reads both schemas: a classic Anonymous-IP record
+    # has only the booleans, and its confidence and provider read as None. The date is
+    # kept as the database's text, when it is one: geoip2 5.3 parses it with
+    # date.fromisoformat (a bad value would raise) and leaves the attribute unset when
+    # the record has none.
+    seen = record.get("network_last_seen")
+    fields = {key: value for key, value in record.items() if key != "network_last_seen"}
+    flags = geoip2.models.AnonymousPlus(address, prefix_len=prefix_len, **fields)
+    confidence = flags.anonymizer_confidence
+    provider = flags.provider_name
     return AnonymousIpFlags(
         anonymous=flags.is_anonymous,
         vpn=flags.is_anonymous_vpn,
@@ -204,7 +216,13 @@ def build_anonymous(
         public_proxy=flags.is_public_proxy,
         residential_proxy=flags.is_residential_proxy,
         tor_exit=flags.is_tor_exit_node,
+        confidence=confidence if isinstance(confidence, int) else None,
+        provider=_shared(provider) if isinstance(provider, str) else None,
+        last_seen=seen if isinstance(seen, str) and _ISO_DATE.fullmatch(seen) else None,
     )
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def open_city(path: str | Path) -> MaxMindLookup[GeoInfo]:
@@ -216,7 +234,9 @@ def open_asn(path: str | Path) -> MaxMindLookup[AsnInfo]:
 
 
 def open_anonymous_ip(path: str | Path) -> MaxMindLookup[AnonymousIpFlags]:
-    return MaxMindLookup(path, "Anonymous-IP", build_anonymous)
+    """The classic GeoIP2 Anonymous IP database or GeoIP Anonymous Plus (which adds
+    ``anonymizer_confidence``, ``provider_name`` and ``network_last_seen``)."""
+    return MaxMindLookup(path, "Anonymous-IP|Anonymous-Plus", build_anonymous)
 
 
 def bundled_city_path() -> str:
