@@ -43,6 +43,7 @@ ACCOUNT_CSV_COLUMNS = (
     "first_seen",
     "last_seen",
     "latest_grade",
+    "latest_device_status",
     "worst_grade",
     "worst_score",
     "devices",

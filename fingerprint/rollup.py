@@ -33,6 +33,9 @@ class AccountSummary:
     codes: Counter[str] = field(default_factory=Counter)
     blacklisted: bool = False
     blacklisted_by: dict[str, Any] | None = None
+    # The latest login's device component status (ok, pending, veto): an account whose
+    # grade A came from a login with too few signals is pending, not a clean pass.
+    latest_device_status: str | None = None
 
     def add(self, report: Report, device_id: str | None, grade_rank: dict[str, int]) -> None:
         self.sessions += 1
@@ -42,6 +45,7 @@ class AccountSummary:
         if self.last_seen is None or ts >= self.last_seen:
             self.last_seen = ts
             self.latest_grade, self.latest_score = report.grade, report.score
+            self.latest_device_status = report.device_component.status
         if self.worst_grade is None or _worse(report, self, grade_rank):
             self.worst_grade, self.worst_score = report.grade, report.score
         if device_id and len(self._devices) < _MAX_DISTINCT:
@@ -84,6 +88,7 @@ class AccountSummary:
             "last_seen": _iso(self.last_seen),
             "latest_grade": self.latest_grade,
             "latest_score": self.latest_score,
+            "latest_device_status": self.latest_device_status,
             "worst_grade": self.worst_grade,
             "worst_score": self.worst_score,
             "devices": list(self._devices),

@@ -60,3 +60,8 @@ def test_summary_csv_and_table_count_it_pending(tmp_path: Path, capsys) -> None:
     assert dict(zip(header.split(","), row.split(","), strict=True))["device_status"] == "pending"
     assert main(["check", str(source), "--format", "table", "-q"]) == 0
     assert f"pending: {TOO_FEW_SIGNALS}" in capsys.readouterr().out
+    assert (
+        main(["check", str(source), "--by", "account", "-o", str(tmp_path / "a.jsonl"), "-q"]) == 0
+    )
+    account = json.loads((tmp_path / "a.jsonl").read_text(encoding="utf-8"))
+    assert (account["latest_grade"], account["latest_device_status"]) == ("A", "pending")
