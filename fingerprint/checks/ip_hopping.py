@@ -72,11 +72,10 @@ class IpHoppingCheck(Check):
         current = ctx.current_event
         if current is None or current.province is None:
             return NotEvaluated("the IP is not located at province level")
+        if current.ip_relay:  # stored anonymous too: no location of the user's
+            return NotEvaluated("the IP is a privacy relay's egress: not the user's location")
         if current.ip_anonymous:
-            exit_kind = (
-                "a privacy relay's egress" if current.ip_relay else "a VPN, proxy or hosting exit"
-            )
-            return NotEvaluated(f"the IP is {exit_kind}: not the user's location")
+            return NotEvaluated("the IP is a VPN, proxy or hosting exit: not the user's location")
         assert ctx.history is not None
         since = current.ts - self.window_hours * 3600
         recent = logins_since(ctx.history.account_events, since)
