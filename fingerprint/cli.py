@@ -145,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     explain_cmd.add_argument("--session-id", help="the session to explain (default: the last)")
     explain_cmd.add_argument("--lang", choices=("zh", "en"), default="zh")
     explain_cmd.add_argument(
+        "--for",
+        dest="audience",
+        choices=("analyst", "applicant"),
+        default="analyst",
+        help="analyst (default): every finding with its evidence, points, what was not "
+        "evaluated and why; applicant: what happened and what they can do, in plain words",
+    )
+    explain_cmd.add_argument(
         "--max-skew",
         type=_duration,
         default=300.0,
@@ -460,7 +468,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         wanted = f"session {args.session_id!r}" if args.session_id else "any valid session"
         print(f"fingerprint: {wanted} not found in {args.input}", file=sys.stderr)
         return EXIT_FAILED
-    sys.stdout.write(explain(chosen, checker.rules, args.lang))
+    sys.stdout.write(explain(chosen, checker.rules, args.lang, audience=args.audience))
     return EXIT_OK
 
 

@@ -253,10 +253,14 @@ def test_explain_both_languages(tmp_path: Path, capsys) -> None:  # type: ignore
     )
     assert main(["explain", str(source), "--session-id", "emu", "--lang", "en"]) == 0
     english = capsys.readouterr().out
-    assert "grade E" in english and "final" in english and "EMU_SYSTEM_PROP" in english
+    assert "grade E" in english and "final" in english and "emulator (critical" in english
+    assert "EMU_SYSTEM_PROP" not in english  # named in words, not by its code
     assert main(["explain", str(source), "--session-id", "emu", "--lang", "zh"]) == 0
     chinese = capsys.readouterr().out
     assert "黑名单" in chinese and "模拟器" in chinese
+    assert main(["explain", str(source), "--session-id", "emu", "--for", "applicant"]) == 0
+    applicant = capsys.readouterr().out
+    assert applicant.startswith("开通失败诊断") and "依据" not in applicant  # no evidence
     assert main(["explain", str(source), "--session-id", "missing"]) == 1
 
 
