@@ -230,6 +230,10 @@ class Words:
     def _number(self, key: str, value: float, lang: Lang) -> str:
         if key.endswith("share") or key == "share":
             return f"{round(value * 100)}%"
+        if key.endswith("days") and value == int(value):  # whole days stay days
+            days = int(value)
+            unit = "天" if lang == "zh" else ("day" if days == 1 else "days")
+            return f"{days} {unit}"
         if _is_duration(key):
             scale = 24.0 if key.endswith("days") else 1 / 3600 if key.endswith("seconds") else 1.0
             return duration(value * scale, lang)
