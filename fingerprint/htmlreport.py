@@ -53,7 +53,6 @@ import base64
 import heapq
 import html
 import math
-import re
 from collections import Counter, OrderedDict, deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -65,9 +64,10 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from fingerprint.features.provinces import CN_PROVINCES_ZH, is_mainland_province
+from fingerprint.features.provinces import is_mainland_province
 from fingerprint.outputs import Output
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
+from fingerprint.words import Lang, Words, load_words
 
 MAX_TEXT = 120
 COUNTER_LIMIT = 1_000
@@ -184,6 +184,7 @@ class _Account:
     flagged: int = 0
     blacklisted: bool = False
     codes: Counter[str] = field(default_factory=Counter)
+    checks: Counter[str] = field(default_factory=Counter)  # what kind of risk, by check
     rows: deque[_Row] = field(default_factory=deque)
 
     def key(self) -> tuple[int, int, int]:
@@ -194,7 +195,7 @@ class _Account:
 class _Blacklisted:
     account_id: str
     row: _Row
-    why: tuple[tuple[str, str, str], ...]  # (code, English message, Chinese message)
+    why: tuple[tuple[str, str, str], ...]  # (code, English, Chinese), said from evidence
 
 
 # --- the builder --------------------------------------------------------------------
@@ -218,6 +219,7 @@ class RunReportBuilder:
             raise ValueError(f"lang must be one of {sorted(_TEXT)}, not {lang!r}")
         self.rules = rules
         self.lang = lang
+        self.words: Words = load_words(rules.directory)
         self.top_n = max(1, top_n)
         self.max_accounts = max(1, max_accounts)
         self.max_sessions_per_account = max(1, max_sessions_per_account)
@@ -245,6 +247,9 @@ class RunReportBuilder:
         self.check_findings: BoundedCounter[str] = BoundedCounter(COUNTER_LIMIT)
         self.codes: BoundedCounter[str] = BoundedCounter(COUNTER_LIMIT)
         self.code_info: dict[str, tuple[str, str, str, str]] = {}  # unknown codes only
+        # code -> (English, Chinese) message said from the first finding's evidence: the
+        # code table shows a real example, not a template with gaps.
+        self.examples: dict[str, tuple[str, str]] = {}
         self.hops: BoundedCounter[str] = BoundedCounter(COUNTER_LIMIT)
         self.hops_travel: BoundedCounter[str] = BoundedCounter(COUNTER_LIMIT)
         self.moves: BoundedCounter[tuple[str, str]] = BoundedCounter(MOVES_LIMIT)
@@ -323,6 +328,8 @@ class RunReportBuilder:
             checks.add(check)
             self.codes.add(code)
             self.check_findings.add(check)
+            if code not in self.examples and len(self.examples) < COUNTER_LIMIT:
+                self.examples[code] = self._said(finding)
             if (
                 code not in self.rules.codes.codes
                 and code not in self.code_info
@@ -394,12 +401,20 @@ class RunReportBuilder:
                 for f in findings
                 if f.get("code") in self._blacklist_codes and f.get("severity") in CONFIDENT
             ] or [f for f in findings if f.get("severity") in CONFIDENT]
-            why = tuple(
-                (_text(f.get("code")), _text(f.get("message")), _text(f.get("message_zh")))
-                for f in chosen[:8]
-            )
+            why = tuple((_text(f.get("code")), *self._said(f)) for f in chosen[:8])
             self._blacklisted[key] = _Blacklisted(account_id, row, why)
         self._track_risk(key, account_id, rank, score, findings, codes, blacklisted, row)
+
+    def _said(self, finding: dict[str, Any]) -> tuple[str, str]:
+        """(English, Chinese) of a finding, said again from its code's templates with
+        region and product names (the report's own messages carry codes and raw
+        values); a code these rules do not know keeps the report's messages."""
+        spec = self.rules.codes.codes.get(str(finding.get("code")))
+        evidence = finding.get("evidence")
+        if spec is None or not isinstance(evidence, dict):
+            return _text(finding.get("message")), _text(finding.get("message_zh"))
+        words = self.words
+        return words.fill(spec.message, evidence, "en"), words.fill(spec.message_zh, evidence, "zh")
 
     def _track_risk(
         self,
@@ -415,8 +430,15 @@ class RunReportBuilder:
         pool = self._pool
         entry = pool.get(key)
         worst = 100 if score is None else score
+        if blacklisted or key in self._blacklisted:
+            # Blacklisted accounts have their own section: here they would only push
+            # out the hoppers and VPN users an analyst still has to look at.
+            if entry is not None:
+                del pool[key]
+                self._pool_floor = None
+            return
         if entry is None:
-            if not findings and not blacklisted:
+            if not findings:
                 return
             candidate = (rank, -worst, len(findings))
             if len(pool) >= self.pool_size:
@@ -444,6 +466,9 @@ class RunReportBuilder:
         entry.blacklisted = entry.blacklisted or blacklisted
         if len(entry.codes) < COUNTER_LIMIT:
             entry.codes.update(codes)
+        # dict.fromkeys, not a set: a set's order follows the per-process string hash,
+        # and the same reports must make the same page.
+        entry.checks.update(list(dict.fromkeys(_text(f.get("check")) for f in findings)))
         entry.rows.append(row)
 
     # -- derived figures -------------------------------------------------------------
@@ -621,45 +646,6 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
-
-CN_PROVINCES_EN: dict[str, str] = {
-    "CN-BJ": "Beijing",
-    "CN-TJ": "Tianjin",
-    "CN-HE": "Hebei",
-    "CN-SX": "Shanxi",
-    "CN-NM": "Inner Mongolia",
-    "CN-LN": "Liaoning",
-    "CN-JL": "Jilin",
-    "CN-HL": "Heilongjiang",
-    "CN-SH": "Shanghai",
-    "CN-JS": "Jiangsu",
-    "CN-ZJ": "Zhejiang",
-    "CN-AH": "Anhui",
-    "CN-FJ": "Fujian",
-    "CN-JX": "Jiangxi",
-    "CN-SD": "Shandong",
-    "CN-HA": "Henan",
-    "CN-HB": "Hubei",
-    "CN-HN": "Hunan",
-    "CN-GD": "Guangdong",
-    "CN-GX": "Guangxi",
-    "CN-HI": "Hainan",
-    "CN-CQ": "Chongqing",
-    "CN-SC": "Sichuan",
-    "CN-GZ": "Guizhou",
-    "CN-YN": "Yunnan",
-    "CN-XZ": "Tibet",
-    "CN-SN": "Shaanxi",
-    "CN-GS": "Gansu",
-    "CN-QH": "Qinghai",
-    "CN-NX": "Ningxia",
-    "CN-XJ": "Xinjiang",
-    "CN-TW": "Taiwan",
-    "CN-HK": "Hong Kong",
-    "CN-MO": "Macao",
-}
-
 _TEXT: dict[str, dict[str, str]] = {
     "zh": {
         "title": "会话风险检查运行报告",
@@ -690,7 +676,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "message_en": "英文说明",
         "count": "次数",
         "hops": "跨省跳变最多的省份",
-        "hops_note": "按会话所在省份统计 GEO_PROVINCE_HOPPING / GEO_IMPOSSIBLE_TRAVEL 发现",
+        "hops_note": "按会话所在省份统计跨省频繁切换和不可能的移动速度两类发现",
         "hopping": "跨省频繁切换",
         "travel": "不可能的移动速度",
         "moves": "最频繁的跨省移动",
@@ -698,12 +684,14 @@ _TEXT: dict[str, dict[str, str]] = {
         "no_data": "无数据",
         "risky": "风险最高的账户",
         "risky_note": (
-            "按最差等级、最低分、发现数排序;展开查看各会话(自首次出现风险起,最多 {n} 条)"
+            "未列入黑名单的账户(黑名单见下一节),按最差等级、最低分、发现数排序;"
+            "展开查看各会话(自首次出现风险起,最多 {n} 条)"
         ),
         "account": "账户",
         "worst_grade": "最差等级",
         "lowest_score": "最低分",
-        "main_codes": "主要原因码",
+        "main_codes": "风险类型",
+        "unknown_place": "未知",
         "time": "时间",
         "province": "省份",
         "device": "设备",
@@ -753,7 +741,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "message_en": "English",
         "count": "Count",
         "hops": "Provinces with the most cross-province hops",
-        "hops_note": "GEO_PROVINCE_HOPPING / GEO_IMPOSSIBLE_TRAVEL findings by session province",
+        "hops_note": "province hopping and impossible travel findings, by the session's province",
         "hopping": "province hopping",
         "travel": "impossible travel",
         "moves": "Busiest province-to-province moves",
@@ -761,13 +749,15 @@ _TEXT: dict[str, dict[str, str]] = {
         "no_data": "no data",
         "risky": "Accounts most at risk",
         "risky_note": (
-            "worst grade, then lowest score, then most findings; expand for the sessions "
-            "(from the first flagged one, at most {n})"
+            "accounts not blacklisted (the blacklist is the next section), by worst grade, "
+            "then lowest score, then most findings; expand for the sessions (from the first "
+            "flagged one, at most {n})"
         ),
         "account": "Account",
         "worst_grade": "Worst grade",
         "lowest_score": "Lowest score",
-        "main_codes": "Main codes",
+        "main_codes": "Kind of risk",
+        "unknown_place": "unknown",
         "time": "Time",
         "province": "Province",
         "device": "Device",
@@ -790,19 +780,6 @@ _TEXT: dict[str, dict[str, str]] = {
     },
 }
 
-_CHECK_ZH = {
-    "emulator": "模拟器",
-    "multi_open": "应用多开",
-    "vpn_proxy": "VPN / 代理",
-    "ip_hopping": "IP 跨省跳变",
-    "tamper": "设备篡改",
-    "device_brand": "设备品牌",
-    "device_churn": "频繁换设备",
-    "device_sharing": "设备共用",
-    "consistency": "信息一致性",
-    "face_verification": "人脸核身",
-    "history": "历史行为",
-}
 _SEVERITY_ZH = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
 _GRADE_COLORS = {
     "A": "#2e9d5b",
@@ -848,6 +825,9 @@ th{color:var(--muted);font-weight:600;font-size:12px;white-space:nowrap}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}
 .wrap{overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}
+.kind{display:inline-block;border:1px solid var(--line);border-radius:4px;padding:0 5px;
+margin:1px 4px 1px 0;font-size:12px;white-space:nowrap}
 .nw{white-space:nowrap}
 .acct .n{text-align:right}
 .grade{display:inline-block;min-width:22px;text-align:center;border-radius:4px;color:#fff;
@@ -918,6 +898,8 @@ class _Renderer:
         self.b = builder
         self.t = _TEXT[builder.lang]
         self.zh = builder.lang == "zh"
+        self.lang: Lang = "zh" if self.zh else "en"
+        self.words = builder.words
 
     # -- small pieces --
 
@@ -929,27 +911,21 @@ class _Renderer:
             return fallback
         return ts.astimezone(self.b.tz).strftime("%Y-%m-%d %H:%M:%S")
 
-    def province(self, code: str, short: bool = False) -> str:
+    def province(self, code: str) -> str:
+        """A province, country or region by name (北京市, Japan), never by its code."""
         if not code:
             return "—"
         if code == "?":
-            return "?"
-        if self.zh:
-            return self.b.province_zh.get(code) or CN_PROVINCES_ZH.get(code) or code
-        name = CN_PROVINCES_EN.get(code)
-        if not name:
-            return code
-        return name if short else f"{name} ({code})"
+            return self.t["unknown_place"]
+        return self.words.region(code, self.lang)
 
     def row_province(self, row: _Row) -> str:
-        if self.zh and row.province_zh:
-            return row.province_zh
         return self.province(row.province)
 
     def check_name(self, check: str) -> str:
-        if self.zh and check in _CHECK_ZH:
-            return f"{_CHECK_ZH[check]} <span class='sec mono'>{_e(check)}</span>"
-        return f"<span class='mono'>{_e(check)}</span>"
+        """A check by its name in the page's language, what it looks at on hover."""
+        name, about = self.words.check(check, self.lang), self.words.check_about(check, self.lang)
+        return f"<span title='{_e(about)}'>{_e(name)}</span>"
 
     def grade_badge(self, grade: str) -> str:
         color = _GRADE_COLORS.get(grade, "#7a8aa0")
@@ -964,12 +940,12 @@ class _Renderer:
         """(check, severity, English, Chinese) for a code."""
         spec = self.b.rules.codes.codes.get(code)
         if spec is not None:
-            return (
-                spec.check,
-                spec.severity,
-                _PLACEHOLDER.sub("…", spec.message),
-                _PLACEHOLDER.sub("…", spec.message_zh),
+            words = self.words
+            en, zh = self.b.examples.get(code) or (
+                words.fill(spec.message, {}, "en"),
+                words.fill(spec.message_zh, {}, "zh"),
             )
+            return spec.check, spec.severity, en, zh
         return self.b.code_info.get(code, ("", "", "", ""))
 
     def code_title(self, code: str) -> str:
@@ -1119,10 +1095,10 @@ class _Renderer:
                 for check, n in items
             )
             body = (
-                f"<table id='table-checks'><thead><tr><th>{_e(t['check'])}</th>"
+                f"<div class='scroll'><table id='table-checks'><thead><tr><th>{_e(t['check'])}</th>"
                 f"<th class='n'>{_e(t['sessions_flagged'])}</th>"
                 f"<th class='n'>{_e(t['findings'])}</th><th></th></tr></thead>"
-                f"<tbody>{rows}</tbody></table>"
+                f"<tbody>{rows}</tbody></table></div>"
             )
         return f"<section id='checks'><h2>{_e(t['checks'])}</h2>{body}</section>"
 
@@ -1152,11 +1128,11 @@ class _Renderer:
                 else (t["message_en"], t["message_zh"])
             )
             body = (
-                f"<table id='table-codes'><thead><tr><th>{_e(t['code'])}</th>"
+                f"<div class='scroll'><table id='table-codes'><thead><tr><th>{_e(t['code'])}</th>"
                 f"<th>{_e(t['severity'])}</th><th>{_e(t['check'])}</th>"
                 f"<th>{_e(head_first)} / {_e(head_second)}</th>"
                 f"<th class='n'>{_e(t['count'])}</th><th></th></tr></thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>"
+                f"<tbody>{''.join(rows)}</tbody></table></div>"
             )
         return f"<section id='codes' class='long'><h2>{_e(t['codes'])}</h2>{body}</section>"
 
@@ -1166,7 +1142,7 @@ class _Renderer:
         bars = []
         for code, n in items:
             travel = min(n, b.hops_travel.get(code))
-            bars.append((self.province(code, True), [(n - travel, "#e6792b"), (travel, "#b3261e")]))
+            bars.append((self.province(code), [(n - travel, "#e6792b"), (travel, "#b3261e")]))
         legend = [(t["hopping"], "#e6792b"), (t["travel"], "#b3261e")]
         chart = _hbar_chart("chart-provinces", t["hops"], bars, legend, t["no_data"])
         return (
@@ -1178,8 +1154,7 @@ class _Renderer:
         t, b = self.t, self.b
         items = b.moves.most_common(b.top_n)
         bars = [
-            (f"{self.province(a, True)} → {self.province(z, True)}", [(n, "#2f5fb3")])
-            for (a, z), n in items
+            (f"{self.province(a)} → {self.province(z)}", [(n, "#2f5fb3")]) for (a, z), n in items
         ]
         chart = _hbar_chart("chart-moves", t["moves"], bars, [], t["no_data"])
         return (
@@ -1205,10 +1180,11 @@ class _Renderer:
             for r in ordered
         )
         return (
-            f"<table><thead><tr><th>{_e(t['time'])}</th><th>{_e(t['province'])}</th>"
+            f"<div class='scroll'><table><thead><tr><th>{_e(t['time'])}</th>"
+            f"<th>{_e(t['province'])}</th>"
             f"<th>{_e(t['device'])}</th><th>{_e(t['model'])}</th><th>{_e(t['grade'])}</th>"
             f"<th class='n'>{_e(t['score'])}</th><th>{_e(t['code'])}</th>"
-            f"<th>{_e(t['session'])}</th></tr></thead><tbody>{body}</tbody></table>"
+            f"<th>{_e(t['session'])}</th></tr></thead><tbody>{body}</tbody></table></div>"
         )
 
     def risky_section(self) -> str:
@@ -1223,7 +1199,10 @@ class _Renderer:
         items = []
         for account in accounts:
             grade = b.grade_order[account.rank] if 0 <= account.rank < len(b.grade_order) else "?"
-            codes = [c for c, _ in account.codes.most_common(4)]
+            kinds = " ".join(
+                f"<span class='kind'>{self.check_name(check)}</span>"
+                for check, _ in account.checks.most_common(4)
+            )
             shown = len(account.rows)
             note = t["shown"].format(shown=shown, total=account.sessions)
             items.append(
@@ -1233,7 +1212,7 @@ class _Renderer:
                 f"<span class='n'>{account.worst_score}</span>"
                 f"<span class='n'>{self.num(account.findings)}</span>"
                 f"<span class='n'>{self.num(account.sessions)}</span>"
-                f"<span class='wrap'>{self.codes_list(codes)}</span></div></summary>"
+                f"<span class='wrap'>{kinds}</span></div></summary>"
                 f"<div class='inner'><p class='note'>{_e(note)}</p>"
                 f"{self.session_table(account.rows)}</div></details>"
             )
@@ -1279,11 +1258,12 @@ class _Renderer:
                 f"<p class='note'>{_e(t['more'].format(n=self.num(more)))}</p>" if more > 0 else ""
             )
             body = (
-                f"<table id='table-blacklist'><thead><tr><th>{_e(t['account'])}</th>"
+                f"<div class='scroll'><table id='table-blacklist'><thead><tr>"
+                f"<th>{_e(t['account'])}</th>"
                 f"<th>{_e(t['time'])}</th><th>{_e(t['session'])}</th>"
                 f"<th>{_e(t['province'])}</th><th>{_e(t['device'])}</th>"
                 f"<th>{_e(t['model'])}</th><th>{_e(t['why'])}</th></tr></thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>{more_note}"
+                f"<tbody>{''.join(rows)}</tbody></table></div>{more_note}"
             )
         note = t["blacklist_note"].format(n=b.max_accounts)
         return (
@@ -1298,19 +1278,6 @@ class _Renderer:
 def _text_width(text: str) -> float:
     """Rough rendered width at 12px: CJK glyphs are about twice as wide as Latin ones."""
     return sum(12.0 if ord(ch) > 0x2E7F else 7.0 for ch in text)
-
-
-def _fit(text: str, width: float) -> str:
-    """``text`` cut with an ellipsis so that it renders within ``width``."""
-    if _text_width(text) <= width:
-        return text
-    used, out = _text_width("…"), []
-    for ch in text:
-        used += _text_width(ch)
-        if used > width:
-            break
-        out.append(ch)
-    return "".join(out) + "…"
 
 
 def _inline_bar(value: int, top: int, color: str) -> str:
@@ -1380,23 +1347,26 @@ def _hbar_chart(
     empty: str,
 ) -> str:
     """Horizontal (optionally stacked) bars with labels on the left and totals on the right."""
-    width = 560
+    width = 560.0
     if not bars:
         return (
-            f"<svg id='{_e(ident)}' role='img' viewBox='0 0 {width} 40' "
+            f"<svg id='{_e(ident)}' role='img' viewBox='0 0 {width:.0f} 40' "
             f"xmlns='http://www.w3.org/2000/svg'><title>{_e(title)}</title>"
             f"<text x='0' y='24' class='muted'>{_e(empty)}</text></svg>"
         )
     row_h, bar_h = 22, 14
     legend_h = 22 if legend else 4
-    label_w = min(260.0, max(_text_width(label) for label, _ in bars) + 10)
-    labels = [_fit(label, label_w - 10) for label, _ in bars]
+    # Labels are never cut: the chart widens (and scales down with the page) instead.
+    # 15% over the estimate covers fonts wider than it assumes.
+    labels = [label for label, _ in bars]
+    label_w = max(_text_width(label) for label in labels) * 1.15 + 10
     value_w = 56
+    width = max(width, label_w + value_w + 240)
     plot = width - label_w - value_w
     height = legend_h + row_h * len(bars) + 4
     top = max(sum(v for v, _ in segments) for _, segments in bars) or 1
     parts = [
-        f"<svg id='{_e(ident)}' role='img' viewBox='0 0 {width} {height}' "
+        f"<svg id='{_e(ident)}' role='img' viewBox='0 0 {width:.0f} {height}' "
         f"xmlns='http://www.w3.org/2000/svg'><title>{_e(title)}</title>"
     ]
     x = label_w

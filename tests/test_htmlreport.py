@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -133,9 +134,10 @@ def test_counts_on_a_small_set(rules: RuleSet) -> None:
     assert builder.moves.counts == {("CN-BJ", "CN-SH"): 1, ("CN-SH", "CN-GD"): 1}
 
     risky = builder.risky_accounts()
-    assert [a.account_id for a in risky] == ["u-3", "u-1", "u-2"]
-    assert risky[0].worst_score == 0 and risky[0].sessions == 2
-    assert risky[2].worst_score == 80 and risky[2].findings == 2
+    # u-3 is blacklisted: listed in its own section, not again among the risky ones.
+    assert [a.account_id for a in risky] == ["u-1", "u-2"]
+    assert risky[0].worst_score == 60 and risky[0].findings == 2
+    assert risky[1].worst_score == 80 and risky[1].findings == 2
 
     page = builder.render()
     assert "<svg id='chart-grades'" in page
@@ -215,9 +217,13 @@ def test_languages(rules: RuleSet) -> None:
     ):
         assert label in en
     assert "风险最高的账户" not in en
-    # provinces: Chinese names for zh, English names with codes for en
+    # provinces by name, never by code, in either language
     assert "北京市 → 上海市" in zh
-    assert "Beijing → Shanghai" in en and "Beijing (CN-BJ)" in en
+    assert "Beijing → Shanghai" in en
+    for page in (zh, en):
+        assert not re.search(r"\bCN-[A-Z]{2}\b", page)
+    # every check by its name: 跨省切换 in Chinese, not ip_hopping
+    assert "跨省切换" in zh and "Root 与 Hook 工具" in zh and ">ip_hopping<" not in zh
     # reason codes carry both messages in both languages
     spec = rules.codes.codes["TAM_ROOTED"]
     for page in (zh, en):
@@ -439,3 +445,104 @@ def test_the_same_reports_make_the_same_page_whatever_the_hash_seed(tmp_path: Pa
         pages.append((done.stdout, page.read_text(encoding="utf-8")))
     assert "True" in pages[0][0], "the sketches must be in use for this test to mean anything"
     assert pages[0] == pages[1]
+
+
+# What the browser measures once the page has laid out (every drill-down open):
+# labels whose text is wider than their box, chart labels outside their chart, text
+# cut with "…", and the sections there are. The page's own CSP admits only its own
+# script, so the measuring copy goes without it.
+MEASURE = """<script>
+addEventListener('load', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var out = {width: innerWidth, page_overflow: document.documentElement.scrollWidth - innerWidth,
+             clipped: [], charts: [], cut: [], sections: []};
+  var labels = 'th,td,summary,h1,h2,button,.note,.kpi .l,.kpi .v,.kpi .s,.acct>span,.kind';
+  document.querySelectorAll(labels).forEach(function (el) {
+    var shown = getComputedStyle(el).display;
+    if (shown === 'inline' || shown === 'none') { return; }
+    if (el.scrollWidth > el.clientWidth + 1) {
+      out.clipped.push(el.tagName + ' "' + el.textContent.slice(0, 40) + '" ' +
+                       el.scrollWidth + ' > ' + el.clientWidth);
+    }
+  });
+  document.querySelectorAll('svg[viewBox]').forEach(function (svg) {
+    var box = svg.viewBox.baseVal;
+    svg.querySelectorAll('text').forEach(function (t) {
+      var b = t.getBBox();
+      if (b.x < box.x - 0.5 || b.x + b.width > box.x + box.width + 0.5) {
+        out.charts.push(svg.id + ': "' + t.textContent + '"');
+      }
+    });
+  });
+  document.querySelectorAll('main *').forEach(function (el) {
+    if (el.children.length === 0 && el.textContent.indexOf('\\u2026') >= 0) {
+      out.cut.push(el.textContent.slice(0, 60));
+    }
+  });
+  document.querySelectorAll('main section[id]').forEach(function (s) { out.sections.push(s.id); });
+  parent.postMessage(JSON.stringify(out), '*');
+});
+</script>"""
+# Headless Chromium keeps its window at least 500 px wide: the page is measured in a
+# frame of the width under test, and tells the frame's parent what it found.
+FRAME = """<!DOCTYPE html><html><body style="margin:0">
+<iframe src="measured.html" style="width:{width}px;height:1200px;border:0"></iframe>
+<pre id="measured"></pre><script>
+addEventListener('message', function (e) {{
+  document.getElementById('measured').textContent = e.data; }});
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def sample_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("page")
+    reports = folder / "reports.jsonl"
+    assert main(["check", str(SAMPLE), "-o", str(reports), "-q"]) == 0
+    page = folder / "report.html"
+    write_html(reports, page, "zh")
+    return page
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_nothing_is_clipped_or_cut_in_a_browser(
+    sample_page: Path, tmp_path: Path, width: int
+) -> None:
+    binary = _chromium()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium not installed but CI is set: .ci/run must install it")
+        pytest.skip("chromium not installed: apt-get install chromium (.ci/run installs it)")
+    text = sample_page.read_text(encoding="utf-8")
+    measured_page = tmp_path / "measured.html"
+    measured_page.write_text(
+        re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", text).replace(
+            "</body>", MEASURE + "</body>"
+        ),
+        encoding="utf-8",
+    )
+    frame = tmp_path / "frame.html"
+    frame.write_text(FRAME.format(width=width), encoding="utf-8")
+    dom = _run_chromium(
+        binary,
+        tmp_path / "profile",
+        f"--window-size={max(width, 500) + 40},1300",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        frame.resolve().as_uri(),
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom.stdout, re.S)
+    assert found is not None, "the measuring script did not run"
+    measured = orjson.loads(html.unescape(found.group(1)))
+    assert measured["width"] == width
+    assert measured["page_overflow"] <= 0, "the page scrolls sideways"
+    assert measured["clipped"] == []
+    assert measured["charts"] == []
+    assert measured["cut"] == []
+    assert {"grades", "checks", "hops", "moves", "codes", "risky", "blacklist"} <= set(
+        measured["sections"]
+    )
+    # The risky accounts are the ones still to look at: hoppers and VPN users.
+    risky = re.search(r"<section id='risky'.*?</section>", text, re.S)
+    assert risky is not None
+    assert "跨省切换" in risky.group(0) and "VPN/代理" in risky.group(0)
