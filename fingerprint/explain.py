@@ -40,7 +40,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "component": "Device component for eligibility (weight {weight}): {status}",
         "ok": "ok, {score} of 100",
         "veto": "veto (the account is blacklisted)",
-        "pending": "pending, not passed: the decision waits for what is below",
+        "pending": "pending, not a pass: the decision waits for what is below",
+        "weak_cap": "  Low and medium findings together take at most {cap} points: the points "
+        "above are scaled down to fit.",
+        "total_100": "  Together the findings would take more than 100 points: the points above "
+        "are scaled down to fit.",
         "pending_score": "score so far {score} of 100",
         "coverage": "  {share} of the device evidence was evaluated",
         "coverage_missing": " (not evaluated: {checks})",
@@ -71,7 +75,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "component": "准入评估中的设备环境分项(权重 {weight}):{status}",
         "ok": "正常,得分 {score}/100",
         "veto": "一票否决(账户已列入黑名单)",
-        "pending": "待定,并非通过:需等待以下事项",
+        "pending": "待定,不是通过:需等待以下事项",
+        "weak_cap": "  低、中严重度的发现合计最多扣 {cap} 分,上面的分值已按比例缩减。",
+        "total_100": "  各项发现合计超过 100 分,上面的分值已按比例缩减。",
         "pending_score": "目前得分 {score}/100",
         "coverage": "  已评估的设备证据占 {share}",
         "coverage_missing": "(未评估:{checks})",
@@ -175,7 +181,17 @@ class _Diagnosis:
             evidence = self._evidence(finding)
             if evidence:
                 lines.append(text["evidence"].format(evidence=evidence))
-        return lines
+        return lines + self._scaled()
+
+    def _scaled(self) -> list[str]:
+        """Why points differ from the catalogue's, when the grade scaled them."""
+        scaled = self.report.points_scaled or {}
+        applied = scaled.get("applied") or []
+        return [
+            self.text[name].format(cap=scaled.get("weak_cap", ""))
+            for name in ("weak_cap", "total_100")
+            if name in applied
+        ]
 
     def _not_evaluated(self) -> list[str]:
         reasons = self.report.not_evaluated_reasons
@@ -267,6 +283,6 @@ class _Diagnosis:
         parts = [
             f"{words.evidence_label(key, lang)} {words.value(key, value, lang)}"
             for key, value in finding.evidence.items()
-            if value not in (None, [], {}, "")
+            if value not in (None, [], {}, "") and words.shows(key)
         ]
         return sep.join(parts)[:400]

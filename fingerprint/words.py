@@ -75,6 +75,7 @@ class WordsFile(_Strict):
     not_evaluated_fallback: Pair
     pending: dict[str, PendingWords]
     evidence: dict[str, Pair] = {}
+    hidden_evidence: list[str] = []
     provinces_en: dict[str, _Text] = {}
     countries: dict[str, Pair] = {}
     platforms: dict[str, Pair] = {}
@@ -132,6 +133,10 @@ class Words:
         words = self.spec.pending.get(reason)
         return words.advise(lang) if words else ""
 
+    def shows(self, key: str) -> bool:
+        """Whether the evidence ``key`` is for readers (not a catalogue detail)."""
+        return key not in self.spec.hidden_evidence
+
     def evidence_label(self, key: str, lang: Lang) -> str:
         words = self.spec.evidence.get(key)
         return words.say(lang) if words else key.replace("_", " ")
@@ -142,7 +147,9 @@ class Words:
         code = code.strip().upper()
         if code in CN_PROVINCES_ZH:
             return CN_PROVINCES_ZH[code] if lang == "zh" else self.spec.provinces_en.get(code, code)
-        country = code.split("-", 1)[0]
+        country, _, part = code.partition("-")
+        if country == "CN" and part in self.spec.countries:
+            country = part  # CN-TW, CN-HK, CN-MO: the old ISO 3166-2:CN entries
         words = self.spec.countries.get(country)
         if words:
             return words.say(lang)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 
@@ -220,3 +221,19 @@ def test_any_report_is_said_in_words(report: Report, lang: str, audience: str) -
         assert not advice
         brand = RULES.codes.codes["BRD_OFF_BRAND"]
         assert brand.advice not in text and brand.advice_zh not in text
+
+
+def test_catalogue_details_stay_out_of_the_evidence() -> None:
+    checker = Checker()
+    report = checker.check(make_session(**{"device.files_present": ["/dev/socket/qemud"]}))
+    hit = report.findings[0]
+    planted = Finding(
+        check=hit.check,
+        code=hit.code,
+        severity=hit.severity,
+        message=hit.message,
+        message_zh=hit.message_zh,
+        evidence={**hit.evidence, "source": "a public detector list", "pattern": "^vps"},
+    )
+    shown = explain(replace(report, findings=(planted,)), checker.rules, "en")
+    assert "a public detector list" not in shown and "^vps" not in shown

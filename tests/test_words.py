@@ -211,6 +211,8 @@ def _products(node: object) -> list[str]:
         ("window_days", 30.0, "30 天", "30 days"),
         ("night_share", 0.3333, "33%", "33%"),
         ("ip_country", "JP", "日本", "Japan"),
+        ("ip_province", "CN-TW", "中国台湾", "Taiwan"),
+        ("ip_province", "JP-13", "日本", "Japan"),
         ("provinces", ["CN-BJ", "CN-SH"], "北京市、上海市", "Beijing, Shanghai"),
         ("vpn_active", True, "是", "yes"),
         ("to_at", "2026-11-17T01:18:36.056378Z", "2026-11-17 01:18 UTC", "2026-11-17 01:18 UTC"),
