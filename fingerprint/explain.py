@@ -147,12 +147,14 @@ class _Diagnosis:
         ]
         if report.blacklisted:
             lines.append(text["blacklisted"])
-        seen = list(dict.fromkeys(f.check for f in self.ordered))
+        pending = () if report.blacklisted else report.device_component.pending_reasons
+        # A finding that is what the decision waits for is said once, as still needed.
+        waited = {self.words.pending_check(reason) for reason in pending}
+        seen = [c for c in dict.fromkeys(f.check for f in self.ordered) if c not in waited]
         if seen:
             lines.append(text["applicant_lowered"])
             lines.extend(f"  - {self.words.check_about(check, self.lang)}" for check in seen)
-        pending = self.report.device_component.pending_reasons
-        if pending and not report.blacklisted:
+        if pending:
             lines.append(text["applicant_waiting"])
             lines.extend(f"  - {self.words.pending(reason, self.lang)}" for reason in pending)
         lines.extend(self._advice(text["applicant_advice"]))

@@ -63,6 +63,7 @@ class ReasonWords(Pair):
 class PendingWords(Pair):
     advice: _Text
     advice_zh: _Text
+    check: str | None = None  # the check whose finding this pending reason is
 
     def advise(self, lang: Lang) -> str:
         return self.advice_zh if lang == "zh" else self.advice
@@ -128,6 +129,11 @@ class Words:
     def pending(self, reason: str, lang: Lang) -> str:
         words = self.spec.pending.get(reason)
         return words.say(lang) if words else reason.replace("_", " ")
+
+    def pending_check(self, reason: str) -> str | None:
+        """The check whose finding the pending ``reason`` stands for, if any."""
+        words = self.spec.pending.get(reason)
+        return words.check if words else None
 
     def pending_advice(self, reason: str, lang: Lang) -> str:
         words = self.spec.pending.get(reason)

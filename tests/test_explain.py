@@ -237,3 +237,30 @@ def test_catalogue_details_stay_out_of_the_evidence() -> None:
     )
     shown = explain(replace(report, findings=(planted,)), checker.rules, "en")
     assert "a public detector list" not in shown and "^vps" not in shown
+
+
+def test_scaled_points_are_said() -> None:
+    checker = Checker()
+    weak = {  # three weak findings together above the weak cap
+        "device.battery": {"level": 1.0, "charging": True, "temperature_c": 0.0},
+        "device.brand": "Android",
+        "device.manufacturer": "Android",
+        "auth.face_verified": False,
+    }
+    report = checker.check(make_session(**weak))
+    assert report.points_scaled is not None and "weak_cap" in report.points_scaled["applied"]
+    assert "scaled down to fit" in explain(report, checker.rules, "en")
+    assert "按比例缩减" in explain(report, checker.rules, "zh")
+    unscaled = checker.check(make_session(session_id="plain", account_id="u-2"))
+    assert "scaled" not in explain(unscaled, checker.rules, "en")
+
+
+def test_the_applicant_hears_of_missing_face_verification_once() -> None:
+    checker = Checker()
+    report = checker.check(make_session(**{"auth.face_verified": False}))
+    assert report.device_component.status == "pending"
+    for lang, said in (("en", "face verification"), ("zh", "人脸核身")):
+        text = explain(report, checker.rules, lang, audience="applicant")  # type: ignore[arg-type]
+        lines = [line for line in text.splitlines() if said in line]
+        # once as what the decision waits for, once as what to do about it
+        assert len(lines) == 2, text
