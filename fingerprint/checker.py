@@ -26,6 +26,7 @@ import orjson
 from pydantic import ValidationError
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated
+from fingerprint.checks.ip_accounts import IpAccountsCheck
 from fingerprint.checks.stability import StabilityCheck
 from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
@@ -314,10 +315,23 @@ def _windows(history_checks: Sequence[Check]) -> Windows:
         default=0.0,
     )
     account_hours = max(hours("ip_hopping"), hours("device_churn"), stability_hours, 1.0)
+    ip_seconds, ip_cap = _ip_window(history_checks)
     return Windows(
         account_seconds=account_hours * _HOURS,
         device_seconds=max(hours("device_sharing"), 1.0) * _HOURS,
+        ip_seconds=ip_seconds,
+        max_accounts_per_ip=ip_cap,
     )
+
+
+def _ip_window(history_checks: Sequence[Check]) -> tuple[float, int]:
+    """How long and how many accounts per address history keeps for ip_accounts:
+    nothing when the check is off; always more than its largest allowance, so a
+    count can pass every allowance."""
+    check = next((c for c in history_checks if isinstance(c, IpAccountsCheck)), None)
+    if check is None:
+        return 0.0, 200
+    return check.window_minutes * 60, max(200, check.largest_allowance + 1)
 
 
 class Checker:
@@ -577,9 +591,11 @@ class Checker:
     def observe_device(
         self, record: Mapping[str, Any] | Prepared, *, now: float | None = None
     ) -> bool:
-        """Record only the device side of a login that another process checks.
+        """Record only the shared sides of a login that another process checks: its
+        device's and its address's accounts.
 
-        Used by sharded runs so device sharing still sees every account. Invalid
+        Used by sharded runs so device sharing and ip_accounts still see every
+        account. Invalid
         records (and logins dated after the clock) are ignored: the owning process
         rejects them. True if recorded.
         """
@@ -593,19 +609,22 @@ class Checker:
         except InvalidSessionError:
             return False
         session = prepared.session
-        if session.device is None or not session.device.device_id:
+        device_id = session.device.device_id if session.device else None
+        if not device_id and not engine.windows.ip_seconds:
             return False
+        # The address and its block too: ip_accounts counts every account on them.
         event = LoginEvent(
             session.ts.timestamp(),
             session_digest(session.session_id or ""),
             session.account_id,
-            session.device.device_id,
-            "",
+            device_id or None,
+            _ip_text(session.ip),
             None,
             None,
             None,
             None,
             False,
+            network=_network_of(session.ip),
         )
         try:
             self._history.record_device(event, engine.windows, now=clock)

@@ -7,6 +7,7 @@ call is the unit a shared store (Redis) makes atomic.
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 import threading
 from collections.abc import Iterator
@@ -50,12 +51,35 @@ def session_digest(session_id: str) -> int:
     return int.from_bytes(blake2b(raw, digest_size=8).digest(), "little", signed=True)
 
 
+def ip_keys(ip: str, network: str | None) -> tuple[str, str | None]:
+    """Where a login's accounts are counted: its address and its block. An IPv4
+    address is its own key and its block the /24 (``network``). An IPv6 address
+    counts as its /64, one subscriber line or one phone's mobile session (privacy
+    addresses change inside it), and has no block: IPv6 needs no carrier NAT, and
+    carriers hand phones /64s from pools far wider than a /48."""
+    if ":" not in ip:
+        return ip, network
+    return _v6_line(ip), None
+
+
+@lru_cache(maxsize=8_192)
+def _v6_line(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    except ValueError:  # not an address (a store fed by hand): count it as written
+        return ip
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryView:
     """The logins before the current one, inside the windows, oldest first."""
 
     account_events: tuple[LoginEvent, ...]
     device_accounts: tuple[tuple[float, str], ...] = ()  # (ts, account_id) on the same device
+    # (newest ts, account_id) of the other logins from the same address (IPv6: its
+    # /64) and from the same block (the /24 or /48), when ``Windows.ip_seconds`` is on.
+    ip_accounts: tuple[tuple[float, str], ...] = ()
+    block_accounts: tuple[tuple[float, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +88,9 @@ class Windows:
     device_seconds: float
     max_events_per_account: int = 200
     max_accounts_per_device: int = 200
+    # Accounts per address and per block (ip_accounts); 0 seconds: not kept at all.
+    ip_seconds: float = 0.0
+    max_accounts_per_ip: int = 200
 
     def __post_init__(self) -> None:
         # The in-memory store indexes a window's distinct values with 16 bits
@@ -253,6 +280,60 @@ def _share_place(place: tuple[Any, ...]) -> tuple[Any, ...]:
     return _PLACES.setdefault(place, place) if len(_PLACES) < _MAX_PLACES else place
 
 
+class _AccountsOn:
+    """Accounts per key (an address, a block) with each one's newest login, for the
+    ip_accounts check: like the device table, a ``(ts, account)`` pair while one
+    account uses the key (most addresses), then a dict in recency order capped at
+    ``Windows.max_accounts_per_ip``; keys idle past the window are evicted."""
+
+    __slots__ = ("table",)
+
+    def __init__(self) -> None:
+        self.table: dict[str, tuple[float, str] | dict[str, float]] = {}
+
+    def record(
+        self, key: str, account: str, ts: float, seconds: float, cap: int
+    ) -> tuple[tuple[float, str], ...]:
+        """Note ``account`` on ``key`` at ``ts``; return the accounts seen on it
+        before, each with its newest ts, inside ``seconds`` before ``ts``."""
+        table = self.table
+        seen = table.pop(key, None)
+        low = ts - seconds
+        if seen is None:
+            table[key] = (ts, account)
+            return ()
+        if isinstance(seen, tuple):
+            earlier: tuple[tuple[float, str], ...] = (seen,) if seen[0] >= low else ()
+            if seen[1] == account:
+                table[key] = (max(seen[0], ts), account)
+                return earlier
+            seen = {seen[1]: seen[0]}
+        else:
+            earlier = tuple((at, who) for who, at in seen.items() if at >= low)
+        if seen.get(account, _NEG_INF) < ts:
+            seen.pop(account, None)  # re-insert: dict order is recency order
+            seen[account] = ts
+        if len(seen) > cap:
+            for stale in list(seen)[: len(seen) - cap]:
+                del seen[stale]
+        table[key] = seen
+        return earlier
+
+    def evict(self, horizon: float) -> None:
+        """Drop keys whose newest login is before ``horizon``, oldest first."""
+        idle = []
+        for key, seen in self.table.items():
+            newest = seen[0] if isinstance(seen, tuple) else max(seen.values(), default=None)
+            if newest is not None and newest >= horizon:
+                break
+            idle.append(key)
+        for key in idle:
+            del self.table[key]
+
+
+_NEG_INF = float("-inf")
+
+
 class MemoryHistoryStore:
     """In-process, thread-safe, bounded store.
 
@@ -275,6 +356,9 @@ class MemoryHistoryStore:
         # device -> (newest ts, account) while one account uses it, then a dict
         # account -> newest ts in recency order: most devices have one account.
         self._devices: dict[str, tuple[float, str] | dict[str, float]] = {}
+        # address (IPv6: /64) and block (/24, /48) -> accounts, for ip_accounts
+        self._ips = _AccountsOn()
+        self._blocks = _AccountsOn()
         self._watermark = float("-inf")
         self._evict_every = max(1, evict_every)
         self._calls = 0
@@ -289,18 +373,41 @@ class MemoryHistoryStore:
                 event, windows, _INF if now is None else now
             )
             device = self._record_device(event, windows, device_key) if device_key else ()
+            on_ip, on_block = self._record_ip(event, windows)
             self._tick(windows)
         # Decoding needs no lock: a window is immutable once built.
         before = tuple(_unpack(event.account_id, window, start, position))
-        return HistoryView(account_events=before, device_accounts=device)
+        return HistoryView(
+            account_events=before,
+            device_accounts=device,
+            ip_accounts=on_ip,
+            block_accounts=on_block,
+        )
 
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
-        if not event.device_id:
+        """Record what other accounts' checks read of a login another shard checks:
+        its device's accounts and its address's and block's accounts."""
+        if not event.device_id and not (windows.ip_seconds and event.ip):
             return
         with self._lock:
             self._watermark = max(self._watermark, event.ts if now is None else now)
-            self._record_device(event, windows)
+            if event.device_id:
+                self._record_device(event, windows)
+            self._record_ip(event, windows)
             self._tick(windows)
+
+    def _record_ip(
+        self, event: LoginEvent, windows: Windows
+    ) -> tuple[tuple[tuple[float, str], ...], tuple[tuple[float, str], ...]]:
+        """The accounts seen before on the login's address and block (when kept)."""
+        seconds = windows.ip_seconds
+        if not seconds or not event.ip:
+            return (), ()
+        address, block = ip_keys(event.ip, event.network)
+        cap, account, ts = windows.max_accounts_per_ip, event.account_id, event.ts
+        on_ip = self._ips.record(address, account, ts, seconds, cap)
+        on_block = self._blocks.record(block, account, ts, seconds, cap) if block else ()
+        return on_ip, on_block
 
     def _record_account(
         self, event: LoginEvent, windows: Windows, now: float
@@ -380,12 +487,20 @@ class MemoryHistoryStore:
             idle.append(key)
         for key in idle:
             del self._devices[key]
+        if windows.ip_seconds:
+            ip_horizon = self._watermark - windows.ip_seconds
+            self._ips.evict(ip_horizon)
+            self._blocks.evict(ip_horizon)
 
     def accounts(self) -> int:
         return len(self._accounts)
 
     def devices(self) -> int:
         return len(self._devices)
+
+    def addresses(self) -> int:
+        """Addresses (IPv6: /64s) whose accounts are kept for ip_accounts."""
+        return len(self._ips.table)
 
 
 def _trim(window: _Window, times: list[float], windows: Windows, now: float) -> _Window:

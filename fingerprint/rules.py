@@ -374,6 +374,14 @@ class RelayService(_Strict):
                 raise ValueError(f"{value!r} is not a network: {exc}") from None
         return values
 
+class CarrierAsn(_Strict):
+    """A mobile carrier's ASN: its cellular subscribers share addresses (CGNAT)."""
+
+    asn: int = Field(ge=1, lt=2**32)
+    carrier: str = Field(min_length=1)
+    org: str
+    note: str | None = None
+
 
 class HomeCountry(_Strict):
     """Where the product's users live: a device that says so with an IP elsewhere
@@ -401,6 +409,7 @@ class NetworkFile(_Strict):
     hosting_asns: list[HostingAsn]
     hosting_name_patterns: list[str] = []
     relays: list[RelayService] = []
+    carrier_asns: list[CarrierAsn] = []
 
     _regexes = field_validator("hosting_name_patterns")(_check_regexes)
 

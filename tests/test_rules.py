@@ -58,6 +58,7 @@ def test_every_code_has_messages_weight_and_a_check() -> None:
             "AUTH",
             "HIS",
             "STB",
+            "IPA",
         }
 
 

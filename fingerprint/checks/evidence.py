@@ -63,6 +63,10 @@ EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
     "CON_BRAND_MISMATCH": frozenset({"fingerprint_brand", "brand"}),
     "SHR_DEVICE_SHARED": frozenset({"device_id", "accounts", "window_hours"}),
     "CHN_DEVICE_CHURN": frozenset({"devices", "window_hours"}),
+    "IPA_MANY_ACCOUNTS": frozenset(
+        {"ip", "accounts", "allowance", "window_minutes", "network_kind"}
+    ),
+    "IPA_CARRIER_BLOCK_ACCOUNTS": frozenset({"network", "accounts", "allowance", "window_minutes"}),
     "BRD_OFF_BRAND": frozenset({"brand", "model"}),
     "AUTH_NO_FACE_VERIFICATION": frozenset({"face_verified"}),
     "HIS_UNAVAILABLE": frozenset({"reason"}),
