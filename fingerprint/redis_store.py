@@ -25,7 +25,7 @@ from typing import Any, cast
 import orjson
 
 from fingerprint.errors import ConfigError
-from fingerprint.history import HistoryStats, HistoryView, LoginEvent, Windows
+from fingerprint.history import HistoryStats, HistoryView, LoginEvent, Windows, ip_keys
 from fingerprint.redis_io import (
     AVAILABLE,
     AsyncPool,
@@ -48,17 +48,47 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     aioredis = None  # type: ignore[assignment]
     _Disconnected = _NoScript = _Refused = _TimedOut = OSError  # type: ignore[assignment,misc]
 
-# KEYS: account key, device key ("" when none)
+# Accounts per address and per block (ip_accounts): a sorted set of accounts scored
+# by their newest login, read from ts - window before this login is added, then
+# trimmed back from its newest (or "now") and capped like a device's; "" keys skip.
+_SHARED_ACCOUNTS = """
+local function shared_accounts(key, ts, account, now, window, cap, ttl)
+  if key == '' then
+    return {}
+  end
+  local seen = redis.call('ZRANGEBYSCORE', key, ts - window, '+inf', 'WITHSCORES')
+  redis.call('ZADD', key, 'GT', ts, account)
+  local newest = ts
+  if #seen > 0 then
+    newest = math.max(ts, tonumber(seen[#seen]))
+  end
+  newest = math.min(newest, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (newest - window))
+  local count = redis.call('ZCARD', key)
+  if count > cap then
+    redis.call('ZREMRANGEBYRANK', key, 0, count - cap - 1)
+  end
+  redis.call('EXPIRE', key, ttl)
+  return seen
+end
+"""
+
+# KEYS: account key, device key ("" when none), address key and block key ("" when
+#       ip_accounts is off or the address has no block)
 # ARGV: ts, member, account id, now ("" when none), account window, device window,
-#       max events, max accounts, account ttl, device ttl
+#       max events, max accounts, account ttl, device ttl, ip window, max accounts
+#       per address, address ttl
 # Windows are trimmed back from the key's newest login, or from the caller's clock
 # ("now") when that login is dated after it: a login dated 2099 trims nothing of a
 # shared device's other accounts.
 # Returns the account's logins before this one inside the window, oldest first, as
 # the stored members (the client joins them into one JSON array for a single
 # orjson.loads: cheaper than a table.concat here, which cost the server ~5 µs of
-# ~36 per call), and the device's accounts with their newest ts.
-_RECORD_AND_FETCH = """
+# ~36 per call), the device's accounts with their newest ts, and the address's and
+# the block's.
+_RECORD_AND_FETCH = (
+    _SHARED_ACCOUNTS
+    + """
 local ts = tonumber(ARGV[1])
 local member = ARGV[2]
 local now = tonumber(ARGV[4]) or math.huge
@@ -101,8 +131,25 @@ if KEYS[2] ~= '' then
   end
   redis.call('EXPIRE', KEYS[2], ARGV[10])
 end
-return {before, accounts}
+local ip_window, ip_cap = tonumber(ARGV[11]), tonumber(ARGV[12])
+local on_ip = shared_accounts(KEYS[3], ts, ARGV[3], now, ip_window, ip_cap, ARGV[13])
+local on_block = shared_accounts(KEYS[4], ts, ARGV[3], now, ip_window, ip_cap, ARGV[13])
+return {before, accounts, on_ip, on_block}
 """
+)
+
+# KEYS: address key, block key ("" when none); ARGV: ts, account id, ip window,
+# max accounts per address, ttl, now
+_RECORD_IP = (
+    _SHARED_ACCOUNTS
+    + """
+local now = tonumber(ARGV[6]) or math.huge
+local ts, window, cap = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[4])
+shared_accounts(KEYS[1], ts, ARGV[2], now, window, cap, ARGV[5])
+shared_accounts(KEYS[2], ts, ARGV[2], now, window, cap, ARGV[5])
+return 1
+"""
+)
 
 # KEYS: device key; ARGV: ts, account id, device window, max accounts, ttl, now
 _RECORD_DEVICE = """
@@ -246,7 +293,7 @@ class RedisHistoryStore:
     def record_and_fetch(
         self, event: LoginEvent, windows: Windows, now: float | None = None
     ) -> HistoryView:
-        answer = self._guarded(_RECORD_AND_FETCH_SCRIPT, self._args(event, now), windows)
+        answer = self._guarded(_RECORD_AND_FETCH_SCRIPT, self._args(event, now, windows), windows)
         return _view(event.account_id, answer)
 
     async def arecord_and_fetch(
@@ -256,7 +303,9 @@ class RedisHistoryStore:
             return self.record_and_fetch(event, windows, now)
         self._breaker.check()
         try:
-            answer = await self._aeval(_RECORD_AND_FETCH_SCRIPT, self._args(event, now), windows)
+            answer = await self._aeval(
+                _RECORD_AND_FETCH_SCRIPT, self._args(event, now, windows), windows
+            )
         except Exception as exc:
             self._breaker.failed(exc)
             raise
@@ -264,6 +313,9 @@ class RedisHistoryStore:
         return _view(event.account_id, answer)
 
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
+        """Record the shared sides of a login another shard checks: its device's
+        accounts and its address's and block's accounts."""
+        self._record_ip(event, windows, now)
         if not event.device_id:
             return
         ttl = math.ceil(windows.device_seconds) + _TTL_MARGIN
@@ -277,6 +329,22 @@ class RedisHistoryStore:
             b"" if now is None else now,
         ]
         self._guarded(_RECORD_DEVICE_SCRIPT, args, None)
+
+    def _record_ip(self, event: LoginEvent, windows: Windows, now: float | None) -> None:
+        address, block = self._ip_keys(event, windows)
+        if not address:
+            return
+        args: list[Any] = [
+            address,
+            block,
+            event.ts,
+            event.account_id,
+            windows.ip_seconds,
+            windows.max_accounts_per_ip,
+            math.ceil(windows.ip_seconds) + _TTL_MARGIN,
+            b"" if now is None else now,
+        ]
+        self._guarded(_RECORD_IP_SCRIPT, args, None)
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -309,12 +377,15 @@ class RedisHistoryStore:
         self._breaker.succeeded()
         return answer
 
-    def _args(self, event: LoginEvent, now: float | None) -> list[Any]:
+    def _args(self, event: LoginEvent, now: float | None, windows: Windows) -> list[Any]:
         """KEYS and the per-login ARGV of the record-and-fetch script."""
         device_key = self._device_key(event.device_id) if event.device_id else ""
+        address, block = self._ip_keys(event, windows)
         return [
             self._account_key(event.account_id),
             device_key,
+            address,
+            block,
             event.ts,
             _encode(event),
             event.account_id,
@@ -454,6 +525,13 @@ class RedisHistoryStore:
     def _account_key(self, account_id: str) -> str:
         return f"{self._prefix}a:{account_id}"
 
+    def _ip_keys(self, event: LoginEvent, windows: Windows | None) -> tuple[str, str]:
+        """The address's and the block's keys ("" when not kept)."""
+        if windows is None or not windows.ip_seconds or not event.ip:
+            return "", ""
+        address, block = ip_keys(event.ip, event.network)
+        return f"{self._prefix}i:{address}", f"{self._prefix}b:{block}" if block else ""
+
     def _device_key(self, device_id: str) -> str:
         return f"{self._prefix}d:{device_id}"
 
@@ -554,6 +632,9 @@ def _window_args(windows: Windows) -> list[Any]:
         windows.max_accounts_per_device,
         math.ceil(windows.account_seconds) + _TTL_MARGIN,
         math.ceil(windows.device_seconds) + _TTL_MARGIN,
+        windows.ip_seconds,
+        windows.max_accounts_per_ip,
+        math.ceil(windows.ip_seconds) + _TTL_MARGIN,
     ]
 
 
@@ -589,13 +670,23 @@ def _joined(members: list[Any]) -> bytes | str:
 def _view(account_id: str, answer: Any) -> HistoryView:
     """The script's reply: the members before this login (this one already left out),
     and the device's (account, newest ts) pairs."""
-    members, accounts_raw = answer
+    members, accounts_raw, on_ip, on_block = answer
     rows = orjson.loads(_joined(members)) if members else ()
     before = [_decode(account_id, values) for values in rows]
     before.sort(key=_TS)  # already in score (= ts) order; kept as the contract
-    scores = map(float, accounts_raw[1::2])
-    device = tuple(zip(scores, map(_text, accounts_raw[::2]), strict=True))
-    return HistoryView(account_events=tuple(before), device_accounts=device)
+    return HistoryView(
+        account_events=tuple(before),
+        device_accounts=_scored_accounts(accounts_raw),
+        ip_accounts=_scored_accounts(on_ip),
+        block_accounts=_scored_accounts(on_block),
+    )
+
+
+def _scored_accounts(raw: list[Any]) -> tuple[tuple[float, str], ...]:
+    """A ``ZRANGEBYSCORE ... WITHSCORES`` reply as (newest ts, account) pairs."""
+    if not raw:
+        return ()
+    return tuple(zip(map(float, raw[1::2]), map(_text, raw[::2]), strict=True))
 
 
 def _text(value: bytes | str) -> str:
@@ -628,5 +719,6 @@ def _bulk_array_head(items: int) -> bytes:
     return b"*%d\r\n" % items
 
 
-_RECORD_AND_FETCH_SCRIPT = _Script(_RECORD_AND_FETCH, keys=2, args=10)
+_RECORD_AND_FETCH_SCRIPT = _Script(_RECORD_AND_FETCH, keys=4, args=13)
 _RECORD_DEVICE_SCRIPT = _Script(_RECORD_DEVICE, keys=1, args=6)
+_RECORD_IP_SCRIPT = _Script(_RECORD_IP, keys=2, args=6)

@@ -444,3 +444,54 @@ def test_a_forked_child_opens_its_own_connections(url: str) -> None:
     view = store.record_and_fetch(_login(2, T0 + 2, "a", None), windows)
     assert [e.ts for e in view.account_events] == [T0, T0 + 1]
     store.close()
+
+
+def test_accounts_per_address_match_the_memory_store(url: str) -> None:
+    """ip_accounts' history: the same accounts per address and per block, through
+    trimming, caps, IPv6 /64s and addresses without a device."""
+    import random
+
+    from fingerprint.history import MemoryHistoryStore
+    from fingerprint.redis_store import RedisHistoryStore
+
+    store = RedisHistoryStore.from_url(url, timeout=2.0)
+    memory = MemoryHistoryStore(evict_every=7)
+    windows = Windows(100, 40, ip_seconds=30, max_accounts_per_ip=4)
+    addresses = ["9.9.9.1", "9.9.9.2", "9.9.8.1", "2409:8a5c:1:2::1", "2409:8a5c:1:2::9"]
+    rng = random.Random(11)
+    ts = float(T0)
+    found = 0
+    for n in range(400):
+        ts += rng.choice([0.5, 1, 3, 7.25, 20])
+        ip = rng.choice(addresses)
+        block = None if ":" in ip else ip.rsplit(".", 1)[0] + ".0/24"
+        event = _login(n, ts, f"acct-{rng.randrange(8)}", rng.choice([None, "d1"]), network=block)
+        event = event._replace(ip=ip)
+        shared, local = (
+            store.record_and_fetch(event, windows),
+            memory.record_and_fetch(event, windows),
+        )
+        assert sorted(shared.ip_accounts) == sorted(local.ip_accounts), n
+        assert sorted(shared.block_accounts) == sorted(local.block_accounts), n
+        found += len(local.ip_accounts) > 1
+    assert found > 50  # the walk did put several accounts on one address
+    store.close()
+
+
+def test_cli_counts_accounts_per_address_in_redis_as_in_memory(url: str, tmp_path: Any) -> None:
+    import json
+
+    from fingerprint.cli import main
+
+    source = tmp_path / "farm.jsonl"
+    logins = [
+        {"account_id": f"farm-{i}", "ts": T0 + i * 120, "ip": "36.110.20.5"} for i in range(14)
+    ]
+    source.write_text("".join(json.dumps(s) + "\n" for s in logins), encoding="utf-8")
+    outputs = []
+    for extra in ([], ["--history", url, "--history-timeout", "2"]):
+        out = tmp_path / f"out{len(extra)}.jsonl"
+        assert main(["check", str(source), "-o", str(out), "-q", "--workers", "1", *extra]) == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b'"code":"IPA_MANY_ACCOUNTS"') == 5
