@@ -43,11 +43,12 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from fingerprint.checker import Checker, CheckerConfig, render
+from fingerprint.checker import Checker, CheckerConfig, build_engine, render
 from fingerprint.checks import CHECK_CLASSES, CHECKS_BY_NAME
 from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionError
+from fingerprint.features.network import network_text
 from fingerprint.grading import Grader
-from fingerprint.history import HistoryView, LoginEvent, MemoryHistoryStore, Windows
+from fingerprint.history import HistoryView, LoginEvent, MemoryHistoryStore, Windows, ip_keys
 from fingerprint.inputs import MAX_LINE_BYTES, Line, Reject, _slow_path, expand_inputs
 from fingerprint.outputs import jsonl_line
 from fingerprint.report import DeviceComponent, Finding, Report
@@ -133,6 +134,8 @@ _PREPARED_SCHEMA = T.StructType(
         T.StructField("ts_us", T.LongType()),
         T.StructField("record", T.BinaryType()),  # JSON of the record (raw line text as is)
         T.StructField("sid", T.StringType()),  # the session id the CLI would derive
+        T.StructField("ip_key", T.StringType()),  # where ip_accounts counts the login
+        T.StructField("block_key", T.StringType()),
         T.StructField("error", T.StringType()),
         T.StructField("raw", T.StringType()),
         T.StructField("raw_truncated", T.BooleanType()),
@@ -244,15 +247,17 @@ def check_sessions(
         *[f.name for f in REJECT_SCHEMA.fields]
     )
     sessions = prepared.filter(F.col("error").isNull()).select(
-        "row_id", "file", "line", "account_id", "ts_us", "record", "sid"
+        "row_id", "file", "line", "account_id", "ts_us", "record", "sid", "ip_key", "block_key"
     )
+    windows = build_engine(rules, memo_size=0).windows
+    sessions = _with_accounts_per_address(sessions, windows)
     sessions = (
         sessions.repartition(partitions, "account_id")
         if partitions
         else sessions.repartition("account_id")
     )
     checked = sessions.sortWithinPartitions("account_id", "ts_us", "row_id").mapInArrow(
-        functools.partial(_check_batches, config), _CHECKED_SCHEMA
+        functools.partial(_check_batches, config, _ip_cap(windows)), _CHECKED_SCHEMA
     )
     if "device_sharing" not in rules.checks.disabled:
         sharing = CHECKS_BY_NAME["device_sharing"].compile(
@@ -355,11 +360,17 @@ def _validated(
         session = parse_session(record, naive_tz=naive_tz)
     except InvalidSessionError as exc:
         return _reject(Reject(file or "", line or 0, str(exc), raw))
+    address = session.ip
+    ip_key, block_key = ip_keys(
+        str(address), network_text(address, 24 if address.version == 4 else 48)
+    )
     return {
         "account_id": session.account_id,
         "ts_us": (session.ts - _EPOCH) // _MICROSECOND,
         "record": text,
         "sid": f"{file}:{line}" if file is not None and line is not None else None,
+        "ip_key": ip_key,
+        "block_key": block_key,
     }
 
 
@@ -413,6 +424,61 @@ def _plain(value: Any, dtype: Any) -> Any:
     return value
 
 
+# --- stage 1b: accounts per address (ip_accounts) -----------------------------------
+
+_SEEN_TYPE = T.ArrayType(
+    T.StructType(
+        [T.StructField("ts_us", T.LongType()), T.StructField("account_id", T.StringType())]
+    )
+)
+
+
+def _with_accounts_per_address(sessions: DataFrame, windows: Windows | None) -> DataFrame:
+    """What the one-process history answers ip_accounts, counted over every session:
+    per row, the (ts, account) of the earlier logins on its address and on its block
+    inside the window (and those at the same instant earlier in the input). A
+    partition only holds its own accounts, so this is Spark's count, not a store's."""
+    if windows is None or not windows.ip_seconds:
+        empty = F.lit(None).cast(_SEEN_TYPE)
+        return sessions.withColumn("_on_ip", empty).withColumn("_on_block", empty)
+    window_us = round(windows.ip_seconds * 1_000_000)
+    out = sessions
+    for key, column in (("ip_key", "_on_ip"), ("block_key", "_on_block")):
+        out = out.withColumn(column, _seen_on(key, window_us))
+    return out
+
+
+def _seen_on(key: str, window_us: int) -> Column:
+    """Earlier logins on ``key`` within the window, as an array of (ts_us, account)."""
+    # Rows without a key (an IPv6 address has no block) get a partition of their own.
+    keyed = F.coalesce(F.col(key), F.concat(F.lit("\u0000"), F.col("row_id").cast("string")))
+    earlier = Window.partitionBy(keyed).orderBy("ts_us").rangeBetween(-window_us, -1)
+    same_instant = (
+        Window.partitionBy(keyed, "ts_us")
+        .orderBy("row_id")
+        .rowsBetween(Window.unboundedPreceding, -1)
+    )
+    pair = F.struct("ts_us", "account_id")
+    seen = F.concat(F.collect_list(pair).over(earlier), F.collect_list(pair).over(same_instant))
+    return F.when(F.col(key).isNotNull(), seen)
+
+
+def _newest_per_account(
+    seen: list[dict[str, Any]] | None, cap: int
+) -> tuple[tuple[float, str], ...]:
+    """(newest ts, account) per account, the ``cap`` most recent: what the memory
+    store keeps per address."""
+    if not seen:
+        return ()
+    newest: dict[str, int] = {}
+    for item in seen:
+        account, at = item["account_id"], item["ts_us"]
+        if at > newest.get(account, -(2**63)):
+            newest[account] = at
+    ordered = sorted(newest.items(), key=lambda pair: pair[1])[-cap:]
+    return tuple((at / 1_000_000, account) for account, at in ordered)
+
+
 # --- stage 2: check -----------------------------------------------------------------
 
 
@@ -426,6 +492,9 @@ class _AccountHistory:
     def __init__(self) -> None:
         self._store = MemoryHistoryStore()
         self._account: str | None = None
+        # Accounts on the current row's address and block, counted by Spark.
+        self.on_ip: tuple[tuple[float, str], ...] = ()
+        self.on_block: tuple[tuple[float, str], ...] = ()
 
     def reset(self) -> None:
         self._store = MemoryHistoryStore()
@@ -437,7 +506,10 @@ class _AccountHistory:
         if event.account_id != self._account:
             self.reset()
             self._account = event.account_id
-        return self._store.record_and_fetch(event, windows, now)
+        view = self._store.record_and_fetch(event, replace(windows, ip_seconds=0.0), now)
+        if not windows.ip_seconds:
+            return view
+        return replace(view, ip_accounts=self.on_ip, block_accounts=self.on_block)
 
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         return None
@@ -488,14 +560,22 @@ def _spark_file(name: str) -> str | None:
     return candidate if os.path.exists(candidate) else None
 
 
-def _check_batches(config: CheckerConfig, batches: Iterator[Any]) -> Iterator[Any]:
+def _ip_cap(windows: Windows | None) -> int:
+    return windows.max_accounts_per_ip if windows is not None else 0
+
+
+def _check_batches(config: CheckerConfig, cap: int, batches: Iterator[Any]) -> Iterator[Any]:
+    """``cap``: accounts kept per address, as the memory store keeps them."""
     worker = _worker(config)
-    worker.history.reset()
+    history = worker.history
+    history.reset()
     checker = worker.checker
     for batch in batches:
         columns = batch.to_pydict()
         rows = []
         for i in range(batch.num_rows):
+            history.on_ip = _newest_per_account(columns["_on_ip"][i], cap)
+            history.on_block = _newest_per_account(columns["_on_block"][i], cap)
             file, line = columns["file"][i], columns["line"][i]
             item = _decode(columns["record"][i], file or "", line or 0)
             if isinstance(item, Reject):  # cannot happen: stage 1 decoded it

@@ -100,6 +100,12 @@ def hand_written() -> list[bytes]:
     big = make_session(session_id="t-bigint", account_id="t-bigint", ts=_at(140))
     big["device"]["device_id"] = "d-big"
     timed.append((140, _line(big)[:-1] + b', "extra": ' + b"9" * 30 + b"}"))  # beyond orjson
+    for i in range(11):  # eleven accounts through one home address in 20 minutes
+        device = {"device.device_id": f"d-ipa-{i}", "network.type": "wifi"}
+        add(150 + 2 * (i // 2), f"t-ipa-{i}", f"t-ipa-{i}", ip="36.110.20.5", **device)
+    for i in range(55):  # a SIM pool's burst through one carrier /24
+        device = {"device.device_id": f"d-pool-{i}"}
+        add(200 + 0.5 * i, f"t-pool-{i}", f"t-pool-{i}", ip=f"223.104.4.{10 + i % 3}", **device)
     # Eight days on, the farm's first account is alone on the phone again.
     add(8 * 24 * 60, "t-farm-later", FARM[0], **{"device.device_id": "d-farm"})
     lines = [line for _, line in sorted(timed, key=lambda pair: pair[0])]  # stable
@@ -199,6 +205,10 @@ def test_same_reports_and_rejects_as_the_cli(
     shared = [sid for sid, r in actual.items() if "SHR_DEVICE_SHARED" in _codes(r)]
     assert sorted(shared) == ["t-farm-2", "t-farm-3", "t-tie-2"]
     assert actual["t-farm-3"]["findings"][-1]["evidence"]["accounts"] == 4
+    many = sorted(sid for sid, r in actual.items() if "IPA_MANY_ACCOUNTS" in _codes(r))
+    assert many == ["t-ipa-10", "t-ipa-9"]  # counted over every partition, pairs at one instant
+    pooled = [sid for sid, r in actual.items() if "IPA_CARRIER_BLOCK_ACCOUNTS" in _codes(r)]
+    assert sorted(pooled) == [f"t-pool-{i}" for i in range(50, 55)]
     assert "t-bigint" in actual and "t-num" in actual and "t-bom" in actual
     noid = next(n for n, line in enumerate(hand_written(), 1) if b'"t-noid"' in line)
     assert f"{inputs[1]}:{noid}" in actual  # the line without a session id
