@@ -463,6 +463,31 @@ class TamperFile(_Strict):
     hook_tools: list[HookTool] = []
 
 
+# --- tooling.yaml -------------------------------------------------------------
+
+ToolCategory = Literal[
+    "group_control", "automation", "remote_control", "mock_location", "vpn_client"
+]
+
+
+class FarmTool(_Strict):
+    """Farm tooling seen as an installed package or a file (issue 21)."""
+
+    product: str = Field(min_length=1)
+    category: ToolCategory
+    packages: list[str] = []
+    # Regexes (RE2, case-insensitive) over normalised absolute paths.
+    files: list[str] = []
+    source: str = Field(min_length=3)
+
+    _files = field_validator("files")(_check_regexes)
+
+
+class ToolingFile(_Strict):
+    version: Literal[1]
+    tools: list[FarmTool]
+
+
 # --- the whole set ------------------------------------------------------------
 
 
@@ -479,6 +504,7 @@ class RuleSet:
     network: NetworkFile
     devices: DevicesFile
     tamper: TamperFile
+    tooling: ToolingFile
 
 
 _FILES: dict[str, type[BaseModel]] = {
@@ -490,6 +516,7 @@ _FILES: dict[str, type[BaseModel]] = {
     "network": NetworkFile,
     "devices": DevicesFile,
     "tamper": TamperFile,
+    "tooling": ToolingFile,
 }
 
 M = TypeVar("M", bound=BaseModel)

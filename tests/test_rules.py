@@ -59,6 +59,7 @@ def test_every_code_has_messages_weight_and_a_check() -> None:
             "HIS",
             "STB",
             "IPA",
+            "FRM",
         }
 
 

@@ -12,6 +12,7 @@ from fingerprint.checks.account import (
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.checks.consistency import ConsistencyCheck
 from fingerprint.checks.emulator import EmulatorCheck
+from fingerprint.checks.farm_tools import FarmToolsCheck
 from fingerprint.checks.ip_accounts import IpAccountsCheck
 from fingerprint.checks.ip_hopping import IpHoppingCheck
 from fingerprint.checks.multi_open import MultiOpenCheck
@@ -26,6 +27,7 @@ CHECK_CLASSES: tuple[type[Check], ...] = (
     VpnProxyCheck,
     IpHoppingCheck,
     TamperCheck,
+    FarmToolsCheck,
     ConsistencyCheck,
     DeviceSharingCheck,
     DeviceChurnCheck,

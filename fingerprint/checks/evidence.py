@@ -15,6 +15,7 @@ _ANONYMOUS_IP = frozenset({"ip", "flag"})
 _DEFINITIVE_EMULATOR = frozenset({"product", "matches"})
 _TRAVEL = frozenset({"from", "to", "from_at", "to_at", "distance_km", "hours", "speed_kmh"})
 _WHOIS = frozenset({"ip", "asn", "network", "cidr", "source"})
+_TOOLS = frozenset({"tools"})
 
 EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
     "EMU_SYSTEM_PROP": _DEFINITIVE_EMULATOR,
@@ -63,6 +64,11 @@ EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
     "CON_BRAND_MISMATCH": frozenset({"fingerprint_brand", "brand"}),
     "SHR_DEVICE_SHARED": frozenset({"device_id", "accounts", "window_hours"}),
     "CHN_DEVICE_CHURN": frozenset({"devices", "window_hours"}),
+    "FRM_GROUP_CONTROL": _TOOLS,
+    "FRM_AUTOMATION": _TOOLS,
+    "FRM_REMOTE_CONTROL": _TOOLS,
+    "FRM_MOCK_LOCATION": _TOOLS,
+    "FRM_VPN_CLIENT": _TOOLS,
     "IPA_MANY_ACCOUNTS": frozenset(
         {"ip", "accounts", "allowance", "window_minutes", "network_kind"}
     ),
