@@ -374,6 +374,7 @@ class RelayService(_Strict):
                 raise ValueError(f"{value!r} is not a network: {exc}") from None
         return values
 
+
 class CarrierAsn(_Strict):
     """A mobile carrier's ASN: its cellular subscribers share addresses (CGNAT)."""
 

@@ -158,6 +158,14 @@ def test_private_addresses_and_missing_history_are_not_evaluated() -> None:
     assert "not public" in report.not_evaluated["ip_accounts"]
 
 
+def test_a_privacy_relay_egress_is_not_counted() -> None:
+    """iCloud Private Relay egress (rules/network.yaml relays) carries its users at
+    large: many accounts there are the relay's, not a farm's."""
+    reports = _run(Checker(), (_login(f"relay-{i}", i, "172.225.8.9") for i in range(12)))
+    assert not any(_codes(r) for r in reports)
+    assert "privacy relay" in reports[-1].not_evaluated["ip_accounts"]
+
+
 class _DownStore:
     def record_and_fetch(self, event: Any, windows: Any, now: Any = None) -> Any:
         raise ConnectionError("refused")

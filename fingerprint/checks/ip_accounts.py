@@ -93,13 +93,16 @@ class IpAccountsCheck(Check):
             return unavailable
         if ctx.features.network.ip_class != "public":
             return NotEvaluated("the address is not public: no shared exit to count")
+        if ctx.current_event is not None and ctx.current_event.ip_relay:
+            # iCloud Private Relay and kin: one egress carries its users at large.
+            return NotEvaluated("the IP is a privacy relay's egress: shared by all its users")
         assert ctx.history is not None
         kind = self.network_kind(ctx)
         since = login_ts(ctx) - self.window_minutes * 60
         account = ctx.session.account_id
         hits = []
-        ip = ctx.features.network.ip
-        address, _ = ip_keys(str(ip), None)
+        ip, event = ctx.features.network.ip, ctx.current_event
+        address, _ = ip_keys(event.ip if event is not None else str(ip), None)
         allowance = self._address_allowance(kind, ipv6=ip.version == 6)
         on_address = _accounts_since(ctx.history.ip_accounts, since, account, allowance)
         if on_address > allowance and not _regular(ctx.history.account_events, address, since):
@@ -109,7 +112,7 @@ class IpAccountsCheck(Check):
             limit = self.carrier_block_allowance
             on_block = _accounts_since(ctx.history.block_accounts, since, account, limit)
             if on_block > limit:
-                network = ctx.current_event.network if ctx.current_event else None
+                network = event.network if event is not None else None
                 evidence = self._evidence(on_block, limit) | {"network": network or "?"}
                 hits.append(Hit("IPA_CARRIER_BLOCK_ACCOUNTS", evidence))
         return hits
