@@ -14,7 +14,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -26,11 +26,13 @@ import orjson
 from pydantic import ValidationError
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated
+from fingerprint.checks.identity import identity_links
 from fingerprint.checks.ip_accounts import IpAccountsCheck
 from fingerprint.checks.stability import StabilityCheck
 from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
+from fingerprint.features.identity import DeviceIdentity, IdentityHasher, identity_of, identity_text
 from fingerprint.features.network import network_text
 from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.grading import Grader
@@ -38,6 +40,7 @@ from fingerprint.history import (
     HistoryStats,
     HistoryStore,
     HistoryView,
+    Link,
     LoginEvent,
     MemoryHistoryStore,
     Windows,
@@ -105,6 +108,11 @@ class CheckerConfig:
     whois_timeout: float = 3.0  # seconds per lookup
     whois_wait: float = 0.0  # how long check() may wait for a lookup (0: never blocks)
     whois_budget: int | None = None  # lookups per checker at most
+    # The secret device identifiers and keys are hashed with (keyed BLAKE2b), so
+    # history and reports never hold a raw android_id, DRM id, OAID or IDFV. None: a
+    # fixed built-in secret, so reports stay reproducible and replicas agree, but the
+    # hashes only pseudonymise; configure one of your own (README "Privacy").
+    identity_secret: str | bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Checked here, not at the first login: a wrong option fails where it is written.
@@ -116,6 +124,10 @@ class CheckerConfig:
         _count("device_memo_size", self.device_memo_size)
         _count("track_accounts", self.track_accounts, optional=True)
         _count("whois_budget", self.whois_budget, optional=True)
+        if self.identity_secret is not None and not (
+            isinstance(self.identity_secret, str | bytes) and self.identity_secret
+        ):
+            raise ConfigError("identity_secret must be a non-empty str or bytes, or None")
         if not isinstance(self.history, str):
             raise ConfigError(f"history must be 'memory' or a redis:// URL, not {self.history!r}")
 
@@ -318,9 +330,10 @@ def _windows(history_checks: Sequence[Check]) -> Windows:
     ip_seconds, ip_cap = _ip_window(history_checks)
     return Windows(
         account_seconds=account_hours * _HOURS,
-        device_seconds=max(hours("device_sharing"), 1.0) * _HOURS,
+        device_seconds=max(hours("device_sharing"), hours("device_farm"), 1.0) * _HOURS,
         ip_seconds=ip_seconds,
         max_accounts_per_ip=ip_cap,
+        link_seconds=max(hours("device_reset"), hours("device_forged"), 1.0) * _HOURS,
     )
 
 
@@ -360,6 +373,8 @@ class Checker:
         self._extractor = self._open_sources(self._engine.brands)
         self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
         self._whois = self._open_whois()
+        secret = self.config.identity_secret
+        self._hasher = IdentityHasher(secret.encode("utf-8") if isinstance(secret, str) else secret)
 
     def _open_whois(self) -> Any:
         if not self.config.whois:
@@ -446,7 +461,7 @@ class Checker:
         """
         clock = self._now(now)
         pending = self._begin(record, session_id, late_by, clock)
-        history, error = self._history_view(pending.engine, pending.event, clock)
+        history, error = self._history_view(pending.engine, pending.event, clock, pending.links)
         return self._complete(pending, history, error)
 
     async def acheck(
@@ -461,7 +476,9 @@ class Checker:
         (asyncio sockets with the Redis store); everything else is the same code."""
         clock = self._now(now)
         pending = self._begin(record, session_id, late_by, clock)
-        history, error = await self._ahistory_view(pending.engine, pending.event, clock)
+        history, error = await self._ahistory_view(
+            pending.engine, pending.event, clock, pending.links
+        )
         return self._complete(pending, history, error)
 
     def _now(self, now: float | None) -> float | None:
@@ -499,6 +516,7 @@ class Checker:
         sid = session.session_id or session_id or _derived_session_id(session)
         known = dict(verdict.outcomes) if verdict else None
         whois, whois_pending = self._whois_lookup(features)
+        identity = identity_of(session.device, self._hasher)
         ctx = CheckContext(
             session,
             features,
@@ -508,6 +526,7 @@ class Checker:
             late_by,
             self.config.fail_closed,
             whois=whois,
+            identity=identity,
         )
         run = _CheckRun()
         if whois_pending:
@@ -518,8 +537,11 @@ class Checker:
         # no location either, but no VPN: kept apart for long-term anonymiser use.
         anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
         relay = not anonymous and any(f.code == RELAY_CODE for f in run.findings)
-        event = _event(sid, session, features, anonymous or relay, self.config.time_zone, relay)
-        return _Pending(engine, ctx, run, sid, event, key, verdict)
+        event = _event(
+            sid, session, features, anonymous or relay, self.config.time_zone, identity, relay
+        )
+        links = identity_links(identity, session.device.boot_time if session.device else None)
+        return _Pending(engine, ctx, run, sid, event, key, verdict, links)
 
     def _complete(
         self, pending: _Pending, history: HistoryView | None, history_error: str | None
@@ -538,6 +560,7 @@ class Checker:
             first.fail_closed,
             stability,
             first.whois,
+            first.identity,
         )
         _run_checks(engine, engine.history_checks, ctx, None, run)
         session, features = ctx.session, ctx.features
@@ -551,6 +574,10 @@ class Checker:
                 "country": ctx.whois.country,
                 "from_cache": ctx.whois.from_cache,
             }
+        identity = ctx.identity
+        summary["device_key"] = identity.key
+        summary["device_key_level"] = identity.level
+        summary["device_key_confidence"] = identity.confidence
         for days, values in (stability or {}).items():
             summary[f"stability_{days:g}d"] = values.to_dict()
         if pending.key is not None and pending.verdict is None and not run.failed:
@@ -609,7 +636,8 @@ class Checker:
         except InvalidSessionError:
             return False
         session = prepared.session
-        device_id = session.device.device_id if session.device else None
+        identity = identity_of(session.device, self._hasher)
+        device_id = identity_text(identity, session.device.device_id if session.device else None)
         if not device_id and not engine.windows.ip_seconds:
             return False
         # The address and its block too: ip_accounts counts every account on them.
@@ -628,6 +656,10 @@ class Checker:
         )
         try:
             self._history.record_device(event, engine.windows, now=clock)
+            links = identity_links(identity, session.device.boot_time if session.device else None)
+            record_links = getattr(self._history, "record_links", None)
+            if links and record_links is not None:
+                record_links(links, event.ts, engine.windows, now=clock)
         except Exception as exc:  # same policy as check: a store outage never raises
             self._counters.add("lost_writes", *_timeout_counter(exc))
             return False
@@ -732,26 +764,44 @@ class Checker:
         return dict(zip(check.windows_days, found, strict=True))
 
     def _history_view(
-        self, engine: _Engine, event: LoginEvent, now: float | None
+        self, engine: _Engine, event: LoginEvent, now: float | None, links: tuple[Link, ...]
     ) -> tuple[HistoryView | None, str | None]:
         if engine.windows is None:
             return None, "no history check enabled"
         try:
-            return self._history.record_and_fetch(event, engine.windows, now=now), None
+            view = self._history.record_and_fetch(event, engine.windows, now=now)
+            return self._with_links(view, engine.windows, event, now, links), None
         except Exception as exc:  # a store outage must not fail the login check
             return None, self._unavailable(exc)
 
+    def _with_links(
+        self,
+        view: HistoryView,
+        windows: Windows,
+        event: LoginEvent,
+        now: float | None,
+        links: tuple[Link, ...],
+    ) -> HistoryView:
+        """The view with the identity links this login adds (a store that keeps none
+        leaves ``links`` None: the identity checks then say so)."""
+        record = getattr(self._history, "record_links", None)
+        if record is None:
+            return view
+        found = record(links, event.ts, windows, now=now) if links else {}
+        return replace(view, links=found)
+
     async def _ahistory_view(
-        self, engine: _Engine, event: LoginEvent, now: float | None
+        self, engine: _Engine, event: LoginEvent, now: float | None, links: tuple[Link, ...]
     ) -> tuple[HistoryView | None, str | None]:
         if engine.windows is None:
             return None, "no history check enabled"
         fetch = getattr(self._history, "arecord_and_fetch", None)
         try:
             if fetch is None:
-                return self._history.record_and_fetch(event, engine.windows, now=now), None
-            view: HistoryView = await fetch(event, engine.windows, now=now)
-            return view, None
+                view = self._history.record_and_fetch(event, engine.windows, now=now)
+            else:
+                view = await fetch(event, engine.windows, now=now)
+            return self._with_links(view, engine.windows, event, now, links), None
         except Exception as exc:
             return None, self._unavailable(exc)
 
@@ -794,6 +844,7 @@ class _Pending:
     event: LoginEvent
     key: bytes | None
     verdict: DeviceVerdict | None
+    links: tuple[Link, ...] = ()
 
 
 def _derived_session_id(session: Session) -> str:
@@ -806,6 +857,7 @@ def _event(
     features: Features,
     anonymous: bool,
     local_tz: tzinfo,
+    identity: DeviceIdentity,
     relay: bool = False,
 ) -> LoginEvent:
     geo = features.geo
@@ -817,7 +869,9 @@ def _event(
         ts=session.ts.timestamp(),
         session_digest=session_digest(sid),
         account_id=session.account_id,
-        device_id=device.device_id if device and device.device_id else None,
+        # The device as history counts it: the derived key when it is confident (one
+        # phone under renewed ids stays one device), else the client's device id.
+        device_id=identity_text(identity, device.device_id if device else None) or None,
         ip=_ip_text(session.ip),
         province=geo.province if geo else None,
         latitude=geo.latitude if geo else None,

@@ -259,6 +259,12 @@ def _add_checker_options(command: argparse.ArgumentParser) -> None:
         help="at most N registry lookups per run (per worker)",
     )
     group.add_argument(
+        "--identity-secret-file",
+        metavar="PATH",
+        help="file holding the secret device identifiers are hashed with (default: "
+        f"${IDENTITY_SECRET_ENV}, else a fixed built-in secret; see README Privacy)",
+    )
+    group.add_argument(
         "--fail-closed",
         action="store_true",
         help="if history cannot be read, grade conservatively instead of skipping it",
@@ -287,7 +293,28 @@ def checker_config(args: argparse.Namespace) -> CheckerConfig:
         whois_timeout=args.whois_timeout,
         whois_wait=args.whois_wait,
         whois_budget=args.whois_budget,
+        identity_secret=identity_secret(getattr(args, "identity_secret_file", None)),
     )
+
+
+IDENTITY_SECRET_ENV = "FINGERPRINT_IDENTITY_SECRET"
+
+
+def identity_secret(path: str | None) -> bytes | None:
+    """The identity secret: the file's bytes (one trailing newline dropped), else the
+    environment variable, else None (the built-in secret). Never a command-line value:
+    a secret there shows in ``ps`` and shell history."""
+    if path is not None:
+        try:
+            secret = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"identity secret file unreadable ({exc.strerror})", path) from None
+        secret = secret[:-1] if secret.endswith(b"\n") else secret
+        if not secret:
+            raise ConfigError("identity secret file is empty", path)
+        return secret
+    value = os.environ.get(IDENTITY_SECRET_ENV)
+    return value.encode("utf-8") if value else None
 
 
 # --- check ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import blake2b
@@ -70,6 +70,11 @@ def _v6_line(ip: str) -> str:
         return ip
 
 
+# An identity link: an index name (a device key, an identifier) and the members this
+# login adds to it (identifiers on the key, hardware keys carrying the identifier).
+Link = tuple[str, tuple[str, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryView:
     """The logins before the current one, inside the windows, oldest first."""
@@ -80,6 +85,10 @@ class HistoryView:
     # /64) and from the same block (the /24 or /48), when ``Windows.ip_seconds`` is on.
     ip_accounts: tuple[tuple[float, str], ...] = ()
     block_accounts: tuple[tuple[float, str], ...] = ()
+    # Identity links (see :meth:`MemoryHistoryStore.record_links`): for each link
+    # recorded with this login, its earlier (ts, member) pairs inside the link window;
+    # None when the store keeps no links.
+    links: Mapping[str, tuple[tuple[float, str], ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,10 @@ class Windows:
     # Accounts per address and per block (ip_accounts); 0 seconds: not kept at all.
     ip_seconds: float = 0.0
     max_accounts_per_ip: int = 200
+    # Identity links (device key -> identifiers, identifier -> hardware keys): how long
+    # a member is kept, and how many members one link keeps at most (most recent).
+    link_seconds: float = 0.0
+    max_members_per_link: int = 64
 
     def __post_init__(self) -> None:
         # The in-memory store indexes a window's distinct values with 16 bits
@@ -132,6 +145,18 @@ class HistoryStore(Protocol):
 
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         """Append only the device side of ``event`` (a login another shard checks)."""
+        ...
+
+
+class LinkStore(Protocol):
+    """A store that also keeps identity links (every store of this package does; a
+    store without them leaves the identity checks not evaluated)."""
+
+    def record_links(
+        self, links: Sequence[Link], ts: float, windows: Windows, now: float | None = None
+    ) -> dict[str, tuple[tuple[float, str], ...]]:
+        """Add each link's members at ``ts`` and return, per link, the (ts, member)
+        pairs it held before inside ``windows.link_seconds`` of ``ts``, atomically."""
         ...
 
 
@@ -359,6 +384,8 @@ class MemoryHistoryStore:
         # address (IPv6: /64) and block (/24, /48) -> accounts, for ip_accounts
         self._ips = _AccountsOn()
         self._blocks = _AccountsOn()
+        # link -> member -> newest ts, in recency order (like the device table).
+        self._links: dict[str, dict[str, float]] = {}
         self._watermark = float("-inf")
         self._evict_every = max(1, evict_every)
         self._calls = 0
@@ -408,6 +435,44 @@ class MemoryHistoryStore:
         on_ip = self._ips.record(address, account, ts, seconds, cap)
         on_block = self._blocks.record(block, account, ts, seconds, cap) if block else ()
         return on_ip, on_block
+
+    def record_links(
+        self, links: Sequence[Link], ts: float, windows: Windows, now: float | None = None
+    ) -> dict[str, tuple[tuple[float, str], ...]]:
+        """Identity links: each link's earlier members inside the link window, then
+        this login's members added (newest ts kept per member, at most
+        ``max_members_per_link`` most recent members per link)."""
+        found: dict[str, tuple[tuple[float, str], ...]] = {}
+        with self._lock:
+            self._watermark = max(self._watermark, ts if now is None else now)
+            for name, members in links:
+                found[name] = self._record_link(name, members, ts, windows, now)
+            self._tick(windows)
+        return found
+
+    def _record_link(
+        self, name: str, members: tuple[str, ...], ts: float, windows: Windows, now: float | None
+    ) -> tuple[tuple[float, str], ...]:
+        seen = self._links.pop(name, None)
+        if seen is None:
+            seen = {}
+        low = ts - windows.link_seconds
+        earlier = tuple((at, member) for member, at in seen.items() if at >= low)
+        for member in members:
+            if seen.get(member, -_INF) < ts:
+                seen.pop(member, None)  # re-insert: dict order is recency order
+                seen[member] = ts
+        # Trim back from the link's newest sighting (or the caller's clock, when that
+        # is earlier), as the Redis script does.
+        newest = min(max(seen.values()), _INF if now is None else now)
+        for member in [m for m, at in seen.items() if at < newest - windows.link_seconds]:
+            del seen[member]
+        excess = len(seen) - windows.max_members_per_link
+        for member in list(seen)[: max(0, excess)]:
+            del seen[member]
+        if seen:
+            self._links[name] = seen
+        return earlier
 
     def _record_account(
         self, event: LoginEvent, windows: Windows, now: float
@@ -491,6 +556,14 @@ class MemoryHistoryStore:
             ip_horizon = self._watermark - windows.ip_seconds
             self._ips.evict(ip_horizon)
             self._blocks.evict(ip_horizon)
+        link_horizon = self._watermark - windows.link_seconds
+        idle = []
+        for key, members in self._links.items():
+            if max(members.values()) >= link_horizon:
+                break
+            idle.append(key)
+        for key in idle:
+            del self._links[key]
 
     def accounts(self) -> int:
         return len(self._accounts)
@@ -501,6 +574,9 @@ class MemoryHistoryStore:
     def addresses(self) -> int:
         """Addresses (IPv6: /64s) whose accounts are kept for ip_accounts."""
         return len(self._ips.table)
+
+    def links(self) -> int:
+        return len(self._links)
 
 
 def _trim(window: _Window, times: list[float], windows: Windows, now: float) -> _Window:

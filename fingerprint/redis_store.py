@@ -13,19 +13,21 @@ Install with ``pip install -e '.[redis]'`` in the checkout; configure with a URL
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
 import os
 import threading
 import time
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, cast
 
 import orjson
 
 from fingerprint.errors import ConfigError
-from fingerprint.history import HistoryStats, HistoryView, LoginEvent, Windows, ip_keys
+from fingerprint.history import HistoryStats, HistoryView, Link, LoginEvent, Windows, ip_keys
 from fingerprint.redis_io import (
     AVAILABLE,
     AsyncPool,
@@ -163,6 +165,40 @@ if seen > tonumber(ARGV[4]) then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
+"""
+
+# KEYS: one key per identity link
+# ARGV: ts, now ("" when none), link window, max members, ttl, then for each key its
+#       member count and members
+# Returns, per key, its members inside the window before this login, WITHSCORES
+# (read before the add, as the in-memory store does); then adds the members (newest
+# ts kept), trims back from the link's newest member (or the clock) and caps.
+_RECORD_LINKS = """
+local ts = tonumber(ARGV[1])
+local now = tonumber(ARGV[2]) or math.huge
+local window = tonumber(ARGV[3])
+local max_members = tonumber(ARGV[4])
+local out = {}
+local i = 6
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  out[k] = redis.call('ZRANGEBYSCORE', KEYS[k], ts - window, '+inf', 'WITHSCORES')
+  if n > 0 then
+    for j = 1, n do
+      redis.call('ZADD', KEYS[k], 'GT', ts, ARGV[i])
+      i = i + 1
+    end
+    local newest = math.min(now, tonumber(redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')[2]))
+    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. (newest - window))
+    local count = redis.call('ZCARD', KEYS[k])
+    if count > max_members then
+      redis.call('ZREMRANGEBYRANK', KEYS[k], 0, count - max_members - 1)
+    end
+    redis.call('EXPIRE', KEYS[k], ARGV[5])
+  end
+end
+return out
 """
 
 _TTL_MARGIN = 3600  # keys outlive their window by an hour, then expire on their own
@@ -345,6 +381,26 @@ class RedisHistoryStore:
             b"" if now is None else now,
         ]
         self._guarded(_RECORD_IP_SCRIPT, args, None)
+
+    def record_links(
+        self, links: Sequence[Link], ts: float, windows: Windows, now: float | None = None
+    ) -> dict[str, tuple[tuple[float, str], ...]]:
+        """Identity links, as :meth:`MemoryHistoryStore.record_links`: one script call,
+        atomic, so replicas see each other's links."""
+        if not links:
+            return {}
+        ttl = math.ceil(windows.link_seconds) + _TTL_MARGIN
+        args: list[Any] = [self._link_key(name) for name, _ in links]
+        args += [ts, b"" if now is None else now, windows.link_seconds]
+        args += [windows.max_members_per_link, ttl]
+        for _, members in links:
+            args += [len(members), *members]
+        script = _links_script(len(links), len(args) - len(links))
+        answer = self._guarded(script, args, None)
+        return {
+            name: tuple(zip(map(float, raw[1::2]), map(_text, raw[::2]), strict=True))
+            for (name, _), raw in zip(links, answer, strict=True)
+        }
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -535,6 +591,9 @@ class RedisHistoryStore:
     def _device_key(self, device_id: str) -> str:
         return f"{self._prefix}d:{device_id}"
 
+    def _link_key(self, name: str) -> str:
+        return f"{self._prefix}l:{name}"
+
 
 def _own_endpoint(pool: Any) -> Endpoint | None:
     """Where our own connections go for a client built by hand; None keeps the
@@ -722,3 +781,10 @@ def _bulk_array_head(items: int) -> bytes:
 _RECORD_AND_FETCH_SCRIPT = _Script(_RECORD_AND_FETCH, keys=4, args=13)
 _RECORD_DEVICE_SCRIPT = _Script(_RECORD_DEVICE, keys=1, args=6)
 _RECORD_IP_SCRIPT = _Script(_RECORD_IP, keys=2, args=6)
+
+
+@functools.lru_cache(maxsize=64)
+def _links_script(keys: int, args: int) -> _Script:
+    """The links script with its EVALSHA head packed for this many keys and arguments
+    (one source, one SHA1: only the head's counts differ)."""
+    return _Script(_RECORD_LINKS, keys=keys, args=args)

@@ -60,6 +60,7 @@ def test_every_code_has_messages_weight_and_a_check() -> None:
             "STB",
             "IPA",
             "FRM",
+            "DEV",
         }
 
 

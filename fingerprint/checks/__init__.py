@@ -13,6 +13,7 @@ from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outc
 from fingerprint.checks.consistency import ConsistencyCheck
 from fingerprint.checks.emulator import EmulatorCheck
 from fingerprint.checks.farm_tools import FarmToolsCheck
+from fingerprint.checks.identity import DeviceFarmCheck, DeviceForgedCheck, DeviceResetCheck
 from fingerprint.checks.ip_accounts import IpAccountsCheck
 from fingerprint.checks.ip_hopping import IpHoppingCheck
 from fingerprint.checks.multi_open import MultiOpenCheck
@@ -32,6 +33,9 @@ CHECK_CLASSES: tuple[type[Check], ...] = (
     DeviceSharingCheck,
     DeviceChurnCheck,
     IpAccountsCheck,
+    DeviceResetCheck,
+    DeviceForgedCheck,
+    DeviceFarmCheck,
     DeviceBrandCheck,
     FaceVerificationCheck,
     StabilityCheck,

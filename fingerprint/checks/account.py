@@ -95,7 +95,9 @@ class DeviceChurnCheck(Check):
         devices = {e.device_id for e in logins_since(events, since)}
         devices.discard(None)  # a login without a device id, or an empty one, is no device
         devices.discard("")
-        devices.add(device_id)
+        # This login's device as history counts it (the derived key when confident).
+        current = ctx.current_event.device_id if ctx.current_event else None
+        devices.add(current or device_id)
         if len(devices) < self.max_devices:
             return []
         return [

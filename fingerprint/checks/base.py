@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, ClassVar
 
+from fingerprint.features.identity import NO_IDENTITY, DeviceIdentity
 from fingerprint.features.records import Features
 from fingerprint.features.stability import Stability
 from fingerprint.history import HistoryView, LoginEvent
@@ -51,6 +52,7 @@ class CheckContext:
     fail_closed: bool = False  # history unavailable: report it as a finding
     stability: dict[float, Stability] | None = None  # window days -> account stability
     whois: Any = None  # a WhoisRecord for IPs no ASN database covers (--whois)
+    identity: DeviceIdentity = NO_IDENTITY  # the device recognised from its attributes
 
 
 class Check:

@@ -73,6 +73,10 @@ EVIDENCE_KEYS: Mapping[str, frozenset[str]] = {
         {"ip", "accounts", "allowance", "window_minutes", "network_kind"}
     ),
     "IPA_CARRIER_BLOCK_ACCOUNTS": frozenset({"network", "accounts", "allowance", "window_minutes"}),
+    "DEV_ID_RESET": frozenset({"device_ids", "android_ids", "window_hours"}),
+    "DEV_FACTORY_RESET": frozenset({"boot_count", "installed_hours"}),
+    "DEV_FORGED_ID": frozenset({"identifier", "identifier_zh", "phones", "window_hours"}),
+    "DEV_FARM": frozenset({"accounts", "window_hours"}),
     "BRD_OFF_BRAND": frozenset({"brand", "model"}),
     "AUTH_NO_FACE_VERIFICATION": frozenset({"face_verified"}),
     "HIS_UNAVAILABLE": frozenset({"reason"}),
