@@ -29,7 +29,7 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
@@ -45,10 +45,12 @@ from pyspark.sql import types as T
 
 from fingerprint.checker import Checker, CheckerConfig, build_engine, render
 from fingerprint.checks import CHECK_CLASSES, CHECKS_BY_NAME
+from fingerprint.checks.identity import identity_links
 from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionError
+from fingerprint.features.identity import IdentityHasher, identity_of, identity_text
 from fingerprint.features.network import network_text
 from fingerprint.grading import Grader
-from fingerprint.history import HistoryView, LoginEvent, MemoryHistoryStore, Windows, ip_keys
+from fingerprint.history import HistoryView, Link, LoginEvent, MemoryHistoryStore, Windows, ip_keys
 from fingerprint.inputs import MAX_LINE_BYTES, Line, Reject, _slow_path, expand_inputs
 from fingerprint.outputs import jsonl_line
 from fingerprint.report import DeviceComponent, Finding, Report
@@ -127,6 +129,9 @@ REJECT_SCHEMA = T.StructType(
 #: What :func:`read_session_lines` returns: the raw-line input form.
 LINES_SCHEMA = T.StructType([*_LOCATION_FIELDS, T.StructField("value", T.BinaryType())])
 
+_LINK_TYPE = T.StructType(
+    [T.StructField("name", T.StringType()), T.StructField("members", T.ArrayType(T.StringType()))]
+)
 _PREPARED_SCHEMA = T.StructType(
     [
         *_LOCATION_FIELDS,
@@ -136,12 +141,24 @@ _PREPARED_SCHEMA = T.StructType(
         T.StructField("sid", T.StringType()),  # the session id the CLI would derive
         T.StructField("ip_key", T.StringType()),  # where ip_accounts counts the login
         T.StructField("block_key", T.StringType()),
+        # The device as history counts it, and the identity links the login adds
+        # (fingerprint.checks.identity): stage 2 is handed what other accounts left.
+        T.StructField("identity", T.StringType()),
+        T.StructField("links", T.ArrayType(_LINK_TYPE)),
         T.StructField("error", T.StringType()),
         T.StructField("raw", T.StringType()),
         T.StructField("raw_truncated", T.BooleanType()),
     ]
 )
-_CHECKED_SCHEMA = T.StructType([*REPORT_SCHEMA.fields, T.StructField("_ts_us", T.LongType())])
+_CHECKED_SCHEMA = T.StructType(
+    [
+        *REPORT_SCHEMA.fields,
+        T.StructField("_ts_us", T.LongType()),
+        # The device as the checker's history counts it (the derived key when it is
+        # confident, else device_id): device sharing is counted by it.
+        T.StructField("_identity", T.StringType()),
+    ]
+)
 _REPORT_COLUMNS = [f.name for f in REPORT_SCHEMA.fields]
 
 
@@ -247,10 +264,22 @@ def check_sessions(
         *[f.name for f in REJECT_SCHEMA.fields]
     )
     sessions = prepared.filter(F.col("error").isNull()).select(
-        "row_id", "file", "line", "account_id", "ts_us", "record", "sid", "ip_key", "block_key"
+        "row_id",
+        "file",
+        "line",
+        "account_id",
+        "ts_us",
+        "record",
+        "sid",
+        "ip_key",
+        "block_key",
+        "identity",
+        "links",
     )
     windows = build_engine(rules, memo_size=0).windows
     sessions = _with_accounts_per_address(sessions, windows)
+    if windows is not None:
+        sessions = _with_identity_views(sessions, windows)
     sessions = (
         sessions.repartition(partitions, "account_id")
         if partitions
@@ -279,6 +308,7 @@ def check_sessions(
 class _Prepare:
     raw_lines: bool  # a ``value`` column of JSON text; else a ``record`` struct
     naive_tz: tzinfo
+    identity_secret: bytes | None = None
 
 
 def _prepared(df: DataFrame, config: CheckerConfig) -> DataFrame:
@@ -302,7 +332,9 @@ def _prepared(df: DataFrame, config: CheckerConfig) -> DataFrame:
     selected = df.select(
         locate[0].alias("row_id"), locate[1].alias("file"), locate[2].alias("line"), *body
     )
-    options = _Prepare(raw_lines, config.time_zone)
+    secret = config.identity_secret
+    secret_bytes = secret.encode("utf-8") if isinstance(secret, str) else secret
+    options = _Prepare(raw_lines, config.time_zone, secret_bytes)
     return selected.mapInArrow(functools.partial(_prepare_batches, options), _PREPARED_SCHEMA)
 
 
@@ -315,10 +347,10 @@ def _prepare_batches(options: _Prepare, batches: Iterator[Any]) -> Iterator[Any]
             file, line = columns["file"][i], columns["line"][i]
             value = columns["value"][i]
             if value is not None:
-                row = _prepare_line(value, file, line, options.naive_tz)
+                row = _prepare_line(value, file, line, options)
             elif record_type is not None:
                 record = _plain_struct(columns["record"][i], record_type)
-                row = _prepare_record(record, file, line, options.naive_tz)
+                row = _prepare_record(record, file, line, options)
             else:
                 row = None  # a null line: nothing to check, like a blank one
             if row is not None:
@@ -328,7 +360,7 @@ def _prepare_batches(options: _Prepare, batches: Iterator[Any]) -> Iterator[Any]
 
 
 def _prepare_line(
-    raw: bytes, file: str | None, line: int | None, naive_tz: tzinfo
+    raw: bytes, file: str | None, line: int | None, options: _Prepare
 ) -> dict[str, Any] | None:
     """One raw line, read as ``fingerprint.inputs`` reads it: the same rejects."""
     name, number = file or "", line or 0
@@ -343,27 +375,30 @@ def _prepare_line(
     item = _decode(text, name, number)
     if isinstance(item, Reject):
         return _reject(item)
-    return _validated(item.record, text, item.raw_text(), file, line, naive_tz)
+    return _validated(item.record, text, item.raw_text(), file, line, options)
 
 
 def _prepare_record(
-    record: dict[str, Any], file: str | None, line: int | None, naive_tz: tzinfo
+    record: dict[str, Any], file: str | None, line: int | None, options: _Prepare
 ) -> dict[str, Any]:
     text = orjson.dumps(record, default=str)
-    return _validated(record, text, text.decode(), file, line, naive_tz)
+    return _validated(record, text, text.decode(), file, line, options)
 
 
 def _validated(
-    record: Any, text: bytes, raw: str, file: str | None, line: int | None, naive_tz: tzinfo
+    record: Any, text: bytes, raw: str, file: str | None, line: int | None, options: _Prepare
 ) -> dict[str, Any]:
     try:
-        session = parse_session(record, naive_tz=naive_tz)
+        session = parse_session(record, naive_tz=options.naive_tz)
     except InvalidSessionError as exc:
         return _reject(Reject(file or "", line or 0, str(exc), raw))
     address = session.ip
     ip_key, block_key = ip_keys(
         str(address), network_text(address, 24 if address.version == 4 else 48)
     )
+    device = session.device
+    identity = identity_of(device, _hasher(options.identity_secret))
+    links = identity_links(identity, device.boot_time if device else None)
     return {
         "account_id": session.account_id,
         "ts_us": (session.ts - _EPOCH) // _MICROSECOND,
@@ -371,7 +406,53 @@ def _validated(
         "sid": f"{file}:{line}" if file is not None and line is not None else None,
         "ip_key": ip_key,
         "block_key": block_key,
+        "identity": identity_text(identity, device.device_id if device else None) or None,
+        "links": [{"name": name, "members": list(members)} for name, members in links] or None,
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _hasher(secret: bytes | None) -> IdentityHasher:
+    return IdentityHasher(secret)
+
+
+# --- stage 1b: what other accounts left on the same device and identifiers ----------
+
+
+def _with_identity_views(sessions: DataFrame, windows: Windows) -> DataFrame:
+    """Each session with what the one-process history would hand its login from
+    *other* accounts: the earlier (ts, members) of every identity link it adds, and
+    the earlier (ts, account) logins on its device (the derived key when confident).
+    Earlier means inside the window before it, or at the same instant earlier in the
+    input, as the CLI (which sorts by time) records them."""
+    link_us = round(windows.link_seconds * 1_000_000)
+    device_us = round(windows.device_seconds * 1_000_000)
+    exploded = sessions.select("row_id", "ts_us", F.explode("links").alias("link")).select(
+        "row_id", "ts_us", F.col("link.name").alias("name"), F.col("link.members").alias("members")
+    )
+    seen = exploded.select(
+        "row_id",
+        "name",
+        _earlier(F.struct("ts_us", "members"), "name", link_us).alias("earlier"),
+    )
+    links = seen.groupBy("row_id").agg(
+        F.collect_list(F.struct("name", "earlier")).alias("_link_views")
+    )
+    devices = sessions.filter(F.col("identity").isNotNull()).select(
+        "row_id",
+        _earlier(F.struct("ts_us", "account_id"), "identity", device_us).alias("_device_view"),
+    )
+    return sessions.join(links, "row_id", "left").join(devices, "row_id", "left")
+
+
+def _earlier(item: Column, key: str, window_us: int) -> Column:
+    before = Window.partitionBy(key).orderBy("ts_us").rangeBetween(-window_us, -1)
+    same_instant = (
+        Window.partitionBy(key, "ts_us")
+        .orderBy("row_id")
+        .rangeBetween(Window.unboundedPreceding, -1)
+    )
+    return F.concat(F.collect_list(item).over(before), F.collect_list(item).over(same_instant))
 
 
 def _reject(reject: Reject) -> dict[str, Any]:
@@ -495,10 +576,24 @@ class _AccountHistory:
         # Accounts on the current row's address and block, counted by Spark.
         self.on_ip: tuple[tuple[float, str], ...] = ()
         self.on_block: tuple[tuple[float, str], ...] = ()
+        # What other accounts left, computed by Spark for the row being checked.
+        self._links: dict[str, tuple[tuple[float, str], ...]] = {}
+        self._device: tuple[tuple[float, str], ...] = ()
 
     def reset(self) -> None:
         self._store = MemoryHistoryStore()
         self._account = None
+
+    def hand(self, links: Any, device: Any) -> None:
+        """The cross-account views of the next login (rows of :func:`_with_identity_views`),
+        reduced as the in-memory store keeps them: the newest ts per member."""
+        self._links = {
+            view["name"]: _newest(
+                (item["ts_us"], member) for item in view["earlier"] for member in item["members"]
+            )
+            for view in links or ()
+        }
+        self._device = _newest((item["ts_us"], item["account_id"]) for item in device or ())
 
     def record_and_fetch(
         self, event: LoginEvent, windows: Windows, now: float | None = None
@@ -507,12 +602,27 @@ class _AccountHistory:
             self.reset()
             self._account = event.account_id
         view = self._store.record_and_fetch(event, replace(windows, ip_seconds=0.0), now)
+        view = replace(view, device_accounts=self._device if event.device_id else ())
         if not windows.ip_seconds:
             return view
         return replace(view, ip_accounts=self.on_ip, block_accounts=self.on_block)
 
+    def record_links(
+        self, links: Sequence[Link], ts: float, windows: Windows, now: float | None = None
+    ) -> dict[str, tuple[tuple[float, str], ...]]:
+        return {name: self._links.get(name, ()) for name, _ in links}
+
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         return None
+
+
+def _newest(pairs: Iterable[tuple[int, str]]) -> tuple[tuple[float, str], ...]:
+    """(ts_us, value) pairs as (ts seconds, value), the newest ts per value."""
+    newest: dict[str, int] = {}
+    for ts_us, value in pairs:
+        if newest.get(value, -1) < ts_us:
+            newest[value] = ts_us
+    return tuple((ts_us / 1_000_000, value) for value, ts_us in newest.items())
 
 
 @dataclass
@@ -572,6 +682,9 @@ def _check_batches(config: CheckerConfig, cap: int, batches: Iterator[Any]) -> I
     checker = worker.checker
     for batch in batches:
         columns = batch.to_pydict()
+        none = [None] * batch.num_rows  # no history check enabled: no views computed
+        link_views = columns.get("_link_views", none)
+        device_views = columns.get("_device_view", none)
         rows = []
         for i in range(batch.num_rows):
             history.on_ip = _newest_per_account(columns["_on_ip"][i], cap)
@@ -580,6 +693,7 @@ def _check_batches(config: CheckerConfig, cap: int, batches: Iterator[Any]) -> I
             item = _decode(columns["record"][i], file or "", line or 0)
             if isinstance(item, Reject):  # cannot happen: stage 1 decoded it
                 raise RuntimeError(f"row {columns['row_id'][i]}: {item.error}")
+            worker.history.hand(link_views[i], device_views[i])
             try:
                 report = checker.check(item.record, session_id=columns["sid"][i])
             except InvalidSessionError as exc:  # cannot happen: stage 1 validated it
@@ -587,6 +701,7 @@ def _check_batches(config: CheckerConfig, cap: int, batches: Iterator[Any]) -> I
             row = _report_row(report)
             row.update(row_id=columns["row_id"][i], file=file, line=line)
             row["_ts_us"] = columns["ts_us"][i]
+            row["_identity"] = columns["identity"][i]
             rows.append(row)
         yield pa.RecordBatch.from_pylist(rows, schema=_CHECKED_ARROW)
 
@@ -646,7 +761,7 @@ def _with_device_sharing(
     that come earlier in the input. Rows whose finding changes are re-graded."""
     window_us = round(window_hours * 3600 * 1_000_000)
     # Sessions without a device id get a key of their own: no giant null group.
-    key = F.coalesce(F.col("device_id"), F.concat(F.lit("\u0000"), F.col("row_id").cast("string")))
+    key = F.coalesce(F.col("_identity"), F.concat(F.lit("\u0000"), F.col("row_id").cast("string")))
     keyed = checked.withColumn("_device_key", key)
     earlier = Window.partitionBy("_device_key").orderBy("_ts_us").rangeBetween(-window_us, -1)
     same_instant = (
@@ -852,6 +967,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules_dir=args.rules,
         naive_tz=naive_tz,
         track_accounts=0,
+        # The CLI's environment variable: executors get the config, not the variable.
+        identity_secret=os.environ.get("FINGERPRINT_IDENTITY_SECRET") or None,
     )
     try:
         paths = [p for spec in args.inputs for p in _input_paths(spec)]

@@ -237,3 +237,21 @@ def test_session_columns_and_json_string_blocks(
     assert reject.error == next(
         r["error"] for r in cli["rejects"] if r["raw"] == "this is not json"
     )
+
+
+def test_identity_checks_give_the_cli_answers(spark: SparkSession, tmp_path: Path) -> None:
+    """Resets, forged identifiers and farms span accounts, so partitions by account
+    see only their side: Spark hands each login what the other accounts left (its
+    identity links and the accounts on its device) and gets the CLI's answers."""
+    kinds = (b'"reset_farm"', b'"factory_reset_farm"', b'"cloned_', b'"account_farm"')
+    lines = (FIXTURES / "identity" / "devices.jsonl").read_bytes().splitlines()
+    source = tmp_path / "identity.jsonl"
+    source.write_bytes(b"\n".join(x for x in lines if any(k in x for k in kinds)) + b"\n")
+    out = tmp_path / "cli.jsonl"
+    assert main(["check", str(source), "-o", str(out), "-q", "--workers", "1"]) == 0
+    expected = _by_session(_read(out))
+    reports, _ = check_sessions(read_session_lines(spark, [str(source)]), partitions=4)
+    actual = _spark_reports(reports)
+    assert_same_reports(expected, actual)
+    checks = {f["check"] for r in actual.values() for f in r["findings"]}
+    assert {"device_reset", "device_forged", "device_farm"} <= checks
