@@ -10,7 +10,8 @@ Names and units (``features["stability_7d"]`` and ``features["stability_30d"]``)
 =====================  ================================================================
 ``window_days``        the window, days
 ``sessions``           logins in the window before this one (this one excluded)
-``devices``            distinct device ids, this login included
+``devices``            distinct devices, this login included: the derived device key
+                       where it is confident (issue 21), else the device id
 ``top_device_share``   share (0-1) of the window's logins on the most used device
 ``device_changes``     consecutive logins on different devices, this login included
 ``device_age_days``    days since the current device first appeared in the window
