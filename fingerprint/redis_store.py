@@ -389,18 +389,39 @@ class RedisHistoryStore:
         atomic, so replicas see each other's links."""
         if not links:
             return {}
+        script, args = self._links_call(links, ts, windows, now)
+        return _links_found(links, self._guarded(script, args, None))
+
+    async def arecord_links(
+        self, links: Sequence[Link], ts: float, windows: Windows, now: float | None = None
+    ) -> dict[str, tuple[tuple[float, str], ...]]:
+        """:meth:`record_links` for ``acheck``: the same script through the event
+        loop's own pool, so an async login never blocks its loop on a sync round trip."""
+        if not links:
+            return {}
+        if self._endpoint is None and self._async_client is None:
+            return self.record_links(links, ts, windows, now)
+        script, args = self._links_call(links, ts, windows, now)
+        self._breaker.check()
+        try:
+            answer = await self._aeval(script, args, None)
+        except Exception as exc:
+            self._breaker.failed(exc)
+            raise
+        self._breaker.succeeded()
+        return _links_found(links, answer)
+
+    def _links_call(
+        self, links: Sequence[Link], ts: float, windows: Windows, now: float | None
+    ) -> tuple[_Script, list[Any]]:
+        """The links script for these links and its KEYS + ARGV."""
         ttl = math.ceil(windows.link_seconds) + _TTL_MARGIN
         args: list[Any] = [self._link_key(name) for name, _ in links]
         args += [ts, b"" if now is None else now, windows.link_seconds]
         args += [windows.max_members_per_link, ttl]
         for _, members in links:
             args += [len(members), *members]
-        script = _links_script(len(links), len(args) - len(links))
-        answer = self._guarded(script, args, None)
-        return {
-            name: tuple(zip(map(float, raw[1::2]), map(_text, raw[::2]), strict=True))
-            for (name, _), raw in zip(links, answer, strict=True)
-        }
+        return _links_script(len(links), len(args) - len(links)), args
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -746,6 +767,14 @@ def _scored_accounts(raw: list[Any]) -> tuple[tuple[float, str], ...]:
     if not raw:
         return ()
     return tuple(zip(map(float, raw[1::2]), map(_text, raw[::2]), strict=True))
+
+
+def _links_found(links: Sequence[Link], answer: Any) -> dict[str, tuple[tuple[float, str], ...]]:
+    """The links script's answer: per link, its earlier (ts, member) pairs."""
+    return {
+        name: tuple(zip(map(float, raw[1::2]), map(_text, raw[::2]), strict=True))
+        for (name, _), raw in zip(links, answer, strict=True)
+    }
 
 
 def _text(value: bytes | str) -> str:

@@ -359,6 +359,48 @@ def test_redis_gives_the_memory_answers_with_two_replicas() -> None:
         server.close()
 
 
+def test_acheck_records_links_on_its_own_loop_with_the_sync_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """acheck awaits the identity links through the loop's pool: the sync client's
+    record_links is never called, and the answers are the memory store's."""
+    import asyncio
+
+    from fingerprint.redis_store import RedisHistoryStore
+    from tests.redis_server import RedisServer, require_redis_server
+
+    server = RedisServer(require_redis_server())
+    server.start()
+    try:
+        lines = build.OUTPUT.read_text(encoding="utf-8").splitlines()
+        records = [
+            record
+            for record in map(json.loads, lines)
+            if record["_label"]["kind"].startswith(("reset_farm", "cloned", "account_farm"))
+        ]
+        config = CheckerConfig(device_memo_size=0)
+        memory = Checker(config, clock=None)
+        expected = [memory.check(r) for r in records]
+
+        def no_sync_call(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("acheck made a blocking record_links call")
+
+        monkeypatch.setattr(RedisHistoryStore, "record_links", no_sync_call)
+        checker = Checker(replace_history(config, server.url), clock=None)
+
+        async def run_all() -> list[Any]:
+            return [await checker.acheck(r) for r in records]
+
+        got = asyncio.run(run_all())
+        checker.close()
+        assert {"device_reset", "device_forged", "device_farm"} <= {
+            f.check for r in got for f in r.findings
+        }
+        assert _identity_answers(got) == _identity_answers(expected)
+    finally:
+        server.close()
+
+
 def replace_history(config: CheckerConfig, url: str) -> CheckerConfig:
     from dataclasses import replace
 
