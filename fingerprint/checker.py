@@ -790,21 +790,6 @@ class Checker:
         found = record(links, event.ts, windows, now=now) if links else {}
         return replace(view, links=found)
 
-    async def _awith_links(
-        self,
-        view: HistoryView,
-        windows: Windows,
-        event: LoginEvent,
-        now: float | None,
-        links: tuple[Link, ...],
-    ) -> HistoryView:
-        """:meth:`_with_links` for ``acheck``: awaited where the store can (Redis)."""
-        record = getattr(self._history, "arecord_links", None)
-        if record is None or not links:
-            return self._with_links(view, windows, event, now, links)
-        found = await record(links, event.ts, windows, now=now)
-        return replace(view, links=found)
-
     async def _ahistory_view(
         self, engine: _Engine, event: LoginEvent, now: float | None, links: tuple[Link, ...]
     ) -> tuple[HistoryView | None, str | None]:
@@ -816,7 +801,11 @@ class Checker:
                 view = self._history.record_and_fetch(event, engine.windows, now=now)
             else:
                 view = await fetch(event, engine.windows, now=now)
-            return await self._awith_links(view, engine.windows, event, now, links), None
+            record = getattr(self._history, "arecord_links", None)
+            if record is not None and links:  # awaited: never a sync round trip on the loop
+                found = await record(links, event.ts, engine.windows, now=now)
+                return replace(view, links=found), None
+            return self._with_links(view, engine.windows, event, now, links), None
         except Exception as exc:
             return None, self._unavailable(exc)
 
