@@ -20,15 +20,15 @@ from functools import lru_cache
 from pathlib import Path
 from sys import intern
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import ValidationError
 
-from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, Hit, NotEvaluated
+from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, NotEvaluated
 from fingerprint.checks.identity import identity_links
 from fingerprint.checks.ip_accounts import IpAccountsCheck
 from fingerprint.checks.stability import StabilityCheck
+from fingerprint.config import CheckerConfig
 from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
@@ -47,10 +47,10 @@ from fingerprint.history import (
     session_digest,
 )
 from fingerprint.report import Finding, Report
+from fingerprint.reporting import finding_from_hit
 from fingerprint.rollup import AccountRollup, AccountSummary
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
 from fingerprint.session import (
-    DEFAULT_NAIVE_TZ,
     App,
     Battery,
     Device,
@@ -74,96 +74,6 @@ from fingerprint.sources.useragent import (
 _HOURS = 3600.0
 
 log = logging.getLogger("fingerprint.rules")
-
-
-@dataclass(frozen=True)
-class CheckerConfig:
-    """How to build a :class:`Checker`. Paths are checked when the checker starts."""
-
-    city_db: str | Path | None = None  # None: the bundled GeoLite2-City (2018)
-    asn_db: str | Path | None = None
-    anonymous_ip_db: str | Path | None = None
-    rules_dir: str | Path | None = None  # None: the rules shipped with the package
-    # How to read ISO times without an offset: a tzinfo or an IANA zone name
-    # ("Asia/Shanghai"); a name is resolved (or refused) when the config is built.
-    naive_tz: tzinfo | str = DEFAULT_NAIVE_TZ
-    use_city_db: bool = True
-    ua_cache_size: int = 16_384
-    # Device verdicts remembered (~10 kB each: the validated device block and its
-    # ~1.5 kB key); 0: off.
-    # A service sees its users' devices again soon: measured p50 ~195 µs with the
-    # memo, ~250-300 without. The CLI turns it off: over a 2 M-line log a device
-    # rarely returns before 4,096 others (2-7% hits), not worth ~39 MB.
-    device_memo_size: int = 4_096
-    track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
-    history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
-    history_timeout: float = 0.05  # seconds per Redis call (above 0)
-    # How far ahead of the checker's clock a login may be dated (seconds); later
-    # ones are rejected (InvalidSessionError on "ts"), so no login can move history's
-    # windows for other accounts and devices. Covers clock drift between servers.
-    future_tolerance: float = 300.0
-    fail_closed: bool = False  # history down: grade conservatively instead of skipping
-    whois: bool = False  # RDAP enrichment (ipwhois) for IPs no ASN database covers
-    whois_cache: str | Path | None = None  # SQLite cache; None: ~/.cache/fingerprint/
-    whois_timeout: float = 3.0  # seconds per lookup
-    whois_wait: float = 0.0  # how long check() may wait for a lookup (0: never blocks)
-    whois_budget: int | None = None  # lookups per checker at most
-    # The secret device identifiers and keys are hashed with (keyed BLAKE2b), so
-    # history and reports never hold a raw android_id, DRM id, OAID or IDFV. None: a
-    # fixed built-in secret, so reports stay reproducible and replicas agree, but the
-    # hashes only pseudonymise; configure one of your own (README "Privacy").
-    identity_secret: str | bytes | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        # Checked here, not at the first login: a wrong option fails where it is written.
-        object.__setattr__(self, "naive_tz", _time_zone(self.naive_tz))
-        _seconds("history_timeout", self.history_timeout, zero=False)
-        _seconds("whois_timeout", self.whois_timeout, zero=False)
-        _seconds("whois_wait", self.whois_wait, zero=True)
-        _count("ua_cache_size", self.ua_cache_size)
-        _count("device_memo_size", self.device_memo_size)
-        _count("track_accounts", self.track_accounts, optional=True)
-        _count("whois_budget", self.whois_budget, optional=True)
-        if self.identity_secret is not None and not (
-            isinstance(self.identity_secret, str | bytes) and self.identity_secret
-        ):
-            raise ConfigError("identity_secret must be a non-empty str or bytes, or None")
-        if not isinstance(self.history, str):
-            raise ConfigError(f"history must be 'memory' or a redis:// URL, not {self.history!r}")
-
-    @property
-    def time_zone(self) -> tzinfo:
-        """``naive_tz`` as a tzinfo (a zone name given is resolved when built)."""
-        assert isinstance(self.naive_tz, tzinfo)
-        return self.naive_tz
-
-
-def _time_zone(value: object) -> tzinfo:
-    if isinstance(value, tzinfo):
-        return value
-    if isinstance(value, str):
-        try:
-            return ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError("naive_tz: unknown time zone", value) from None
-    raise ConfigError(
-        f"naive_tz must be a tzinfo or a zone name such as 'Asia/Shanghai', not {value!r}"
-    )
-
-
-def _seconds(name: str, value: object, *, zero: bool) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not zero):  # type: ignore[operator]
-        wanted = "0 or more" if zero else "above 0"
-        raise ConfigError(f"{name} must be a finite number of seconds, {wanted}; got {value!r}")
-
-
-def _count(name: str, value: object, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        also = " or None" if optional else ""
-        raise ConfigError(f"{name} must be a whole number, 0 or more{also}; got {value!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -938,7 +848,7 @@ def _run_checks(
                 result = outcome
             elif outcome:
                 late = ctx.late_by if check.uses_history else None
-                result = tuple([_finding(check.name, hit, codes, late) for hit in outcome])
+                result = tuple([finding_from_hit(check.name, hit, codes, late) for hit in outcome])
             else:
                 result = ()  # most checks, most logins: nothing to render
             if check.device_scoped:
@@ -965,49 +875,6 @@ def _arrival_warnings(
     if history is not None and any(e.session_digest == digest for e in history.account_events):
         warnings.append(f"duplicate session id {sid!r} within the history window")
     return warnings
-
-
-def _finding(check: str, hit: Hit, codes: Mapping[str, Any], late_by: float | None) -> Finding:
-    spec = codes[hit.code]
-    evidence = (
-        hit.evidence
-        if late_by is None
-        else {**hit.evidence, "late_arrival_seconds": round(late_by)}
-    )
-    return Finding(
-        check=check,
-        code=hit.code,
-        severity=hit.severity or spec.severity,
-        message=render(spec.message, evidence),
-        message_zh=render(spec.message_zh, evidence),
-        evidence=evidence,
-    )
-
-
-class _Evidence(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-def render(template: str, evidence: Mapping[str, Any]) -> str:
-    """Fill ``{key}`` from evidence; lists read as "a, b"; unknown keys print "?"."""
-    values = _Evidence()
-    for key, value in evidence.items():
-        if isinstance(value, list | tuple):
-            value = ", ".join(_short(v) for v in value)
-        values[key] = value
-    try:
-        # str.format_map, not string.Formatter: the same parser and __missing__, in C
-        # (~0.4 µs against ~5 µs a message; two messages per finding).
-        return template.format_map(values)
-    except (ValueError, IndexError, KeyError, AttributeError):
-        return template
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return str(value.get("product") or value.get("package") or value.get("value") or "")
-    return str(value)
 
 
 __all__ = ["Checker", "CheckerConfig", "CheckerStats", "ConfigError"]

@@ -43,7 +43,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from fingerprint.checker import Checker, CheckerConfig, build_engine, render
+from fingerprint.checker import Checker, CheckerConfig, build_engine
 from fingerprint.checks import CHECK_CLASSES, CHECKS_BY_NAME
 from fingerprint.checks.identity import identity_links
 from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionError
@@ -54,6 +54,7 @@ from fingerprint.history import HistoryView, Link, LoginEvent, MemoryHistoryStor
 from fingerprint.inputs import MAX_LINE_BYTES, Line, Reject, _slow_path, expand_inputs
 from fingerprint.outputs import jsonl_line
 from fingerprint.report import DeviceComponent, Finding, Report
+from fingerprint.reporting import render
 from fingerprint.rules import load_rules
 from fingerprint.session import parse_session
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
-from fingerprint.checker import _Evidence, _short, render
 from fingerprint.checks.emulator import EmulatorCheck
+from fingerprint.reporting import _Evidence, _short, render
 from fingerprint.rules import load_rules
 from tests.conftest import FIXTURES, make_session
 
