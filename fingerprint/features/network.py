@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from socket import inet_ntoa
 
+from fingerprint.model import network_text
 from fingerprint.session import IPAddress
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -47,12 +47,4 @@ def classify_ip(address: IPAddress) -> str:
     return "public"
 
 
-def network_text(address: IPAddress, prefix_len: int) -> str:
-    """``str(ip_network((address, prefix_len), strict=False))``: IPv4 by arithmetic,
-    ~10x cheaper than building the network object (one login in seven brings a new
-    address in the latency benchmark)."""
-    if address.version == 4:
-        host_bits = 32 - prefix_len
-        first = int(address) >> host_bits << host_bits
-        return f"{inet_ntoa(first.to_bytes(4, 'big'))}/{prefix_len}"
-    return str(ipaddress.ip_network((address, prefix_len), strict=False))
+__all__ = ["classify_ip", "network_text"]

@@ -1,79 +1,16 @@
-"""Small frozen records: what the feature extractors produce and the checks read."""
+"""Small frozen records: what the feature extractors produce and the checks read.
+
+The records the sources produce (geo, ASN, anonymous-IP flags, the parsed User-Agent)
+live in :mod:`fingerprint.model`; they are re-exported here for existing imports.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from fingerprint.model import AnonymousIpFlags, AsnInfo, GeoInfo, UserAgentInfo
 from fingerprint.session import IPAddress
-
-
-@dataclass(frozen=True, slots=True)
-class GeoInfo:
-    """Where a City database places an IP. ``province`` is None at country level."""
-
-    country: str
-    province: str | None  # ISO 3166-2, e.g. "CN-GD"
-    province_name: str | None
-    province_name_zh: str | None
-    city: str | None
-    city_zh: str | None
-    latitude: float | None
-    longitude: float | None
-    accuracy_radius_km: int | None
-    time_zone: str | None
-    network: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AsnInfo:
-    number: int
-    organization: str | None
-    network: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class AnonymousIpFlags:
-    anonymous: bool
-    vpn: bool
-    hosting: bool
-    public_proxy: bool
-    residential_proxy: bool
-    tor_exit: bool
-    # GeoIP Anonymous Plus only (None from the classic Anonymous-IP database):
-    # MaxMind's percent confidence (1-99) that the network is an actively used VPN,
-    # the provider's name, and the last day MaxMind saw the network anonymising.
-    confidence: int | None = None
-    provider: str | None = None
-    last_seen: str | None = None  # ISO date, YYYY-MM-DD
-
-    @property
-    def any(self) -> bool:
-        return (
-            self.anonymous
-            or self.vpn
-            or self.hosting
-            or self.public_proxy
-            or self.residential_proxy
-            or self.tor_exit
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class UserAgentInfo:
-    """What the User-Agent says, parsed once per distinct string."""
-
-    platform: str | None  # android, ios, harmonyos, windows, macos, linux, or None
-    os_family: str | None
-    os_version: str | None
-    browser: str | None
-    browser_version: str | None
-    device_brand: str | None
-    device_model: str | None
-    is_mobile: bool
-    is_tablet: bool
-    is_pc: bool
-    is_bot: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +66,14 @@ class Features:
             "model": device.model,
             "device_class": device.device_class,
         }
+
+
+__all__ = [
+    "AnonymousIpFlags",
+    "AsnInfo",
+    "DeviceFeatures",
+    "Features",
+    "GeoInfo",
+    "NetworkFeatures",
+    "UserAgentInfo",
+]

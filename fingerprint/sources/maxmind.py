@@ -25,9 +25,7 @@ import geoip2.models
 import maxminddb
 
 from fingerprint.errors import ConfigError
-from fingerprint.features.network import network_text
-from fingerprint.features.provinces import CN_PROVINCES_ZH
-from fingerprint.features.records import AnonymousIpFlags, AsnInfo, GeoInfo
+from fingerprint.model import CN_PROVINCES_ZH, AnonymousIpFlags, AsnInfo, GeoInfo, network_text
 from fingerprint.session import IPAddress
 
 T = TypeVar("T")

@@ -36,7 +36,7 @@ from user_agents.parsers import (
     parse_operating_system,
 )
 
-from fingerprint.features.records import UserAgentInfo
+from fingerprint.model import UserAgentInfo
 
 UserAgentResolver = Callable[[str], UserAgentInfo]
 
