@@ -9,18 +9,26 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
 from fingerprint import __version__
 from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.calibrate.command import add_parser as add_calibrate_parser
-from fingerprint.checker import Checker, CheckerConfig
+from fingerprint.checker import Checker
+from fingerprint.config import IDENTITY_SECRET_ENV as IDENTITY_SECRET_ENV
+from fingerprint.config import CheckerConfig, read_identity_secret
 from fingerprint.errors import ConfigError, FingerprintError, RulesError
 from fingerprint.explain import explain
 from fingerprint.htmlreport import render_html
 from fingerprint.inputs import expand_inputs, input_size
+from fingerprint.options import (
+    CLI,
+    WHOIS_OPTIONS,
+    add_checker_options,
+    add_options,
+    config_from_args,
+)
 from fingerprint.outputs import Output, OutputSet, refuse_overwriting_inputs
 from fingerprint.pipeline import check_stream
 from fingerprint.rules import load_rules
@@ -131,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-skew (reports then in time order); always; never: stream it, checking "
         "lines that come too late as they come (with a warning)",
     )
-    _add_checker_options(check)
+    add_checker_options(check, CLI)
     check.set_defaults(handler=_cmd_check)
 
     explain_cmd = commands.add_parser("explain", help="diagnose one session in Chinese or English")
@@ -159,14 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="as for check (default 5m)",
     )
-    _add_checker_options(explain_cmd)
+    add_checker_options(explain_cmd, CLI)
     explain_cmd.set_defaults(handler=_cmd_explain)
 
     whois = commands.add_parser("whois", help="what the registries say about IPs (cached)")
     whois.add_argument("ips", nargs="+", metavar="IP")
-    whois.add_argument("--whois-cache", metavar="PATH", help="cache (default as for check)")
-    whois.add_argument("--whois-timeout", metavar="S", type=float, default=3.0)
-    whois.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    add_options(whois, WHOIS_OPTIONS)
     whois.set_defaults(handler=_cmd_whois)
 
     report = commands.add_parser("report", help="an HTML page from a reports file")
@@ -177,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--lang", choices=("zh", "en"), default="zh")
     report.add_argument("--title", help="page title")
     report.add_argument("--rejects", type=int, metavar="N", help="rejected lines, if known")
-    report.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    add_options(report, ["rules_dir"])
     report.set_defaults(handler=_cmd_report)
 
     rules = commands.add_parser("rules", help="validate or list the rule catalogue")
@@ -186,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("directory", nargs="?", help="rules directory (default: bundled)")
     validate.set_defaults(handler=_cmd_rules_validate)
     listing = rules_commands.add_parser("list", help="every reason code with both messages")
-    listing.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
+    add_options(listing, ["rules_dir"])
     listing.add_argument("--format", choices=("table", "jsonl"), default="table")
     listing.set_defaults(handler=_cmd_rules_list)
 
@@ -194,127 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_checker_options(command: argparse.ArgumentParser) -> None:
-    group = command.add_argument_group("databases and rules")
-    group.add_argument(
-        "--city-db",
-        metavar="P",
-        help="GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)",
-    )
-    group.add_argument("--asn-db", metavar="P", help="GeoLite2-ASN-format database")
-    group.add_argument(
-        "--anonymous-ip-db",
-        metavar="P",
-        help="GeoIP2-Anonymous-IP or GeoIP-Anonymous-Plus database",
-    )
-    group.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
-    group.add_argument(
-        "--naive-tz",
-        metavar="TZ",
-        default="Asia/Shanghai",
-        help="time zone for timestamps without an offset (default Asia/Shanghai)",
-    )
-    group.add_argument(
-        "--history",
-        metavar="URL",
-        default="memory",
-        help="where history lives: memory (default) or redis://HOST:PORT/DB, shared with "
-        "other checkers",
-    )
-    group.add_argument(
-        "--history-timeout",
-        metavar="S",
-        type=float,
-        default=0.05,
-        help="seconds per Redis call before history counts as unavailable (default 0.05)",
-    )
-    group.add_argument(
-        "--whois",
-        action="store_true",
-        help="look up IPs no ASN database covers in the registries (RDAP, cached)",
-    )
-    group.add_argument(
-        "--whois-cache",
-        metavar="PATH",
-        help="whois SQLite cache (default ~/.cache/fingerprint/whois.sqlite3)",
-    )
-    group.add_argument(
-        "--whois-timeout",
-        metavar="S",
-        type=float,
-        default=3.0,
-        help="seconds per whois lookup (default 3)",
-    )
-    group.add_argument(
-        "--whois-wait",
-        metavar="S",
-        type=float,
-        default=0.2,
-        help="how long a session may wait for its lookup (default 0.2)",
-    )
-    group.add_argument(
-        "--whois-budget",
-        metavar="N",
-        type=int,
-        help="at most N registry lookups per run (per worker)",
-    )
-    group.add_argument(
-        "--identity-secret-file",
-        metavar="PATH",
-        help="file holding the secret device identifiers are hashed with (default: "
-        f"${IDENTITY_SECRET_ENV}, else a fixed built-in secret; see README Privacy)",
-    )
-    group.add_argument(
-        "--fail-closed",
-        action="store_true",
-        help="if history cannot be read, grade conservatively instead of skipping it",
-    )
-
-
 def checker_config(args: argparse.Namespace) -> CheckerConfig:
-    try:
-        naive_tz = ZoneInfo(args.naive_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("unknown time zone", args.naive_tz) from None
-    # The CLI rolls accounts up itself (--by account), so the checker keeps none.
-    return CheckerConfig(
-        city_db=args.city_db,
-        asn_db=args.asn_db,
-        anonymous_ip_db=args.anonymous_ip_db,
-        rules_dir=args.rules,
-        naive_tz=naive_tz,
-        track_accounts=0,
-        device_memo_size=0,  # see CheckerConfig: batch logs rarely repeat a device soon
-        history=args.history,
-        history_timeout=args.history_timeout,
-        fail_closed=args.fail_closed,
-        whois=args.whois,
-        whois_cache=args.whois_cache,
-        whois_timeout=args.whois_timeout,
-        whois_wait=args.whois_wait,
-        whois_budget=args.whois_budget,
-        identity_secret=identity_secret(getattr(args, "identity_secret_file", None)),
-    )
+    return config_from_args(args, CLI)
 
 
-IDENTITY_SECRET_ENV = "FINGERPRINT_IDENTITY_SECRET"
-
-
-def identity_secret(path: str | None) -> bytes | None:
-    """The identity secret: the file's bytes (one trailing newline dropped), else the
-    environment variable, else None (the built-in secret). Never a command-line value:
-    a secret there shows in ``ps`` and shell history."""
-    if path is not None:
-        try:
-            secret = Path(path).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"identity secret file unreadable ({exc.strerror})", path) from None
-        secret = secret[:-1] if secret.endswith(b"\n") else secret
-        if not secret:
-            raise ConfigError("identity secret file is empty", path)
-        return secret
-    value = os.environ.get(IDENTITY_SECRET_ENV)
-    return value.encode("utf-8") if value else None
+# Its name here before the option declarations moved to fingerprint.config.
+identity_secret = read_identity_secret
 
 
 # --- check ----------------------------------------------------------------------
@@ -398,7 +289,7 @@ def _run_check(
         rejects.commit()
     if html is not None:  # after -o is complete: the page is made from it
         html.write(
-            render_html(args.output, args.lang, load_rules(args.rules), rejects=stats.rejects)
+            render_html(args.output, args.lang, load_rules(args.rules_dir), rejects=stats.rejects)
         )
         html.commit()
     summary = stats.to_dict()
@@ -505,7 +396,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 def _cmd_whois(args: argparse.Namespace) -> int:
     from fingerprint.sources.whois import is_hosting, open_enricher
 
-    network = load_rules(args.rules).network
+    network = load_rules(args.rules_dir).network
     enricher = open_enricher(args.whois_cache, timeout=args.whois_timeout)
     status = EXIT_OK
     try:
@@ -542,7 +433,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs([str(source)], {"-o": out})
     page = Output(out, option="-o")  # checked before the reports are read
     try:
-        rules = load_rules(args.rules)
+        rules = load_rules(args.rules_dir)
         page.write(render_html(source, args.lang, rules, rejects=args.rejects, title=args.title))
         page.commit()
     finally:
@@ -571,7 +462,7 @@ def _cmd_rules_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_rules_list(args: argparse.Namespace) -> int:
-    rules = load_rules(args.rules)
+    rules = load_rules(args.rules_dir)
     out = sys.stdout
     for code, spec in rules.codes.codes.items():
         if args.format == "jsonl":

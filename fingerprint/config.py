@@ -7,52 +7,248 @@ Its own module so the command line, Spark and the library read one declaration
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fingerprint.errors import ConfigError
 from fingerprint.session import DEFAULT_NAIVE_TZ
 
+IDENTITY_SECRET_ENV = "FINGERPRINT_IDENTITY_SECRET"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Option:
+    """How a :class:`CheckerConfig` field is set from a command line: the field's
+    ``metadata["option"]``. ``fingerprint.options`` makes the argparse options of
+    ``check``, ``explain``, ``whois`` and the Spark job from it, with the field's
+    default, so flag, help and default are written once, here."""
+
+    flag: str
+    help: str  # "{default}" in it is replaced by the default the caller shows
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None  # the flag's text as a value (argparse type)
+    switch: bool = False  # a flag without a value: present means True
+    # The parsed value (or the default) as the field takes it, when the config is
+    # built: a ConfigError here is a configuration error (exit 2), not a usage error.
+    to_config: Callable[[Any], Any] | None = None
+
+
+def _option(**option: Any) -> dict[str, Option]:
+    """A field's metadata: its command-line :class:`Option`."""
+    return {"option": Option(**option)}
+
+
+def _library_only(why: str) -> dict[str, str]:
+    """A field's metadata: no command line offers it, and ``why``."""
+    return {"library_only": why}
+
+
+def zone_from_text(value: tzinfo | str) -> tzinfo:
+    """``--naive-tz``'s zone (a tzinfo passes through); an unknown name is a ConfigError."""
+    if isinstance(value, tzinfo):
+        return value
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("unknown time zone", value) from None
+
+
+def read_identity_secret(path: str | None) -> bytes | None:
+    """The identity secret: the file's bytes (one trailing newline dropped), else the
+    environment variable, else None (the built-in secret). Never a command-line value:
+    a secret there shows in ``ps`` and shell history."""
+    if path is not None:
+        try:
+            secret = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"identity secret file unreadable ({exc.strerror})", path) from None
+        secret = secret[:-1] if secret.endswith(b"\n") else secret
+        if not secret:
+            raise ConfigError("identity secret file is empty", path)
+        return secret
+    value = os.environ.get(IDENTITY_SECRET_ENV)
+    return value.encode("utf-8") if value else None
+
 
 @dataclass(frozen=True)
 class CheckerConfig:
-    """How to build a :class:`Checker`. Paths are checked when the checker starts."""
+    """How to build a :class:`Checker`. Paths are checked when the checker starts.
 
-    city_db: str | Path | None = None  # None: the bundled GeoLite2-City (2018)
-    asn_db: str | Path | None = None
-    anonymous_ip_db: str | Path | None = None
-    rules_dir: str | Path | None = None  # None: the rules shipped with the package
+    A field a user sets on a command line carries its :class:`Option` (flag, help,
+    metavar, parser); the others say why they are the library's alone.
+    """
+
+    city_db: str | Path | None = field(
+        # None: the bundled GeoLite2-City (2018)
+        default=None,
+        metadata=_option(
+            flag="--city-db",
+            metavar="P",
+            help="GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)",
+        ),
+    )
+    asn_db: str | Path | None = field(
+        default=None,
+        metadata=_option(flag="--asn-db", metavar="P", help="GeoLite2-ASN-format database"),
+    )
+    anonymous_ip_db: str | Path | None = field(
+        default=None,
+        metadata=_option(
+            flag="--anonymous-ip-db",
+            metavar="P",
+            help="GeoIP2-Anonymous-IP or GeoIP-Anonymous-Plus database",
+        ),
+    )
+    rules_dir: str | Path | None = field(
+        # None: the rules shipped with the package
+        default=None,
+        metadata=_option(flag="--rules", metavar="DIR", help="rules directory (default: bundled)"),
+    )
     # How to read ISO times without an offset: a tzinfo or an IANA zone name
     # ("Asia/Shanghai"); a name is resolved (or refused) when the config is built.
-    naive_tz: tzinfo | str = DEFAULT_NAIVE_TZ
-    use_city_db: bool = True
-    ua_cache_size: int = 16_384
+    naive_tz: tzinfo | str = field(
+        default=DEFAULT_NAIVE_TZ,
+        metadata=_option(
+            flag="--naive-tz",
+            metavar="TZ",
+            help="time zone for timestamps without an offset (default {default})",
+            to_config=zone_from_text,
+        ),
+    )
+    use_city_db: bool = field(
+        default=True,
+        metadata=_library_only("tests and benchmarks leave geo out"),
+    )
+    ua_cache_size: int = field(
+        default=16_384,
+        metadata=_library_only("memory tuning of a long-running service"),
+    )
     # Device verdicts remembered (~10 kB each: the validated device block and its
     # ~1.5 kB key); 0: off.
     # A service sees its users' devices again soon: measured p50 ~195 µs with the
     # memo, ~250-300 without. The CLI turns it off: over a 2 M-line log a device
     # rarely returns before 4,096 others (2-7% hits), not worth ~39 MB.
-    device_memo_size: int = 4_096
-    track_accounts: int | None = 100_000  # account summaries kept; None: unbounded
-    history: str = "memory"  # or a Redis URL: redis://127.0.0.1:6379/0
-    history_timeout: float = 0.05  # seconds per Redis call (above 0)
+    device_memo_size: int = field(
+        default=4_096,
+        metadata=_library_only("memory tuning; each caller fixes its own"),
+    )
+    track_accounts: int | None = field(
+        # account summaries kept; None: unbounded
+        default=100_000,
+        metadata=_library_only(
+            "a service's account summaries; the CLI and Spark roll accounts up themselves"
+        ),
+    )
+    history: str = field(
+        # or a Redis URL: redis://127.0.0.1:6379/0
+        default="memory",
+        metadata=_option(
+            flag="--history",
+            metavar="URL",
+            help="where history lives: memory (default) or redis://HOST:PORT/DB, shared with "
+            "other checkers",
+        ),
+    )
+    history_timeout: float = field(
+        # seconds per Redis call (above 0)
+        default=0.05,
+        metadata=_option(
+            flag="--history-timeout",
+            metavar="S",
+            parse=float,
+            help="seconds per Redis call before history counts as unavailable (default {default})",
+        ),
+    )
     # How far ahead of the checker's clock a login may be dated (seconds); later
     # ones are rejected (InvalidSessionError on "ts"), so no login can move history's
     # windows for other accounts and devices. Covers clock drift between servers.
-    future_tolerance: float = 300.0
-    fail_closed: bool = False  # history down: grade conservatively instead of skipping
-    whois: bool = False  # RDAP enrichment (ipwhois) for IPs no ASN database covers
-    whois_cache: str | Path | None = None  # SQLite cache; None: ~/.cache/fingerprint/
-    whois_timeout: float = 3.0  # seconds per lookup
-    whois_wait: float = 0.0  # how long check() may wait for a lookup (0: never blocks)
-    whois_budget: int | None = None  # lookups per checker at most
+    future_tolerance: float = field(
+        default=300.0,
+        metadata=_library_only(
+            "a service's wall clock; command-line runs replay logs on their own time"
+        ),
+    )
+    fail_closed: bool = field(
+        # history down: grade conservatively instead of skipping
+        default=False,
+        metadata=_option(
+            flag="--fail-closed",
+            switch=True,
+            help="if history cannot be read, grade conservatively instead of skipping it",
+        ),
+    )
+    whois: bool = field(
+        # RDAP enrichment (ipwhois) for IPs no ASN database covers
+        default=False,
+        metadata=_option(
+            flag="--whois",
+            switch=True,
+            help="look up IPs no ASN database covers in the registries (RDAP, cached)",
+        ),
+    )
+    whois_cache: str | Path | None = field(
+        # SQLite cache; None: ~/.cache/fingerprint/
+        default=None,
+        metadata=_option(
+            flag="--whois-cache",
+            metavar="PATH",
+            help="whois SQLite cache (default ~/.cache/fingerprint/whois.sqlite3)",
+        ),
+    )
+    whois_timeout: float = field(
+        # seconds per lookup
+        default=3.0,
+        metadata=_option(
+            flag="--whois-timeout",
+            metavar="S",
+            parse=float,
+            help="seconds per whois lookup (default {default})",
+        ),
+    )
+    # How long check() may wait for a lookup: 0, a service never blocks on a
+    # registry (the CLI overrides it, see fingerprint.options.CLI).
+    whois_wait: float = field(
+        default=0.0,
+        metadata=_option(
+            flag="--whois-wait",
+            metavar="S",
+            parse=float,
+            help="how long a session may wait for its lookup (default {default})",
+        ),
+    )
+    whois_budget: int | None = field(
+        # lookups per checker at most
+        default=None,
+        metadata=_option(
+            flag="--whois-budget",
+            metavar="N",
+            parse=int,
+            help="at most N registry lookups per run (per worker)",
+        ),
+    )
     # The secret device identifiers and keys are hashed with (keyed BLAKE2b), so
     # history and reports never hold a raw android_id, DRM id, OAID or IDFV. None: a
     # fixed built-in secret, so reports stay reproducible and replicas agree, but the
     # hashes only pseudonymise; configure one of your own (README "Privacy").
-    identity_secret: str | bytes | None = field(default=None, repr=False)
+    # The command line takes a file (never the secret itself: it would show in ps).
+    identity_secret: str | bytes | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "option": Option(
+                flag="--identity-secret-file",
+                metavar="PATH",
+                help="file holding the secret device identifiers are hashed with (default: "
+                f"${IDENTITY_SECRET_ENV}, else a fixed built-in secret; see README Privacy)",
+                to_config=read_identity_secret,
+            )
+        },
+    )
 
     def __post_init__(self) -> None:
         # Checked here, not at the first login: a wrong option fails where it is written.
@@ -106,4 +302,11 @@ def _count(name: str, value: object, *, optional: bool = False) -> None:
         raise ConfigError(f"{name} must be a whole number, 0 or more{also}; got {value!r}")
 
 
-__all__ = ["CheckerConfig", "ConfigError"]
+__all__ = [
+    "IDENTITY_SECRET_ENV",
+    "CheckerConfig",
+    "ConfigError",
+    "Option",
+    "read_identity_secret",
+    "zone_from_text",
+]

@@ -34,7 +34,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import pyarrow as pa
@@ -52,6 +51,7 @@ from fingerprint.features.network import network_text
 from fingerprint.grading import Grader
 from fingerprint.history import HistoryView, Link, LoginEvent, MemoryHistoryStore, Windows, ip_keys
 from fingerprint.inputs import MAX_LINE_BYTES, Line, Reject, _slow_path, expand_inputs
+from fingerprint.options import SPARK, add_checker_options, config_from_args
 from fingerprint.outputs import jsonl_line
 from fingerprint.report import DeviceComponent, Finding, Report
 from fingerprint.reporting import render
@@ -258,7 +258,7 @@ def check_sessions(
     Both results are lazy. ``rejects`` needs only the first, cheap stage; reading
     the input twice is the cost of asking for both.
     """
-    config = replace(config or CheckerConfig(), track_accounts=0)
+    config = replace(config or CheckerConfig(), **SPARK.fixed)
     rules = load_rules(config.rules_dir)  # fail fast on the driver
     prepared = _prepared(df, config)
     rejects = prepared.filter(F.col("error").isNotNull()).select(
@@ -935,43 +935,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="json: the CLI's report lines; parquet: the typed schema (default json)",
     )
     parser.add_argument("--rejects", metavar="PATH", help="write rejected lines here")
-    parser.add_argument("--city-db", metavar="P", help="GeoIP2/GeoLite2-City database")
-    parser.add_argument("--asn-db", metavar="P", help="GeoLite2-ASN-format database")
-    parser.add_argument(
-        "--anonymous-ip-db",
-        metavar="P",
-        help="GeoIP2-Anonymous-IP or GeoIP-Anonymous-Plus database",
-    )
-    parser.add_argument("--rules", metavar="DIR", help="rules directory (default: bundled)")
-    parser.add_argument("--naive-tz", metavar="TZ", default="Asia/Shanghai")
     parser.add_argument("--partitions", type=int, help="account partitions")
     parser.add_argument(
         "--ordered", action="store_true", help="write in input order (a global sort)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output")
+    add_checker_options(parser, SPARK)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        naive_tz = ZoneInfo(args.naive_tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        print(
-            f"fingerprint: configuration error: unknown time zone: {args.naive_tz}", file=sys.stderr
-        )
-        return 2
-    config = CheckerConfig(
-        city_db=args.city_db,
-        asn_db=args.asn_db,
-        anonymous_ip_db=args.anonymous_ip_db,
-        rules_dir=args.rules,
-        naive_tz=naive_tz,
-        track_accounts=0,
-        # The CLI's environment variable: executors get the config, not the variable.
-        identity_secret=os.environ.get("FINGERPRINT_IDENTITY_SECRET") or None,
-    )
-    try:
+        # The identity secret comes from the CLI's file option or environment variable:
+        # executors get the config, not the variable.
+        config = config_from_args(args, SPARK)
         paths = [p for spec in args.inputs for p in _input_paths(spec)]
         Checker(config)  # fail fast on configuration errors, before Spark starts work
     except ConfigError as exc:
