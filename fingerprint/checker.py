@@ -22,7 +22,6 @@ from sys import intern
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, NotEvaluated
 from fingerprint.checks.identity import identity_links
@@ -51,9 +50,6 @@ from fingerprint.reporting import finding_from_hit
 from fingerprint.rollup import AccountRollup, AccountSummary
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
 from fingerprint.session import (
-    App,
-    Battery,
-    Device,
     IPAddress,
     Session,
     battery_pinned,
@@ -127,24 +123,25 @@ class _Engine:
 
 @dataclass(frozen=True, slots=True)
 class DeviceVerdict:
-    """What a device, its app and its user agent always produce: validated blocks,
-    device features and the outcomes of the device-scoped checks."""
+    """What a device's content, its app and its user agent always produce: the device
+    features and the outcomes of the device-scoped checks. ``features.device_id`` is
+    the id of the login that made it: the id is no part of the key (see
+    :meth:`DeviceMemo.key`), so a hit carries the current login's id instead."""
 
-    device: Device | None
-    app: App | None
     features: DeviceFeatures
     outcomes: tuple[tuple[str, Settled], ...]  # device-scoped checks, findings rendered
 
 
 class DeviceMemo:
-    """Device verdicts keyed by the device, app and UA fields' exact bytes.
+    """Device verdicts keyed on the content that decides them (a bounded LRU).
 
-    Logins repeat their device: validating the device block and matching hundreds of
-    signatures again for each login is most of the per-session cost. A verdict holds
-    a validated device block (a few kB), so the memo is a bounded LRU. The key is the
-    encoded fields themselves (~1.5 kB), not a digest of them: hashing them costs
-    ~2.5 µs a login, and an exact key cannot collide. Belongs to one engine, so a
-    rules reload starts empty.
+    Logins repeat their device content far more than their ids: one phone model and
+    ROM serve many devices, and an app cloner's copies differ only in their ids. The
+    key leaves out what changes per login and what no device-scoped check reads: the
+    device id and the battery (which enters only as "pinned or not", the one thing a
+    device-scoped check reads of it). It is the encoded fields themselves (~1.5 kB),
+    not a digest of them: hashing them costs ~2.5 µs a login, and an exact key cannot
+    collide. Belongs to one engine, so a rules reload starts empty.
     """
 
     def __init__(self, max_entries: int = 4_096) -> None:
@@ -153,24 +150,24 @@ class DeviceMemo:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(record: Mapping[str, Any]) -> bytes | None:
-        """The device and app fields, less the battery, whose level changes with every
-        login (it enters the key only as "pinned or not", the one thing a device-scoped
-        check reads of it), and the *normalised* user agent: WeChat's UA changes with
-        the network type (NetType/WIFI, 4G) while its parse, all the checks read of
-        it, does not (:func:`normalise_user_agent` drops exactly such tokens)."""
+    def key(record: Mapping[str, Any], *, battery_is_pinned: bool) -> bytes | None:
+        """The device and app fields of a *validated* record less the device id and
+        the battery, and the *normalised* user agent: WeChat's UA changes with the
+        network type (NetType/WIFI, 4G) while its parse, all the checks read of it,
+        does not (:func:`normalise_user_agent` drops exactly such tokens)."""
         device, app = record.get("device"), record.get("app")
         if device is None and app is None:
             return None
         ua = record.get("user_agent")
         if isinstance(ua, str):
             ua = normalise_user_agent(ua)
-        if isinstance(device, Mapping) and "battery" in device:
-            device = {k: v for k, v in device.items() if k != "battery"}
+        if isinstance(device, Mapping):
+            device = {k: v for k, v in device.items() if k not in _PER_LOGIN_DEVICE_FIELDS}
         try:
-            return orjson.dumps((device, app, ua))
-        except TypeError:  # values orjson cannot encode: validate the long way
+            content = orjson.dumps((device, app, ua))
+        except TypeError:  # values orjson cannot encode: no memo for this login
             return None
+        return content + (b"|pinned" if battery_is_pinned else b"|-")
 
     def get(self, key: bytes) -> DeviceVerdict | None:
         with self._lock:
@@ -422,7 +419,8 @@ class Checker:
         engine, session = prepared.engine, prepared.session
         self._judge_time(session, now)
         key, verdict = prepared.key, prepared.verdict
-        features = self._extract(engine, session, verdict.features if verdict else None)
+        known_device = _for_login(verdict.features, session) if verdict else None
+        features = self._extract(engine, session, known_device)
         sid = session.session_id or session_id or _derived_session_id(session)
         known = dict(verdict.outcomes) if verdict else None
         whois, whois_pending = self._whois_lookup(features)
@@ -491,7 +489,7 @@ class Checker:
         for days, values in (stability or {}).items():
             summary[f"stability_{days:g}d"] = values.to_dict()
         if pending.key is not None and pending.verdict is None and not run.failed:
-            verdict = DeviceVerdict(session.device, session.app, features.device, run.device)
+            verdict = DeviceVerdict(features.device, run.device)
             engine.device_memo.put(pending.key, verdict)
         graded = engine.grader.grade(run.findings, run.not_evaluated)
         report = Report(
@@ -578,26 +576,16 @@ class Checker:
     def _parse_with_memo(
         self, engine: _Engine, record: Mapping[str, Any] | Session
     ) -> tuple[Session, bytes | None, DeviceVerdict | None]:
-        """Validate, reusing the device and app blocks of a device seen before."""
+        """Validate, and find the verdict of a device content seen before."""
+        session = self.parse(record)
         if not isinstance(record, Mapping) or not engine.device_memo.enabled:
-            return self.parse(record), None, None
-        base = engine.device_memo.key(record)
-        if base is None:
-            return self.parse(record), None, None
-        device = record.get("device")
-        raw_battery = device.get("battery") if isinstance(device, Mapping) else None
-        try:
-            battery = Battery.model_validate(raw_battery) if raw_battery is not None else None
-        except ValidationError:
-            return self.parse(record), None, None  # the full parse names the bad field
-        key = base + (b"|pinned" if battery_pinned(battery) else b"|-")
-        verdict = engine.device_memo.get(key)
-        if verdict is None:
-            return self.parse(record), key, None
-        known = verdict.device
-        if known is not None and raw_battery is not None:
-            known = known.model_copy(update={"battery": battery})
-        return self.parse({**record, "device": known, "app": verdict.app}), key, verdict
+            return session, None, None
+        device = session.device
+        pinned = battery_pinned(device.battery if device is not None else None)
+        key = engine.device_memo.key(record, battery_is_pinned=pinned)
+        if key is None:
+            return session, None, None
+        return session, key, engine.device_memo.get(key)
 
     def _extract(
         self, engine: _Engine, session: Session, device: DeviceFeatures | None
@@ -723,6 +711,17 @@ class Checker:
         """Count a check that goes on without history, and say why."""
         self._counters.add("degraded", "lost_writes", *_timeout_counter(exc))
         return f"{HISTORY_UNAVAILABLE}: {type(exc).__name__}: {exc}"[:300]
+
+
+# Device fields that change from login to login and that no device-scoped check
+# reads: left out of the device memo's key (the battery enters it as pinned or not).
+_PER_LOGIN_DEVICE_FIELDS = frozenset({"battery", "device_id"})
+
+
+def _for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
+    """Device features remembered for the device's content, with this login's id."""
+    device_id = session.device.device_id if session.device is not None else None
+    return known if known.device_id == device_id else replace(known, device_id=device_id)
 
 
 # The finding that says the IP is a privacy relay's egress (checks/vpn_proxy.py).

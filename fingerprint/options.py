@@ -63,9 +63,9 @@ _SPARK_WHOIS = (
 CLI = Caller(
     name="fingerprint check / explain",
     defaults={"whois_wait": Override(value=0.2, why=_BATCH_WAIT)},
-    # The CLI rolls accounts up itself (--by account); a batch log rarely repeats a
-    # device soon enough for the device memo (see CheckerConfig.device_memo_size).
-    fixed={"track_accounts": 0, "device_memo_size": 0},
+    # The CLI rolls accounts up itself (--by account). The device memo stays on: it is
+    # keyed on device content, which batch logs repeat (CheckerConfig.device_memo_size).
+    fixed={"track_accounts": 0},
 )
 
 #: ``python -m fingerprint.spark`` (and :func:`fingerprint.spark.check_sessions`).

@@ -1,0 +1,131 @@
+"""The device verdict is keyed on the device's content, never on its ids: a login
+whose device content was seen before (under any device id, with any battery level)
+gets the very report a checker without the memo gives it."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fingerprint.checker import Checker, CheckerConfig, DeviceMemo
+from tests.conftest import FIXTURES
+
+# Device blocks of every kind the checks tell apart: emulators, cloners, tampered
+# and clean phones, from the labelled set and the held-out sets.
+_SOURCES = ("labelled.jsonl", "heldout/emulator.jsonl", "heldout/multi_open.jsonl")
+
+
+def _pool() -> list[dict[str, Any]]:
+    records = []
+    for name in _SOURCES:
+        lines = (FIXTURES / name).read_text(encoding="utf-8").splitlines()
+        records.extend(json.loads(line) for line in lines[::25])
+    return [r for r in records if isinstance(r.get("device"), dict)]
+
+
+POOL = _pool()
+PINNED = {"level": 1.0, "charging": True, "temperature_c": 0.0}
+_clock = itertools.count(1_795_000_000, 3_600)  # every example later than the last
+_examples = itertools.count()
+
+# Shared across examples (building a checker costs ~0.3 s); each example uses its
+# own accounts and later times, so their histories never meet.
+WITH_MEMO = Checker(CheckerConfig(device_memo_size=8, track_accounts=0), clock=None)
+WITHOUT = Checker(CheckerConfig(device_memo_size=0, track_accounts=0), clock=None)
+
+
+def _set(path: str, value: Any) -> Any:
+    def change(record: dict[str, Any]) -> None:
+        block, field = path.split(".")
+        record.setdefault(block, {})[field] = value
+
+    return change
+
+
+def _add(path: str, value: Any) -> Any:
+    def change(record: dict[str, Any]) -> None:
+        block, field = path.split(".")
+        target = record.setdefault(block, {})
+        if isinstance(value, dict):
+            target[field] = {**(target.get(field) or {}), **value}
+        else:
+            target[field] = [*(target.get(field) or []), value]
+
+    return change
+
+
+# One fact changed in a device's content: each makes some device-scoped check or a
+# device feature answer differently, so a key that left its field out would reuse a
+# wrong verdict.
+CONTENT_CHANGES = (
+    None,
+    _set("device.rooted", True),
+    _add("device.hooks", "xposed"),
+    _add("device.system_props", {"ro.kernel.qemu": "1"}),
+    _add("device.files_present", "/dev/socket/qemud"),
+    _add("device.installed_packages", "com.lbe.parallel.intl"),
+    _set("app.data_dir", "/data/user/999/com.tencent.mm"),
+    _set("device.model", "SM-G9910"),
+    _set("device.brand", "Xiaomi"),
+    _set("device.sensors", []),
+    _set("device.has_telephony", False),
+    _set(
+        "device.build_fingerprint",
+        "generic/sdk_gphone_x86/generic_x86:11/RSR1/1:userdebug/dev-keys",
+    ),
+)
+
+logins = st.lists(
+    st.tuples(
+        st.sampled_from(["d-one", "d-two", "d-three", "", None]),  # under which id
+        st.one_of(  # and which battery
+            st.none(),
+            st.just(PINNED),
+            st.builds(dict, level=st.floats(0, 1), charging=st.booleans()),
+        ),
+        st.sampled_from(["a", "b", "c"]),  # by which account
+        st.sampled_from(CONTENT_CHANGES),  # with which fact of its content changed
+    ),
+    min_size=2,
+    max_size=24,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, len(POOL) - 1), logins)
+def test_reports_from_a_remembered_verdict_are_the_reports_of_a_fresh_check(
+    base: int, plan: list[tuple[str | None, dict[str, Any] | None, str, Any]]
+) -> None:
+    """One device's content, logged in under several ids and batteries, some logins
+    with one fact of it changed."""
+    example = next(_examples)
+    for device_id, battery, account, change in plan:
+        record = copy.deepcopy(POOL[base])
+        if change is not None:
+            change(record)
+        record["device"]["device_id"] = device_id
+        if battery is None:
+            record["device"].pop("battery", None)
+        else:
+            record["device"]["battery"] = battery
+        record["account_id"] = f"{account}-{example}"
+        record["session_id"] = f"s-{example}-{next(_examples)}"
+        record["ts"] = next(_clock)
+        assert WITH_MEMO.check(record).to_dict() == WITHOUT.check(record).to_dict()
+
+
+def test_the_key_ignores_ids_and_battery_level_but_not_content_or_a_pinned_battery() -> None:
+    record = copy.deepcopy(POOL[0])
+    key = DeviceMemo.key(record, battery_is_pinned=False)
+    other = copy.deepcopy(record)
+    other["device"]["device_id"] = "someone-else"
+    other["device"]["battery"] = {"level": 0.5}
+    assert DeviceMemo.key(other, battery_is_pinned=False) == key
+    assert DeviceMemo.key(other, battery_is_pinned=True) != key
+    other["device"]["model"] = "another model"
+    assert DeviceMemo.key(other, battery_is_pinned=False) != key
