@@ -24,16 +24,15 @@ from typing import Any
 import orjson
 
 from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, NotEvaluated
+from fingerprint.checks.base import HistoryIndex
 from fingerprint.checks.identity import identity_links
-from fingerprint.checks.ip_accounts import IpAccountsCheck
-from fingerprint.checks.stability import StabilityCheck
 from fingerprint.config import CheckerConfig
 from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.features.identity import DeviceIdentity, IdentityHasher, identity_of, identity_text
 from fingerprint.features.network import network_text
-from fingerprint.features.stability import Stability, account_stability_windows
+from fingerprint.features.stability import Stability, StabilityRequest, stability_by_window
 from fingerprint.grading import Grader
 from fingerprint.history import (
     HistoryStats,
@@ -113,7 +112,9 @@ class _Engine:
     checks: tuple[Check, ...]
     session_checks: tuple[Check, ...]  # need nothing but the session
     history_checks: tuple[Check, ...]  # run after the login is recorded
-    stability_check: StabilityCheck | None
+    stability: StabilityRequest | None  # what the checks that declare it read
+    exit_checks: frozenset[str]  # checks whose confident findings mark an anonymous exit
+    relay_codes: frozenset[str]  # codes that mark a privacy relay's egress
     grader: Grader
     brands: BrandNormalizer
     windows: Windows | None  # None when no enabled check reads history
@@ -199,59 +200,47 @@ def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
             continue
         checks.append(cls.compile(rules, dict(rules.checks.checks.get(name, {}))))
     history_checks = [c for c in checks if c.uses_history]
-    windows = _windows(history_checks) if history_checks else None
     return _Engine(
         rules=rules,
         checks=tuple(checks),
         session_checks=tuple(c for c in checks if not c.uses_history),
         history_checks=tuple(history_checks),
-        stability_check=next((c for c in checks if isinstance(c, StabilityCheck)), None),
+        stability=_stability_request(checks),
+        exit_checks=frozenset(c.name for c in checks if c.marks_anonymous_exit),
+        relay_codes=frozenset().union(*(c.relay_codes for c in checks)),
         grader=Grader(rules.grading, disabled=rules.checks.disabled),
         brands=BrandNormalizer(rules.devices),
-        windows=windows,
+        windows=plan_windows(history_checks) if history_checks else None,
         grade_order=[band.grade for band in rules.grading.bands],
         device_memo=DeviceMemo(memo_size),
     )
 
 
-def _windows(history_checks: Sequence[Check]) -> Windows:
-    def hours(check_name: str) -> float:
-        return max(
-            (
-                float(getattr(c, "window_hours", 0.0))
-                for c in history_checks
-                if c.name == check_name
-            ),
-            default=0.0,
-        )
+def plan_windows(history_checks: Sequence[Check]) -> Windows:
+    """History's windows from what the checks declare they read (``Check.needs``):
+    each index as far back as its longest reader, and at least an hour (the address
+    index only when a check reads it)."""
 
-    stability_hours = max(
-        (
-            max(getattr(c, "windows_days", (0,))) * 24
-            for c in history_checks
-            if c.name == "stability"
-        ),
-        default=0.0,
-    )
-    account_hours = max(hours("ip_hopping"), hours("device_churn"), stability_hours, 1.0)
-    ip_seconds, ip_cap = _ip_window(history_checks)
+    def longest(index: HistoryIndex) -> float:
+        readers = (c.history_seconds() for c in history_checks if index in c.needs.history)
+        return max(readers, default=0.0)
+
+    counters = [c for c in history_checks if HistoryIndex.ADDRESS in c.needs.history]
     return Windows(
-        account_seconds=account_hours * _HOURS,
-        device_seconds=max(hours("device_sharing"), hours("device_farm"), 1.0) * _HOURS,
-        ip_seconds=ip_seconds,
-        max_accounts_per_ip=ip_cap,
-        link_seconds=max(hours("device_reset"), hours("device_forged"), 1.0) * _HOURS,
+        account_seconds=max(longest(HistoryIndex.ACCOUNT), _HOURS),
+        device_seconds=max(longest(HistoryIndex.DEVICE), _HOURS),
+        ip_seconds=longest(HistoryIndex.ADDRESS) if counters else 0.0,
+        max_accounts_per_ip=max([200, *(c.history_members() for c in counters)]),
+        link_seconds=max(longest(HistoryIndex.LINKS), _HOURS),
     )
 
 
-def _ip_window(history_checks: Sequence[Check]) -> tuple[float, int]:
-    """How long and how many accounts per address history keeps for ip_accounts:
-    nothing when the check is off; always more than its largest allowance, so a
-    count can pass every allowance."""
-    check = next((c for c in history_checks if isinstance(c, IpAccountsCheck)), None)
-    if check is None:
-        return 0.0, 200
-    return check.window_minutes * 60, max(200, check.largest_allowance + 1)
+def _stability_request(checks: Sequence[Check]) -> StabilityRequest | None:
+    """The stability windows the checks declare they read (one reader today)."""
+    requests = {r for c in checks if c.needs.stability and (r := c.stability_request())}
+    if len(requests) > 1:
+        raise ConfigError("more than one check asks for its own stability windows")
+    return next(iter(requests), None)
 
 
 class Checker:
@@ -443,8 +432,9 @@ class Checker:
         # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
         # so travel and hopping arithmetic can leave it out. A privacy relay's egress is
         # no location either, but no VPN: kept apart for long-term anonymiser use.
-        anonymous = any(f.check == "vpn_proxy" and f.severity in CONFIDENT for f in run.findings)
-        relay = not anonymous and any(f.code == RELAY_CODE for f in run.findings)
+        exits, relays = engine.exit_checks, engine.relay_codes
+        anonymous = any(f.check in exits and f.severity in CONFIDENT for f in run.findings)
+        relay = not anonymous and any(f.code in relays for f in run.findings)
         event = _event(
             sid, session, features, anonymous or relay, self.config.time_zone, identity, relay
         )
@@ -652,14 +642,10 @@ class Checker:
     def _stability(
         self, engine: _Engine, history: HistoryView | None, event: LoginEvent
     ) -> dict[float, Stability] | None:
-        check = engine.stability_check
-        if history is None or check is None:
+        request = engine.stability
+        if history is None or request is None:
             return None
-        tz, share = self.config.time_zone, check.unusual_hour_share
-        found = account_stability_windows(
-            history.account_events, event, check.windows_seconds, tz, share
-        )
-        return dict(zip(check.windows_days, found, strict=True))
+        return stability_by_window(request, history.account_events, event, self.config.time_zone)
 
     def _history_view(
         self, engine: _Engine, event: LoginEvent, now: float | None, links: tuple[Link, ...]
@@ -723,9 +709,6 @@ def _for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
     device_id = session.device.device_id if session.device is not None else None
     return known if known.device_id == device_id else replace(known, device_id=device_id)
 
-
-# The finding that says the IP is a privacy relay's egress (checks/vpn_proxy.py).
-RELAY_CODE = "VPN_PRIVATE_RELAY"
 
 HISTORY_UNAVAILABLE = "history store unavailable"  # how not_evaluated reasons begin then
 

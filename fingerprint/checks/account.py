@@ -11,7 +11,9 @@ from fingerprint.checks.base import (
     WINDOW_HOURS,
     Check,
     CheckContext,
+    HistoryIndex,
     Hit,
+    Needs,
     NotEvaluated,
     Outcome,
     history_unavailable,
@@ -38,7 +40,7 @@ class DeviceSharingCheck(Check):
 
     name: ClassVar[str] = "device_sharing"
     codes: ClassVar[tuple[str, ...]] = ("SHR_DEVICE_SHARED",)
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.DEVICE}))
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_hours": WINDOW_HOURS,
         "max_accounts": COUNT,
@@ -46,6 +48,9 @@ class DeviceSharingCheck(Check):
 
     window_hours: float = 168.0
     max_accounts: int = 3
+
+    def history_seconds(self) -> float:
+        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         device_id = _device_with_history(ctx)
@@ -74,7 +79,7 @@ class DeviceChurnCheck(Check):
 
     name: ClassVar[str] = "device_churn"
     codes: ClassVar[tuple[str, ...]] = ("CHN_DEVICE_CHURN",)
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ACCOUNT}))
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_hours": WINDOW_HOURS,
         "max_devices": COUNT,
@@ -82,6 +87,9 @@ class DeviceChurnCheck(Check):
 
     window_hours: float = 168.0
     max_devices: int = 3
+
+    def history_seconds(self) -> float:
+        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         device_id = _device_with_history(ctx)
@@ -150,7 +158,8 @@ class HistoryHealthCheck(Check):
 
     name: ClassVar[str] = "history"
     codes: ClassVar[tuple[str, ...]] = ("HIS_UNAVAILABLE",)
-    uses_history: ClassVar[bool] = True
+    # Reads no window: only whether history could be read at all.
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ACCOUNT}))
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         if ctx.history is not None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from operator import attrgetter
 from typing import Any, ClassVar
 
 from fingerprint.features.identity import NO_IDENTITY, DeviceIdentity
 from fingerprint.features.records import Features
-from fingerprint.features.stability import Stability
+from fingerprint.features.stability import Stability, StabilityRequest
 from fingerprint.history import HistoryView, LoginEvent
 from fingerprint.rules import RuleSet, Severity, Threshold
 from fingerprint.session import Session
@@ -55,12 +56,40 @@ class CheckContext:
     identity: DeviceIdentity = NO_IDENTITY  # the device recognised from its attributes
 
 
+class HistoryIndex(Enum):
+    """The parts of history a check can read (:class:`~fingerprint.history.HistoryView`)."""
+
+    ACCOUNT = "account"  # the account's earlier logins: account_events
+    DEVICE = "device"  # the accounts on the same device: device_accounts
+    ADDRESS = "address"  # the accounts on the same address and block: ip/block_accounts
+    LINKS = "links"  # the identity links this login adds to: links
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Needs:
+    """What a check reads besides its session and features, declared as class data:
+    the engine plans history's windows and the derived features from these
+    declarations, never from a check's name or its thresholds' names."""
+
+    history: frozenset[HistoryIndex] = frozenset()
+    # The account's stability features (ctx.stability), over the windows the check
+    # asks for in :meth:`Check.stability_request`.
+    stability: bool = False
+
+
 class Check:
     """Base class. Subclasses are frozen dataclasses; see module docstring."""
 
     name: ClassVar[str]
     codes: ClassVar[tuple[str, ...]]
+    needs: ClassVar[Needs] = Needs()
+    # Derived from ``needs``: the check runs after the login is recorded in history.
     uses_history: ClassVar[bool] = False
+    # What this check tells the rest of the run about the login's IP: a confident
+    # finding of it means an anonymising exit (VPN, proxy, Tor, hosting), no location
+    # of the user's; ``relay_codes`` mean a privacy relay's egress (no location, no VPN).
+    marks_anonymous_exit: ClassVar[bool] = False
+    relay_codes: ClassVar[frozenset[str]] = frozenset()
     # True when the outcome depends only on the device and app blocks, the user agent
     # and the device features: the checker then reuses it for a device seen before.
     device_scoped: ClassVar[bool] = False
@@ -68,8 +97,25 @@ class Check:
     # rules loader refuses anything else before the check is built.
     thresholds: ClassVar[Mapping[str, Threshold]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.uses_history = bool(cls.needs.history) or cls.needs.stability
+
     def evaluate(self, ctx: CheckContext) -> Outcome:
         raise NotImplementedError
+
+    def history_seconds(self) -> float:
+        """How far back the check reads the history it declares (0: the latest only)."""
+        return 0.0
+
+    def history_members(self) -> int:
+        """How many accounts per address it may count (``HistoryIndex.ADDRESS``): the
+        store keeps at least one more, so a count can pass every allowance."""
+        return 0
+
+    def stability_request(self) -> StabilityRequest | None:
+        """The stability windows it reads, when it declares ``Needs(stability=True)``."""
+        return None
 
     @classmethod
     def compile(cls, rules: RuleSet, config: dict[str, Any]) -> Check:

@@ -27,7 +27,9 @@ from fingerprint.checks.base import (
     WINDOW_HOURS,
     Check,
     CheckContext,
+    HistoryIndex,
     Hit,
+    Needs,
     NotEvaluated,
     Outcome,
     history_unavailable,
@@ -134,7 +136,7 @@ class DeviceResetCheck(Check):
 
     name: ClassVar[str] = "device_reset"
     codes: ClassVar[tuple[str, ...]] = ("DEV_ID_RESET", "DEV_FACTORY_RESET")
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.LINKS}))
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_hours": WINDOW_HOURS,
         "min_device_ids": COUNT,
@@ -151,6 +153,9 @@ class DeviceResetCheck(Check):
     boot_slack_seconds: float = 60.0
     max_boot_count: int = 5  # a factory-reset phone has booted this few times ...
     recent_install_hours: float = 24.0  # ... and the app was installed this recently
+
+    def history_seconds(self) -> float:
+        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         device = ctx.session.device
@@ -211,7 +216,7 @@ class DeviceForgedCheck(Check):
 
     name: ClassVar[str] = "device_forged"
     codes: ClassVar[tuple[str, ...]] = ("DEV_FORGED_ID",)
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.LINKS}))
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_hours": WINDOW_HOURS,
         "min_hardware_keys": Threshold(kind="count", minimum=2, maximum=100_000),
@@ -219,6 +224,9 @@ class DeviceForgedCheck(Check):
 
     window_hours: float = 72.0
     min_hardware_keys: int = 2
+
+    def history_seconds(self) -> float:
+        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         identity = ctx.identity
@@ -255,7 +263,7 @@ class DeviceFarmCheck(Check):
 
     name: ClassVar[str] = "device_farm"
     codes: ClassVar[tuple[str, ...]] = ("DEV_FARM",)
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.DEVICE}))
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_hours": WINDOW_HOURS,
         "min_accounts": COUNT,
@@ -263,6 +271,9 @@ class DeviceFarmCheck(Check):
 
     window_hours: float = 168.0
     min_accounts: int = 5
+
+    def history_seconds(self) -> float:
+        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         if not ctx.identity.confident:

@@ -25,7 +25,9 @@ from fingerprint.checks.base import (
     COUNT,
     Check,
     CheckContext,
+    HistoryIndex,
     Hit,
+    Needs,
     NotEvaluated,
     Outcome,
     history_unavailable,
@@ -49,7 +51,7 @@ class IpAccountsCheck(Check):
 
     name: ClassVar[str] = "ip_accounts"
     codes: ClassVar[tuple[str, ...]] = ("IPA_MANY_ACCOUNTS", "IPA_CARRIER_BLOCK_ACCOUNTS")
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ADDRESS}))
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_minutes": WINDOW_MINUTES,
         "fixed_allowance": COUNT,
@@ -86,6 +88,12 @@ class IpAccountsCheck(Check):
             self.carrier_allowance,
             self.carrier_block_allowance,
         )
+
+    def history_seconds(self) -> float:
+        return self.window_minutes * 60
+
+    def history_members(self) -> int:
+        return self.largest_allowance + 1
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         unavailable = history_unavailable(ctx)

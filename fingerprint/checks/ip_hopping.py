@@ -28,7 +28,9 @@ from fingerprint.checks.base import (
     WINDOW_HOURS,
     Check,
     CheckContext,
+    HistoryIndex,
     Hit,
+    Needs,
     NotEvaluated,
     Outcome,
     history_unavailable,
@@ -48,7 +50,7 @@ class IpHoppingCheck(Check):
         "GEO_IMPOSSIBLE_TRAVEL",
         "GEO_BORDER_IMPOSSIBLE_TRAVEL",
     )
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ACCOUNT}))
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_hours": WINDOW_HOURS,
         "max_switches": COUNT,
@@ -64,6 +66,9 @@ class IpHoppingCheck(Check):
     max_speed_kmh: float = 900.0
     max_accuracy_km: float = 200.0
     min_gap_minutes: float = 1.0
+
+    def history_seconds(self) -> float:
+        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         unavailable = history_unavailable(ctx)

@@ -16,12 +16,14 @@ from fingerprint.checks.base import (
     SHARE,
     Check,
     CheckContext,
+    HistoryIndex,
     Hit,
+    Needs,
     NotEvaluated,
     Outcome,
     history_unavailable,
 )
-from fingerprint.features.stability import DAY, Stability
+from fingerprint.features.stability import DAY, Stability, StabilityRequest
 from fingerprint.rules import Threshold
 
 
@@ -36,7 +38,7 @@ class StabilityCheck(Check):
         "STB_NEW_DEVICE_PROVINCE_CARRIER",
         "STB_LONG_TERM_ANONYMISER",
     )
-    uses_history: ClassVar[bool] = True
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ACCOUNT}), stability=True)
     thresholds: ClassVar[dict[str, Threshold]] = {
         "windows_days": Threshold(
             kind="number", minimum=0, exclusive_minimum=True, maximum=366, unit="days", many=True
@@ -74,6 +76,16 @@ class StabilityCheck(Check):
         object.__setattr__(self, "windows_days", tuple(sorted(self.windows_days)))
         seconds = tuple(days * 86_400 for days in self.windows_days)
         object.__setattr__(self, "windows_seconds", seconds)
+
+    def history_seconds(self) -> float:
+        return max(self.windows_seconds, default=0.0)
+
+    def stability_request(self) -> StabilityRequest:
+        return StabilityRequest(
+            windows_days=self.windows_days,
+            windows_seconds=self.windows_seconds,
+            unusual_hour_share=self.unusual_hour_share,
+        )
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         unavailable = history_unavailable(ctx)

@@ -62,6 +62,10 @@ _CONFIDENCE_FLAGS = frozenset({"vpn", "hosting"})
 @dataclass(frozen=True)
 class VpnProxyCheck(Check):
     name: ClassVar[str] = "vpn_proxy"
+    # A confident finding: the IP is an anonymising exit (history keeps it as no
+    # location of the user's); a privacy relay's egress is no location, but no VPN.
+    marks_anonymous_exit: ClassVar[bool] = True
+    relay_codes: ClassVar[frozenset[str]] = frozenset({"VPN_PRIVATE_RELAY"})
     codes: ClassVar[tuple[str, ...]] = (
         "VPN_OS_FLAG",
         "VPN_TUNNEL_INTERFACE",

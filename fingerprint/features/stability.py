@@ -38,6 +38,7 @@ Names and units (``features["stability_7d"]`` and ``features["stability_30d"]``)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from math import log2
 from typing import Any, NamedTuple, cast
@@ -75,6 +76,29 @@ class Stability(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StabilityRequest:
+    """The stability a check reads: its windows (days, ascending, and in seconds) and
+    what share of the account's logins makes an hour "unusual"."""
+
+    windows_days: tuple[float, ...]
+    windows_seconds: tuple[float, ...]
+    unusual_hour_share: float
+
+
+def stability_by_window(
+    request: StabilityRequest,
+    history: Sequence[LoginEvent],
+    current: LoginEvent,
+    local_tz: tzinfo,
+) -> dict[float, Stability]:
+    """The account's stability for each requested window, keyed by its days."""
+    found = account_stability_windows(
+        history, current, request.windows_seconds, local_tz, request.unusual_hour_share
+    )
+    return dict(zip(request.windows_days, found, strict=True))
 
 
 def account_stability_windows(
