@@ -4,8 +4,10 @@
   ``orjson.loads``, one ``maxminddb`` City lookup on the same bundled database, a dict
   hit for the user agent, ``orjson.dumps`` of a small result, a buffered file write.
 * ``naive``: what a straightforward implementation would write: ``json.loads``, pydantic
-  validation with the project's own ``Session`` model, ``user_agents.parse`` and
-  ``geoip2.database.Reader.city`` for every line, ``json.dumps`` of a small result.
+  validation with the project's own pydantic ``Session`` model (the reference the
+  checker's msgspec decoder is held to, ``fingerprint._session_reference``),
+  ``user_agents.parse`` and ``geoip2.database.Reader.city`` for every line,
+  ``json.dumps`` of a small result.
 
 Run as ``python -m benchmarks.baselines floor|naive INPUT OUTPUT``; prints one JSON
 object (lines, CPU seconds of the loop alone) on stdout. The benchmarks run it in a
@@ -56,7 +58,8 @@ def run_naive(source: str, target: str) -> int:
     import geoip2.errors
     import user_agents
 
-    from fingerprint.session import DEFAULT_NAIVE_TZ, Session
+    from fingerprint._session_reference import Session
+    from fingerprint.session import DEFAULT_NAIVE_TZ
     from fingerprint.sources.maxmind import bundled_city_path
 
     reader = geoip2.database.Reader(bundled_city_path())

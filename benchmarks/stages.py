@@ -39,7 +39,7 @@ def _timed(name: str, function: Callable[..., Any], timings: Timings) -> Callabl
 def _instrument(checker: Checker, timings: Timings) -> None:
     """Wrap the check's stages (instance attributes shadow the methods)."""
     methods = {
-        "validate (device memo, pydantic)": "_parse_with_memo",
+        "validate (device memo, msgspec)": "_parse_with_memo",
         "features (UA, geo, device)": "_extract",
         "stability features (7d, 30d)": "_stability",
     }

@@ -1,4 +1,4 @@
-"""Input models for session log v1 (see SESSION-LOG.md).
+"""Input records of session log v1 (see SESSION-LOG.md), decoded with msgspec.
 
 Lenient where the contract allows it (unknown fields are ignored, every block is
 optional except ``account_id``, ``ts`` and ``ip``) and strict about types: a field
@@ -8,80 +8,82 @@ VPN). Strict means no coercion: text fields take JSON strings only, flags take
 ``true``/``false`` only, counts take integers only, measures take numbers. The one
 documented exception is ``device.system_props``, whose values are Android property
 strings that SDK serialisers often send as numbers or booleans.
+
+Two validators, one answer. The frozen, keyword-only msgspec Structs below decode a
+record in ~3 µs; the pydantic models in :mod:`fingerprint._session_reference` take
+~23 µs and define what is valid. A record the Structs refuse goes to the reference,
+which names the field and the reason (every reject path and message is the
+reference's), so the Structs never have to word an error. The two accept the same
+records with the same values: tests/test_session_reference.py holds them to it.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from datetime import datetime, tzinfo
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union, get_args, get_origin
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
+import msgspec
+from pydantic import BaseModel
+
+from fingerprint import _session_reference as reference
+from fingerprint._session_values import (
+    DEFAULT_NAIVE_TZ,
+    MAX_ACCOUNT_ID,
+    MAX_TEXT,
+    IPAddress,
+    json_type,
+    parse_ip,
+    parse_timestamp,
+    str_values,
 )
-
 from fingerprint.errors import InvalidSessionError
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+__all__ = [
+    "DEFAULT_NAIVE_TZ",
+    "App",
+    "Auth",
+    "Battery",
+    "Device",
+    "IPAddress",
+    "Network",
+    "Screen",
+    "Session",
+    "Sim",
+    "battery_pinned",
+    "field_kinds",
+    "parse_block",
+    "parse_ip",
+    "parse_session",
+    "parse_timestamp",
+]
 
-DEFAULT_NAIVE_TZ: tzinfo = ZoneInfo("Asia/Shanghai")
+# Three fields hold what the library's own rules make of the raw value: msgspec
+# passes it through (``Any``, or text and numbers for system properties) and
+# ``_finish`` replaces it in place before the record is handed out. Type checkers
+# see the finished type.
+if TYPE_CHECKING:
+    _Time = datetime
+    _Address = IPAddress
+    _PropValue = str
+else:
+    _Time = _Address = Any
+    _PropValue = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | int | float | bool
 
-# Epoch numbers at or above this are milliseconds: 1e11 seconds is the year 5138.
-_MILLIS_THRESHOLD = 100_000_000_000
-# Timestamps outside this range are data errors, not logins.
-_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _lowercase(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
-def _str_values(value: Any) -> Any:
-    """System property values are strings on Android; SDKs often send numbers and bools."""
-    if isinstance(value, Mapping):
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            if isinstance(item, bool):
-                out[key] = "1" if item else "0"
-            elif isinstance(item, int | float) and not isinstance(item, bool):
-                out[key] = str(item)
-            else:
-                out[key] = item
-        return out
-    return value
-
-
-_MODEL_CONFIG = ConfigDict(
-    extra="ignore",
-    strict=True,  # no coercion: "yes" is not a boolean, "10234" is not a uid, 123 no id
-    allow_inf_nan=False,
-    str_max_length=65_536,
-)
-
-Lower = Annotated[str, BeforeValidator(_lowercase)]
-Uid = Annotated[int, Field(ge=0, le=2**32)]
-Bytes = Annotated[int, Field(ge=0, le=2**63)]
-EpochSeconds = Annotated[int, Field(ge=0, le=2**40)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+Uid = Annotated[int, msgspec.Meta(ge=0, le=2**32)]
+# Up to 2**63, one past what msgspec's integer bounds can say: ``_finish_device``
+# checks the top.
+Bytes = Annotated[int, msgspec.Meta(ge=0)]
+_MAX_BYTES = 2**63
+EpochSeconds = Annotated[int, msgspec.Meta(ge=0, le=2**40)]
 
 
-class Battery(BaseModel):
-    model_config = _MODEL_CONFIG
-    level: Annotated[float, Field(ge=0, le=1)] | None = None  # a share: 0.83 is 83 %
+class Battery(msgspec.Struct, frozen=True, kw_only=True):
+    level: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None  # a share: 0.83 is 83 %
     charging: bool | None = None
-    temperature_c: Annotated[float, Field(ge=-100, le=200)] | None = None
+    temperature_c: Annotated[float, msgspec.Meta(ge=-100, le=200)] | None = None
 
 
 def battery_pinned(battery: Battery | None) -> bool:
@@ -91,18 +93,16 @@ def battery_pinned(battery: Battery | None) -> bool:
     return battery.level == 1.0
 
 
-class Screen(BaseModel):
-    model_config = _MODEL_CONFIG
-    width: Annotated[int, Field(ge=0, le=100_000)] | None = None
-    height: Annotated[int, Field(ge=0, le=100_000)] | None = None
-    density: Annotated[float, Field(ge=0, le=100_000)] | None = None
+class Screen(msgspec.Struct, frozen=True, kw_only=True):
+    width: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
+    height: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
+    density: Annotated[float, msgspec.Meta(ge=0, le=100_000)] | None = None
 
 
-class Sim(BaseModel):
-    model_config = _MODEL_CONFIG
-    state: Lower | None = None
-    mcc_mnc: str | None = None
-    carrier: str | None = None
+class Sim(msgspec.Struct, frozen=True, kw_only=True):
+    state: Text | None = None
+    mcc_mnc: Text | None = None
+    carrier: Text | None = None
 
     @property
     def mcc(self) -> str | None:
@@ -110,235 +110,149 @@ class Sim(BaseModel):
         return code[:3] if len(code) >= 5 and code[:3].isdigit() else None
 
 
-class Device(BaseModel):
-    model_config = _MODEL_CONFIG
-    device_id: str | None = None
-    platform: Lower | None = None
-    os_version: str | None = None
-    brand: str | None = None
-    manufacturer: str | None = None
-    model: str | None = None
-    hardware: str | None = None
-    board: str | None = None
-    product: str | None = None
-    build_fingerprint: str | None = None
-    cpu_abi: list[str] | None = None
-    sensors: list[str] | None = None
+class Device(msgspec.Struct, frozen=True, kw_only=True):
+    device_id: Text | None = None
+    platform: Text | None = None
+    os_version: Text | None = None
+    brand: Text | None = None
+    manufacturer: Text | None = None
+    model: Text | None = None
+    hardware: Text | None = None
+    board: Text | None = None
+    product: Text | None = None
+    build_fingerprint: Text | None = None
+    cpu_abi: list[Text] | None = None
+    sensors: list[Text] | None = None
     battery: Battery | None = None
     screen: Screen | None = None
     has_telephony: bool | None = None
     sim: Sim | None = None
-    timezone: str | None = None
-    locale: str | None = None
+    timezone: Text | None = None
+    locale: Text | None = None
     rooted: bool | None = None
-    hooks: list[Lower] | None = None
+    hooks: list[Text] | None = None
     debugger_attached: bool | None = None
-    system_props: Annotated[dict[str, str], BeforeValidator(_str_values)] | None = None
-    files_present: list[str] | None = None
-    installed_packages: list[str] | None = None
+    system_props: dict[Text, _PropValue] | None = None
+    files_present: list[Text] | None = None
+    installed_packages: list[Text] | None = None
     # Identity attributes (SESSION-LOG.md v1.1), raw or already hashed.
-    android_id: str | None = None
-    drm_id: str | None = None
-    oaid: str | None = None
-    idfv: str | None = None
+    android_id: Text | None = None
+    drm_id: Text | None = None
+    oaid: Text | None = None
+    idfv: Text | None = None
     memory_total: Bytes | None = None
     storage_total: Bytes | None = None
-    cpu_cores: Annotated[int, Field(ge=1, le=4_096)] | None = None
-    cpu_info: str | None = None
-    kernel_version: str | None = None
+    cpu_cores: Annotated[int, msgspec.Meta(ge=1, le=4_096)] | None = None
+    cpu_info: Text | None = None
+    kernel_version: Text | None = None
     build_time: EpochSeconds | None = None
     boot_time: EpochSeconds | None = None
-    boot_count: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    boot_count: Annotated[int, msgspec.Meta(ge=0, le=2**31)] | None = None
     first_install_time: EpochSeconds | None = None
 
 
-class App(BaseModel):
-    model_config = _MODEL_CONFIG
-    package: str | None = None
-    version: str | None = None
-    data_dir: str | None = None
+class App(msgspec.Struct, frozen=True, kw_only=True):
+    package: Text | None = None
+    version: Text | None = None
+    data_dir: Text | None = None
     uid: Uid | None = None
     process_uid: Uid | None = None
-    loaded_libs: list[str] | None = None
+    loaded_libs: list[Text] | None = None
 
 
-class Network(BaseModel):
-    model_config = _MODEL_CONFIG
-    type: Lower | None = None
+class Network(msgspec.Struct, frozen=True, kw_only=True):
+    type: Text | None = None
     vpn_active: bool | None = None
-    http_proxy: str | None = None
-    interfaces: list[str] | None = None
-    dns: list[str] | None = None
+    http_proxy: Text | None = None
+    interfaces: list[Text] | None = None
+    dns: list[Text] | None = None
 
 
-class Auth(BaseModel):
-    model_config = _MODEL_CONFIG
-    method: str | None = None
+class Auth(msgspec.Struct, frozen=True, kw_only=True):
+    method: Text | None = None
     face_verified: bool | None = None
-    result: str | None = None
+    result: Text | None = None
 
 
-class Session(BaseModel):
+class Session(msgspec.Struct, frozen=True, kw_only=True):
     """One login session. Build it with :func:`parse_session` to get library errors."""
 
-    model_config = _MODEL_CONFIG
-
-    session_id: str | None = None
-    account_id: Annotated[str, Field(min_length=1, max_length=256)]
-    ts: datetime
-    ip: IPAddress
-    user_agent: str | None = None
+    session_id: Text | None = None
+    account_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ACCOUNT_ID)]
+    ts: _Time
+    ip: _Address
+    user_agent: Text | None = None
     device: Device | None = None
     app: App | None = None
     network: Network | None = None
     auth: Auth | None = None
 
-    @field_validator("account_id", mode="before")
-    @classmethod
-    def _account_id_text(cls, value: Any) -> Any:
-        # A string, as SESSION-LOG.md shows: 123 and "123" would otherwise be one account
-        # here and two in any system that compares the raw JSON.
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
-    @field_validator("ts", mode="before")
-    @classmethod
-    def _parse_ts(cls, value: Any, info: ValidationInfo) -> datetime:
-        context = info.context or {}
-        return parse_timestamp(value, context.get("naive_tz", DEFAULT_NAIVE_TZ))
+B = TypeVar("B", bound=msgspec.Struct)
 
-    @field_validator("ip", mode="before")
-    @classmethod
-    def _parse_ip(cls, value: Any) -> IPAddress:
-        return parse_ip(value)
-
-
-def parse_timestamp(value: Any, naive_tz: tzinfo = DEFAULT_NAIVE_TZ) -> datetime:
-    """ISO 8601 (naive times read in ``naive_tz``) or epoch seconds/milliseconds -> aware UTC.
-
-    Raises ``ValueError`` (never ``OverflowError``) for anything that is not a time
-    between 1990 and 2100, so one bad line is a reject and never stops a run.
-    """
-    try:
-        when = _to_datetime(value, naive_tz).astimezone(UTC)
-    except OverflowError:
-        # Year 1 at +14:00, year 9999 at -14:00, a 400-digit epoch: the datetime
-        # arithmetic overflows before the range test below could say so.
-        raise ValueError(_OUT_OF_RANGE) from None
-    if not _EARLIEST <= when < _LATEST:
-        raise ValueError(f"{_OUT_OF_RANGE} ({when.isoformat()})")
-    return when
-
-
-_OUT_OF_RANGE = "out of range: not a time between 1990 and 2100"
-
-
-def _to_datetime(value: Any, naive_tz: tzinfo) -> datetime:
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a timestamp")
-    if isinstance(value, str):
-        text = value.strip()
-        # "2026-11-18T...": four digits then "-" is no number int() or float() takes,
-        # so skip their two raised ValueErrors (~1.7 µs of a ~2.5 µs parse).
-        number = None if _looks_iso(text) else _as_number(text)
-        return _from_epoch(number) if number is not None else _from_iso(text, naive_tz)
-    if isinstance(value, int | float):
-        return _from_epoch(value)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=naive_tz)
-    raise ValueError(f"expected ISO 8601 text or epoch number, got {type(value).__name__}")
-
-
-def _looks_iso(text: str) -> bool:
-    return len(text) > 4 and text[4] == "-" and text[:4].isdigit()
-
-
-def _as_number(text: str) -> float | int | None:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _from_epoch(number: float | int) -> datetime:
-    if isinstance(number, float) and not math.isfinite(number):
-        raise ValueError("timestamp is not a finite number")
-    if abs(number) >= _MILLIS_THRESHOLD:
-        number = number / 1000
-    if not -1e11 < number < 1e11:
-        raise ValueError(_OUT_OF_RANGE)
-    return _EPOCH + timedelta(seconds=number)
-
-
-def _from_iso(text: str, naive_tz: tzinfo) -> datetime:
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an ISO 8601 timestamp: {text[:64]!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=naive_tz)
-
-
-def parse_ip(value: Any) -> IPAddress:
-    """IPv4 or IPv6 text; IPv4-mapped IPv6 (``::ffff:1.2.3.4``) becomes IPv4."""
-    if not isinstance(value, str):
-        raise ValueError(f"expected an IP address string, got {type(value).__name__}")
-    return _parse_ip_text(value)
-
-
-@lru_cache(maxsize=4_096)
-def _parse_ip_text(value: str) -> IPAddress:
-    """Cached: real logs repeat addresses, and ``ip_address`` costs about 1.5 µs."""
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        raise ValueError(f"not an IP address: {value[:64]!r}") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+# Frozen for everyone else: the decoder finishes a record it has just made, before
+# anything else holds it.
+_set = msgspec.structs.force_setattr
 
 
 def parse_session(record: Any, *, naive_tz: tzinfo = DEFAULT_NAIVE_TZ) -> Session:
-    """Validate one decoded record; raise :class:`InvalidSessionError` with the field path."""
+    """Validate one decoded record; raise :class:`InvalidSessionError` with the field path.
+
+    A block already decoded (a :class:`Device` or :class:`App` in place of its JSON
+    object, as a device memo passes it back) is taken as it is.
+    """
     if isinstance(record, Session):
         return record
     if not isinstance(record, Mapping):
-        raise InvalidSessionError("", f"expected a JSON object, got {_json_type(record)}")
+        raise InvalidSessionError("", f"expected a JSON object, got {json_type(record)}")
+    fast = _fast_session(record, naive_tz)
+    if fast is not None:
+        return fast
+    # The reference names the field. It accepts only what the fast path could not
+    # take (a tuple for a list, a Mapping that is no dict ...): its answer is kept.
+    checked = reference.validate_session(_reference_input(record), naive_tz)
+    return _from_reference(checked, Session)
+
+
+def parse_block(kind: type[B], raw: Any) -> B:
+    """Validate one block (a :class:`Device`, a :class:`Battery` ...) on its own.
+
+    Raises :class:`InvalidSessionError` with the path inside the block, worded as
+    :func:`parse_session` words it.
+    """
+    if kind is Session:
+        return parse_session(raw)  # type: ignore[return-value]
+    if isinstance(raw, kind):
+        return raw
+    fast = _fast_block(kind, raw)
+    if fast is not None:
+        return fast
+    checked = reference.validate_block(_REFERENCE_OF[kind], _reference_input(raw))
+    return _from_reference(checked, kind)
+
+
+def _fast_session(record: Mapping[str, Any], naive_tz: tzinfo) -> Session | None:
+    """The record decoded by msgspec, or None where the reference must answer."""
+    if not _plain_record(record):
+        return None
     try:
-        return Session.model_validate(record, context={"naive_tz": naive_tz})
-    except ValidationError as exc:
-        raise _to_session_error(exc) from None
-    except RecursionError:
-        raise InvalidSessionError("", "record is nested too deeply") from None
+        return _finish_session(msgspec.convert(record, Session), record, naive_tz)
+    except (msgspec.ValidationError, ValueError, RecursionError):
+        return None
 
 
-def _to_session_error(exc: ValidationError) -> InvalidSessionError:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    path = ".".join(str(part) for part in first["loc"])
-    message = first["msg"]
-    if first["type"] == "missing":
-        message = "required field is missing"
-    return InvalidSessionError(path, message.removeprefix("Value error, "))
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if value is None:
-        return "null"
-    return type(value).__name__
+def _fast_block(kind: type[B], raw: Any) -> B | None:
+    plain = _plain_device(raw) if kind is Device else _plain_block(raw, _LISTS_OF[kind])
+    if not plain:
+        return None
+    try:
+        block = msgspec.convert(raw, kind)
+        finish = _FINISH.get(kind)
+        if finish is not None:
+            finish(block, raw)
+        return block
+    except (msgspec.ValidationError, ValueError, RecursionError):
+        return None
 
 
 def field_kinds() -> dict[str, str]:
@@ -348,43 +262,202 @@ def field_kinds() -> dict[str, str]:
     Readers of typeless formats (CSV cells are all text) use it to turn a cell into
     the JSON value the contract asks for, so strict validation applies to CSV too.
     """
-    return dict(_kinds_of(Session, ""))
+    return reference.field_kinds()
 
 
-def _kinds_of(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str]]:
-    for name, info in model.model_fields.items():
-        path = prefix + name
-        kind = _kind(info.annotation)
-        if isinstance(kind, type):
-            yield from _kinds_of(kind, path + ".")
-        else:
-            yield path, kind
+def _finish_session(
+    session: Session, record: Mapping[str, Any] | None, naive_tz: tzinfo
+) -> Session:
+    """The rules msgspec does not apply, on a session it has just decoded from
+    ``record`` (None: from JSON text, every block new). Raises ``ValueError`` where
+    the reference would reject the record."""
+    if not session.account_id.strip():
+        raise ValueError("blank account id")
+    _set(session, "ts", parse_timestamp(session.ts, naive_tz))
+    _set(session, "ip", parse_ip(session.ip))
+    device = session.device
+    if device is not None:
+        raw = record["device"] if record is not None else None
+        if not isinstance(raw, Device):  # a block passed in decoded is taken as it is
+            _finish_device(device, raw)
+    network = session.network
+    if network is not None and not isinstance(record and record["network"], Network):
+        _finish_network(network, None)
+    return session
 
 
-def _kind(annotation: Any) -> str | type[BaseModel]:
-    """The JSON kind of a field's annotation, ``Optional`` and ``Annotated`` removed."""
-    if name := _SPECIAL_KINDS.get(annotation):
-        return name
-    options = [a for a in get_args(annotation) if a is not type(None)]
-    origin = get_origin(annotation)
-    if origin in (Union, UnionType) and len(options) == 1:
-        return _kind(options[0])
-    if origin is Annotated:
-        return _kind(options[0])
-    if origin is list:
-        return "list"
-    if origin is dict:
-        return "object"
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return "text"
+def _finish_device(device: Device, raw: Mapping[str, Any] | None) -> None:
+    for size in (device.memory_total, device.storage_total):
+        if size is not None and size > _MAX_BYTES:
+            raise ValueError("too large")
+    if device.platform is not None:
+        _set(device, "platform", _lower(device.platform))
+    if device.hooks:
+        _set(device, "hooks", [_lower(hook) for hook in device.hooks])
+    if device.sim is not None:
+        _finish_sim(device.sim, None)
+    props = device.system_props
+    if props and not all(type(value) is str for value in props.values()):
+        # From the raw values where there are some, so a number reads exactly as the
+        # reference writes it.
+        _set(device, "system_props", _text_props(raw["system_props"] if raw else props))
 
 
-_SPECIAL_KINDS: dict[Any, str] = {
-    str: "text",
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    datetime: "time",
-    IPAddress: "text",
+def _finish_sim(sim: Sim, raw: Mapping[str, Any] | None) -> None:
+    if sim.state is not None:
+        _set(sim, "state", _lower(sim.state))
+
+
+def _finish_network(network: Network, raw: Mapping[str, Any] | None) -> None:
+    if network.type is not None:
+        _set(network, "type", _lower(network.type))
+
+
+_FINISH: dict[type[msgspec.Struct], Callable[[Any, Mapping[str, Any] | None], None]] = {
+    Device: _finish_device,
+    Sim: _finish_sim,
+    Network: _finish_network,
 }
+
+
+def _lower(text: str) -> str:
+    lowered = text.lower()
+    if len(lowered) > MAX_TEXT:  # measured after lowering, as the reference measures it
+        raise ValueError("too long")
+    return lowered
+
+
+def _text_props(raw: Mapping[str, Any]) -> dict[str, str]:
+    """System properties with numbers and booleans as text, as the reference has them."""
+    props: dict[str, str] = str_values(raw)
+    for value in props.values():
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise ValueError("not text")
+    return props
+
+
+def _plain_record(record: Mapping[str, Any]) -> bool:
+    """True when each block of the record is a dict (or, at the top, a block already
+    decoded) and each list field a list.
+
+    msgspec also reads a tuple or a set as an array and any Mapping as an object,
+    where the strict reference wants a list and a dict; a record holding one goes to
+    the reference, so the two accept the same records whatever a library caller
+    passes (JSON decoders make dicts and lists only). Written out flat: a generic
+    walk cost as much as the decode.
+    """
+    if not isinstance(record, dict):
+        return False
+    device = record.get("device")
+    if device is not None and not isinstance(device, Device) and not _plain_device(device):
+        return False
+    app = record.get("app")
+    if app is not None and not isinstance(app, App) and not _plain_block(app, _APP_LISTS):
+        return False
+    network = record.get("network")
+    if (
+        network is not None
+        and not isinstance(network, Network)
+        and not _plain_block(network, _NETWORK_LISTS)
+    ):
+        return False
+    auth = record.get("auth")
+    return auth is None or isinstance(auth, dict | Auth)
+
+
+def _plain_device(device: Any) -> bool:
+    if not _plain_block(device, _DEVICE_LISTS):
+        return False
+    for name in _DEVICE_BLOCKS:
+        block = device.get(name)
+        if block is not None and not isinstance(block, dict):
+            return False
+    return True
+
+
+def _plain_block(block: Any, lists: tuple[str, ...]) -> bool:
+    if not isinstance(block, dict):
+        return False
+    for name in lists:
+        value = block.get(name)
+        if value is not None and not isinstance(value, list):
+            return False
+    return True
+
+
+def _fields_of(kind: type[msgspec.Struct], *, lists: bool) -> tuple[str, ...]:
+    """The names of a Struct's list fields (or of its block fields)."""
+    names = []
+    for field in msgspec.structs.fields(kind):
+        annotation = _without_none(field.type)
+        is_block = isinstance(annotation, type) and issubclass(annotation, msgspec.Struct)
+        if (get_origin(annotation) is list) if lists else is_block:
+            names.append(field.name)
+    return tuple(names)
+
+
+def _without_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        if len(options) == 1:
+            return options[0]
+    return annotation
+
+
+_DEVICE_LISTS = _fields_of(Device, lists=True)
+_DEVICE_BLOCKS = _fields_of(Device, lists=False)
+_APP_LISTS = _fields_of(App, lists=True)
+_NETWORK_LISTS = _fields_of(Network, lists=True)
+_LISTS_OF: dict[type[msgspec.Struct], tuple[str, ...]] = {
+    kind: _fields_of(kind, lists=True)
+    for kind in (Device, App, Network, Auth, Battery, Screen, Sim)
+}
+
+_REFERENCE_OF: dict[type[msgspec.Struct], type[BaseModel]] = {
+    Session: reference.Session,
+    Device: reference.Device,
+    App: reference.App,
+    Network: reference.Network,
+    Auth: reference.Auth,
+    Battery: reference.Battery,
+    Screen: reference.Screen,
+    Sim: reference.Sim,
+}
+_STRUCT_OF = {model: struct for struct, model in _REFERENCE_OF.items()}
+
+
+def _reference_input(raw: Any) -> Any:
+    """The record as the reference reads it: decoded blocks as its own models."""
+    if not isinstance(raw, dict):
+        return raw
+    return {key: _as_reference(value) for key, value in raw.items()}
+
+
+def _as_reference(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return _to_reference(value)
+    if isinstance(value, dict):
+        return _reference_input(value)
+    return value
+
+
+def _to_reference(struct: msgspec.Struct) -> Any:
+    model = _REFERENCE_OF.get(type(struct))
+    if model is None:  # not one of ours: the reference rejects it as it is
+        return struct
+    values = {
+        name: _to_reference(value) if isinstance(value, msgspec.Struct) else value
+        for name in struct.__struct_fields__
+        for value in (getattr(struct, name),)
+    }
+    return model.model_construct(**values)
+
+
+def _from_reference(model: BaseModel, kind: type[B]) -> B:
+    values = {
+        name: _from_reference(value, _STRUCT_OF[type(value)])
+        if isinstance(value, BaseModel)
+        else value
+        for name, value in model
+    }
+    return kind(**values)

@@ -22,7 +22,7 @@ from fingerprint.history import LoginEvent
 from fingerprint.report import Finding, Report
 from fingerprint.rollup import AccountSummary
 from fingerprint.rules import SEVERITIES, HomeCountry, Severity, load_rules
-from fingerprint.session import Device
+from fingerprint.session import Device, parse_block
 from tests.conftest import make_session
 
 RULES = load_rules()
@@ -126,7 +126,7 @@ def test_folded_home_answers_as_the_rules_do(
 ) -> None:
     home = RULES.network.home_country
     sim = {"mcc_mnc": mcc_mnc} if mcc_mnc is not None else None
-    device = Device.model_validate({"timezone": timezone, "locale": locale, "sim": sim})
+    device = parse_block(Device, {"timezone": timezone, "locale": locale, "sim": sim})
     expected = _says_home_reference(device, home)
     assert device_says_home(device, home) == expected
     assert vpn_proxy._says_home(device, _vpn()._home) == expected  # type: ignore[arg-type]

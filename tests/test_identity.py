@@ -21,7 +21,7 @@ from fingerprint.features.identity import (
     identity_of,
 )
 from fingerprint.history import MemoryHistoryStore, Windows
-from fingerprint.session import Device
+from fingerprint.session import Device, parse_block
 from fixtures.identity import build
 from fixtures.identity.evaluate import evaluate, identity_sets
 
@@ -62,7 +62,7 @@ HASHER = IdentityHasher(b"test-secret")
 
 
 def _identity(**changes: Any) -> Any:
-    return identity_of(Device.model_validate(_device(**changes)), HASHER)
+    return identity_of(parse_block(Device, _device(**changes)), HASHER)
 
 
 # --- the key, its levels and confidence ------------------------------------------------
@@ -79,7 +79,7 @@ def test_levels_follow_what_the_session_sends() -> None:
     )
     assert software.level == "software"
     assert software.confidence is not None and software.confidence < CONFIDENT_MATCH
-    assert identity_of(Device.model_validate({"device_id": "x"}), HASHER).key is None
+    assert identity_of(parse_block(Device, {"device_id": "x"}), HASHER).key is None
 
 
 def test_placeholder_identifiers_are_no_identity() -> None:
@@ -106,7 +106,7 @@ def test_a_copied_identifier_on_other_hardware_makes_another_key() -> None:
 
 def test_keys_are_keyed_hashes_never_the_raw_value() -> None:
     identity = _identity()
-    other = identity_of(Device.model_validate(_device()), IdentityHasher(b"another"))
+    other = identity_of(parse_block(Device, _device()), IdentityHasher(b"another"))
     assert identity.key != other.key  # the secret changes every key
     raw = json.dumps([identity.key, identity.hardware_key, identity.identifiers])
     for value in ("9774d56d682e549c", "a3f1a3f1", "d-1"):
