@@ -12,26 +12,19 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import tzinfo
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
-from sys import intern
 from typing import Any
 
-import orjson
-
-from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext, NotEvaluated
+from fingerprint.checks import CHECKS_BY_NAME, Check, CheckContext
 from fingerprint.checks.base import HistoryIndex
 from fingerprint.checks.identity import identity_links
 from fingerprint.config import CheckerConfig
 from fingerprint.errors import ConfigError, InvalidSessionError
-from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
+from fingerprint.features import FeatureExtractor
 from fingerprint.features.device import BrandNormalizer
-from fingerprint.features.identity import DeviceIdentity, IdentityHasher, identity_of, identity_text
-from fingerprint.features.network import network_text
+from fingerprint.features.identity import IdentityHasher, identity_of, identity_text
 from fingerprint.features.stability import Stability, StabilityRequest, stability_by_window
 from fingerprint.grading import Grader
 from fingerprint.history import (
@@ -44,12 +37,10 @@ from fingerprint.history import (
     Windows,
     session_digest,
 )
-from fingerprint.report import Finding, Report
-from fingerprint.reporting import finding_from_hit
+from fingerprint.report import Report
 from fingerprint.rollup import AccountRollup, AccountSummary
-from fingerprint.rules import CONFIDENT, RuleSet, load_rules
+from fingerprint.rules import RuleSet, load_rules
 from fingerprint.session import (
-    IPAddress,
     Session,
     battery_pinned,
     parse_session,
@@ -62,9 +53,20 @@ from fingerprint.sources.maxmind import (
 )
 from fingerprint.sources.useragent import (
     cached_resolver,
-    normalise_user_agent,
     parse_user_agent,
 )
+from fingerprint.stages.enrich import Enricher
+from fingerprint.stages.history import HISTORY_UNAVAILABLE, HistoryStage, timeout_counter
+from fingerprint.stages.login import (
+    arrival_warnings,
+    derived_session_id,
+    ip_text,
+    login_event,
+    network_of,
+)
+from fingerprint.stages.report import features_summary, graded_report
+from fingerprint.stages.run import CheckRun, exit_verdict, run_checks
+from fingerprint.stages.verdict import DeviceMemo, DeviceVerdict, for_login
 
 _HOURS = 3600.0
 
@@ -120,75 +122,6 @@ class _Engine:
     windows: Windows | None  # None when no enabled check reads history
     grade_order: list[str] = field(default_factory=list)
     device_memo: DeviceMemo = field(default_factory=lambda: DeviceMemo())
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceVerdict:
-    """What a device's content, its app and its user agent always produce: the device
-    features and the outcomes of the device-scoped checks. ``features.device_id`` is
-    the id of the login that made it: the id is no part of the key (see
-    :meth:`DeviceMemo.key`), so a hit carries the current login's id instead."""
-
-    features: DeviceFeatures
-    outcomes: tuple[tuple[str, Settled], ...]  # device-scoped checks, findings rendered
-
-
-class DeviceMemo:
-    """Device verdicts keyed on the content that decides them (a bounded LRU).
-
-    Logins repeat their device content far more than their ids: one phone model and
-    ROM serve many devices, and an app cloner's copies differ only in their ids. The
-    key leaves out what changes per login and what no device-scoped check reads: the
-    device id and the battery (which enters only as "pinned or not", the one thing a
-    device-scoped check reads of it). It is the encoded fields themselves (~1.5 kB),
-    not a digest of them: hashing them costs ~2.5 µs a login, and an exact key cannot
-    collide. Belongs to one engine, so a rules reload starts empty.
-    """
-
-    def __init__(self, max_entries: int = 4_096) -> None:
-        self._max = max_entries
-        self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(record: Mapping[str, Any], *, battery_is_pinned: bool) -> bytes | None:
-        """The device and app fields of a *validated* record less the device id and
-        the battery, and the *normalised* user agent: WeChat's UA changes with the
-        network type (NetType/WIFI, 4G) while its parse, all the checks read of it,
-        does not (:func:`normalise_user_agent` drops exactly such tokens)."""
-        device, app = record.get("device"), record.get("app")
-        if device is None and app is None:
-            return None
-        ua = record.get("user_agent")
-        if isinstance(ua, str):
-            ua = normalise_user_agent(ua)
-        if isinstance(device, Mapping):
-            device = {k: v for k, v in device.items() if k not in _PER_LOGIN_DEVICE_FIELDS}
-        try:
-            content = orjson.dumps((device, app, ua))
-        except TypeError:  # values orjson cannot encode: no memo for this login
-            return None
-        return content + (b"|pinned" if battery_is_pinned else b"|-")
-
-    def get(self, key: bytes) -> DeviceVerdict | None:
-        with self._lock:
-            verdict = self._entries.get(key)
-            if verdict is not None:
-                self._entries.move_to_end(key)
-            return verdict
-
-    def put(self, key: bytes, verdict: DeviceVerdict) -> None:
-        with self._lock:
-            self._entries[key] = verdict
-            if len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-    @property
-    def enabled(self) -> bool:
-        return self._max > 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
@@ -266,11 +199,16 @@ class Checker:
         self._engine = build_engine(load_rules(self.config.rules_dir), self.config.device_memo_size)
         self._reload_lock = threading.Lock()
         self._history: HistoryStore = history if history is not None else self._open_history()
-        self._extractor = self._open_sources(self._engine.brands)
-        self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
-        self._whois = self._open_whois()
+        self._history_stage = HistoryStage(self._history, self._counters.add)
         secret = self.config.identity_secret
         self._hasher = IdentityHasher(secret.encode("utf-8") if isinstance(secret, str) else secret)
+        self._enricher = Enricher(
+            self._open_sources(self._engine.brands),
+            whois=self._open_whois(),
+            whois_wait=self.config.whois_wait,
+            hasher=self._hasher,
+        )
+        self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
 
     def _open_whois(self) -> Any:
         if not self.config.whois:
@@ -285,22 +223,17 @@ class Checker:
 
     def whois_stats(self) -> dict[str, Any] | None:
         """Lookups, cache hits, failures and breaker state, when enrichment is on."""
-        return self._whois.stats().as_dict() if self._whois is not None else None
+        whois = self._enricher.whois
+        return whois.stats().as_dict() if whois is not None else None
 
     def close(self) -> None:
         """Release the history connection (Redis), the whois pool and its cache, and
         the MaxMind readers. Idempotent; a closed checker must not be called again.
         ``with Checker(...) as checker:`` closes it on leaving the block."""
-        if self._whois is not None:
-            self._whois.close()
-            self._whois = None
         close = getattr(self._history, "close", None)
         if close is not None:
             close()
-        extractor = self._extractor
-        for reader in (extractor.city, extractor.asn, extractor.anonymous_ip):
-            if reader is not None:
-                reader.close()
+        self._enricher.close()
 
     def __enter__(self) -> Checker:
         return self
@@ -357,7 +290,10 @@ class Checker:
         """
         clock = self._now(now)
         pending = self._begin(record, session_id, late_by, clock)
-        history, error = self._history_view(pending.engine, pending.event, clock, pending.links)
+        windows = pending.engine.windows
+        history, error = self._history_stage.view(
+            windows, pending.event, now=clock, links=pending.links
+        )
         return self._complete(pending, history, error)
 
     async def acheck(
@@ -372,8 +308,9 @@ class Checker:
         (asyncio sockets with the Redis store); everything else is the same code."""
         clock = self._now(now)
         pending = self._begin(record, session_id, late_by, clock)
-        history, error = await self._ahistory_view(
-            pending.engine, pending.event, clock, pending.links
+        windows = pending.engine.windows
+        history, error = await self._history_stage.aview(
+            windows, pending.event, now=clock, links=pending.links
         )
         return self._complete(pending, history, error)
 
@@ -403,43 +340,61 @@ class Checker:
         late_by: float | None,
         now: float | None,
     ) -> _Pending:
-        """Everything before history: parse, features, the session-only checks."""
+        """Everything before history: decode, the device verdict, enrich, the
+        session-only checks and the login as history keeps it."""
         prepared = record if isinstance(record, Prepared) else self.prepare(record)
-        engine, session = prepared.engine, prepared.session
+        engine, session, verdict = prepared.engine, prepared.session, prepared.verdict
         self._judge_time(session, now)
-        key, verdict = prepared.key, prepared.verdict
-        known_device = _for_login(verdict.features, session) if verdict else None
-        features = self._extract(engine, session, known_device)
-        sid = session.session_id or session_id or _derived_session_id(session)
-        known = dict(verdict.outcomes) if verdict else None
-        whois, whois_pending = self._whois_lookup(features)
-        identity = identity_of(session.device, self._hasher)
+        enriched = self._enricher.enrich(
+            session,
+            brands=engine.brands,
+            device=for_login(verdict.features, session) if verdict else None,
+        )
+        sid = session.session_id or session_id or derived_session_id(session)
         ctx = CheckContext(
             session,
-            features,
+            enriched.features,
             None,
             None,
             "history is read later",
             late_by,
             self.config.fail_closed,
-            whois=whois,
-            identity=identity,
+            whois=enriched.whois,
+            identity=enriched.identity,
         )
-        run = _CheckRun()
-        if whois_pending:
-            run.not_evaluated["whois"] = whois_pending
-        _run_checks(engine, engine.session_checks, ctx, known, run)
-        # A VPN, proxy or hosting IP is no location of the user's: history keeps that,
-        # so travel and hopping arithmetic can leave it out. A privacy relay's egress is
-        # no location either, but no VPN: kept apart for long-term anonymiser use.
-        exits, relays = engine.exit_checks, engine.relay_codes
-        anonymous = any(f.check in exits and f.severity in CONFIDENT for f in run.findings)
-        relay = not anonymous and any(f.code in relays for f in run.findings)
-        event = _event(
-            sid, session, features, anonymous or relay, self.config.time_zone, identity, relay
+        run = CheckRun()
+        if enriched.whois_pending:
+            run.not_evaluated["whois"] = enriched.whois_pending
+        run_checks(
+            engine.session_checks,
+            ctx,
+            codes=engine.rules.codes.codes,
+            known=dict(verdict.outcomes) if verdict else None,
+            run=run,
         )
-        links = identity_links(identity, session.device.boot_time if session.device else None)
-        return _Pending(engine, ctx, run, sid, event, key, verdict, links)
+        anonymous, relay = exit_verdict(
+            run.findings, exit_checks=engine.exit_checks, relay_codes=engine.relay_codes
+        )
+        event = login_event(
+            sid=sid,
+            session=session,
+            features=enriched.features,
+            anonymous=anonymous or relay,
+            local_tz=self.config.time_zone,
+            identity=enriched.identity,
+            relay=relay,
+        )
+        boot_time = session.device.boot_time if session.device else None
+        return _Pending(
+            engine=engine,
+            ctx=ctx,
+            run=run,
+            sid=sid,
+            event=event,
+            key=prepared.key,
+            verdict=verdict,
+            links=identity_links(enriched.identity, boot_time),
+        )
 
     def _complete(
         self, pending: _Pending, history: HistoryView | None, history_error: str | None
@@ -460,46 +415,20 @@ class Checker:
             first.whois,
             first.identity,
         )
-        _run_checks(engine, engine.history_checks, ctx, None, run)
-        session, features = ctx.session, ctx.features
-        summary = features.summary()
-        if ctx.whois is not None:
-            summary["whois"] = {
-                "asn": ctx.whois.asn,
-                "org": ctx.whois.asn_description,
-                "network": ctx.whois.network_name,
-                "cidr": ctx.whois.cidr,
-                "country": ctx.whois.country,
-                "from_cache": ctx.whois.from_cache,
-            }
-        identity = ctx.identity
-        summary["device_key"] = identity.key
-        summary["device_key_level"] = identity.level
-        summary["device_key_confidence"] = identity.confidence
-        for days, values in (stability or {}).items():
-            summary[f"stability_{days:g}d"] = values.to_dict()
+        run_checks(engine.history_checks, ctx, codes=engine.rules.codes.codes, known=None, run=run)
         if pending.key is not None and pending.verdict is None and not run.failed:
-            verdict = DeviceVerdict(features.device, run.device)
+            verdict = DeviceVerdict(ctx.features.device, run.device)
             engine.device_memo.put(pending.key, verdict)
-        graded = engine.grader.grade(run.findings, run.not_evaluated)
-        report = Report(
-            session_id=pending.sid,
-            account_id=session.account_id,
-            ts=session.ts,
-            grade=graded.grade,
-            score=graded.score,
-            blacklisted=graded.blacklisted,
-            findings=tuple(run.findings),
-            contributions=graded.contributions,
-            not_evaluated=run.not_evaluated,
-            features=summary,
-            device_component=graded.device_component,
-            warnings=tuple(
-                run.warnings + _arrival_warnings(pending.sid, event, history, ctx.late_by)
-            ),
-            points_scaled=graded.points_scaled,
+        report = graded_report(
+            grader=engine.grader,
+            sid=pending.sid,
+            ctx=ctx,
+            run=run,
+            features=features_summary(ctx, stability),
+            warnings=arrival_warnings(pending.sid, event, history, ctx.late_by),
         )
         if self.config.track_accounts != 0:
+            session = ctx.session
             self._accounts.add(report, session.device.device_id if session.device else None)
         return report
 
@@ -511,7 +440,7 @@ class Checker:
         """
         engine = self._engine  # one read: a concurrent reload cannot split this call
         session, key, verdict = self._parse_with_memo(engine, record)
-        return Prepared(engine, session, key, verdict)
+        return Prepared(engine=engine, session=session, key=key, verdict=verdict)
 
     def observe_device(
         self, record: Mapping[str, Any] | Prepared, *, now: float | None = None
@@ -544,13 +473,13 @@ class Checker:
             session_digest(session.session_id or ""),
             session.account_id,
             device_id or None,
-            _ip_text(session.ip),
+            ip_text(session.ip),
             None,
             None,
             None,
             None,
             False,
-            network=_network_of(session.ip),
+            network=network_of(session.ip),
         )
         try:
             self._history.record_device(event, engine.windows, now=clock)
@@ -559,7 +488,7 @@ class Checker:
             if links and record_links is not None:
                 record_links(links, event.ts, engine.windows, now=clock)
         except Exception as exc:  # same policy as check: a store outage never raises
-            self._counters.add("lost_writes", *_timeout_counter(exc))
+            self._counters.add("lost_writes", *timeout_counter(exc))
             return False
         return True
 
@@ -576,22 +505,6 @@ class Checker:
         if key is None:
             return session, None, None
         return session, key, engine.device_memo.get(key)
-
-    def _extract(
-        self, engine: _Engine, session: Session, device: DeviceFeatures | None
-    ) -> Features:
-        extractor = self._extractor
-        if extractor.brands is not engine.brands:
-            # Rules were reloaded: brand tables are rule data, lookups are not.
-            extractor = FeatureExtractor(
-                extractor.resolve_ua,
-                engine.brands,
-                extractor.city,
-                extractor.asn,
-                extractor.anonymous_ip,
-            )
-            self._extractor = extractor
-        return extractor.extract(session, device)
 
     def account_summary(self, account_id: str) -> AccountSummary | None:
         """What this checker has seen of one account (worst and latest grade, ...).
@@ -624,21 +537,6 @@ class Checker:
         history = store_stats() if callable(store_stats) else None
         return CheckerStats(history=history, **self._counters.snapshot())
 
-    def _whois_lookup(self, features: Features) -> tuple[Any, str | None]:
-        """The registry record of an IP no ASN database covers: (record, why not)."""
-        if self._whois is None or features.network.asn is not None:
-            return None, None
-        if features.network.ip_class != "public":
-            return None, None
-        from fingerprint.sources.whois import WhoisRecord
-
-        found = self._whois.lookup(str(features.network.ip), wait=self.config.whois_wait)
-        if isinstance(found, WhoisRecord):
-            return found, None
-        if found is None:
-            return None, "whois: no registry answer (failed, budget spent or breaker open)"
-        return None, "whois: lookup still running"
-
     def _stability(
         self, engine: _Engine, history: HistoryView | None, event: LoginEvent
     ) -> dict[float, Stability] | None:
@@ -647,79 +545,8 @@ class Checker:
             return None
         return stability_by_window(request, history.account_events, event, self.config.time_zone)
 
-    def _history_view(
-        self, engine: _Engine, event: LoginEvent, now: float | None, links: tuple[Link, ...]
-    ) -> tuple[HistoryView | None, str | None]:
-        if engine.windows is None:
-            return None, "no history check enabled"
-        try:
-            view = self._history.record_and_fetch(event, engine.windows, now=now)
-            return self._with_links(view, engine.windows, event, now, links), None
-        except Exception as exc:  # a store outage must not fail the login check
-            return None, self._unavailable(exc)
 
-    def _with_links(
-        self,
-        view: HistoryView,
-        windows: Windows,
-        event: LoginEvent,
-        now: float | None,
-        links: tuple[Link, ...],
-    ) -> HistoryView:
-        """The view with the identity links this login adds (a store that keeps none
-        leaves ``links`` None: the identity checks then say so)."""
-        record = getattr(self._history, "record_links", None)
-        if record is None:
-            return view
-        found = record(links, event.ts, windows, now=now) if links else {}
-        return replace(view, links=found)
-
-    async def _ahistory_view(
-        self, engine: _Engine, event: LoginEvent, now: float | None, links: tuple[Link, ...]
-    ) -> tuple[HistoryView | None, str | None]:
-        if engine.windows is None:
-            return None, "no history check enabled"
-        fetch = getattr(self._history, "arecord_and_fetch", None)
-        try:
-            if fetch is None:
-                view = self._history.record_and_fetch(event, engine.windows, now=now)
-            else:
-                view = await fetch(event, engine.windows, now=now)
-            record = getattr(self._history, "arecord_links", None)
-            if record is not None and links:  # awaited: never a sync round trip on the loop
-                found = await record(links, event.ts, engine.windows, now=now)
-                return replace(view, links=found), None
-            return self._with_links(view, engine.windows, event, now, links), None
-        except Exception as exc:
-            return None, self._unavailable(exc)
-
-    def _unavailable(self, exc: Exception) -> str:
-        """Count a check that goes on without history, and say why."""
-        self._counters.add("degraded", "lost_writes", *_timeout_counter(exc))
-        return f"{HISTORY_UNAVAILABLE}: {type(exc).__name__}: {exc}"[:300]
-
-
-# Device fields that change from login to login and that no device-scoped check
-# reads: left out of the device memo's key (the battery enters it as pinned or not).
-_PER_LOGIN_DEVICE_FIELDS = frozenset({"battery", "device_id"})
-
-
-def _for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
-    """Device features remembered for the device's content, with this login's id."""
-    device_id = session.device.device_id if session.device is not None else None
-    return known if known.device_id == device_id else replace(known, device_id=device_id)
-
-
-HISTORY_UNAVAILABLE = "history store unavailable"  # how not_evaluated reasons begin then
-
-
-def _timeout_counter(exc: Exception) -> tuple[str, ...]:
-    # redis-py's own TimeoutError (TLS connections) is no builtin TimeoutError.
-    timed_out = isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError"
-    return ("history_timeouts",) if timed_out else ()
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Prepared:
     """A validated session ready for :meth:`Checker.check` (see :meth:`Checker.prepare`)."""
 
@@ -729,13 +556,13 @@ class Prepared:
     verdict: DeviceVerdict | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Pending:
     """A check between its two halves (before and after the history round trip)."""
 
     engine: _Engine
     ctx: CheckContext
-    run: _CheckRun
+    run: CheckRun
     sid: str
     event: LoginEvent
     key: bytes | None
@@ -743,120 +570,12 @@ class _Pending:
     links: tuple[Link, ...] = ()
 
 
-def _derived_session_id(session: Session) -> str:
-    return f"{session.account_id}@{int(session.ts.timestamp() * 1000)}"
-
-
-def _event(
-    sid: str,
-    session: Session,
-    features: Features,
-    anonymous: bool,
-    local_tz: tzinfo,
-    identity: DeviceIdentity,
-    relay: bool = False,
-) -> LoginEvent:
-    geo = features.geo
-    device, network = session.device, session.network
-    # Carriers and network types are interned: few, shared by millions of accounts.
-    # Not ids, IPs and networks: mostly one account's (the store shares its own
-    # copies between its tables), and the interned table never shrinks.
-    return LoginEvent(
-        ts=session.ts.timestamp(),
-        session_digest=session_digest(sid),
-        account_id=session.account_id,
-        # The device as history counts it: the derived key when it is confident (one
-        # phone under renewed ids stays one device), else the client's device id.
-        device_id=identity_text(identity, device.device_id if device else None) or None,
-        ip=_ip_text(session.ip),
-        province=geo.province if geo else None,
-        latitude=geo.latitude if geo else None,
-        longitude=geo.longitude if geo else None,
-        accuracy_km=geo.accuracy_radius_km if geo else None,
-        ip_anonymous=anonymous,
-        network=_network_of(session.ip),
-        asn=features.network.asn.number if features.network.asn else None,
-        network_type=intern(network.type) if network and network.type else None,
-        carrier=intern(device.sim.carrier)
-        if device and device.sim and device.sim.carrier
-        else None,
-        hour=session.ts.astimezone(local_tz).hour,
-        ip_relay=relay,
-    )
-
-
-@lru_cache(maxsize=4_096)
-def _ip_text(address: IPAddress) -> str:
-    return str(address)
-
-
-@lru_cache(maxsize=4_096)
-def _network_of(address: IPAddress) -> str:
-    """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
-    return network_text(address, 24 if address.version == 4 else 48)
-
-
-@dataclass(slots=True)
-class _CheckRun:
-    findings: list[Finding] = field(default_factory=list)
-    not_evaluated: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    device: tuple[tuple[str, Settled], ...] = ()
-    failed: bool = False
-
-
-def _run_checks(
-    engine: _Engine,
-    checks: Sequence[Check],
-    ctx: CheckContext,
-    known: dict[str, Settled] | None,
-    run: _CheckRun,
-) -> None:
-    """Run ``checks`` into ``run`` (reusing ``known`` device-scoped results, already
-    rendered as findings); one failing check is recorded and the others still run."""
-    device_results: list[tuple[str, Settled]] = []
-    codes = engine.rules.codes.codes
-    for check in checks:
-        result = known.get(check.name) if known is not None else None
-        if result is None:
-            try:
-                outcome = check.evaluate(ctx)
-            except Exception as exc:
-                run.failed = True
-                run.not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
-                run.warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
-                continue
-            if isinstance(outcome, NotEvaluated):
-                result = outcome
-            elif outcome:
-                late = ctx.late_by if check.uses_history else None
-                result = tuple([finding_from_hit(check.name, hit, codes, late) for hit in outcome])
-            else:
-                result = ()  # most checks, most logins: nothing to render
-            if check.device_scoped:
-                device_results.append((check.name, result))
-        if isinstance(result, NotEvaluated):
-            run.not_evaluated[check.name] = result.reason
-        elif result:
-            run.findings.extend(result)
-    if device_results:
-        run.device += tuple(device_results)
-
-
-# A check's result once settled: why it was not evaluated, or its findings.
-Settled = NotEvaluated | tuple[Finding, ...]
-
-
-def _arrival_warnings(
-    sid: str, event: LoginEvent, history: HistoryView | None, late_by: float | None
-) -> list[str]:
-    warnings = []
-    if late_by is not None:
-        warnings.append(f"late arrival: {late_by:.0f} s behind the newest line")
-    digest = event.session_digest
-    if history is not None and any(e.session_digest == digest for e in history.account_events):
-        warnings.append(f"duplicate session id {sid!r} within the history window")
-    return warnings
-
-
-__all__ = ["Checker", "CheckerConfig", "CheckerStats", "ConfigError"]
+__all__ = [
+    "HISTORY_UNAVAILABLE",
+    "Checker",
+    "CheckerConfig",
+    "CheckerStats",
+    "ConfigError",
+    "DeviceMemo",
+    "DeviceVerdict",
+]

@@ -93,12 +93,12 @@ def test_checker_is_a_context_manager_that_releases_what_it_opened(tmp_path: Pat
     store = _ClosingStore()
     config = CheckerConfig(whois=True, whois_cache=tmp_path / "whois.sqlite3")
     with Checker(config, history=store) as checker:
-        whois = checker._whois
-        city = checker._extractor.city
+        whois = checker._enricher.whois
+        city = checker._enricher.extractor.city
         assert whois is not None and city is not None
         checker.check(make_session())
     assert store.closed == 1
-    assert checker._whois is None and whois._closed
+    assert checker._enricher.whois is None and whois._closed
     with pytest.raises(ValueError):  # maxminddb: a closed reader
         city._reader.get("1.2.3.4")
     checker.close()  # idempotent

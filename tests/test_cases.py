@@ -61,7 +61,7 @@ def _checker(case: dict[str, Any]) -> Checker:
     config = CheckerConfig(**case.get("config", {}))
     if "whois" in case:
         checker = Checker(config)
-        checker._whois = _FixedWhois(case["whois"])
+        checker._enricher.whois = _FixedWhois(case["whois"])
         return checker
     if case.get("history") == "down":
         return Checker(config, history=_DownStore())

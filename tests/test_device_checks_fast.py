@@ -45,7 +45,7 @@ WARM = [factory() for factory in FACTORIES]  # shared by every example: memos fi
 
 def _context(record: dict[str, Any]) -> CheckContext:
     session = CHECKER.parse(record)
-    return CheckContext(session, CHECKER._extractor.extract(session), None)
+    return CheckContext(session, CHECKER._enricher.extractor.extract(session), None)
 
 
 def _assert_same(record: dict[str, Any]) -> None:

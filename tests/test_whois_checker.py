@@ -34,7 +34,7 @@ class ScriptedWhois:
 def checker_with(answer: Any, **config: Any) -> tuple[Checker, ScriptedWhois]:
     checker = Checker(CheckerConfig(**config))
     scripted = ScriptedWhois(answer)
-    checker._whois = scripted
+    checker._enricher.whois = scripted
     return checker, scripted
 
 

@@ -1,0 +1,21 @@
+"""The stages of one login's check, each in its own module, wired by
+:class:`fingerprint.checker.Checker`::
+
+    record ─▶ decode ─▶ device verdict ─▶ enrich ─▶ session checks
+                        (verdict.py)       (enrich.py) (run.py)
+           ─▶ history ─▶ history checks ─▶ grade + report
+              (login.py, history.py)  (run.py)  (report.py)
+
+* **decode**: :func:`fingerprint.session.parse_session` validates the record.
+* **device verdict** (:mod:`.verdict`): the device features and device-scoped check
+  outcomes remembered for the device's content (ids and battery left out).
+* **enrich** (:mod:`.enrich`): user agent, City/ASN/anonymous-IP lookups, whois, and
+  the derived device identity.
+* **session checks** (:mod:`.run`): the checks that need nothing but the session,
+  reusing the verdict's outcomes.
+* **history** (:mod:`.login`, :mod:`.history`): the login as history keeps it, recorded
+  in one round trip that hands back the windows the checks declared (``Check.needs``).
+* **history checks** (:mod:`.run`), then **grade and report** (:mod:`.report`).
+
+Each stage hands the next a frozen, keyword-only record; none reaches back.
+"""

@@ -1,0 +1,80 @@
+"""The login as history keeps it (:class:`~fingerprint.history.LoginEvent`), and the
+warnings its arrival earns (late, or a session id seen before)."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from functools import lru_cache
+from sys import intern
+
+from fingerprint.features import Features
+from fingerprint.features.identity import DeviceIdentity, identity_text
+from fingerprint.history import HistoryView, LoginEvent, session_digest
+from fingerprint.model import network_text
+from fingerprint.session import IPAddress, Session
+
+
+def derived_session_id(session: Session) -> str:
+    return f"{session.account_id}@{int(session.ts.timestamp() * 1000)}"
+
+
+def login_event(
+    *,
+    sid: str,
+    session: Session,
+    features: Features,
+    anonymous: bool,
+    local_tz: tzinfo,
+    identity: DeviceIdentity,
+    relay: bool = False,
+) -> LoginEvent:
+    geo = features.geo
+    device, network = session.device, session.network
+    # Carriers and network types are interned: few, shared by millions of accounts.
+    # Not ids, IPs and networks: mostly one account's (the store shares its own
+    # copies between its tables), and the interned table never shrinks.
+    return LoginEvent(
+        ts=session.ts.timestamp(),
+        session_digest=session_digest(sid),
+        account_id=session.account_id,
+        # The device as history counts it: the derived key when it is confident (one
+        # phone under renewed ids stays one device), else the client's device id.
+        device_id=identity_text(identity, device.device_id if device else None) or None,
+        ip=ip_text(session.ip),
+        province=geo.province if geo else None,
+        latitude=geo.latitude if geo else None,
+        longitude=geo.longitude if geo else None,
+        accuracy_km=geo.accuracy_radius_km if geo else None,
+        ip_anonymous=anonymous,
+        network=network_of(session.ip),
+        asn=features.network.asn.number if features.network.asn else None,
+        network_type=intern(network.type) if network and network.type else None,
+        carrier=intern(device.sim.carrier)
+        if device and device.sim and device.sim.carrier
+        else None,
+        hour=session.ts.astimezone(local_tz).hour,
+        ip_relay=relay,
+    )
+
+
+@lru_cache(maxsize=4_096)
+def ip_text(address: IPAddress) -> str:
+    return str(address)
+
+
+@lru_cache(maxsize=4_096)
+def network_of(address: IPAddress) -> str:
+    """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
+    return network_text(address, 24 if address.version == 4 else 48)
+
+
+def arrival_warnings(
+    sid: str, event: LoginEvent, history: HistoryView | None, late_by: float | None
+) -> list[str]:
+    warnings = []
+    if late_by is not None:
+        warnings.append(f"late arrival: {late_by:.0f} s behind the newest line")
+    digest = event.session_digest
+    if history is not None and any(e.session_digest == digest for e in history.account_events):
+        warnings.append(f"duplicate session id {sid!r} within the history window")
+    return warnings

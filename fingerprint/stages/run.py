@@ -1,0 +1,76 @@
+"""The check stages: run a set of checks over a login's context, collecting findings,
+what was not evaluated and why, and the device-scoped outcomes the verdict keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fingerprint.checks import Check, CheckContext, NotEvaluated
+from fingerprint.report import Finding
+from fingerprint.reporting import finding_from_hit
+from fingerprint.rules import CONFIDENT
+
+# A check's result once settled: why it was not evaluated, or its findings.
+Settled = NotEvaluated | tuple[Finding, ...]
+
+
+@dataclass(slots=True)
+class CheckRun:
+    """What the checks of one login found so far (both check stages add to it)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    not_evaluated: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    device: tuple[tuple[str, Settled], ...] = ()
+    failed: bool = False
+
+
+def run_checks(
+    checks: Sequence[Check],
+    ctx: CheckContext,
+    *,
+    codes: Mapping[str, Any],
+    known: dict[str, Settled] | None,
+    run: CheckRun,
+) -> None:
+    """Run ``checks`` into ``run`` (reusing ``known`` device-scoped results, already
+    rendered as findings); one failing check is recorded and the others still run."""
+    device_results: list[tuple[str, Settled]] = []
+    for check in checks:
+        result = known.get(check.name) if known is not None else None
+        if result is None:
+            try:
+                outcome = check.evaluate(ctx)
+            except Exception as exc:
+                run.failed = True
+                run.not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
+                run.warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
+                continue
+            if isinstance(outcome, NotEvaluated):
+                result = outcome
+            elif outcome:
+                late = ctx.late_by if check.uses_history else None
+                result = tuple([finding_from_hit(check.name, hit, codes, late) for hit in outcome])
+            else:
+                result = ()  # most checks, most logins: nothing to render
+            if check.device_scoped:
+                device_results.append((check.name, result))
+        if isinstance(result, NotEvaluated):
+            run.not_evaluated[check.name] = result.reason
+        elif result:
+            run.findings.extend(result)
+    if device_results:
+        run.device += tuple(device_results)
+
+
+def exit_verdict(
+    findings: Sequence[Finding], *, exit_checks: frozenset[str], relay_codes: frozenset[str]
+) -> tuple[bool, bool]:
+    """(anonymous, relay): whether the session checks found the IP an anonymising exit
+    (a confident finding of a check that declares ``marks_anonymous_exit``), or else a
+    privacy relay's egress. History keeps both as no location of the user's."""
+    anonymous = any(f.check in exit_checks and f.severity in CONFIDENT for f in findings)
+    relay = not anonymous and any(f.code in relay_codes for f in findings)
+    return anonymous, relay

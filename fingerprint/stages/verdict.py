@@ -1,0 +1,95 @@
+"""The device verdict stage: what a device's content always produces, remembered."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from fingerprint.features import DeviceFeatures
+from fingerprint.session import Session
+from fingerprint.sources.useragent import normalise_user_agent
+from fingerprint.stages.run import Settled
+
+# Device fields that change from login to login and that no device-scoped check
+# reads: left out of the device memo's key (the battery enters it as pinned or not).
+_PER_LOGIN_DEVICE_FIELDS = frozenset({"battery", "device_id"})
+
+
+def for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
+    """Device features remembered for the device's content, with this login's id."""
+    device_id = session.device.device_id if session.device is not None else None
+    return known if known.device_id == device_id else replace(known, device_id=device_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceVerdict:
+    """What a device's content, its app and its user agent always produce: the device
+    features and the outcomes of the device-scoped checks. ``features.device_id`` is
+    the id of the login that made it: the id is no part of the key (see
+    :meth:`DeviceMemo.key`), so a hit carries the current login's id instead."""
+
+    features: DeviceFeatures
+    outcomes: tuple[tuple[str, Settled], ...]  # device-scoped checks, findings rendered
+
+
+class DeviceMemo:
+    """Device verdicts keyed on the content that decides them (a bounded LRU).
+
+    Logins repeat their device content far more than their ids: one phone model and
+    ROM serve many devices, and an app cloner's copies differ only in their ids. The
+    key leaves out what changes per login and what no device-scoped check reads: the
+    device id and the battery (which enters only as "pinned or not", the one thing a
+    device-scoped check reads of it). It is the encoded fields themselves (~1.5 kB),
+    not a digest of them: hashing them costs ~2.5 µs a login, and an exact key cannot
+    collide. Belongs to one engine, so a rules reload starts empty.
+    """
+
+    def __init__(self, max_entries: int = 4_096) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[bytes, DeviceVerdict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(record: Mapping[str, Any], *, battery_is_pinned: bool) -> bytes | None:
+        """The device and app fields of a *validated* record less the device id and
+        the battery, and the *normalised* user agent: WeChat's UA changes with the
+        network type (NetType/WIFI, 4G) while its parse, all the checks read of it,
+        does not (:func:`normalise_user_agent` drops exactly such tokens)."""
+        device, app = record.get("device"), record.get("app")
+        if device is None and app is None:
+            return None
+        ua = record.get("user_agent")
+        if isinstance(ua, str):
+            ua = normalise_user_agent(ua)
+        if isinstance(device, Mapping):
+            device = {k: v for k, v in device.items() if k not in _PER_LOGIN_DEVICE_FIELDS}
+        try:
+            content = orjson.dumps((device, app, ua))
+        except TypeError:  # values orjson cannot encode: no memo for this login
+            return None
+        return content + (b"|pinned" if battery_is_pinned else b"|-")
+
+    def get(self, key: bytes) -> DeviceVerdict | None:
+        with self._lock:
+            verdict = self._entries.get(key)
+            if verdict is not None:
+                self._entries.move_to_end(key)
+            return verdict
+
+    def put(self, key: bytes, verdict: DeviceVerdict) -> None:
+        with self._lock:
+            self._entries[key] = verdict
+            if len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self._max > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
