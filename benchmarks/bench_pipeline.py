@@ -1,5 +1,7 @@
-"""End to end over one generated 200,000-line log: the CLI with 1 and 2 workers, and
-the floor and naive baselines (``benchmarks/baselines.py``), each one process run once.
+"""End to end over two 200,000-line logs: the generator's (many distinct user agents
+and devices) and the labelled set tiled (``benchmarks/corpus.py``: few). The CLI with 1
+and 2 workers, and the floor and naive baselines (``benchmarks/baselines.py``), each
+one process run once.
 
 Every run is a child process measured whole (startup, rule loading and output
 included): wall clock from ``perf_counter``, CPU from the child's rusage.
@@ -24,6 +26,11 @@ def _count_lines(path: Path) -> int:
 @pytest.fixture(scope="module")
 def lines(pipeline_log: Path) -> int:
     return _count_lines(pipeline_log)
+
+
+@pytest.fixture(scope="module")
+def corpus_lines(corpus_log: Path) -> int:
+    return _count_lines(corpus_log)
 
 
 def _measure(benchmark: Any, name: str, argv: list[str], lines: int, out: Path) -> ProcessCost:
@@ -78,3 +85,28 @@ def test_baseline(
     out = tmp_path / "results.jsonl"
     argv = python_argv("-m", "benchmarks.baselines", baseline, str(pipeline_log), str(out))
     _measure(benchmark, f"pipeline_{baseline}", argv, lines, out)
+
+
+@pytest.mark.parametrize("who", ["ours", "floor", "naive"])
+def test_few_user_agents(
+    benchmark: Any, corpus_log: Path, corpus_lines: int, tmp_path: Path, who: str
+) -> None:
+    """The same three on the log with few distinct user agents and devices."""
+    out = tmp_path / "out.jsonl"
+    if who == "ours":
+        argv = python_argv(
+            "-m",
+            "fingerprint.cli",
+            "check",
+            str(corpus_log),
+            "-o",
+            str(out),
+            "--workers",
+            "1",
+            "-q",
+        )
+        name = "pipeline_ours_w1_few_ua"
+    else:
+        argv = python_argv("-m", "benchmarks.baselines", who, str(corpus_log), str(out))
+        name = f"pipeline_{who}_few_ua"
+    _measure(benchmark, name, argv, corpus_lines, out)

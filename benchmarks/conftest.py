@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from benchmarks import report
+from benchmarks.corpus import ensure_corpus
 from benchmarks.generate import ensure_dataset
 
 # The end-to-end log: 200,000 sessions over 20,000 accounts (about ten logins each).
@@ -19,6 +20,12 @@ HUGE_SESSIONS, HUGE_ACCOUNTS = 2_000_000, 200_000
 @pytest.fixture(scope="session")
 def pipeline_log() -> Path:
     return ensure_dataset(PIPELINE_SESSIONS, verbose=True)
+
+
+@pytest.fixture(scope="session")
+def corpus_log() -> Path:
+    """The other shape: 200,000 lines with few distinct user agents and devices."""
+    return ensure_corpus(PIPELINE_SESSIONS)
 
 
 @pytest.fixture(scope="session")
