@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fingerprint.rules import Severity
@@ -27,6 +28,18 @@ class Finding:
             "message_zh": self.message_zh,
             "evidence": self.evidence,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """The finding :meth:`to_dict` gave (a report read back)."""
+        return cls(
+            check=data["check"],
+            code=data["code"],
+            severity=data["severity"],
+            message=data["message"],
+            message_zh=data["message_zh"],
+            evidence=data["evidence"],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +68,22 @@ class DeviceComponent:
             "pending_reasons": list(self.pending_reasons),
             "coverage": self.coverage,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeviceComponent:
+        """The component :meth:`to_dict` gave; one written before ``status``,
+        ``pending_reasons`` and ``coverage`` existed reads as a plain ``ok``."""
+        veto = data["veto"]
+        coverage = data.get("coverage")
+        return cls(
+            weight=data["weight"],
+            score=data["score"],
+            veto=veto,
+            reasons=tuple(data["reasons"]),
+            status=data.get("status") or ("veto" if veto else "ok"),
+            pending_reasons=tuple(data.get("pending_reasons") or ()),
+            coverage=1.0 if coverage is None else coverage,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,3 +130,25 @@ class Report:
         if self.points_scaled is not None:
             out["points_scaled"] = self.points_scaled
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """The report :meth:`to_dict` gave (a line of ``fingerprint check`` read back):
+        ``Report.from_dict(r.to_dict()) == r``. ``ts`` may also be a datetime."""
+        ts = data["ts"]
+        ts = datetime.fromisoformat(ts) if isinstance(ts, str) else ts
+        return cls(
+            session_id=data["session_id"],
+            account_id=data["account_id"],
+            ts=ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC),
+            grade=data["grade"],
+            score=data["score"],
+            blacklisted=data["blacklisted"],
+            findings=tuple(Finding.from_dict(f) for f in data["findings"]),
+            contributions=dict(data["contributions"]),
+            not_evaluated=dict(data["not_evaluated_reasons"]),
+            features=data["features"],
+            device_component=DeviceComponent.from_dict(data["device_component"]),
+            warnings=tuple(data.get("warnings") or ()),
+            points_scaled=data.get("points_scaled"),
+        )

@@ -1,22 +1,21 @@
 """The checker on Apache Spark (PySpark): same reports as the CLI, no scheduler of ours.
 
-``check_sessions(df) -> (reports, rejects)`` runs four stages, all plain Spark:
+``check_sessions(df) -> (reports, rejects)`` runs plain Spark stages:
 
 1. **prepare** (``mapInArrow``, no shuffle): decode each row (a raw JSON line, or
    session columns), validate it with :func:`fingerprint.session.parse_session` and
-   pull out ``account_id`` and the time. Bad rows become rejects here, with the
-   CLI's error text.
+   pull out ``account_id``, the time, the address keys and the device identity. Bad
+   rows become rejects here, with the CLI's error text.
+1b. **what other accounts did** (Spark windows by address, /24, identity link and
+   device): a partition only sees its own accounts, so the earlier logins of every
+   account on the same address, identifiers and device are collected over *all*
+   sessions and joined to each row.
 2. **check** (``repartition(n, "account_id").sortWithinPartitions("account_id",
    "ts", "row_id")`` then ``mapInArrow``): one :class:`~fingerprint.checker.Checker`
    per Python worker (cached by config), history in memory and reset per account,
-   so every history check that reads the account's own logins (IP hopping, device
-   churn, duplicate ids) sees exactly what a one-process run sees.
-3. **device sharing** (Spark windows by device): a partition only sees its own
-   accounts, so the number of distinct accounts per device inside the
-   ``device_sharing`` window is counted by Spark over *all* sessions.
-4. **patch** (``mapInArrow``): rows whose ``SHR_DEVICE_SHARED`` finding must be
-   added, dropped or restated are re-graded with :class:`fingerprint.grading.Grader`;
-   every other row passes through untouched.
+   answering the cross-account questions (device sharing, ip_accounts, identity
+   links) with what stage 1b collected. So every report, findings and grade
+   included, is made by the checker itself, as in a one-process run.
 
 The result equals ``fingerprint check --workers 1`` on input in time order (the
 Spark job orders each account's logins by time itself, like the CLI with an
@@ -37,24 +36,20 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fingerprint.checker import Checker, CheckerConfig, build_engine
-from fingerprint.checks import CHECK_CLASSES, CHECKS_BY_NAME
 from fingerprint.checks.identity import identity_links
 from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionError
 from fingerprint.features.identity import IdentityHasher, identity_of, identity_text
 from fingerprint.features.network import network_text
-from fingerprint.grading import Grader
 from fingerprint.history import HistoryView, Link, LoginEvent, MemoryHistoryStore, Windows, ip_keys
 from fingerprint.inputs import MAX_LINE_BYTES, Line, Reject, _slow_path, expand_inputs
 from fingerprint.options import SPARK, add_checker_options, config_from_args
 from fingerprint.outputs import jsonl_line
-from fingerprint.report import DeviceComponent, Finding, Report
-from fingerprint.reporting import render
+from fingerprint.report import Report
 from fingerprint.rules import load_rules
 from fingerprint.session import parse_session
 
@@ -151,15 +146,6 @@ _PREPARED_SCHEMA = T.StructType(
         T.StructField("raw_truncated", T.BooleanType()),
     ]
 )
-_CHECKED_SCHEMA = T.StructType(
-    [
-        *REPORT_SCHEMA.fields,
-        T.StructField("_ts_us", T.LongType()),
-        # The device as the checker's history counts it (the derived key when it is
-        # confident, else device_id): device sharing is counted by it.
-        T.StructField("_identity", T.StringType()),
-    ]
-)
 _REPORT_COLUMNS = [f.name for f in REPORT_SCHEMA.fields]
 
 
@@ -190,7 +176,7 @@ def _arrow_schema(schema: T.StructType) -> Any:
 
 
 _PREPARED_ARROW = _arrow_schema(_PREPARED_SCHEMA)
-_CHECKED_ARROW = _arrow_schema(_CHECKED_SCHEMA)
+_REPORT_ARROW = _arrow_schema(REPORT_SCHEMA)
 
 
 # --- the public entry points --------------------------------------------------------
@@ -287,18 +273,8 @@ def check_sessions(
         else sessions.repartition("account_id")
     )
     checked = sessions.sortWithinPartitions("account_id", "ts_us", "row_id").mapInArrow(
-        functools.partial(_check_batches, config, _ip_cap(windows)), _CHECKED_SCHEMA
+        functools.partial(_check_batches, config, _ip_cap(windows)), REPORT_SCHEMA
     )
-    if "device_sharing" not in rules.checks.disabled:
-        sharing = CHECKS_BY_NAME["device_sharing"].compile(
-            rules, dict(rules.checks.checks.get("device_sharing", {}))
-        )
-        checked = _with_device_sharing(
-            checked,
-            config,
-            window_hours=getattr(sharing, "window_hours"),  # noqa: B009 - typed as Check
-            max_accounts=int(getattr(sharing, "max_accounts")),  # noqa: B009
-        )
     return checked.select(*_REPORT_COLUMNS), rejects
 
 
@@ -701,29 +677,28 @@ def _check_batches(config: CheckerConfig, cap: int, batches: Iterator[Any]) -> I
                 raise RuntimeError(f"row {columns['row_id'][i]}: {exc}") from None
             row = _report_row(report)
             row.update(row_id=columns["row_id"][i], file=file, line=line)
-            row["_ts_us"] = columns["ts_us"][i]
-            row["_identity"] = columns["identity"][i]
             rows.append(row)
-        yield pa.RecordBatch.from_pylist(rows, schema=_CHECKED_ARROW)
+        yield pa.RecordBatch.from_pylist(rows, schema=_REPORT_ARROW)
+
+
+# --- report format v1 as typed rows -------------------------------------------------
 
 
 def _report_row(report: Report) -> dict[str, Any]:
-    component = report.device_component
+    """A report as a row of :data:`REPORT_SCHEMA`: the record's own JSON form
+    (:meth:`Report.to_dict`) with ``ts`` a timestamp, maps as pairs and the parts of
+    no fixed shape (evidence, features, points_scaled) as JSON text."""
+    out = report.to_dict()
     device_id = report.features.get("device_id")
+    findings = [{**f, "evidence_json": _json_or_none(f["evidence"])} for f in out["findings"]]
     return {
-        "session_id": report.session_id,
-        "account_id": report.account_id,
+        **out,
         "ts": report.ts,
-        "grade": report.grade,
-        "score": report.score,
-        "blacklisted": report.blacklisted,
-        "findings": [_finding_row(f) for f in report.findings],
-        "contributions": list(report.contributions.items()),
-        "not_evaluated": list(report.not_evaluated),
-        "not_evaluated_reasons": list(report.not_evaluated.items()),
-        "features_json": orjson.dumps(report.features).decode(),
-        "device_component": _component_row(component),
-        "warnings": list(report.warnings),
+        "findings": findings,
+        "contributions": list(out["contributions"].items()),
+        "not_evaluated_reasons": list(out["not_evaluated_reasons"].items()),
+        "features_json": _json_or_none(out["features"]),
+        "warnings": out.get("warnings", []),
         "device_id": device_id if isinstance(device_id, str) and device_id else None,
         "points_scaled_json": _json_or_none(report.points_scaled),
     }
@@ -733,168 +708,22 @@ def _json_or_none(value: dict[str, Any] | None) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _finding_row(finding: Finding) -> dict[str, Any]:
-    return {
-        "check": finding.check,
-        "code": finding.code,
-        "severity": finding.severity,
-        "message": finding.message,
-        "message_zh": finding.message_zh,
-        "evidence_json": orjson.dumps(finding.evidence).decode(),
-    }
-
-
-# --- stages 3 and 4: device sharing -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Sharing:
-    config: CheckerConfig
-    window_hours: float
-    max_accounts: int
-
-
-def _with_device_sharing(
-    checked: DataFrame, config: CheckerConfig, *, window_hours: float, max_accounts: int
-) -> DataFrame:
-    """Count distinct accounts per device in [ts - window, ts] over every session,
-    as the one-process history does: earlier logins, and logins at the same instant
-    that come earlier in the input. Rows whose finding changes are re-graded."""
-    window_us = round(window_hours * 3600 * 1_000_000)
-    # Sessions without a device id get a key of their own: no giant null group.
-    key = F.coalesce(F.col("_identity"), F.concat(F.lit("\u0000"), F.col("row_id").cast("string")))
-    keyed = checked.withColumn("_device_key", key)
-    earlier = Window.partitionBy("_device_key").orderBy("_ts_us").rangeBetween(-window_us, -1)
-    same_instant = (
-        Window.partitionBy("_device_key", "_ts_us")
-        .orderBy("row_id")
-        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    )
-    accounts = F.array_union(
-        F.collect_set("account_id").over(earlier), F.collect_set("account_id").over(same_instant)
-    )
-    shared = F.when(F.col("device_id").isNotNull(), F.size(accounts))
-    has_finding = F.exists("findings", lambda f: f["code"] == F.lit(SHARED_CODE))
-    counted = keyed.withColumn("_shared", shared).withColumn(
-        "_touch", has_finding | F.coalesce(F.col("_shared") >= max_accounts, F.lit(False))
-    )
-    options = _Sharing(config, window_hours, max_accounts)
-    return counted.mapInArrow(functools.partial(_patch_batches, options), _CHECKED_SCHEMA)
-
-
-def _patch_batches(options: _Sharing, batches: Iterator[Any]) -> Iterator[Any]:
-    names = _CHECKED_ARROW.names
-    for batch in batches:
-        touch = batch.column("_touch")
-        untouched = batch.filter(pc.invert(touch))
-        if untouched.num_rows:
-            yield pa.RecordBatch.from_arrays(
-                [untouched.column(n) for n in names], schema=_CHECKED_ARROW
-            )
-        touched = batch.filter(touch)
-        if touched.num_rows:
-            rows = [_patched(row, options) for row in touched.to_pylist()]
-            yield pa.RecordBatch.from_pylist(rows, schema=_CHECKED_ARROW)
-
-
-@functools.lru_cache(maxsize=8)
-def _regrading(config: CheckerConfig) -> tuple[Grader, Any, dict[str, tuple[bool, int]]]:
-    rules = load_rules(_localized(config).rules_dir)
-    order = {cls.name: (cls.uses_history, i) for i, cls in enumerate(CHECK_CLASSES)}
-    grader = Grader(rules.grading, disabled=rules.checks.disabled)
-    return grader, rules.codes.codes[SHARED_CODE], order
-
-
-def _patched(row: dict[str, Any], options: _Sharing) -> dict[str, Any]:
-    """The report with the finding device sharing gives over all sessions, re-graded."""
-    grader, spec, order = _regrading(options.config)
-    kept = [f for f in row["findings"] if f["code"] != SHARED_CODE]
-    accounts = row["_shared"]
-    if accounts is not None and accounts >= options.max_accounts:
-        evidence = {
-            "device_id": row["device_id"],
-            "accounts": accounts,
-            "window_hours": options.window_hours,
-        }
-        shared = Finding(
-            "device_sharing",
-            SHARED_CODE,
-            spec.severity,
-            render(spec.message, evidence),
-            render(spec.message_zh, evidence),
-            evidence,
-        )
-        kept.append(_finding_row(shared))
-    # Findings come in check order: session checks, then history checks.
-    kept.sort(key=lambda f: order.get(f["check"], (True, len(order))))
-    graded = grader.grade([_finding(f) for f in kept], row["not_evaluated"] or ())
-    row.update(
-        findings=kept,
-        grade=graded.grade,
-        score=graded.score,
-        blacklisted=graded.blacklisted,
-        contributions=list(graded.contributions.items()),
-        device_component=_component_row(graded.device_component),
-        points_scaled_json=_json_or_none(graded.points_scaled),
-    )
-    return row
-
-
-def _component_row(component: DeviceComponent) -> dict[str, Any]:
-    return {
-        "weight": component.weight,
-        "score": component.score,
-        "veto": component.veto,
-        "reasons": list(component.reasons),
-        "status": component.status,
-        "pending_reasons": list(component.pending_reasons),
-        "coverage": component.coverage,
-    }
-
-
-def _finding(row: dict[str, Any]) -> Finding:
-    return Finding(
-        row["check"],
-        row["code"],
-        row["severity"],
-        row["message"],
-        row["message_zh"],
-        orjson.loads(row["evidence_json"]),
-    )
-
-
-# --- report format v1 ---------------------------------------------------------------
-
-
 def report_from_row(row: dict[str, Any]) -> Report:
     """A reports row (``Row.asDict(recursive=True)`` or Arrow ``to_pylist``) as a
-    :class:`~fingerprint.report.Report`; ``.to_dict()`` is then the CLI's JSON."""
-    component = row["device_component"]
-    ts: datetime = row["ts"]
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    return Report(
-        session_id=row["session_id"],
-        account_id=row["account_id"],
-        ts=ts,
-        grade=row["grade"],
-        score=row["score"],
-        blacklisted=row["blacklisted"],
-        findings=tuple(_finding(f) for f in row["findings"]),
-        contributions=dict(_pairs(row["contributions"])),
-        not_evaluated=dict(_pairs(row["not_evaluated_reasons"])),
-        features=orjson.loads(row["features_json"]),
-        device_component=DeviceComponent(
-            component["weight"],
-            component["score"],
-            component["veto"],
-            tuple(component["reasons"]),
-            # Rows written before these fields existed read as a plain ``ok``.
-            status=component.get("status") or ("veto" if component["veto"] else "ok"),
-            pending_reasons=tuple(component.get("pending_reasons") or ()),
-            coverage=1.0 if component.get("coverage") is None else component["coverage"],
-        ),
-        warnings=tuple(row["warnings"] or ()),
-        points_scaled=orjson.loads(scaled) if (scaled := row.get("points_scaled_json")) else None,
+    :class:`~fingerprint.report.Report` (:meth:`Report.from_dict` of the row's JSON
+    form); ``.to_dict()`` is then the CLI's JSON."""
+    scaled = row.get("points_scaled_json")
+    return Report.from_dict(
+        {
+            **row,
+            "findings": [
+                {**f, "evidence": orjson.loads(f["evidence_json"])} for f in row["findings"]
+            ],
+            "contributions": _pairs(row["contributions"]),
+            "not_evaluated_reasons": _pairs(row["not_evaluated_reasons"]),
+            "features": orjson.loads(row["features_json"]),
+            "points_scaled": orjson.loads(scaled) if scaled else None,
+        }
     )
 
 
