@@ -20,6 +20,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fingerprint.memo import BoundedMemo
 from fingerprint.report import DeviceComponent, Finding
 from fingerprint.rules import CONFIDENT, GradingFile
 
@@ -28,6 +29,8 @@ TOO_FEW_SIGNALS = "too_few_signals"
 
 # Distinct finding sets seen; past this many the memo starts over instead of growing.
 GRADE_CACHE_SIZE = 4_096
+# (code, severity) pairs of the findings, then the checks whose evidence is missing.
+_GradeKey = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,8 @@ class Grader:
         }
         # A grade depends only on each finding's code and severity, and few
         # combinations occur (no finding at all for most logins): (code, severity)
-        # pairs in order -> the grade. Shared by threads: a race only grades a
-        # combination twice, with the same answer (dict get/set are atomic).
-        self._memo: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], Grade] = {}
+        # pairs in order -> the grade (fingerprint.memo: thread-safe, cleared when full).
+        self._memo: BoundedMemo[_GradeKey, Grade] = BoundedMemo(GRADE_CACHE_SIZE)
 
     def points(self, finding: Finding) -> int:
         override = self._grading.code_points.get(finding.code)
@@ -76,10 +78,7 @@ class Grader:
         memo = self._memo
         known = memo.get(key)
         if known is None:
-            known = self._grade(findings, missing)
-            if len(memo) >= GRADE_CACHE_SIZE:
-                memo.clear()
-            memo[key] = known
+            known = memo.put(key, self._grade(findings, missing))
         # Each report owns its contributions dict: the memo's must never be shared.
         return Grade(
             known.score,

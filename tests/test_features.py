@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from itertools import pairwise
 from typing import Any
 
 import geoip2.database
@@ -352,3 +353,98 @@ def test_network_cache_finds_what_a_scan_of_disjoint_networks_finds(
         got = cache.get(address)
         assert (got if isinstance(got, str) else None) == expected  # else: _MISSING
     assert len(cache) == len(stored)
+
+
+# --- classify_ip: a range table, against the definition ------------------------------
+
+
+def _classify_reference(address: Any) -> str:
+    """classify_ip as it was before the range table (the properties, uncached)."""
+    cgnat = ipaddress.ip_network("100.64.0.0/10")
+    bogons = [
+        ipaddress.ip_network(n)
+        for n in (
+            "0.0.0.0/8",
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "240.0.0.0/4",
+            "255.255.255.255/32",
+            "100::/64",
+            "2001:db8::/32",
+        )
+    ]
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link_local"
+    if address.is_multicast:
+        return "multicast"
+    if address.version == 4 and address in cgnat:
+        return "cgnat"
+    if any(address.version == net.version and address in net for net in bogons):
+        return "bogon"
+    if address.is_private:
+        return "private"
+    if address.is_reserved or address.is_unspecified:
+        return "reserved"
+    return "public"
+
+
+def _special_networks(version: int) -> list[Any]:
+    constants = vars(ipaddress)[f"_IPv{version}Constants"]
+    found = []
+    for value in vars(constants).values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, ipaddress.IPv4Address | ipaddress.IPv6Address):
+                item = ipaddress.ip_network(item)
+            if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
+                found.append(item)
+    extra = ["100.64.0.0/10", "0.0.0.0/8", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4"]
+    extra += ["::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "2002::/16", "100::/64"]
+    return found + [n for n in map(ipaddress.ip_network, extra) if n.version == version]
+
+
+def _near_special(version: int) -> st.SearchStrategy[Any]:
+    """Addresses at, just inside and just outside the edges of every special network."""
+    networks = _special_networks(version)
+    top = (1 << (32 if version == 4 else 128)) - 1
+
+    def around(pick: tuple[int, int, int]) -> Any:
+        index, edge, delta = pick
+        net = networks[index % len(networks)]
+        base = int(net.network_address) if edge == 0 else int(net.broadcast_address)
+        number = min(max(base + delta, 0), top)
+        return ipaddress.ip_address(number) if version == 4 else ipaddress.IPv6Address(number)
+
+    return st.tuples(st.integers(0, 10_000), st.integers(0, 1), st.integers(-2, 2)).map(around)
+
+
+_ANY_IP = st.one_of(
+    st.ip_addresses(v=4),
+    st.ip_addresses(v=6),
+    _near_special(4),
+    _near_special(6),
+    # IPv4-mapped IPv6: ipaddress answers some properties from the IPv4 address.
+    st.ip_addresses(v=4).map(lambda a: ipaddress.IPv6Address(f"::ffff:{a}")),
+)
+
+
+@settings(max_examples=3_000)
+@given(_ANY_IP)
+def test_classify_ip_answers_as_the_properties_do(address: Any) -> None:
+    assert classify_ip(address) == _classify_reference(address)
+    assert classify_ip(address) == _classify_reference(address)  # memoised IPv6 too
+
+
+def test_classify_ip_at_every_table_edge() -> None:
+    """Each piece of the IPv4 table, at its first and last address."""
+    from fingerprint.features import network
+
+    starts = [*network._V4_STARTS, 1 << 32]
+    for first, following in pairwise(starts):
+        for number in (first, following - 1):
+            address = ipaddress.IPv4Address(number)
+            assert classify_ip(address) == _classify_reference(address)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
+from fingerprint.memo import BoundedMemo
 from fingerprint.rules import RulePattern, RuleSet, compile_rule_regex
 from fingerprint.session import App
 
@@ -62,19 +63,15 @@ class _Tables:
     app_dirs: tuple[RulePattern, ...] = ()
     sandboxes: tuple[tuple[str, RulePattern], ...] = ()  # (platform, shape)
     providers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pkg -> path_contains
-    # data dir -> its shape. Shared by threads: a race only examines a dir twice, with
-    # the same answer (dict get/set are atomic).
-    dirs: dict[str, _DirShape] = field(default_factory=dict)
+    # data dir -> its shape (fingerprint.memo: thread-safe, cleared when full).
+    dirs: BoundedMemo[str, _DirShape] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        dirs = BoundedMemo(DATA_DIR_CACHE_SIZE, self._examine, keep=_cacheable_dir)
+        object.__setattr__(self, "dirs", dirs)
 
     def dir_shape(self, data_dir: str) -> _DirShape:
-        shape = self.dirs.get(data_dir)
-        if shape is None:
-            shape = self._examine(data_dir)
-            if len(data_dir) <= _MAX_CACHED_DIR:
-                if len(self.dirs) >= DATA_DIR_CACHE_SIZE:
-                    self.dirs.clear()
-                self.dirs[data_dir] = shape
-        return shape
+        return self.dirs[data_dir]
 
     def _examine(self, data_dir: str) -> _DirShape:
         found = self.markers.search(data_dir.casefold()) if self.markers else None
@@ -102,6 +99,10 @@ class _Tables:
         if paths is None:
             return False
         return not paths or any(p in path for p in paths)
+
+
+def _cacheable_dir(data_dir: str) -> bool:
+    return len(data_dir) <= _MAX_CACHED_DIR
 
 
 def _path_regex(pattern: str) -> RulePattern:

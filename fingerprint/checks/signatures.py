@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from fingerprint.memo import BoundedMemo
 from fingerprint.rules import RulePattern, compile_rule_regex
 
 T = TypeVar("T")
@@ -35,9 +36,11 @@ class SignatureMatcher(Generic[T]):
     # case) is done after one regex search instead of a loop per signature.
     _any: RulePattern | None = None
     _alternatives: list[str] = field(default_factory=list)
-    # text -> its matches. Shared by threads: a race only matches a text twice, with
-    # the same answer (dict get/set are atomic).
-    _memo: dict[str, tuple[T, ...]] = field(default_factory=dict)
+    # text -> its matches (see fingerprint.memo: thread-safe, cleared when full).
+    _memo: BoundedMemo[str, tuple[T, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._memo = BoundedMemo(MATCH_CACHE_SIZE, self._match_all, keep=_cacheable)
 
     def add(self, match: str, value: str, payload: T) -> None:
         self._memo.clear()  # answers given before this signature are stale
@@ -61,15 +64,10 @@ class SignatureMatcher(Generic[T]):
 
     def match(self, text: str) -> tuple[T, ...]:
         """The payloads of every signature ``text`` matches, in table order."""
-        memo = self._memo
-        found = memo.get(text)
-        if found is None:
-            found = tuple(self._match(text))
-            if len(text) <= _MAX_CACHED_TEXT:
-                if len(memo) >= MATCH_CACHE_SIZE:
-                    memo.clear()
-                memo[text] = found
-        return found
+        return self._memo[text]
+
+    def _match_all(self, text: str) -> tuple[T, ...]:
+        return tuple(self._match(text))
 
     def _match(self, text: str) -> list[T] | tuple[()]:
         folded = text.casefold()
@@ -85,3 +83,7 @@ class SignatureMatcher(Generic[T]):
 
     def __bool__(self) -> bool:
         return bool(self._equals or self._prefixes or self._contains or self._regexes)
+
+
+def _cacheable(text: str) -> bool:
+    return len(text) <= _MAX_CACHED_TEXT

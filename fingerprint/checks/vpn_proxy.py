@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from fingerprint.checks.base import Check, CheckContext, Hit, NotEvaluated, Outcome
 from fingerprint.features.records import AnonymousIpFlags
+from fingerprint.memo import BoundedMemo
 from fingerprint.rules import (
     HomeCountry,
     NetworkFile,
@@ -94,14 +95,14 @@ class VpnProxyCheck(Check):
     hosting_asns: dict[int, tuple[str, str]] | None = None
     network_rules: NetworkFile | None = None
     relays: _Relays | None = None
-    # interface name -> _TUNNEL | _EXTRA_UTUN bits. Shared by threads: a race only
-    # classifies a name twice, with the same answer (dict get/set are atomic).
-    _interface_kinds: dict[str, int] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    # interface name -> _TUNNEL | _EXTRA_UTUN bits (fingerprint.memo: thread-safe,
+    # cleared when full; names longer than _MAX_CACHED_NAME are classified, not kept).
+    _interface_kinds: BoundedMemo[str, int] = field(init=False, repr=False, compare=False)
     _home: _FoldedHome | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        kinds = BoundedMemo(INTERFACE_CACHE_SIZE, self._interface_kind, keep=_cacheable_name)
+        object.__setattr__(self, "_interface_kinds", kinds)
         if self.network_rules is not None:
             object.__setattr__(self, "_home", _FoldedHome.of(self.network_rules.home_country))
 
@@ -154,9 +155,7 @@ class VpnProxyCheck(Check):
         if network.interfaces:
             kinds = self._interface_kinds
             for interface in network.interfaces:
-                kind = kinds.get(interface)
-                if kind is None:
-                    kind = self._interface_kind(interface)
+                kind = kinds[interface]
                 if kind & _TUNNEL:
                     strong.append(interface)
                 if kind & _EXTRA_UTUN:
@@ -175,16 +174,10 @@ class VpnProxyCheck(Check):
         return hits
 
     def _interface_kind(self, interface: str) -> int:
-        """Classify a name the cache has not seen, and remember it."""
-        kind = (_TUNNEL if self._is_tunnel(interface) else 0) | (
+        """Classify a name the memo has not seen."""
+        return (_TUNNEL if self._is_tunnel(interface) else 0) | (
             _EXTRA_UTUN if self._extra_utun(interface) else 0
         )
-        if len(interface) <= _MAX_CACHED_NAME:
-            kinds = self._interface_kinds
-            if len(kinds) >= INTERFACE_CACHE_SIZE:
-                kinds.clear()
-            kinds[interface] = kind
-        return kind
 
     def _is_tunnel(self, interface: str) -> bool:
         assert self.strong_interfaces is not None
@@ -290,6 +283,10 @@ class VpnProxyCheck(Check):
         if not says_home:
             return None
         return Hit("VPN_TZ_MISMATCH", {**says_home, "ip_country": geo.country})
+
+
+def _cacheable_name(interface: str) -> bool:
+    return len(interface) <= _MAX_CACHED_NAME
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ a first-seen string cheap without changing any result:
   regexes that cannot match (about 50 µs instead of 0.7-0.9 ms). On printable-ASCII
   strings the regex syntax of the builtin set means the same to RE2 and to Python's
   ``re`` (tests/test_useragent_speed.py audits it); other strings take the legacy path.
-* :func:`cached_resolver` keys its LRU on :func:`normalise_user_agent`, which rewrites
+* :func:`cached_resolver` keys its memo on :func:`normalise_user_agent`, which rewrites
   the per-login tokens of WeChat, QQ and Alipay UAs (``NetType/4G``, ``Language/en``,
   ``MMWEBID/4508``, ``Process/appbrand0``, ``AlipayDefined(nt:5G,``) to one canonical
   value, so a phone switching from Wi-Fi to 5G is a cache hit. No builtin regex and
@@ -24,7 +24,6 @@ import importlib
 import re
 import threading
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import user_agents
@@ -36,6 +35,7 @@ from user_agents.parsers import (
     parse_operating_system,
 )
 
+from fingerprint.memo import BoundedMemo
 from fingerprint.model import UserAgentInfo
 
 UserAgentResolver = Callable[[str], UserAgentInfo]
@@ -215,20 +215,22 @@ def parser_backend() -> str:
 def cached_resolver(
     resolver: UserAgentResolver, maxsize: int = 16_384, *, normalise: bool | None = None
 ) -> UserAgentResolver:
-    """Wrap any resolver in a thread-safe LRU cache.
+    """Wrap any resolver in a thread-safe bounded memo (:mod:`fingerprint.memo`).
 
     ``normalise`` keys the cache on :func:`normalise_user_agent` (the resolver then sees
     the normalised string); by default only for :func:`parse_user_agent`, whose results
     are proven not to depend on those tokens. Wrapping :func:`parse_user_agent` also
     builds its RE2 prefilter now rather than on the first login.
     """
-    cached = lru_cache(maxsize=maxsize)(resolver)
+    memo: BoundedMemo[str, UserAgentInfo] = BoundedMemo(maxsize, resolver)
     if resolver is parse_user_agent:
         _prefilter()
     if not (resolver is parse_user_agent if normalise is None else normalise):
-        return cached
+        return memo.__getitem__
 
-    def resolve(text: str) -> UserAgentInfo:
-        return cached(normalise_user_agent(text))
-
-    return resolve
+    # The exact string first: normalising costs ~10 µs on a WeChat UA, a hit ~0.2 µs.
+    # A string not seen verbatim is looked up by its normalised form.
+    by_text: BoundedMemo[str, UserAgentInfo] = BoundedMemo(
+        maxsize, lambda text: memo[normalise_user_agent(text)]
+    )
+    return by_text.__getitem__
