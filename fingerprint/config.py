@@ -43,6 +43,18 @@ def _option(**option: Any) -> dict[str, Option]:
     return {"option": Option(**option)}
 
 
+def _database(flag: str, help: str) -> dict[str, Option]:
+    return _option(flag=flag, metavar="P", help=help)
+
+
+def _seconds_option(flag: str, help: str) -> dict[str, Option]:
+    return _option(flag=flag, metavar="S", parse=float, help=help)
+
+
+def _switch(flag: str, help: str) -> dict[str, Option]:
+    return _option(flag=flag, switch=True, help=help)
+
+
 def _library_only(why: str) -> dict[str, str]:
     """A field's metadata: no command line offers it, and ``why``."""
     return {"library_only": why}
@@ -83,29 +95,24 @@ class CheckerConfig:
     metavar, parser); the others say why they are the library's alone.
     """
 
+    # None: the bundled GeoLite2-City (2018)
     city_db: str | Path | None = field(
-        # None: the bundled GeoLite2-City (2018)
         default=None,
-        metadata=_option(
-            flag="--city-db",
-            metavar="P",
-            help="GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)",
+        metadata=_database(
+            "--city-db", "GeoIP2/GeoLite2-City database (default: bundled GeoLite2-City 2018)"
         ),
     )
     asn_db: str | Path | None = field(
-        default=None,
-        metadata=_option(flag="--asn-db", metavar="P", help="GeoLite2-ASN-format database"),
+        default=None, metadata=_database("--asn-db", "GeoLite2-ASN-format database")
     )
     anonymous_ip_db: str | Path | None = field(
         default=None,
-        metadata=_option(
-            flag="--anonymous-ip-db",
-            metavar="P",
-            help="GeoIP2-Anonymous-IP or GeoIP-Anonymous-Plus database",
+        metadata=_database(
+            "--anonymous-ip-db", "GeoIP2-Anonymous-IP or GeoIP-Anonymous-Plus database"
         ),
     )
+    # None: the rules shipped with the package
     rules_dir: str | Path | None = field(
-        # None: the rules shipped with the package
         default=None,
         metadata=_option(flag="--rules", metavar="DIR", help="rules directory (default: bundled)"),
     )
@@ -136,15 +143,15 @@ class CheckerConfig:
         default=4_096,
         metadata=_library_only("memory tuning; each caller fixes its own"),
     )
+    # account summaries kept; None: unbounded
     track_accounts: int | None = field(
-        # account summaries kept; None: unbounded
         default=100_000,
         metadata=_library_only(
             "a service's account summaries; the CLI and Spark roll accounts up themselves"
         ),
     )
+    # or a Redis URL: redis://127.0.0.1:6379/0
     history: str = field(
-        # or a Redis URL: redis://127.0.0.1:6379/0
         default="memory",
         metadata=_option(
             flag="--history",
@@ -153,14 +160,12 @@ class CheckerConfig:
             "other checkers",
         ),
     )
+    # seconds per Redis call (above 0)
     history_timeout: float = field(
-        # seconds per Redis call (above 0)
         default=0.05,
-        metadata=_option(
-            flag="--history-timeout",
-            metavar="S",
-            parse=float,
-            help="seconds per Redis call before history counts as unavailable (default {default})",
+        metadata=_seconds_option(
+            "--history-timeout",
+            "seconds per Redis call before history counts as unavailable (default {default})",
         ),
     )
     # How far ahead of the checker's clock a login may be dated (seconds); later
@@ -172,26 +177,24 @@ class CheckerConfig:
             "a service's wall clock; command-line runs replay logs on their own time"
         ),
     )
+    # history down: grade conservatively instead of skipping
     fail_closed: bool = field(
-        # history down: grade conservatively instead of skipping
         default=False,
-        metadata=_option(
-            flag="--fail-closed",
-            switch=True,
-            help="if history cannot be read, grade conservatively instead of skipping it",
+        metadata=_switch(
+            "--fail-closed",
+            "if history cannot be read, grade conservatively instead of skipping it",
         ),
     )
+    # RDAP enrichment (ipwhois) for IPs no ASN database covers
     whois: bool = field(
-        # RDAP enrichment (ipwhois) for IPs no ASN database covers
         default=False,
-        metadata=_option(
-            flag="--whois",
-            switch=True,
-            help="look up IPs no ASN database covers in the registries (RDAP, cached)",
+        metadata=_switch(
+            "--whois",
+            "look up IPs no ASN database covers in the registries (RDAP, cached)",
         ),
     )
+    # SQLite cache; None: ~/.cache/fingerprint/
     whois_cache: str | Path | None = field(
-        # SQLite cache; None: ~/.cache/fingerprint/
         default=None,
         metadata=_option(
             flag="--whois-cache",
@@ -199,29 +202,25 @@ class CheckerConfig:
             help="whois SQLite cache (default ~/.cache/fingerprint/whois.sqlite3)",
         ),
     )
+    # seconds per lookup
     whois_timeout: float = field(
-        # seconds per lookup
         default=3.0,
-        metadata=_option(
-            flag="--whois-timeout",
-            metavar="S",
-            parse=float,
-            help="seconds per whois lookup (default {default})",
+        metadata=_seconds_option(
+            "--whois-timeout",
+            "seconds per whois lookup (default {default})",
         ),
     )
     # How long check() may wait for a lookup: 0, a service never blocks on a
     # registry (the CLI overrides it, see fingerprint.options.CLI).
     whois_wait: float = field(
         default=0.0,
-        metadata=_option(
-            flag="--whois-wait",
-            metavar="S",
-            parse=float,
-            help="how long a session may wait for its lookup (default {default})",
+        metadata=_seconds_option(
+            "--whois-wait",
+            "how long a session may wait for its lookup (default {default})",
         ),
     )
+    # lookups per checker at most
     whois_budget: int | None = field(
-        # lookups per checker at most
         default=None,
         metadata=_option(
             flag="--whois-budget",

@@ -66,6 +66,7 @@ import orjson
 
 from fingerprint.features.provinces import is_mainland_province
 from fingerprint.outputs import Output
+from fingerprint.reporting import said_in_words
 from fingerprint.rules import CONFIDENT, RuleSet, load_rules
 from fingerprint.words import Lang, Words, load_words
 
@@ -409,12 +410,12 @@ class RunReportBuilder:
         """(English, Chinese) of a finding, said again from its code's templates with
         region and product names (the report's own messages carry codes and raw
         values); a code these rules do not know keeps the report's messages."""
-        spec = self.rules.codes.codes.get(str(finding.get("code")))
-        evidence = finding.get("evidence")
-        if spec is None or not isinstance(evidence, dict):
-            return _text(finding.get("message")), _text(finding.get("message_zh"))
-        words = self.words
-        return words.fill(spec.message, evidence, "en"), words.fill(spec.message_zh, evidence, "zh")
+        code, evidence = str(finding.get("code")), finding.get("evidence")
+        codes, words = self.rules.codes.codes, self.words
+        return (
+            said_in_words(code, evidence, _text(finding.get("message")), codes, words, "en"),
+            said_in_words(code, evidence, _text(finding.get("message_zh")), codes, words, "zh"),
+        )
 
     def _track_risk(
         self,

@@ -1,5 +1,7 @@
 """Findings as a report shows them: a check's :class:`~fingerprint.checks.Hit` stamped
-with its code's severity and both messages from ``rules/codes.yaml``."""
+with its code's severity and both messages from ``rules/codes.yaml`` (:func:`render`),
+and a finding's message said again in words for people (:func:`said_in_words`: the
+HTML report and ``explain``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 from fingerprint.checks.base import Hit
 from fingerprint.report import Finding
+from fingerprint.words import Lang, Words
 
 
 def finding_from_hit(
@@ -55,4 +58,17 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["finding_from_hit", "render"]
+def said_in_words(
+    code: str, evidence: object, message: str, codes: Mapping[str, Any], words: Words, lang: Lang
+) -> str:
+    """A finding's message said again from its code's template with ``words``
+    (region and product names, durations, where the report's ``message`` carries
+    codes and raw values); a code these rules do not know, or evidence that is not
+    an object, keeps the report's ``message``."""
+    spec = codes.get(code)
+    if spec is None or not isinstance(evidence, Mapping):
+        return message
+    return words.fill(spec.message_zh if lang == "zh" else spec.message, evidence, lang)
+
+
+__all__ = ["finding_from_hit", "render", "said_in_words"]
