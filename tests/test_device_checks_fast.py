@@ -57,7 +57,7 @@ def _assert_same(record: dict[str, Any]) -> None:
 
 
 def test_generated_sessions_answer_as_with_empty_memos() -> None:
-    for record in generate_sessions(600, 60, seed=5):
+    for record in generate_sessions(200, 20, seed=5):
         record.pop("_label", None)
         _assert_same(record)
 
@@ -186,7 +186,7 @@ _app = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.one_of(st.none(), _device),
     st.one_of(st.none(), _app),
