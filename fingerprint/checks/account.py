@@ -13,6 +13,7 @@ from fingerprint.checks.base import (
     CheckContext,
     HistoryIndex,
     Hit,
+    HoursWindow,
     Needs,
     NotEvaluated,
     Outcome,
@@ -35,7 +36,7 @@ def _device_with_history(ctx: CheckContext) -> str | NotEvaluated:
 
 
 @dataclass(frozen=True)
-class DeviceSharingCheck(Check):
+class DeviceSharingCheck(HoursWindow, Check):
     """One device, many accounts inside the window: account farms share phones."""
 
     name: ClassVar[str] = "device_sharing"
@@ -48,9 +49,6 @@ class DeviceSharingCheck(Check):
 
     window_hours: float = 168.0
     max_accounts: int = 3
-
-    def history_seconds(self) -> float:
-        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         device_id = _device_with_history(ctx)
@@ -74,7 +72,7 @@ class DeviceSharingCheck(Check):
 
 
 @dataclass(frozen=True)
-class DeviceChurnCheck(Check):
+class DeviceChurnCheck(HoursWindow, Check):
     """One account, many devices: frequent device changes delay eligibility (seed)."""
 
     name: ClassVar[str] = "device_churn"
@@ -87,9 +85,6 @@ class DeviceChurnCheck(Check):
 
     window_hours: float = 168.0
     max_devices: int = 3
-
-    def history_seconds(self) -> float:
-        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         device_id = _device_with_history(ctx)

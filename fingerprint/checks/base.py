@@ -124,6 +124,16 @@ class Check:
         return cls(**config)
 
 
+class HoursWindow:
+    """For a check whose ``window_hours`` threshold is how far back it reads history:
+    list it before :class:`Check` in the bases."""
+
+    window_hours: float
+
+    def history_seconds(self) -> float:
+        return self.window_hours * 3600
+
+
 # A history window: over a year is more than any store keeps.
 WINDOW_HOURS = Threshold(
     kind="number", minimum=0, exclusive_minimum=True, maximum=8784, unit="hours"

@@ -29,6 +29,7 @@ from fingerprint.checks.base import (
     CheckContext,
     HistoryIndex,
     Hit,
+    HoursWindow,
     Needs,
     NotEvaluated,
     Outcome,
@@ -131,7 +132,7 @@ def _renewed_without_reboot(
 
 
 @dataclass(frozen=True)
-class DeviceResetCheck(Check):
+class DeviceResetCheck(HoursWindow, Check):
     """One phone, renewed identifiers: it presents itself as a new device again."""
 
     name: ClassVar[str] = "device_reset"
@@ -154,9 +155,6 @@ class DeviceResetCheck(Check):
     max_boot_count: int = 5  # a factory-reset phone has booted this few times ...
     recent_install_hours: float = 24.0  # ... and the app was installed this recently
 
-    def history_seconds(self) -> float:
-        return self.window_hours * 3600
-
     def evaluate(self, ctx: CheckContext) -> Outcome:
         device = ctx.session.device
         boot_time = device.boot_time if device is not None else None
@@ -168,7 +166,9 @@ class DeviceResetCheck(Check):
             return links
         name, current = link
         ts = login_ts(ctx)
-        earlier = [_Sighting.of(m) for m in _members_since(links.get(name), ts - self.window)]
+        earlier = [
+            _Sighting.of(m) for m in _members_since(links.get(name), ts - self.history_seconds())
+        ]
         now = [_Sighting.of(m) for m in current]
         seen = {(s.kind, s.digest) for s in (*earlier, *now)}
         device_ids = sum(1 for kind, _ in seen if kind == "device_id")
@@ -187,10 +187,6 @@ class DeviceResetCheck(Check):
         mine = {(s.kind, s.digest) for s in now}
         renewed = any((s.kind, s.digest) not in mine for s in earlier)
         return self._factory_reset(ctx, ts) if renewed else []
-
-    @property
-    def window(self) -> float:
-        return self.window_hours * 3600
 
     def _factory_reset(self, ctx: CheckContext, ts: float) -> Outcome:
         """Seen before under other identifiers, and now freshly reset: few boots since,
@@ -211,7 +207,7 @@ class DeviceResetCheck(Check):
 
 
 @dataclass(frozen=True)
-class DeviceForgedCheck(Check):
+class DeviceForgedCheck(HoursWindow, Check):
     """One identifier, different hardware: the identifier was copied or forged."""
 
     name: ClassVar[str] = "device_forged"
@@ -224,9 +220,6 @@ class DeviceForgedCheck(Check):
 
     window_hours: float = 72.0
     min_hardware_keys: int = 2
-
-    def history_seconds(self) -> float:
-        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         identity = ctx.identity
@@ -258,7 +251,7 @@ class DeviceForgedCheck(Check):
 
 
 @dataclass(frozen=True)
-class DeviceFarmCheck(Check):
+class DeviceFarmCheck(HoursWindow, Check):
     """One confidently recognised phone, many accounts."""
 
     name: ClassVar[str] = "device_farm"
@@ -271,9 +264,6 @@ class DeviceFarmCheck(Check):
 
     window_hours: float = 168.0
     min_accounts: int = 5
-
-    def history_seconds(self) -> float:
-        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         if not ctx.identity.confident:

@@ -30,6 +30,7 @@ from fingerprint.checks.base import (
     CheckContext,
     HistoryIndex,
     Hit,
+    HoursWindow,
     Needs,
     NotEvaluated,
     Outcome,
@@ -43,7 +44,7 @@ from fingerprint.rules import Threshold
 
 
 @dataclass(frozen=True)
-class IpHoppingCheck(Check):
+class IpHoppingCheck(HoursWindow, Check):
     name: ClassVar[str] = "ip_hopping"
     codes: ClassVar[tuple[str, ...]] = (
         "GEO_PROVINCE_HOPPING",
@@ -66,9 +67,6 @@ class IpHoppingCheck(Check):
     max_speed_kmh: float = 900.0
     max_accuracy_km: float = 200.0
     min_gap_minutes: float = 1.0
-
-    def history_seconds(self) -> float:
-        return self.window_hours * 3600
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         unavailable = history_unavailable(ctx)
