@@ -19,9 +19,11 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import orjson
 
 from fingerprint.errors import ConfigError
@@ -48,6 +50,17 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
+class Text:
+    """A JSON line not decoded yet (read with ``decode=False``): its consumer reads
+    what it needs of it (:func:`read_head`) and leaves the rest to :func:`decode_text`,
+    which makes the :class:`Line` or :class:`Reject` the reader would have made."""
+
+    file: str
+    line: int
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Reject:
     file: str
     line: int
@@ -69,6 +82,21 @@ class Blank:
 
 
 Item = Line | Reject | Blank
+# What ``read_items(..., decode=False)`` yields: JSON lines come as their text.
+LazyItem = Item | Text
+
+
+class Head(msgspec.Struct, frozen=True):
+    """What ordering and sharding read of a JSON line: its ``ts`` and ``account_id``
+    as the JSON has them (any JSON value, None when absent)."""
+
+    ts: Any = None
+    account_id: Any = None
+
+
+# msgspec reads only these two fields and skips the rest of the line (checking its
+# syntax): ~3 µs a line where ``orjson.loads`` builds the whole record in ~13 µs.
+_HEAD = msgspec.json.Decoder(Head)
 
 
 def expand_inputs(specs: Iterable[str]) -> list[str]:
@@ -202,6 +230,17 @@ def read_items(path: str, stream: IO[bytes]) -> Iterator[Item]:
     if _is_csv(path):
         yield from _read_csv(name, stream)
     else:
+        for item in _read_jsonl(name, stream):
+            yield decode_text(item) if isinstance(item, Text) else item
+
+
+def read_lazy_items(path: str, stream: IO[bytes]) -> Iterator[LazyItem]:
+    """:func:`read_items` with each JSON line as its :class:`Text`, for a consumer that
+    reads only part of a line (or decodes it its own way) before deciding."""
+    name = "<stdin>" if path == "-" else path
+    if _is_csv(path):
+        yield from _read_csv(name, stream)
+    else:
         yield from _read_jsonl(name, stream)
 
 
@@ -244,7 +283,7 @@ def _skip_rest_of_line(stream: IO[bytes]) -> None:
             return
 
 
-def _read_jsonl(name: str, stream: IO[bytes]) -> Iterator[Item]:
+def _read_jsonl(name: str, stream: IO[bytes]) -> Iterator[Text | Blank | Reject]:
     for entry in _physical_lines(name, stream):
         if isinstance(entry, Reject):
             yield entry
@@ -256,13 +295,50 @@ def _read_jsonl(name: str, stream: IO[bytes]) -> Iterator[Item]:
         if not text:
             yield Blank(name, number)
             continue
+        yield Text(name, number, text)
+
+
+@lru_cache(maxsize=4)
+def _digit_run(digits: int) -> re.Pattern[bytes]:
+    return re.compile(rb"[0-9]{%d}" % (digits + 1))
+
+
+def decode_text(text: Text) -> Line | Reject:
+    """The line decoded: orjson, or the standard library for what orjson refuses."""
+    try:
+        return Line(text.file, text.line, orjson.loads(text.raw), text.raw)
+    except orjson.JSONDecodeError as exc:
+        return _slow_path(text.file, text.line, text.raw, exc)
+
+
+def read_head(raw: bytes) -> Head | None:
+    """The line's ``ts`` and ``account_id`` without decoding the rest, or None where
+    only :func:`decode_text` can tell what the line is.
+
+    Not None only for a JSON object that :func:`decode_text` also reads as a
+    :class:`Line`, with these values (an integer beyond 64 bits excepted: orjson
+    reads it as a float, msgspec as an int; no time and no account id is one).
+    msgspec checks the syntax of what it skips but not that its text is UTF-8, so a
+    line that is not ASCII is checked here first (~1.5 µs), nor the length of the
+    numbers it skips (the standard library refuses integers of more digits than
+    ``sys.get_int_max_str_digits()``). It refuses what the standard library alone
+    takes (NaN, lone surrogates): those take the full decode.
+    """
+    if not raw.isascii():
         try:
-            yield Line(name, number, orjson.loads(text), text)
-        except orjson.JSONDecodeError as exc:
-            yield _slow_path(name, number, text, exc)
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    digits = sys.get_int_max_str_digits()
+    if digits and len(raw) > digits and _digit_run(digits).search(raw):
+        return None
+    try:
+        return _HEAD.decode(raw)
+    except (msgspec.MsgspecError, RecursionError):
+        return None
 
 
-def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError) -> Item:
+def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError) -> Line | Reject:
     """orjson refuses integers beyond 64 bits and nesting beyond 1024 levels; the
     standard library reads both, so a valid line with such a value in a field we
     ignore is still checked. What neither reads is a reject."""

@@ -31,7 +31,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from fingerprint.checker import Checker, Prepared
 from fingerprint.errors import InvalidSessionError
-from fingerprint.inputs import Blank, Item, Line, Reject
+from fingerprint.inputs import Blank, Item, LazyItem, Line, Reject, Text, decode_text, read_head
 from fingerprint.report import Report
 from fingerprint.session import parse_timestamp
 
@@ -270,8 +270,24 @@ def line_time(record: Any, naive_tz: tzinfo) -> float | None:
     has none it accepts (the line will be a reject)."""
     if not isinstance(record, dict):
         return None
+    return _seconds(record.get("ts"), naive_tz)
+
+
+def item_time(item: LazyItem, naive_tz: tzinfo) -> float | None:
+    """:func:`line_time` of an item: None for a blank line or a reject. A JSON line
+    not decoded yet has its ``ts`` read alone where that gives the same answer
+    (:func:`fingerprint.inputs.read_head`), else it is decoded whole."""
+    if isinstance(item, Text):
+        head = read_head(item.raw)
+        if head is not None:
+            return _seconds(head.ts, naive_tz)
+        item = decode_text(item)
+    return line_time(item.record, naive_tz) if isinstance(item, Line) else None
+
+
+def _seconds(value: Any, naive_tz: tzinfo) -> float | None:
     try:
-        return parse_timestamp(record.get("ts"), naive_tz).timestamp()
+        return parse_timestamp(value, naive_tz).timestamp()
     except (ValueError, TypeError, OverflowError):
         return None
 

@@ -5,10 +5,11 @@ History checks must see each account's logins in time order. The reorder buffer
 they stream; this module decides, before any line is checked, whether that is
 enough, and sorts the input when it is not:
 
-1. **Scan.** Every line's time is read (JSON decode and the checker's own timestamp
-   parse, ~3% of a run's CPU) and fed to a buffer like the one the check uses. If
-   that buffer would release every line in time order (nothing late, nothing far
-   ahead), the input streams as it is and reports come out in input order.
+1. **Scan.** Every line's time is read (its ``ts`` alone, by
+   :func:`fingerprint.inputs.read_head`, then the checker's own timestamp parse) and
+   fed to a buffer like the one the check uses. If that buffer would release every
+   line in time order (nothing late, nothing far ahead), the input streams as it is
+   and reports come out in input order.
 2. **Sort**, otherwise. Files that are each in time order are merged by time as
    they are, as ``sort -m`` does; the others are read into sorted runs of at most
    :data:`RUN_BYTES` of line text, written to a temporary folder, and everything is
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import os
 import pickle
 import shutil
@@ -36,12 +36,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
-import orjson
-
-from fingerprint.inputs import Item, Line, open_input, read_items
-from fingerprint.pipeline import MAX_HELD_LINES, OrderStats, ReorderBuffer, line_time
+from fingerprint.inputs import Item, LazyItem, Line, Text, decode_text, open_input, read_lazy_items
+from fingerprint.pipeline import MAX_HELD_LINES, OrderStats, ReorderBuffer, item_time
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ
 
@@ -55,8 +53,8 @@ RUN_BYTES = 32 << 20
 FAN_IN = 128
 _READ_BUFFER = 1 << 16
 
-# A run entry: (time, input position, the item with its record left out).
-_Entry = tuple[float, int, Item]
+# A run entry: (time, input position, the item: JSON lines as their text).
+_Entry = tuple[float, int, LazyItem]
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class InputPlan:
             source = self.sources[index]
             streams.append(_keyed(_source_items(source), offsets[index], self.naive_tz))
         for _, _, item in heapq.merge(*streams, key=_key):
-            yield _with_record(item)
+            yield decode_text(item) if isinstance(item, Text) else item
 
 
 @contextmanager
@@ -149,9 +147,7 @@ def _scan(sources: list[_Source], options: OrderOptions) -> OrderStats:
         for item in _source_items(source):
             source.items += 1
             seq += 1
-            if not isinstance(item, Line):
-                continue
-            ts = line_time(item.record, options.naive_tz)
+            ts = item_time(item, options.naive_tz)  # read alone: see item_time
             if ts is None:
                 continue
             source.in_order = source.in_order and ts >= previous
@@ -186,13 +182,17 @@ def _sort(plan: InputPlan, scratch: Path) -> None:
 
 
 def _spill(entries: Iterable[_Entry], scratch: Path) -> Iterator[str]:
-    """Sorted runs of at most :data:`RUN_BYTES` of line text, each written to a file."""
+    """Sorted runs of at most :data:`RUN_BYTES` of line text, each written to a file.
+
+    JSON lines go to disk as their text, decoded when read back (cheaper than
+    pickling the decoded record, ~10x its size); CSV rows, which have no text, as
+    their record."""
     run: list[_Entry] = []
     size = 0
     for entry in entries:
-        ts, seq, item = entry
-        run.append((ts, seq, _without_record(item)))  # the decoded record would be ~10x
-        size += len(item.raw) + 150 if isinstance(item, Line) else 150
+        run.append(entry)
+        item = entry[2]
+        size += len(item.raw) + 150 if isinstance(item, Line | Text) else 150
         if size >= RUN_BYTES:
             run.sort(key=_key)
             yield _write_run(run, scratch)
@@ -224,48 +224,24 @@ def _key(entry: _Entry) -> tuple[float, int]:
     return entry[0], entry[1]
 
 
-def _keyed(items: Iterable[Item], offset: int, naive_tz: tzinfo) -> Iterator[_Entry]:
+def _keyed(items: Iterable[LazyItem], offset: int, naive_tz: tzinfo) -> Iterator[_Entry]:
     """Items with their sort key: a line's time, or for a line without one (a reject
     to be) and a blank line the time of the line before, so they stay beside it."""
     previous = float("-inf")
     for seq, item in enumerate(items, offset):
-        if isinstance(item, Line):
-            ts = line_time(item.record, naive_tz)
-            if ts is not None:
-                previous = ts
+        ts = item_time(item, naive_tz)
+        if ts is not None:
+            previous = ts
         yield previous, seq, item
-
-
-def _without_record(item: Item) -> Item:
-    """JSON lines go to disk as their text (decoded again when read back, cheaper
-    than pickling the decoded record); CSV rows, which have no text, as the record."""
-    if isinstance(item, Line) and item.raw:
-        return Line(item.file, item.line, None, item.raw)
-    return item
-
-
-def _with_record(item: Item) -> Item:
-    if isinstance(item, Line) and item.record is None and item.raw:
-        return Line(item.file, item.line, _decode(item.raw), item.raw)
-    return item
-
-
-def _decode(raw: bytes) -> Any:
-    """The record as the reader decoded it (orjson, or the standard library for what
-    orjson refuses: integers beyond 64 bits, deep nesting)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw.decode("utf-8"))
 
 
 # --- reading --------------------------------------------------------------------------
 
 
-def _source_items(source: _Source) -> Iterator[Item]:
+def _source_items(source: _Source) -> Iterator[LazyItem]:
     stream, _ = open_input(source.real)
     try:
-        yield from read_items(source.path, stream)
+        yield from read_lazy_items(source.path, stream)
     finally:
         _close(source, stream)
 
@@ -285,4 +261,5 @@ def _stream(
         yield from iter_items([s.path for s in sources], on_progress, on_shrunk=on_shrunk)
         return
     for source in sources:
-        yield from _source_items(source)
+        for item in _source_items(source):
+            yield decode_text(item) if isinstance(item, Text) else item

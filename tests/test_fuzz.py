@@ -13,11 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
-from fingerprint.pipeline import check_stream
+from fingerprint.inputs import Head, Line, Text, decode_text, read_head
+from fingerprint.pipeline import check_stream, item_time, line_time
 from fingerprint.runner import iter_items
-from tests.conftest import make_session
+from fingerprint.session import DEFAULT_NAIVE_TZ
+from tests.conftest import BASE_SESSION, make_session
 
 CHECKER = Checker()
+UTC8 = DEFAULT_NAIVE_TZ
 
 json_scalars = st.one_of(
     st.none(),
@@ -160,3 +163,95 @@ def test_any_time_value_is_a_report_or_an_error_naming_ts(value: Any) -> None:
         CHECKER.check(make_session(ts=value))
     except InvalidSessionError as exc:
         assert exc.field == "ts", exc
+
+
+# --- lines read in part: the head (ts, account_id) of a line not decoded yet -----------
+
+# JSON and near-JSON the fast readers must not take differently from orjson and the
+# standard library: text that is not UTF-8 (msgspec does not check what it skips),
+# lone surrogates and NaN (only the standard library reads them), numbers beyond 64
+# bits or a double, control characters, deep nesting, duplicate and escaped keys.
+NASTY_VALUES = [
+    b'"\xff\xfe"',
+    b'"\xed\xa0\x80"',
+    b'"\\ud800"',
+    b'"\\udc00x"',
+    b"NaN",
+    b"-Infinity",
+    b"1e400",
+    b"-1e400",
+    b"1e-400",
+    b"123456789012345678901234567890",
+    b"-123456789012345678901234567890",
+    b"18446744073709551615",
+    b"9" * 5_000,
+    b'"a\x01b"',
+    b'"tab\there"',
+    b"01",
+    b"[1,]",
+    b'{"a":1,}',
+    b"[" * 200 + b"]" * 200,
+    b"[" * 1_100 + b"]" * 1_100,
+    b'{"k":' * 300 + b"1" + b"}" * 300,
+    b'"\xe6\x97\xa5\xe6\x9c\xac"',
+    b"true",
+    b"null",
+]
+_KEYS = [b'"x"', b'"ts"', b'"account_id"', b'"t\\u0073"', b'"account\\u005fid"', b'"device"']
+
+
+@st.composite
+def lines_read_in_part(draw: st.DrawFn) -> bytes:
+    """A valid session line with up to three (key, value) pairs spliced in first,
+    last or in place of its body, and now and then a stray byte."""
+    record = draw(mutated_lines)
+    pairs = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(_KEYS),
+                st.one_of(st.sampled_from(NASTY_VALUES), json_values.map(_encode)),
+            ),
+            max_size=3,
+        )
+    )
+    spliced = b",".join(key + b":" + value for key, value in pairs)
+    where = draw(st.sampled_from(["first", "last", "alone"]))
+    if not spliced:
+        line = record
+    elif where == "first":
+        line = b"{" + spliced + b"," + record[1:]
+    elif where == "last":
+        line = record[:-1] + b"," + spliced + b"}"
+    else:
+        line = b"{" + spliced + b"}"
+    if draw(st.integers(0, 9)) == 0:
+        at = draw(st.integers(0, len(line)))
+        line = line[:at] + draw(st.binary(min_size=1, max_size=2)) + line[at:]
+    return line.strip() or b"{}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines_read_in_part())
+def test_a_line_read_for_its_head_is_the_line_the_reader_decodes(raw: bytes) -> None:
+    """Reading a line's ts and account alone (the order scan, the sort, the run) never
+    takes a line the reader would reject, and gives the time the record gives."""
+    text = Text("in.jsonl", 1, raw)
+    decoded = decode_text(text)
+    expected = line_time(decoded.record, UTC8) if isinstance(decoded, Line) else None
+    assert item_time(text, UTC8) == expected
+    head = read_head(raw)
+    if head is None:
+        return
+    assert isinstance(decoded, Line) and isinstance(decoded.record, dict)
+    account = decoded.record.get("account_id")
+    if isinstance(head.account_id, str) or isinstance(account, str):
+        assert head.account_id == account
+
+
+def test_the_head_of_plain_session_lines_is_read_without_the_full_decode() -> None:
+    """The fast path is taken where it should be: ASCII or UTF-8 session lines."""
+    plain = _encode(make_session(**{"device.model": "华为 P40"}))
+    assert read_head(plain) == Head(ts=BASE_SESSION["ts"], account_id=BASE_SESSION["account_id"])
+    assert read_head(json.dumps(make_session(), ensure_ascii=False).encode()) is not None
+    assert read_head(b'{"ts":1,"x":"\xff"}') is None  # not UTF-8: the reader rejects it
+    assert read_head(b"[1]") is None  # not an object: decoded, then rejected by the checker
