@@ -24,7 +24,12 @@ from fingerprint.config import CheckerConfig
 from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.features import FeatureExtractor
 from fingerprint.features.device import BrandNormalizer
-from fingerprint.features.identity import IdentityHasher, identity_of, identity_text
+from fingerprint.features.identity import (
+    IdentityHasher,
+    content_identity,
+    identity_of,
+    identity_text,
+)
 from fingerprint.features.stability import Stability, StabilityRequest, stability_by_window
 from fingerprint.grading import Grader
 from fingerprint.history import (
@@ -349,6 +354,7 @@ class Checker:
             session,
             brands=engine.brands,
             device=for_login(verdict.features, session) if verdict else None,
+            identity=verdict.identity if verdict else None,
         )
         sid = session.session_id or session_id or derived_session_id(session)
         ctx = CheckContext(
@@ -417,7 +423,11 @@ class Checker:
         )
         run_checks(engine.history_checks, ctx, codes=engine.rules.codes.codes, known=None, run=run)
         if pending.key is not None and pending.verdict is None and not run.failed:
-            verdict = DeviceVerdict(ctx.features.device, run.device)
+            verdict = DeviceVerdict(
+                features=ctx.features.device,
+                identity=content_identity(ctx.identity),
+                outcomes=run.device,
+            )
             engine.device_memo.put(pending.key, verdict)
         report = graded_report(
             grader=engine.grader,

@@ -18,6 +18,8 @@ from fingerprint.features.identity import (
     LEVEL_HARDWARE,
     LEVEL_ID,
     IdentityHasher,
+    content_identity,
+    for_device_id,
     identity_of,
 )
 from fingerprint.history import MemoryHistoryStore, Windows
@@ -63,6 +65,44 @@ HASHER = IdentityHasher(b"test-secret")
 
 def _identity(**changes: Any) -> Any:
     return identity_of(parse_block(Device, _device(**changes)), HASHER)
+
+
+# --- the identity the device verdict keeps ---------------------------------------------
+
+_IDS = st.one_of(
+    st.none(),
+    st.sampled_from(["", "  ", "0000-0000", "AbC-123", "d-1", " d-2 ", "ffff"]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=_IDS,
+    then=_IDS,
+    drm=st.sampled_from([None, "a3f1" * 16, "0" * 32]),
+    android=st.sampled_from([None, "9774d56d682e549c", ""]),
+    oaid=st.sampled_from([None, "00000000-0000-0000-0000-000000000000", "oa-77"]),
+    memory=st.sampled_from([None, 7_400_000_000]),
+    cores=st.sampled_from([None, 8]),
+)
+def test_the_content_identity_with_a_login_s_id_is_that_login_s_identity(
+    first: str | None,
+    then: str | None,
+    drm: str | None,
+    android: str | None,
+    oaid: str | None,
+    memory: int | None,
+    cores: int | None,
+) -> None:
+    # The verdict keeps the identity of one login's device content less its id; a
+    # later login of the same content under another id must get exactly the identity
+    # recognising it from scratch gives (every level: id, hardware, software, none).
+    content = {"drm_id": drm, "android_id": android, "oaid": oaid, "memory_total": memory}
+    content["cpu_cores"] = cores
+    kept = content_identity(_identity(device_id=first, **content))
+    assert for_device_id(kept, then, HASHER) == _identity(device_id=then, **content)
+    assert all(kind != "device_id" for kind, _ in kept.identifiers)
 
 
 # --- the key, its levels and confidence ------------------------------------------------

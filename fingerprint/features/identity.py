@@ -33,7 +33,7 @@ configured secret, 128 bits): never the raw value, in history or reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from hashlib import blake2b
 from typing import Final
 
@@ -142,6 +142,27 @@ def identity_of(device: Device | None, hasher: IdentityHasher) -> DeviceIdentity
     )
 
 
+def content_identity(identity: DeviceIdentity) -> DeviceIdentity:
+    """The identity less the client's ``device_id``: what the device's content alone
+    decides (the device verdict keeps it). No key, level or hardware key reads the
+    device id; only ``identifiers`` holds its digest, first."""
+    found = identity.identifiers
+    if not found or found[0][0] != "device_id":
+        return identity
+    return replace(identity, identifiers=found[1:])
+
+
+def for_device_id(
+    content: DeviceIdentity, device_id: str | None, hasher: IdentityHasher
+) -> DeviceIdentity:
+    """:func:`identity_of` of a login from the content that gave ``content`` (see
+    :func:`content_identity`) with this ``device_id``: one digest, not seven."""
+    digest = _identifier("device_id", device_id, hasher)
+    if digest is None:
+        return content
+    return replace(content, identifiers=(("device_id", digest), *content.identifiers))
+
+
 def identity_text(identity: DeviceIdentity, device_id: str | None) -> str | None:
     """What history counts as one device: the derived key when it is confident, else
     the client's ``device_id``. Keys carry a prefix no SDK id has by accident."""
@@ -153,10 +174,16 @@ def identity_text(identity: DeviceIdentity, device_id: str | None) -> str | None
 def _identifiers(device: Device, hasher: IdentityHasher) -> tuple[tuple[str, str], ...]:
     found = []
     for kind in ("device_id", "drm_id", "idfv", "android_id", "oaid"):
-        value = getattr(device, kind)
-        if isinstance(value, str) and _usable(value):
-            found.append((kind, hasher.digest(kind, value.strip().lower())))
+        digest = _identifier(kind, getattr(device, kind), hasher)
+        if digest is not None:
+            found.append((kind, digest))
     return tuple(found)
+
+
+def _identifier(kind: str, value: object, hasher: IdentityHasher) -> str | None:
+    if isinstance(value, str) and _usable(value):
+        return hasher.digest(kind, value.strip().lower())
+    return None
 
 
 def _usable(value: str) -> bool:

@@ -9,7 +9,12 @@ from typing import Any
 
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
-from fingerprint.features.identity import DeviceIdentity, IdentityHasher, identity_of
+from fingerprint.features.identity import (
+    DeviceIdentity,
+    IdentityHasher,
+    for_device_id,
+    identity_of,
+)
 from fingerprint.session import Session
 
 
@@ -40,12 +45,23 @@ class Enricher:
         self._hasher = hasher
 
     def enrich(
-        self, session: Session, *, brands: BrandNormalizer, device: DeviceFeatures | None
+        self,
+        session: Session,
+        *,
+        brands: BrandNormalizer,
+        device: DeviceFeatures | None,
+        identity: DeviceIdentity | None = None,
     ) -> Enriched:
-        """``device``: device features the verdict already knows (None: extract them)."""
+        """``device``: device features the verdict already knows (None: extract them);
+        ``identity``: the identity it knows for the device's content, without the
+        device id (None: recognise the device from its attributes)."""
         features = self._extract(session, brands, device)
         whois, pending = self._whois_lookup(features)
-        identity = identity_of(session.device, self._hasher)
+        if identity is None:
+            identity = identity_of(session.device, self._hasher)
+        else:
+            device_id = session.device.device_id if session.device is not None else None
+            identity = for_device_id(identity, device_id, self._hasher)
         return Enriched(features=features, whois=whois, whois_pending=pending, identity=identity)
 
     def _extract(

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from fingerprint.features import DeviceFeatures
+from fingerprint.features.identity import DeviceIdentity
 from fingerprint.session import Session
 from fingerprint.sources.useragent import normalise_user_agent
 from fingerprint.stages.run import Settled
@@ -27,14 +28,17 @@ def for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
     return known if known.device_id == device_id else replace(known, device_id=device_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceVerdict:
     """What a device's content, its app and its user agent always produce: the device
-    features and the outcomes of the device-scoped checks. ``features.device_id`` is
-    the id of the login that made it: the id is no part of the key (see
-    :meth:`DeviceMemo.key`), so a hit carries the current login's id instead."""
+    features, the device as recognised from its attributes, and the outcomes of the
+    device-scoped checks. ``features.device_id`` is the id of the login that made it:
+    the id is no part of the key (see :meth:`DeviceMemo.key`), so a hit carries the
+    current login's id instead; ``identity`` is kept without the id's digest
+    (:func:`~fingerprint.features.identity.content_identity`) for the same reason."""
 
     features: DeviceFeatures
+    identity: DeviceIdentity
     outcomes: tuple[tuple[str, Settled], ...]  # device-scoped checks, findings rendered
 
 
