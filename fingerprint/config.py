@@ -136,7 +136,8 @@ class CheckerConfig:
         metadata=_library_only("memory tuning of a long-running service"),
     )
     # Device verdicts remembered, keyed on the device's content less its id and
-    # battery (~3 kB each with the ~1.5 kB key); 0: off. Content repeats far more than
+    # battery (~1.3 kB each, measured: 7,305 more verdicts held 9 MB more; the key is a
+    # 16-byte hash); 0: off. Content repeats far more than
     # ids: 440 distinct keys in 40,000 lines of a log tiled from the labelled set,
     # 11,401 in 40,000 generated lines (71% hits at most).
     device_memo_size: int = field(

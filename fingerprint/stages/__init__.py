@@ -7,8 +7,9 @@
               (login.py, history.py)  (run.py)  (report.py)
 
 * **decode**: :func:`fingerprint.session.parse_session` validates the record.
-* **device verdict** (:mod:`.verdict`): the device features and device-scoped check
-  outcomes remembered for the device's content (ids and battery left out).
+* **device verdict** (:mod:`.verdict`): the device features, the device identity
+  (less the device id's hash) and device-scoped check outcomes remembered for the
+  device's content (ids and battery left out).
 * **enrich** (:mod:`.enrich`): user agent, City/ASN/anonymous-IP lookups, whois, and
   the derived device identity.
 * **session checks** (:mod:`.run`): the checks that need nothing but the session,
