@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,6 @@ from fingerprint.features.device import BrandNormalizer
 from fingerprint.features.identity import (
     IdentityHasher,
     content_identity,
-    identity_of,
     identity_text,
 )
 from fingerprint.features.stability import Stability, StabilityRequest, stability_by_window
@@ -69,6 +69,7 @@ from fingerprint.stages.login import (
     login_event,
     network_of,
 )
+from fingerprint.stages.observe import IdentityMemo
 from fingerprint.stages.report import features_summary, graded_report
 from fingerprint.stages.run import CheckRun, exit_verdict, run_checks
 from fingerprint.stages.verdict import DeviceMemo, DeviceVerdict, for_login
@@ -459,27 +460,34 @@ class Checker:
         device's and its address's accounts.
 
         Used by sharded runs so device sharing and ip_accounts still see every
-        account. Invalid
-        records (and logins dated after the clock) are ignored: the owning process
-        rejects them. True if recorded.
+        account. Invalid records (and logins dated after the clock) are ignored: the
+        owning process rejects them. True if recorded.
+
+        Every worker of a sharded run observes the lines of every other worker, so
+        this is the part of a run that does not shrink with more workers; it does
+        only what the record needs: a record is validated (what the owner accepts
+        is exactly what ``prepare`` accepts: the device memo's key never refuses
+        one) but not keyed for the device memo, and the device's identity is
+        remembered by the device's content (:class:`~fingerprint.stages.observe.IdentityMemo`).
         """
         engine = self._engine
         if engine.windows is None:
             return False
         clock = self._now(now)
         try:
-            prepared = record if isinstance(record, Prepared) else self.prepare(record)
-            self._judge_time(prepared.session, clock)
+            session = record.session if isinstance(record, Prepared) else self.parse(record)
+            self._judge_time(session, clock)
         except InvalidSessionError:
             return False
-        session = prepared.session
-        identity = identity_of(session.device, self._hasher)
-        device_id = identity_text(identity, session.device.device_id if session.device else None)
+        device = session.device
+        identity = self._identities.of(device)
+        device_id = identity_text(identity, device.device_id if device else None)
         if not device_id and not engine.windows.ip_seconds:
             return False
         # The address and its block too: ip_accounts counts every account on them.
+        ts = session.ts.timestamp()
         event = LoginEvent(
-            session.ts.timestamp(),
+            ts,
             session_digest(session.session_id or ""),
             session.account_id,
             device_id or None,
@@ -493,14 +501,19 @@ class Checker:
         )
         try:
             self._history.record_device(event, engine.windows, now=clock)
-            links = identity_links(identity, session.device.boot_time if session.device else None)
+            links = identity_links(identity, device.boot_time if device else None)
             record_links = getattr(self._history, "record_links", None)
             if links and record_links is not None:
-                record_links(links, event.ts, engine.windows, now=clock)
+                record_links(links, ts, engine.windows, now=clock)
         except Exception as exc:  # same policy as check: a store outage never raises
             self._counters.add("lost_writes", *timeout_counter(exc))
             return False
         return True
+
+    @cached_property
+    def _identities(self) -> IdentityMemo:
+        """The identity memo of :meth:`observe_device` (made on first use)."""
+        return IdentityMemo(self._hasher, self.config.device_memo_size)
 
     def _parse_with_memo(
         self, engine: _Engine, record: Mapping[str, Any] | Session

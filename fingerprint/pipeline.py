@@ -335,6 +335,12 @@ def _settle(
     checker: Checker, ready: Released[tuple[Line, bool]], order: InputOrder
 ) -> Iterator[Outcome]:
     (item, mine), seq = ready.item, ready.seq  # ownership was decided when it arrived
+    if not mine and ready.now is not None:
+        # Another shard's line: only its device and address sides, validated as the
+        # owner validates it, without the owner's device-memo key (every worker
+        # reads every line: this is the work more workers do not share).
+        checker.observe_device(item.record, now=ready.now)
+        return order.skip(seq)
     try:
         prepared = checker.prepare(item.record)
     except InvalidSessionError as exc:
