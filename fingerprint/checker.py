@@ -520,11 +520,11 @@ class Checker:
     ) -> tuple[Session, bytes | None, DeviceVerdict | None]:
         """Validate, and find the verdict of a device content seen before."""
         session = self.parse(record)
-        if not isinstance(record, Mapping) or not engine.device_memo.enabled:
+        if not engine.device_memo.enabled:
             return session, None, None
         device = session.device
         pinned = battery_pinned(device.battery if device is not None else None)
-        key = engine.device_memo.key(record, battery_is_pinned=pinned)
+        key = engine.device_memo.key(session, battery_is_pinned=pinned)
         if key is None:
             return session, None, None
         return session, key, engine.device_memo.get(key)

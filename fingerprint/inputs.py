@@ -19,6 +19,7 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
@@ -27,7 +28,7 @@ import msgspec
 import orjson
 
 from fingerprint.errors import ConfigError
-from fingerprint.session import field_kinds
+from fingerprint.session import Session, field_kinds, session_from_json
 
 MAX_LINE_BYTES = 1 << 20  # longer lines are rejected, not parsed
 RAW_KEEP = 65_536  # characters of a rejected line kept in the reject file
@@ -38,7 +39,9 @@ _SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz"
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One decoded input record with where it came from."""
+    """One decoded input record with where it came from. ``record``: the decoded JSON
+    value (a CSV row's record), or the :class:`~fingerprint.session.Session` the check
+    decoded straight from the line's text (``raw``)."""
 
     file: str
     line: int
@@ -311,6 +314,16 @@ def decode_text(text: Text) -> Line | Reject:
         return _slow_path(text.file, text.line, text.raw, exc)
 
 
+def read_session(raw: bytes, naive_tz: tzinfo) -> Session | None:
+    """The valid session a JSON line holds, decoded straight from its text, or None
+    where :func:`decode_text` and the checker's ``parse_session`` must answer (the
+    line is no valid session, or only the full decode reads it as the reader does).
+    The same values as the decoded record gives (tests/test_fuzz.py)."""
+    if not _plain_json(raw):
+        return None
+    return session_from_json(raw, naive_tz=naive_tz)
+
+
 def read_head(raw: bytes) -> Head | None:
     """The line's ``ts`` and ``account_id`` without decoding the rest, or None where
     only :func:`decode_text` can tell what the line is.
@@ -324,18 +337,24 @@ def read_head(raw: bytes) -> Head | None:
     ``sys.get_int_max_str_digits()``). It refuses what the standard library alone
     takes (NaN, lone surrogates): those take the full decode.
     """
-    if not raw.isascii():
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    digits = sys.get_int_max_str_digits()
-    if digits and len(raw) > digits and _digit_run(digits).search(raw):
+    if not _plain_json(raw):
         return None
     try:
         return _HEAD.decode(raw)
     except (msgspec.MsgspecError, RecursionError):
         return None
+
+
+def _plain_json(raw: bytes) -> bool:
+    """What msgspec does not check of the text it skips and the reader does: UTF-8,
+    and integers no longer than the standard library reads."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    digits = sys.get_int_max_str_digits()
+    return not (digits and len(raw) > digits and _digit_run(digits).search(raw))
 
 
 def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError) -> Line | Reject:

@@ -31,9 +31,18 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from fingerprint.checker import Checker, Prepared
 from fingerprint.errors import InvalidSessionError
-from fingerprint.inputs import Blank, Item, LazyItem, Line, Reject, Text, decode_text, read_head
+from fingerprint.inputs import (
+    Blank,
+    LazyItem,
+    Line,
+    Reject,
+    Text,
+    decode_text,
+    read_head,
+    read_session,
+)
 from fingerprint.report import Report
-from fingerprint.session import parse_timestamp
+from fingerprint.session import Session, parse_timestamp
 
 # How many of the most recent lines the buffer's clock is the oldest of: one line
 # (or up to this many minus one in a row) far ahead cannot move it.
@@ -250,10 +259,14 @@ class InputOrder:
 
 
 def shard_of(record: Any, seq: int, shards: int) -> int:
-    """Stable shard by account, so each account's history lives in one process."""
+    """Stable shard by account, so each account's history lives in one process.
+    ``record``: the decoded record, or the session decoded from the line's text."""
     if shards == 1:
         return 0
-    account = record.get("account_id") if isinstance(record, dict) else None
+    if isinstance(record, Session):
+        account: Any = record.account_id
+    else:
+        account = record.get("account_id") if isinstance(record, dict) else None
     if isinstance(account, str | int) and not isinstance(account, bool):
         return zlib.crc32(str(account).encode("utf-8", "surrogatepass")) % shards
     return seq % shards
@@ -267,7 +280,10 @@ class Shard:
 
 def line_time(record: Any, naive_tz: tzinfo) -> float | None:
     """The time the checker will give this record (the same parse), or None when it
-    has none it accepts (the line will be a reject)."""
+    has none it accepts (the line will be a reject). ``record``: the decoded record,
+    or the session decoded from the line's text (its time already parsed)."""
+    if isinstance(record, Session):
+        return record.ts.timestamp()
     if not isinstance(record, dict):
         return None
     return _seconds(record.get("ts"), naive_tz)
@@ -294,7 +310,7 @@ def _seconds(value: Any, naive_tz: tzinfo) -> float | None:
 
 def check_stream(
     checker: Checker,
-    items: Iterable[Item],
+    items: Iterable[LazyItem],
     *,
     max_skew: float,
     shard: Shard | None = None,
@@ -305,8 +321,11 @@ def check_stream(
     in the order of ``items``. Lines of other shards still feed the device history, so
     device sharing sees every account, exactly as one process would.
 
-    Lines are ordered by their time alone and validated when the buffer lets them go,
-    so the order is the one :func:`fingerprint.sorting.plan_input` predicted. ``stats``
+    Lines are ordered by their time alone and checked when the buffer lets them go,
+    so the order is the one :func:`fingerprint.sorting.plan_input` predicted. A JSON
+    line still as its text is decoded once, on arrival: straight into its session
+    where that is exact (:func:`fingerprint.inputs.read_session`), else into its
+    record, validated (and rejected, naming the field) when it is let go. ``stats``
     (if given) receives the buffer's counts when the stream ends.
     """
     shard = shard or Shard()
@@ -314,6 +333,8 @@ def check_stream(
     buffer: ReorderBuffer[tuple[Line, bool]] = ReorderBuffer(max_skew, max_lines)
     order = InputOrder()
     for seq, item in zip(itertools.count(), items, strict=False):
+        if isinstance(item, Text):
+            item = _decoded(item, naive_tz)
         if isinstance(item, Blank | Reject):
             if seq % shard.count != shard.index:
                 yield from order.skip(seq)
@@ -329,6 +350,14 @@ def check_stream(
         yield from _settle(checker, ready, order)
     if stats is not None:
         stats.merge(buffer.stats)
+
+
+def _decoded(text: Text, naive_tz: tzinfo) -> Line | Reject:
+    """The line with its session decoded from its text, or as the reader decodes it."""
+    session = read_session(text.raw, naive_tz)
+    if session is None:
+        return decode_text(text)
+    return Line(text.file, text.line, session, text.raw)
 
 
 def _settle(

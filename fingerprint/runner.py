@@ -9,7 +9,14 @@ from functools import lru_cache
 from typing import Any
 
 from fingerprint.checker import HISTORY_UNAVAILABLE
-from fingerprint.inputs import Item, Reject, input_size, open_input, read_items
+from fingerprint.inputs import (
+    LazyItem,
+    Reject,
+    input_size,
+    open_input,
+    read_items,
+    read_lazy_items,
+)
 from fingerprint.pipeline import OrderStats
 from fingerprint.report import Report
 from fingerprint.session import field_kinds
@@ -198,8 +205,10 @@ def iter_items(
     on_progress: Callable[[int], None] | None = None,
     *,
     on_shrunk: Callable[[str, int, int], None] | None = None,
-) -> Iterator[Item]:
+    lazy: bool = False,
+) -> Iterator[LazyItem]:
     """Items of every input in turn; ``on_progress`` gets compressed bytes read so far.
+    ``lazy``: JSON lines as their :class:`~fingerprint.inputs.Text`, not decoded.
 
     ``on_shrunk(path, bytes_read, size_at_open)`` is called for a file that is smaller
     when its last line has been read than it was when it was opened: it was truncated
@@ -210,7 +219,8 @@ def iter_items(
         size_at_open = input_size(path)
         stream, counter = open_input(path)
         try:
-            for n, item in enumerate(read_items(path, stream)):
+            read = read_lazy_items if lazy else read_items
+            for n, item in enumerate(read(path, stream)):
                 if on_progress is not None and counter is not None and n % 512 == 0:
                     on_progress(done + counter.bytes_read)
                 yield item

@@ -57,6 +57,7 @@ __all__ = [
     "parse_ip",
     "parse_session",
     "parse_timestamp",
+    "session_from_json",
 ]
 
 # Three fields hold what the library's own rules make of the raw value: msgspec
@@ -190,6 +191,8 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
 
 B = TypeVar("B", bound=msgspec.Struct)
 
+_SESSION_JSON = msgspec.json.Decoder(Session)
+
 # Frozen for everyone else: the decoder finishes a record it has just made, before
 # anything else holds it.
 _set = msgspec.structs.force_setattr
@@ -212,6 +215,39 @@ def parse_session(record: Any, *, naive_tz: tzinfo = DEFAULT_NAIVE_TZ) -> Sessio
     # take (a tuple for a list, a Mapping that is no dict ...): its answer is kept.
     checked = reference.validate_session(_reference_input(record), naive_tz)
     return _from_reference(checked, Session)
+
+
+def session_from_json(text: bytes, *, naive_tz: tzinfo = DEFAULT_NAIVE_TZ) -> Session | None:
+    """The session a JSON line holds, decoded by msgspec straight from its text
+    (~20 µs less than decoding the record, then :func:`parse_session`), or None where
+    :func:`parse_session` of the decoded record must answer: it names the field of a
+    reject, and it reads what msgspec alone would read differently.
+
+    The caller makes sure the text is a line the reader decodes as msgspec does
+    (:func:`fingerprint.inputs.read_session`: UTF-8, no over-long number).
+    """
+    try:
+        session = _SESSION_JSON.decode(text)
+        _check_wide_props(session.device)
+        return _finish_session(session, None, naive_tz)
+    except (msgspec.MsgspecError, ValueError, RecursionError):
+        return None
+
+
+def _check_wide_props(device: Device | None) -> None:
+    """orjson reads an integer beyond 64 bits as a float (``1.2e+29``), msgspec as
+    the integer: a system property holding one is left to the decoded record, whose
+    text for it is the float's."""
+    # Values as decoded (text, numbers, booleans), before _finish makes them text.
+    props: dict[str, Any] | None = device.system_props if device is not None else None
+    if props:
+        for value in props.values():
+            if type(value) is int and not _INT64_MIN <= value < _UINT64_END:
+                raise ValueError("integer beyond 64 bits")
+
+
+_INT64_MIN = -(2**63)
+_UINT64_END = 2**64
 
 
 def parse_block(kind: type[B], raw: Any) -> B:

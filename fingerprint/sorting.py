@@ -38,7 +38,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import IO, Literal
 
-from fingerprint.inputs import Item, LazyItem, Line, Text, decode_text, open_input, read_lazy_items
+from fingerprint.inputs import LazyItem, Line, Text, open_input, read_lazy_items
 from fingerprint.pipeline import MAX_HELD_LINES, OrderStats, ReorderBuffer, item_time
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ
@@ -91,22 +91,24 @@ class InputPlan:
         on_progress: Callable[[int], None] | None = None,
         *,
         on_shrunk: Callable[[str, int, int], None] | None = None,
-    ) -> Iterator[Item]:
-        """Every item, in the order to check them. Can be called again (each worker
-        reads the plan for itself). The callbacks are :func:`iter_items`'s, for input
-        read as it is; sorted input was read (and spilled) before."""
+    ) -> Iterator[LazyItem]:
+        """Every item, in the order to check them, JSON lines as their text (the
+        check decodes each once, :func:`fingerprint.pipeline.check_stream`). Can be
+        called again (each worker reads the plan for itself). The callbacks are
+        :func:`iter_items`'s, for input read as it is; sorted input was read (and
+        spilled) before."""
         if not self.stats.sorted:
             return _stream(self.sources, on_progress, on_shrunk)
         return self._merged()
 
-    def _merged(self) -> Iterator[Item]:
+    def _merged(self) -> Iterator[LazyItem]:
         offsets = list(itertools.accumulate((s.items for s in self.sources), initial=0))
         streams: list[Iterator[_Entry]] = [_read_run(path) for path in self.runs]
         for index in self.merged:
             source = self.sources[index]
             streams.append(_keyed(_source_items(source), offsets[index], self.naive_tz))
         for _, _, item in heapq.merge(*streams, key=_key):
-            yield decode_text(item) if isinstance(item, Text) else item
+            yield item
 
 
 @contextmanager
@@ -255,11 +257,11 @@ def _stream(
     sources: list[_Source],
     on_progress: Callable[[int], None] | None,
     on_shrunk: Callable[[str, int, int], None] | None,
-) -> Iterator[Item]:
+) -> Iterator[LazyItem]:
     """The input as it is; stdin from its copy when the scan made one."""
     if all(s.real == s.path for s in sources):
-        yield from iter_items([s.path for s in sources], on_progress, on_shrunk=on_shrunk)
+        paths = [s.path for s in sources]
+        yield from iter_items(paths, on_progress, on_shrunk=on_shrunk, lazy=True)
         return
     for source in sources:
-        for item in _source_items(source):
-            yield decode_text(item) if isinstance(item, Text) else item
+        yield from _source_items(source)

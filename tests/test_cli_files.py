@@ -291,7 +291,7 @@ def test_a_file_write_error_leaves_no_output_and_no_temporary_file(
 def test_an_input_that_shrinks_while_read_is_a_warning_and_exit_1(
     tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    real_read_items = runner.read_items
+    real_read_items = runner.read_lazy_items
 
     def truncating(path: str, stream: Any) -> Any:
         for number, item in enumerate(real_read_items(path, stream)):
@@ -299,7 +299,7 @@ def test_an_input_that_shrinks_while_read_is_a_warning_and_exit_1(
                 os.truncate(path, 10)  # someone cuts the file under our feet
             yield item
 
-    monkeypatch.setattr(runner, "read_items", truncating)
+    monkeypatch.setattr(runner, "read_lazy_items", truncating)  # what the CLI reads with
     summary = tmp_path / "summary.json"
     code = check(str(source), "-o", str(tmp_path / "o.jsonl"), "--summary-json", str(summary))
     assert code == 1

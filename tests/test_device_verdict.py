@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint.checker import Checker, CheckerConfig, DeviceMemo
+from fingerprint.session import parse_session
 from tests.conftest import FIXTURES
 
 # Device blocks of every kind the checks tell apart: emulators, cloners, tampered
@@ -65,6 +66,8 @@ def _add(path: str, value: Any) -> Any:
 CONTENT_CHANGES = (
     None,
     _set("device.rooted", True),
+    _set("device.platform", "ANDROID"),  # validated to the platform it was: one key
+    _add("device.system_props", {"ro.debuggable": 1}),
     _add("device.hooks", "xposed"),
     _add("device.system_props", {"ro.kernel.qemu": "1"}),
     _add("device.files_present", "/dev/socket/qemud"),
@@ -119,13 +122,31 @@ def test_reports_from_a_remembered_verdict_are_the_reports_of_a_fresh_check(
         assert WITH_MEMO.check(record).to_dict() == WITHOUT.check(record).to_dict()
 
 
+def _key(record: dict[str, Any], *, pinned: bool = False) -> bytes | None:
+    return DeviceMemo.key(parse_session(record), battery_is_pinned=pinned)
+
+
 def test_the_key_ignores_ids_and_battery_level_but_not_content_or_a_pinned_battery() -> None:
     record = copy.deepcopy(POOL[0])
-    key = DeviceMemo.key(record, battery_is_pinned=False)
+    key = _key(record)
     other = copy.deepcopy(record)
     other["device"]["device_id"] = "someone-else"
     other["device"]["battery"] = {"level": 0.5}
-    assert DeviceMemo.key(other, battery_is_pinned=False) == key
-    assert DeviceMemo.key(other, battery_is_pinned=True) != key
+    other["device"]["unknown_field"] = "ignored by the contract"
+    assert _key(other) == key
+    assert _key(other, pinned=True) != key
     other["device"]["model"] = "another model"
-    assert DeviceMemo.key(other, battery_is_pinned=False) != key
+    assert _key(other) != key
+
+
+def test_the_key_reads_the_validated_blocks() -> None:
+    """What the checks read: a platform in capitals and a numeric system property
+    are the validated blocks of their lowercase and text forms."""
+    record = copy.deepcopy(POOL[0])
+    record["device"]["platform"] = "android"
+    record["device"]["system_props"] = {"ro.debuggable": "1"}
+    shouted = copy.deepcopy(record)
+    shouted["device"]["platform"] = "ANDROID"
+    shouted["device"]["system_props"] = {"ro.debuggable": 1}
+    assert _key(shouted) == _key(record)
+    assert _key({**record, "device": None, "app": None}) is None

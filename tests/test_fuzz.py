@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
-from fingerprint.inputs import Head, Line, Text, decode_text, read_head
+from fingerprint.inputs import Head, Line, Text, decode_text, read_head, read_session
 from fingerprint.pipeline import check_stream, item_time, line_time
 from fingerprint.runner import iter_items
-from fingerprint.session import DEFAULT_NAIVE_TZ
-from tests.conftest import BASE_SESSION, make_session
+from fingerprint.session import DEFAULT_NAIVE_TZ, parse_session
+from tests.conftest import BASE_SESSION, FIXTURES, make_session
+from tests.test_session_reference import leaves, plain
 
 CHECKER = Checker()
 UTC8 = DEFAULT_NAIVE_TZ
@@ -255,3 +256,67 @@ def test_the_head_of_plain_session_lines_is_read_without_the_full_decode() -> No
     assert read_head(json.dumps(make_session(), ensure_ascii=False).encode()) is not None
     assert read_head(b'{"ts":1,"x":"\xff"}') is None  # not UTF-8: the reader rejects it
     assert read_head(b"[1]") is None  # not an object: decoded, then rejected by the checker
+
+
+# --- lines decoded straight into their session ----------------------------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(lines_read_in_part(), mutated_lines))
+def test_a_session_read_from_its_text_is_the_session_of_the_decoded_record(raw: bytes) -> None:
+    """msgspec straight from the text accepts only lines the reader decodes into a
+    record the checker accepts, with the same values (types included)."""
+    fast = read_session(raw, UTC8)
+    if fast is None:
+        return
+    decoded = decode_text(Text("in.jsonl", 1, raw))
+    assert isinstance(decoded, Line)
+    expected = parse_session(decoded.record, naive_tz=UTC8)  # raises if it is a reject
+    assert plain(fast) == plain(expected)
+    assert leaves(plain(fast)) == leaves(plain(expected))
+    assert fast.ts.isoformat() == expected.ts.isoformat()
+
+
+def test_every_valid_fixture_line_is_read_straight_into_its_session() -> None:
+    lines = [
+        line
+        for path in sorted(FIXTURES.glob("**/*.jsonl"))
+        for line in path.read_bytes().splitlines()
+        if line.strip()
+    ]
+    fast = 0
+    for line in lines:
+        decoded = decode_text(Text("in.jsonl", 1, line.strip()))
+        try:
+            expected = parse_session(decoded.record, naive_tz=UTC8)  # type: ignore[union-attr]
+        except (InvalidSessionError, AttributeError):
+            assert read_session(line.strip(), UTC8) is None
+            continue
+        session = read_session(line.strip(), UTC8)
+        assert session is not None, line[:200]
+        assert plain(session) == plain(expected)
+        fast += 1
+    assert fast > 1_000
+
+
+def test_lines_read_as_text_end_as_the_decoded_lines_end(tmp_path: Path) -> None:
+    """The whole path: reports and rejects of lines decoded on arrival straight from
+    their text equal those of lines the reader decoded, junk lines included."""
+    good = (FIXTURES / "labelled.jsonl").read_bytes().splitlines()[:150]
+    junk = [b"not json", b"[1]", b'{"ts":1,"x":"\xff"}', b"{" + b'"ts":NaN}', b"", b"null"]
+    junk += [b'{"account_id":"a","ts":"2026-11-20T08:00:00","ip":"1.2.3.4","device":5}']
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(good[:70] + junk + good[70:]) + b"\n")
+    runs = []
+    for lazy in (False, True):
+        checker = Checker(clock=None)
+        items = iter_items([str(path)], lazy=lazy)
+        outcomes = list(check_stream(checker, items, max_skew=300))
+        runs.append(
+            [
+                (o.line, o.report.to_dict() if o.report else None, o.reject, o.blank)
+                for o in outcomes
+            ]
+        )
+    assert runs[0] == runs[1]
+    assert sum(1 for _, _, reject, _ in runs[0] if reject is not None) == 6

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from hashlib import blake2b
 from typing import Any
 
-import orjson
+import msgspec
 
 from fingerprint.features import DeviceFeatures
 from fingerprint.features.identity import DeviceIdentity
@@ -19,7 +18,8 @@ from fingerprint.stages.run import Settled
 
 # Device fields that change from login to login and that no device-scoped check
 # reads: left out of the device memo's key (the battery enters it as pinned or not).
-_PER_LOGIN_DEVICE_FIELDS = frozenset({"battery", "device_id"})
+_PER_LOGIN_DEVICE_FIELDS: dict[str, Any] = {"battery": None, "device_id": None}
+_ENCODE = msgspec.json.Encoder().encode
 
 
 def for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
@@ -62,22 +62,27 @@ class DeviceMemo:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(record: Mapping[str, Any], *, battery_is_pinned: bool) -> bytes | None:
-        """The device and app fields of a *validated* record less the device id and
-        the battery, and the *normalised* user agent: WeChat's UA changes with the
+    def key(session: Session, *, battery_is_pinned: bool) -> bytes | None:
+        """The device and app blocks of a validated session less the device id and the
+        battery, and the *normalised* user agent: WeChat's UA changes with the
         network type (NetType/WIFI, 4G) while its parse, all the checks read of it,
-        does not (:func:`normalise_user_agent` drops exactly such tokens)."""
-        device, app = record.get("device"), record.get("app")
+        does not (:func:`normalise_user_agent` drops exactly such tokens).
+
+        The blocks as validated, what the checks read (a platform lowercased, system
+        properties as text), encoded by msgspec: every field in its place, so equal
+        encodings are equal blocks (~5 µs, where encoding the record's JSON objects
+        took ~10 µs and needed the decoded record)."""
+        device, app = session.device, session.app
         if device is None and app is None:
             return None
-        ua = record.get("user_agent")
+        ua = session.user_agent
         if isinstance(ua, str):
             ua = normalise_user_agent(ua)
-        if isinstance(device, Mapping):
-            device = {k: v for k, v in device.items() if k not in _PER_LOGIN_DEVICE_FIELDS}
+        if device is not None:
+            device = msgspec.structs.replace(device, **_PER_LOGIN_DEVICE_FIELDS)
         try:
-            content = orjson.dumps((device, app, ua))
-        except TypeError:  # values orjson cannot encode: no memo for this login
+            content = _ENCODE((device, app, ua))
+        except (TypeError, msgspec.EncodeError):  # a caller's own values: no memo
             return None
         content += b"|pinned" if battery_is_pinned else b"|-"
         return blake2b(content, digest_size=16).digest()
