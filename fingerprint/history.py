@@ -462,6 +462,8 @@ class MemoryHistoryStore:
             if seen.get(member, -_INF) < ts:
                 seen.pop(member, None)  # re-insert: dict order is recency order
                 seen[member] = ts
+        if not seen:  # a link that never had a member: a device key with no identifier
+            return earlier  # of the kinds a reset link carries (nothing to keep, as Redis)
         # Trim back from the link's newest sighting (or the caller's clock, when that
         # is earlier), as the Redis script does.
         newest = min(max(seen.values()), _INF if now is None else now)

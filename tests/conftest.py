@@ -81,6 +81,21 @@ def make_session(**changes: Any) -> dict[str, Any]:
     return session
 
 
+def mutated_session(changes: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The contract's example session with ``(dotted path, value)`` changes applied in
+    order; a path through a value that is no object replaces it with one (fuzzing)."""
+    session = make_session()
+    for path, value in changes:
+        target: Any = session
+        parts = path.split(".")
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[parts[-1]] = value
+    return session
+
+
 @pytest.fixture(scope="session")
 def checker() -> Checker:
     return Checker()

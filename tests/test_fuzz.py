@@ -17,7 +17,7 @@ from fingerprint.inputs import Head, Line, Text, decode_text, read_head, read_se
 from fingerprint.pipeline import check_stream, item_time, line_time
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ, parse_session
-from tests.conftest import BASE_SESSION, FIXTURES, make_session
+from tests.conftest import BASE_SESSION, FIXTURES, make_session, mutated_session
 from tests.test_session_reference import leaves, plain
 
 CHECKER = Checker()
@@ -86,27 +86,12 @@ extreme_times = st.one_of(
 )
 
 
-def _mutated_session(changes: list[tuple[str, Any]]) -> dict[str, Any]:
-    session = make_session()
-    for path, value in changes:
-        target: Any = session
-        parts = path.split(".")
-        for part in parts[:-1]:
-            if not isinstance(target.get(part), dict):
-                target[part] = {}
-            target = target[part]
-        target[parts[-1]] = value
-    return session
-
-
 def _encode(record: Any) -> bytes:
     return json.dumps(record, allow_nan=True).encode()
 
 
 changes = st.tuples(st.sampled_from(FIELDS), json_values) | st.tuples(st.just("ts"), extreme_times)
-mutated_lines = st.lists(changes, max_size=4).map(
-    lambda changes: _encode(_mutated_session(changes))
-)
+mutated_lines = st.lists(changes, max_size=4).map(lambda changes: _encode(mutated_session(changes)))
 stray_bytes = st.binary(max_size=200).map(lambda b: b.replace(b"\n", b""))
 deep = st.integers(min_value=1, max_value=3000).map(lambda n: b"[" * n + b"]" * n)
 any_json = json_values.map(_encode)
@@ -135,7 +120,7 @@ def test_every_line_ends_exactly_once(tmp_path_factory, raw_lines: list[bytes]) 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(changes, max_size=5))
 def test_library_raises_only_its_own_error(changes: list[tuple[str, Any]]) -> None:
-    record = _mutated_session(changes)
+    record = mutated_session(changes)
     try:
         report = CHECKER.check(record)
     except InvalidSessionError as exc:

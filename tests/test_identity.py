@@ -312,6 +312,25 @@ def test_links_are_bounded_and_trimmed_to_their_window() -> None:
     assert later["r:k"] == ()
 
 
+def test_a_link_with_no_members_is_read_and_never_fails_the_store() -> None:
+    # A confident key whose device sends no identifier a reset link carries (a DRM id
+    # alone) adds its link with no members: found on a fuzzed line, the store raised
+    # (max() of nothing), so the login was graded without history.
+    store = MemoryHistoryStore()
+    windows = Windows(3600, 3600, link_seconds=100.0)
+    assert store.record_links([("r:k", ())], 1.0, windows) == {"r:k": ()}
+    store.record_links([("r:k", ("m1",))], 2.0, windows)
+    assert store.record_links([("r:k", ())], 3.0, windows) == {"r:k": ((2.0, "m1"),)}
+
+
+def test_a_device_known_by_its_drm_id_alone_is_checked_with_history() -> None:
+    device = _device(android_id=None, oaid=None, idfv=None)
+    checker = Checker(CheckerConfig(), clock=None)
+    report = checker.check(_session(0, "u-drm", device))
+    assert not any("history store unavailable" in r for r in report.not_evaluated.values())
+    assert checker.stats().lost_writes == 0
+
+
 # --- the labelled sets -------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from fingerprint.features.identity import IdentityHasher, identity_of
 from fingerprint.history import HistoryView, Link, LoginEvent, MemoryHistoryStore, Windows
 from fingerprint.session import Battery, Device, parse_block
 from fingerprint.stages.observe import IdentityMemo
-from tests.conftest import make_session
+from tests.conftest import make_session, mutated_session
 
 # 2026-11-20T00:15:30Z, the example session's time: the clock a little after it.
 NOW = 1_795_220_130.0 + 60
@@ -130,19 +130,6 @@ changes = st.one_of(
 )
 
 
-def mutated(changes: list[tuple[str, Any]]) -> dict[str, Any]:
-    record = make_session()
-    for path, value in changes:
-        target: Any = record
-        parts = path.split(".")
-        for part in parts[:-1]:
-            if not isinstance(target.get(part), dict):
-                target[part] = {}
-            target = target[part]
-        target[parts[-1]] = value
-    return record
-
-
 def recorded_by_owner(record: dict[str, Any]) -> list[Recorded] | None:
     """What checking the line records of its shared sides; None when rejected."""
     OWNER_STORE.seen.clear()
@@ -166,7 +153,7 @@ def recorded_by_observer(record: dict[str, Any]) -> list[Recorded]:
 def test_a_foreign_line_records_what_its_owner_records_and_nothing_when_rejected(
     changes: list[tuple[str, Any]],
 ) -> None:
-    record = mutated(changes)
+    record = mutated_session(changes)
     owner = recorded_by_owner(record)
     # The observer runs second and often on a device content it has seen (its
     # identity memo answers), the owner never shares its memo.
