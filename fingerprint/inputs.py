@@ -229,12 +229,8 @@ def _is_gzip_header(head: bytes) -> bool:
 
 
 def read_items(path: str, stream: IO[bytes]) -> Iterator[Item]:
-    name = "<stdin>" if path == "-" else path
-    if _is_csv(path):
-        yield from _read_csv(name, stream)
-    else:
-        for item in _read_jsonl(name, stream):
-            yield decode_text(item) if isinstance(item, Text) else item
+    for item in read_lazy_items(path, stream):
+        yield decode_text(item) if isinstance(item, Text) else item
 
 
 def read_lazy_items(path: str, stream: IO[bytes]) -> Iterator[LazyItem]:
