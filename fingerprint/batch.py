@@ -1,8 +1,9 @@
 """Batch runs over session logs, in one process or sharded across several.
 
-Sharding is by account (so each account's history lives in one process) and every
-process reads every line, feeding other shards' logins into its device history, so
-the reports are identical to a one-process run. Each worker writes formatted rows
+Sharding is by account (so each account's history lives in one process). A worker
+checks its accounts' lines and records what the other workers observed of theirs
+(their devices' and addresses' accounts, identity links; :mod:`fingerprint.exchange`),
+so the reports are identical to a one-process run. Each worker writes formatted rows
 prefixed with their input position; the parent merges the workers' files in input
 order and copies the bytes, so the merge costs no JSON work.
 """
@@ -28,6 +29,7 @@ from typing import IO, Any, Protocol
 
 from fingerprint.checker import Checker, CheckerConfig
 from fingerprint.errors import FingerprintError
+from fingerprint.exchange import Inbox, Peers
 from fingerprint.outputs import RowFormat, jsonl_line
 from fingerprint.pipeline import MAX_HELD_LINES, Outcome, Shard, check_stream
 from fingerprint.rollup import AccountRollup
@@ -238,12 +240,14 @@ def _run_sharded(
         counters = context.Array("q", 3 * options.workers)
         # If the parent dies before removing them, the workers remove these.
         leftovers = [scratch, *sinks.temporaries, *plan.folders]
+        # Each worker's queue of its peers' observations (fingerprint.exchange).
+        inboxes: list[Inbox] = [context.Queue() for _ in range(options.workers)]
         with signals_deferred():  # a child must install its own handlers first
             processes = [
                 context.Process(
                     target=_shard_main,
                     args=(options, checker, plan, Shard(i, options.workers), scratch, counters),
-                    kwargs={"parent": os.getpid(), "leftovers": leftovers},
+                    kwargs={"parent": os.getpid(), "leftovers": leftovers, "inboxes": inboxes},
                     daemon=True,  # never outlive the parent, even on an error path
                 )
                 for i in range(options.workers)
@@ -251,7 +255,7 @@ def _run_sharded(
             for process in processes:
                 process.start()
         try:
-            _wait(processes, counters, sinks.progress, sinks.warn)
+            _wait(processes, counters, sinks.progress, sinks.warn, results_dir)
         except KeyboardInterrupt as interrupt:
             signum = signal_number(interrupt)
             with signals_deferred():
@@ -277,11 +281,18 @@ def _run_sharded(
 
 
 def _wait(
-    processes: list[Any], counters: Any, progress: Any, warn: Callable[[str], None] | None
+    processes: list[Any],
+    counters: Any,
+    progress: Any,
+    warn: Callable[[str], None] | None,
+    results_dir: Path,
 ) -> None:
-    """Until every worker is done, showing progress; a failed worker stops the run."""
+    """Until every worker is done, showing progress. A failed worker stops the run,
+    and so does one that ended without finishing (an error, or a signal it alone
+    received): the others would wait for its observations forever."""
     workers = len(processes)
     running = processes
+    finished: set[int] = set()
     while running:
         multiprocessing.connection.wait([p.sentinel for p in running], timeout=0.2)
         running = [p for p in processes if p.is_alive()]
@@ -294,6 +305,22 @@ def _wait(
         failed = [p.exitcode for p in processes if p.exitcode not in (0, None)]
         if failed:
             raise FingerprintError(f"a worker process failed (exit codes {failed})")
+        if running:
+            _stop_unfinished(processes, results_dir, finished)
+
+
+def _stop_unfinished(processes: list[Any], results_dir: Path, finished: set[int]) -> None:
+    """Raise if a worker that has ended did not finish its lines (``finished``: the
+    workers known to have finished)."""
+    for index, process in enumerate(processes):
+        if process.exitcode != 0 or index in finished:
+            continue
+        result = _load_result(results_dir, index)
+        finished.add(index)
+        if result.error:
+            raise FingerprintError(result.error)
+        if result.stats.interrupted:
+            raise KeyboardInterrupt  # as if the parent was signalled: stop them all
 
 
 def _stop(processes: list[Any], signum: int) -> None:
@@ -333,11 +360,15 @@ def _shard_main(
     *,
     parent: int,
     leftovers: list[str],
+    inboxes: list[Inbox],
 ) -> None:
     become_worker(parent, lambda: _remove(leftovers))
     stats = RunStats(files=len(options.paths))
+    peers = Peers(shard.index, inboxes)
+    finished = False
     try:
-        result = _shard_run(options, checker, plan, shard, results_dir, counters, stats)
+        result = _shard_run(options, checker, plan, shard, results_dir, counters, stats, peers)
+        finished = True
     except OSError as exc:  # the scratch folder is full or gone: one line, no traceback
         result = _ShardResult(stats, "", "", error=f"cannot write to {results_dir} ({exc})")
     except KeyboardInterrupt:
@@ -347,6 +378,8 @@ def _shard_main(
         stats.interrupted = True
         result = _ShardResult(stats, "", "")  # the parent wants only the counts now
     finally:
+        with contextlib.suppress(Exception):
+            peers.close(delivered=finished)  # a stopped run's peers may never read
         with contextlib.suppress(Exception):
             _close(checker, stats)
     try:
@@ -364,6 +397,7 @@ def _shard_run(
     results_dir: str,
     counters: Any,
     stats: RunStats,
+    peers: Peers,
 ) -> _ShardResult:
     fmt = RowFormat(options.fmt, options.by_account)
     rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
@@ -384,6 +418,7 @@ def _shard_run(
             items,
             max_skew=options.max_skew,
             shard=shard,
+            peers=peers,
             max_lines=options.max_held_lines,
             stats=stats.order,
         )

@@ -26,8 +26,11 @@ from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.features import FeatureExtractor
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.features.identity import (
+    DeviceIdentity,
     IdentityHasher,
     content_identity,
+    for_device_id,
+    identity_of,
     identity_text,
 )
 from fingerprint.features.stability import Stability, StabilityRequest, stability_by_window
@@ -350,12 +353,16 @@ class Checker:
         session-only checks and the login as history keeps it."""
         prepared = record if isinstance(record, Prepared) else self.prepare(record)
         engine, session, verdict = prepared.engine, prepared.session, prepared.verdict
+        if verdict is None and prepared.key is not None:
+            # Prepared ahead (a sharded run): a line checked since may have made it.
+            verdict = engine.device_memo.get(prepared.key)
         self._judge_time(session, now)
         enriched = self._enricher.enrich(
             session,
             brands=engine.brands,
             device=for_login(verdict.features, session) if verdict else None,
             identity=verdict.identity if verdict else None,
+            login_identity=prepared.identity,
         )
         sid = session.session_id or session_id or derived_session_id(session)
         ctx = CheckContext(
@@ -443,51 +450,73 @@ class Checker:
             self._accounts.add(report, session.device.device_id if session.device else None)
         return report
 
-    def prepare(self, record: Mapping[str, Any] | Session) -> Prepared:
+    def prepare(self, record: Mapping[str, Any] | Session, *, identify: bool = False) -> Prepared:
         """Validate a record for :meth:`check` (raises ``InvalidSessionError``).
 
         Batch runs validate first, so a bad line is rejected before it can move the
-        reorder buffer's clock, and check the prepared session later.
+        reorder buffer's clock, and check the prepared session later. ``identify``:
+        recognise the device now (a sharded run's worker sends it to its peers
+        before the check, :meth:`observation`), and the check reuses it.
         """
         engine = self._engine  # one read: a concurrent reload cannot split this call
         session, key, verdict = self._parse_with_memo(engine, record)
-        return Prepared(engine=engine, session=session, key=key, verdict=verdict)
+        identity = self._login_identity(session, verdict) if identify else None
+        return Prepared(engine=engine, session=session, key=key, verdict=verdict, identity=identity)
+
+    def _login_identity(self, session: Session, verdict: DeviceVerdict | None) -> DeviceIdentity:
+        """The login's device identity as the enrich stage finds it: from the verdict's
+        (one digest for the device id), else from the device's attributes."""
+        device = session.device
+        if verdict is None:
+            return identity_of(device, self._hasher)
+        device_id = device.device_id if device is not None else None
+        return for_device_id(verdict.identity, device_id, self._hasher)
 
     def observe_device(
         self, record: Mapping[str, Any] | Prepared, *, now: float | None = None
     ) -> bool:
         """Record only the shared sides of a login that another process checks: its
-        device's and its address's accounts.
+        device's and its address's accounts, and its identity links.
 
         Used by sharded runs so device sharing and ip_accounts still see every
         account. Invalid records (and logins dated after the clock) are ignored: the
-        owning process rejects them. True if recorded.
+        owning process rejects them. True if recorded. The same as
+        ``record_observation(observation(record, now=now))``.
+        """
+        observation = self.observation(record, now=now)
+        return observation is not None and self.record_observation(observation)
 
-        Every worker of a sharded run observes the lines of every other worker, so
-        this is the part of a run that does not shrink with more workers; it does
-        only what the record needs: a record is validated (what the owner accepts
-        is exactly what ``prepare`` accepts: the device memo's key never refuses
-        one) but not keyed for the device memo, and the device's identity is
-        remembered by the device's content (:class:`~fingerprint.stages.observe.IdentityMemo`).
+    def observation(
+        self, record: Mapping[str, Any] | Prepared, *, now: float | None = None
+    ) -> Observation | None:
+        """What another process records of this login (:meth:`record_observation`), or
+        None when it records nothing: the record is invalid (its owner rejects it),
+        dated after the clock, or has neither a device nor an address history reads.
+
+        The owner of a line computes this once and passes it to the other workers of
+        a sharded run, so they neither decode nor validate the line. A record is
+        validated as :meth:`prepare` validates it (the device memo's key never
+        refuses one) and the device's identity is remembered by the device's
+        content (:class:`~fingerprint.stages.observe.IdentityMemo`).
         """
         engine = self._engine
         if engine.windows is None:
-            return False
+            return None
         clock = self._now(now)
         try:
             session = record.session if isinstance(record, Prepared) else self.parse(record)
             self._judge_time(session, clock)
         except InvalidSessionError:
-            return False
+            return None
         device = session.device
-        identity = self._identities.of(device)
+        known = record.identity if isinstance(record, Prepared) else None
+        identity = known if known is not None else self._identities.of(device)
         device_id = identity_text(identity, device.device_id if device else None)
         if not device_id and not engine.windows.ip_seconds:
-            return False
+            return None
         # The address and its block too: ip_accounts counts every account on them.
-        ts = session.ts.timestamp()
         event = LoginEvent(
-            ts,
+            session.ts.timestamp(),
             session_digest(session.session_id or ""),
             session.account_id,
             device_id or None,
@@ -499,12 +528,21 @@ class Checker:
             False,
             network=network_of(session.ip),
         )
+        links = identity_links(identity, device.boot_time if device else None)
+        return Observation(event=event, links=links, clock=clock)
+
+    def record_observation(self, observation: Observation) -> bool:
+        """Record another process's login (:meth:`observation`) in this checker's
+        history. True if recorded; a store outage is counted, never raised."""
+        windows = self._engine.windows
+        if windows is None:
+            return False
+        clock = observation.clock
         try:
-            self._history.record_device(event, engine.windows, now=clock)
-            links = identity_links(identity, device.boot_time if device else None)
+            self._history.record_device(observation.event, windows, now=clock)
             record_links = getattr(self._history, "record_links", None)
-            if links and record_links is not None:
-                record_links(links, ts, engine.windows, now=clock)
+            if observation.links and record_links is not None:
+                record_links(observation.links, observation.event.ts, windows, now=clock)
         except Exception as exc:  # same policy as check: a store outage never raises
             self._counters.add("lost_writes", *timeout_counter(exc))
             return False
@@ -577,6 +615,17 @@ class Prepared:
     session: Session
     key: bytes | None
     verdict: DeviceVerdict | None
+    identity: DeviceIdentity | None = None  # the login's, when prepared with identify
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """What another worker of a sharded run records of a login it does not check
+    (:meth:`Checker.observation`); small and picklable, to pass between processes."""
+
+    event: LoginEvent
+    links: tuple[Link, ...]
+    clock: float | None  # the run's clock when the owner saw it: the store's "now"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -590,6 +639,7 @@ class _Pending:
     event: LoginEvent
     key: bytes | None
     verdict: DeviceVerdict | None
+    identity: DeviceIdentity | None = None  # the login's, when prepared with identify
     links: tuple[Link, ...] = ()
 
 

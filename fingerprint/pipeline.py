@@ -31,8 +31,10 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from fingerprint.checker import Checker, Prepared
 from fingerprint.errors import InvalidSessionError
+from fingerprint.exchange import Peers
 from fingerprint.inputs import (
     Blank,
+    Head,
     LazyItem,
     Line,
     Reject,
@@ -314,12 +316,12 @@ def check_stream(
     *,
     max_skew: float,
     shard: Shard | None = None,
+    peers: Peers | None = None,
     max_lines: int = MAX_HELD_LINES,
     stats: OrderStats | None = None,
 ) -> Iterator[Outcome]:
     """Check the items this shard owns, in time order per account, yielding outcomes
-    in the order of ``items``. Lines of other shards still feed the device history, so
-    device sharing sees every account, exactly as one process would.
+    in the order of ``items``.
 
     Lines are ordered by their time alone and checked when the buffer lets them go,
     so the order is the one :func:`fingerprint.sorting.plan_input` predicted. A JSON
@@ -327,29 +329,89 @@ def check_stream(
     where that is exact (:func:`fingerprint.inputs.read_session`), else into its
     record, validated (and rejected, naming the field) when it is let go. ``stats``
     (if given) receives the buffer's counts when the stream ends.
+
+    One shard of several (``shard``) needs its ``peers``: lines of other shards
+    still feed this shard's history with what their owners observed of them
+    (:mod:`fingerprint.exchange`), so device sharing sees every account, exactly as
+    one process would. Such a line is read only for its time and account.
     """
     shard = shard or Shard()
+    if shard.count > 1 and peers is None:
+        raise ValueError("a shard of several needs its peers")
     naive_tz = checker.config.time_zone
-    buffer: ReorderBuffer[tuple[Line, bool]] = ReorderBuffer(max_skew, max_lines)
+    buffer: ReorderBuffer[Line | int] = ReorderBuffer(max_skew, max_lines)
     order = InputOrder()
+    # Lines let go and prepared, not yet checked: a worker prepares (and sends the
+    # observations of) its lines ahead of the line it checks, so its peers rarely wait.
+    ready_lines: deque[_ReadyLine] = deque()
+    lookahead = LOOKAHEAD if shard.count > 1 else 0
     for seq, item in zip(itertools.count(), items, strict=False):
-        if isinstance(item, Text):
-            item = _decoded(item, naive_tz)
-        if isinstance(item, Blank | Reject):
+        arrived = _arrive(item, seq, shard, naive_tz)
+        if isinstance(arrived, Blank | Reject):
             if seq % shard.count != shard.index:
                 yield from order.skip(seq)
-            elif isinstance(item, Reject):
-                yield from order.add(Outcome(seq, item.file, item.line, reject=item))
+            elif isinstance(arrived, Reject):
+                yield from order.add(Outcome(seq, arrived.file, arrived.line, reject=arrived))
             else:
-                yield from order.add(Outcome(seq, item.file, item.line, blank=True))
+                yield from order.add(Outcome(seq, arrived.file, arrived.line, blank=True))
             continue
-        mine = shard_of(item.record, seq, shard.count) == shard.index
-        for ready in buffer.push(seq, (item, mine), line_time(item.record, naive_tz)):
-            yield from _settle(checker, ready, order)
+        held, ts = arrived
+        for ready in buffer.push(seq, held, ts):
+            ready_lines.append(_prepare(checker, ready, peers))
+        while len(ready_lines) > lookahead:
+            yield from _settle(checker, ready_lines.popleft(), order, peers)
     for ready in buffer.drain():
-        yield from _settle(checker, ready, order)
+        ready_lines.append(_prepare(checker, ready, peers))
+    if peers is not None:
+        peers.flush()
+    while ready_lines:
+        yield from _settle(checker, ready_lines.popleft(), order, peers)
     if stats is not None:
         stats.merge(buffer.stats)
+
+
+# Lines a worker of a sharded run prepares ahead of the one it checks (~5 MB of
+# sessions at most): a peer waiting for one of them waits for a flush, not a check.
+LOOKAHEAD = 1_024
+
+
+class _ReadyLine(NamedTuple):
+    """A line let go by the buffer: this shard's, validated (or why not), or the
+    shard that owns it."""
+
+    ready: Released[Line | int]
+    prepared: Prepared | InvalidSessionError | None = None
+    now: float | None = None
+
+
+def _arrive(
+    item: LazyItem, seq: int, shard: Shard, naive_tz: tzinfo
+) -> Blank | Reject | tuple[Line | int, float | None]:
+    """The item as the buffer holds it, with its time: this shard's line decoded,
+    another shard's as the number of its owner (its text is never decoded)."""
+    if shard.count > 1 and isinstance(item, Text):
+        head = read_head(item.raw)
+        owner = None if head is None else head_shard(head, seq, shard.count)
+        if owner is not None and owner != shard.index:
+            assert head is not None
+            return owner, _seconds(head.ts, naive_tz)
+    if isinstance(item, Text):
+        item = _decoded(item, naive_tz)
+    if isinstance(item, Blank | Reject):
+        return item
+    owner = shard_of(item.record, seq, shard.count)
+    held: Line | int = item if owner == shard.index else owner
+    return held, line_time(item.record, naive_tz)
+
+
+def head_shard(head: Head, seq: int, shards: int) -> int | None:
+    """:func:`shard_of` the line whose head this is, or None when only its record
+    can tell: an integer account id beyond 64 bits, which the reader's decode reads
+    otherwise than msgspec (tests/test_fuzz.py holds the two to the same answer)."""
+    account = head.account_id
+    if isinstance(account, int) and not -(2**63) <= account < 2**64:
+        return None
+    return shard_of({"account_id": account}, seq, shards)
 
 
 def _decoded(text: Text, naive_tz: tzinfo) -> Line | Reject:
@@ -360,26 +422,39 @@ def _decoded(text: Text, naive_tz: tzinfo) -> Line | Reject:
     return Line(text.file, text.line, session, text.raw)
 
 
-def _settle(
-    checker: Checker, ready: Released[tuple[Line, bool]], order: InputOrder
-) -> Iterator[Outcome]:
-    (item, mine), seq = ready.item, ready.seq  # ownership was decided when it arrived
-    if not mine and ready.now is not None:
-        # Another shard's line: only its device and address sides, validated as the
-        # owner validates it, without the owner's device-memo key (every worker
-        # reads every line: this is the work more workers do not share).
-        checker.observe_device(item.record, now=ready.now)
-        return order.skip(seq)
+def _prepare(checker: Checker, ready: Released[Line | int], peers: Peers | None) -> _ReadyLine:
+    """Validate this shard's line as it is let go (a bad line is rejected before it can
+    move the clock), and send its peers what they record of it."""
+    item = ready.item
+    if isinstance(item, int):
+        return _ReadyLine(ready)
     try:
-        prepared = checker.prepare(item.record)
+        prepared = checker.prepare(item.record, identify=peers is not None)
     except InvalidSessionError as exc:
-        return order.add(_reject(item, seq, exc)) if mine else order.skip(seq)
+        if peers is not None:
+            peers.send(None)
+        return _ReadyLine(ready, exc)
     # The log's own clock, never the machine's: a replayed log is in the past.
     now = prepared.session.ts.timestamp() if ready.now is None else ready.now
-    if not mine:
-        checker.observe_device(prepared, now=now)
+    if peers is not None:
+        peers.send(checker.observation(prepared, now=now))
+    return _ReadyLine(ready, prepared, now)
+
+
+def _settle(
+    checker: Checker, line: _ReadyLine, order: InputOrder, peers: Peers | None
+) -> Iterator[Outcome]:
+    ready, seq = line.ready, line.ready.seq
+    item = ready.item
+    if isinstance(item, int):  # another shard's line: record what its owner saw
+        assert peers is not None
+        observation = peers.take(item)
+        if observation is not None:
+            checker.record_observation(observation)
         return order.skip(seq)
-    outcome = check_line(checker, item, seq, ready.late_by, prepared, now)
+    if isinstance(line.prepared, InvalidSessionError):
+        return order.add(_reject(item, seq, line.prepared))
+    outcome = check_line(checker, item, seq, ready.late_by, line.prepared, line.now)
     if ready.ahead_by is not None and outcome.report is not None:
         note = f"checked out of time order: {ready.ahead_by:.0f} s ahead of the other lines"
         report = outcome.report

@@ -157,6 +157,23 @@ def test_a_stopped_run_leaves_nothing_and_exits_with_the_signal(
     assert_nothing_left(folder, scratch, pids)
 
 
+def test_a_signal_to_one_worker_stops_the_run(tmp_path: Path, source: Path) -> None:
+    """The other workers wait for what the signalled one would have sent them
+    (fingerprint.exchange): the parent stops them all instead of waiting forever."""
+    process, folder, scratch = start(tmp_path, source, 2)
+    try:
+        pids = under_way(process, folder, 2)
+        os.kill(pids[0], signal.SIGINT)
+        _, stderr = process.communicate(timeout=_DEADLINE)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
+    assert_nothing_left(folder, scratch, pids)
+
+
 def test_workers_die_with_a_killed_parent_and_remove_its_files(
     tmp_path: Path, source: Path
 ) -> None:

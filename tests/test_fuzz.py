@@ -9,12 +9,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
 from fingerprint.inputs import Head, Line, Text, decode_text, read_head, read_session
-from fingerprint.pipeline import check_stream, item_time, line_time
+from fingerprint.pipeline import _decoded as decoded_as_the_run_does
+from fingerprint.pipeline import check_stream, head_shard, item_time, line_time, shard_of
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ, parse_session
 from tests.conftest import BASE_SESSION, FIXTURES, make_session, mutated_session
@@ -232,6 +234,42 @@ def test_a_line_read_for_its_head_is_the_line_the_reader_decodes(raw: bytes) -> 
     account = decoded.record.get("account_id")
     if isinstance(head.account_id, str) or isinstance(account, str):
         assert head.account_id == account
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_read_in_part(), st.integers(2, 5), st.integers(0, 10_000))
+def test_a_line_read_for_its_head_goes_to_the_shard_its_record_goes_to(
+    raw: bytes, shards: int, seq: int
+) -> None:
+    """A sharded run's worker reads another worker's line only for its head: the
+    owner it finds there is the owner the line's record names (the owner decodes
+    the line and must agree, or a worker would wait for a line nobody sends)."""
+    head = read_head(raw)
+    owner = None if head is None else head_shard(head, seq, shards)
+    if owner is None:  # the run decodes such a line whole
+        return
+    text = Text("in.jsonl", 1, raw)
+    for decoded in (decode_text(text), decoded_as_the_run_does(text, UTC8)):
+        assert isinstance(decoded, Line)  # its session, or its record as the reader has it
+        assert shard_of(decoded.record, seq, shards) == owner
+
+
+@pytest.mark.parametrize(
+    ("account", "owned"),
+    [
+        ('"a1"', True),
+        ("7", True),
+        ("18446744073709551615", True),
+        ("-9223372036854775808", True),
+        ("18446744073709551616", False),  # decoded as a float: only the record can tell
+        ("-9223372036854775809", False),
+    ],
+)
+def test_an_account_id_beyond_64_bits_is_sharded_by_its_record(account: str, owned: bool) -> None:
+    raw = b'{"ts": 1795133730, "account_id": %s}' % account.encode()
+    head = read_head(raw)
+    assert head is not None
+    assert (head_shard(head, 3, 4) is not None) is owned
 
 
 def test_the_head_of_plain_session_lines_is_read_without_the_full_decode() -> None:

@@ -51,13 +51,17 @@ class Enricher:
         brands: BrandNormalizer,
         device: DeviceFeatures | None,
         identity: DeviceIdentity | None = None,
+        login_identity: DeviceIdentity | None = None,
     ) -> Enriched:
         """``device``: device features the verdict already knows (None: extract them);
         ``identity``: the identity it knows for the device's content, without the
-        device id (None: recognise the device from its attributes)."""
+        device id (None: recognise the device from its attributes);
+        ``login_identity``: this login's identity, already found (used as it is)."""
         features = self._extract(session, brands, device)
         whois, pending = self._whois_lookup(features)
-        if identity is None:
+        if login_identity is not None:
+            identity = login_identity
+        elif identity is None:
             identity = identity_of(session.device, self._hasher)
         else:
             device_id = session.device.device_id if session.device is not None else None

@@ -1,5 +1,5 @@
-"""What a sharded run's worker needs of the lines other workers check: the device's
-identity, remembered by the device's content (see :meth:`Checker.observe_device`)."""
+"""The device's identity for :meth:`Checker.observation` of a record that was not
+prepared with its identity, remembered by the device's content."""
 
 from __future__ import annotations
 
