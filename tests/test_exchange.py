@@ -19,11 +19,13 @@ _WAIT = 60.0  # seconds: a worker still waiting after this is deadlocked
 
 
 def observation(line: int) -> Observation | None:
-    """Line ``line``'s observation; every third line's owner records nothing."""
+    """Line ``line``'s observation; every third line's owner records nothing. Links
+    and a missing clock now and then: every field crosses the pipe."""
     if line % 3 == 0:
         return None
-    event = LoginEvent(float(line), line, f"a{line}", f"d{line}", "10.0.0.1", *[None] * 4, False)
-    return Observation(event=event, links=(), clock=float(line))
+    event = LoginEvent(float(line), -line, f"a{line}", f"d{line}", "10.0.0.1", *[None] * 4, False)
+    links = ((f"r:{line}", (f"m{line}", "m")),) if line % 2 else ()
+    return Observation(event=event, links=links, clock=None if line % 5 == 0 else line + 0.5)
 
 
 def run_worker(index: int, owners: list[int], inboxes: list[Inbox], batch: int, out: Any) -> None:
