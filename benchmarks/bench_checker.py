@@ -27,6 +27,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.generate import load_records
+from benchmarks.replay import LogClock, arrivals
 from fingerprint import Checker, CheckerConfig
 
 CALLS = 20_000
@@ -69,9 +70,12 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     }
 
 
-def time_calls(checker: Checker, records: list[dict[str, Any]]) -> tuple[list[int], dict[str, Any]]:
+def time_calls(
+    checker: Checker, log_clock: LogClock, records: list[dict[str, Any]]
+) -> tuple[list[int], dict[str, Any]]:
     """Per-call times, plus what the garbage collector did meanwhile (full collections
-    of a large heap are the worst outliers) and the load average."""
+    of a large heap are the worst outliers) and the load average. Each login arrives
+    at its own time (``log_clock``, set outside the timed region)."""
     check = checker.check
     clock = time.perf_counter_ns
     samples = []
@@ -87,7 +91,8 @@ def time_calls(checker: Checker, records: list[dict[str, Any]]) -> tuple[list[in
     load_before = os.getloadavg()[0]
     gc.callbacks.append(on_gc)
     try:
-        for record in records:
+        for record, arrival in zip(records, arrivals(records), strict=True):
+            log_clock.now = arrival
             started = clock()
             check(record)
             samples.append(clock() - started)
@@ -106,31 +111,40 @@ def time_calls(checker: Checker, records: list[dict[str, Any]]) -> tuple[list[in
     return samples, context
 
 
+Warm = tuple[Checker, LogClock, list[dict[str, Any]]]
+
+
 @pytest.fixture(scope="module")
-def warm_checker() -> tuple[Checker, list[dict[str, Any]]]:
+def warm_checker() -> Warm:
     records = load_records(2 * CALLS, 2 * CALLS // 10)
     warmup, timed = records[:CALLS], records[CALLS:]
-    checker = Checker(CheckerConfig())
-    for record in warmup:
+    log_clock = LogClock()
+    checker = Checker(CheckerConfig(), clock=log_clock)
+    for record, arrival in zip(warmup, arrivals(warmup), strict=True):
+        log_clock.now = arrival
         checker.check(record)
-    return checker, timed
+    return checker, log_clock, timed
 
 
-def test_check_warm_latency(benchmark: Any, warm_checker: tuple[Checker, list[Any]]) -> None:
-    checker, timed = warm_checker
-    samples, context = time_calls(checker, timed)
+def test_check_warm_latency(benchmark: Any, warm_checker: Warm) -> None:
+    checker, log_clock, timed = warm_checker
+    samples, context = time_calls(checker, log_clock, timed)
     fresh = percentiles(samples)
     report.record("check_warm_stream", **fresh, **context)
-    samples, context = time_calls(checker, shifted(timed, 30 * DAY))
+    samples, context = time_calls(checker, log_clock, shifted(timed, 30 * DAY))
     replay = percentiles(samples)
     report.record("check_warm_replay", **replay, **context)
     benchmark.extra_info.update({f"fresh_{k}": v for k, v in fresh.items()})
     benchmark.extra_info.update({f"replay_{k}": v for k, v in replay.items()})
 
     # The same call under pytest-benchmark (one round per call, 60 days later).
-    third: Iterator[dict[str, Any]] = itertools.cycle(shifted(timed, 60 * DAY))
+    later = shifted(timed, 60 * DAY)
+    third: Iterator[tuple[dict[str, Any], float]] = itertools.cycle(
+        zip(later, arrivals(later), strict=True)
+    )
 
     def next_call() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (next(third),), {}
+        record, log_clock.now = next(third)
+        return (record,), {}
 
     benchmark.pedantic(checker.check, setup=next_call, rounds=CALLS, iterations=1)

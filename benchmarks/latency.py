@@ -15,6 +15,7 @@ import statistics
 import time
 from typing import Any
 
+from benchmarks.replay import LogClock, arrivals
 from fingerprint import Checker, CheckerConfig
 from fixtures.generate import generate_sessions
 from tests.redis_server import RedisServer, require_redis_server
@@ -27,13 +28,20 @@ def _sessions(calls: int, accounts: int) -> list[dict[str, Any]]:
     return sessions
 
 
-def _measure(checker: Checker, sessions: list[dict[str, Any]]) -> dict[str, float]:
-    for session in sessions[: len(sessions) // 4]:  # warm: caches, memo, history
+def _measure(
+    checker: Checker, log_clock: LogClock, sessions: list[dict[str, Any]]
+) -> dict[str, float]:
+    """Each login arrives at its own time (``log_clock``, the checker's clock)."""
+    timed = len(sessions) // 4
+    times = arrivals(sessions)
+    for session, arrival in zip(sessions[:timed], times, strict=False):  # warm-up
+        log_clock.now = arrival
         checker.check(session)
     gc.collect()
     gc.freeze()  # what a service does after warm-up: no full collections on history
     timings = []
-    for session in sessions[len(sessions) // 4 :]:
+    for session, arrival in zip(sessions[timed:], times[timed:], strict=True):
+        log_clock.now = arrival
         started = time.perf_counter_ns()
         checker.check(session)
         timings.append((time.perf_counter_ns() - started) / 1000)
@@ -52,12 +60,13 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=2_000)
     args = parser.parse_args()
     sessions = _sessions(args.calls, args.accounts)
-    print("memory:", _measure(Checker(), sessions))
+    log_clock = LogClock()
+    print("memory:", _measure(Checker(clock=log_clock), log_clock, sessions))
     server = RedisServer(require_redis_server())
     server.start()
     try:
-        redis_checker = Checker(CheckerConfig(history=server.url, history_timeout=1.0))
-        print("redis: ", _measure(redis_checker, sessions))
+        config = CheckerConfig(history=server.url, history_timeout=1.0)
+        print("redis: ", _measure(Checker(config, clock=log_clock), log_clock, sessions))
     finally:
         server.close()
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import fingerprint.checker as checker_module
 from benchmarks.latency import _sessions
+from benchmarks.replay import LogClock, arrivals
 from fingerprint import Checker
 
 Timings = dict[str, list[int]]
@@ -37,28 +38,34 @@ def _timed(name: str, function: Callable[..., Any], timings: Timings) -> Callabl
 
 
 def _instrument(checker: Checker, timings: Timings) -> None:
-    """Wrap the check's stages (instance attributes shadow the methods)."""
+    """Wrap the check's stages: instance attributes shadow the methods, and the
+    checker module's names for the stage functions it calls are replaced."""
     methods = {
         "validate (device memo, msgspec)": "_parse_with_memo",
-        "features (UA, geo, device)": "_extract",
         "stability features (7d, 30d)": "_stability",
     }
     for label, name in methods.items():
         setattr(checker, name, _timed(label, getattr(checker, name), timings))
+    enricher = checker._enricher
+    enricher.enrich = _timed(  # type: ignore[method-assign]
+        "enrich (UA, geo, device, identity)", enricher.enrich, timings
+    )
     store = checker._history
     store.record_and_fetch = _timed(  # type: ignore[method-assign]
         "history store: record and read", store.record_and_fetch, timings
     )
-    grader = checker._engine.grader
-    grader.grade = _timed("grade", grader.grade, timings)
     rollup = checker._accounts
-    rollup.add = _timed("account rollup", rollup.add, timings)
-    checker_module._run_checks = _timed(  # type: ignore[assignment]
-        "checks (12, both halves)", checker_module._run_checks, timings
-    )
-    checker_module._event = _timed(  # type: ignore[assignment]
-        "login event", checker_module._event, timings
-    )
+    rollup.add = _timed("account rollup", rollup.add, timings)  # type: ignore[method-assign]
+    for label, name in _MODULE_STAGES.items():
+        setattr(checker_module, name, _timed(label, getattr(checker_module, name), timings))
+
+
+# Stage functions the checker module calls by these names.
+_MODULE_STAGES = {
+    "checks (both halves)": "run_checks",
+    "login event": "login_event",
+    "grade and report": "graded_report",
+}
 
 
 def _percentile(values: list[int], share: float) -> float:
@@ -72,22 +79,27 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1_200)
     args = parser.parse_args()
     sessions = _sessions(args.calls, args.accounts)
-    checker = Checker()
+    log_clock = LogClock()  # each login arrives at its own time (benchmarks.replay)
+    checker = Checker(clock=log_clock)
+    times = arrivals(sessions)
     warm = len(sessions) // 4
-    for session in sessions[:warm]:
+    for session, arrival in zip(sessions[:warm], times, strict=False):
+        log_clock.now = arrival
         checker.check(session)
     gc.collect()
     gc.freeze()
     timings: Timings = defaultdict(list)
-    original_run_checks, original_event = checker_module._run_checks, checker_module._event
+    originals = {name: getattr(checker_module, name) for name in _MODULE_STAGES.values()}
     _instrument(checker, timings)
     try:
-        for session in sessions[warm:]:
+        for session, arrival in zip(sessions[warm:], times[warm:], strict=True):
+            log_clock.now = arrival
             started = time.perf_counter_ns()
             checker.check(session)
             timings["(whole check)"].append(time.perf_counter_ns() - started)
     finally:
-        checker_module._run_checks, checker_module._event = original_run_checks, original_event
+        for name, function in originals.items():
+            setattr(checker_module, name, function)
     _print(timings)
 
 
