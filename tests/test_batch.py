@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import errno
 import gzip
 import io
@@ -97,6 +98,73 @@ def test_two_workers_write_exactly_what_one_writes(tmp_path: Path, by: str) -> N
     assert one.read_bytes() == two.read_bytes()
     assert rejects1.read_bytes() == rejects2.read_bytes()
     assert len(lines_of(rejects1)) == 1
+
+
+def _csv_of(records: list[dict[str, Any]]) -> str:
+    """Records as CSV with dotted columns (``device.model``), containers as JSON cells."""
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {}
+        for key, value in record.items():
+            if isinstance(value, dict):
+                row.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                row[key] = value
+        rows.append(row)
+    columns = sorted({column for row in rows for column in row})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+@pytest.mark.parametrize("workers", ["2", "3"])
+def test_any_number_of_workers_writes_what_one_writes_from_mixed_inputs(
+    tmp_path: Path, workers: str
+) -> None:
+    """CSV, gzip and plain JSON Lines in one run, out of time order across the files:
+    a worker reads another's JSON line only for its time and account, and decodes
+    the others' CSV rows in full. Both must shard, order and share history as one
+    worker does."""
+    # Devices shared by accounts, farms and crowded addresses: history across shards.
+    csv_part = _unlabelled(FIXTURES / "identity" / "devices.jsonl")
+    gzip_part = _unlabelled(FIXTURES / "identity" / "ip_accounts.jsonl")[:1500]
+    plain_part = _unlabelled(LABELLED)[:500]
+    (tmp_path / "a.csv").write_text(_csv_of(csv_part), encoding="utf-8")
+    (tmp_path / "b.jsonl.gz").write_bytes(
+        gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in gzip_part))
+    )
+    write(tmp_path / "c.jsonl", list(reversed(plain_part)), raw=b"not json\n")
+    inputs = [str(tmp_path / name) for name in ("c.jsonl", "a.csv", "b.jsonl.gz")]
+    outputs = []
+    for count in ("1", workers):
+        out, rejects = tmp_path / f"out{count}.jsonl", tmp_path / f"rejects{count}.jsonl"
+        argv = ["check", *inputs, "--workers", count, "-o", str(out), "--rejects", str(rejects)]
+        assert run([*argv, "-q"]) == 0
+        outputs.append((out.read_bytes(), rejects.read_bytes()))
+    assert outputs[0] == outputs[1]
+    reports = lines_of(tmp_path / "out1.jsonl")
+    lines = len(csv_part) + len(gzip_part) + len(plain_part)
+    assert len(reports) == lines and len(lines_of(tmp_path / "rejects1.jsonl")) == 1
+    codes = {code for r in reports for code in r["contributions"]}
+    assert {"SHR_DEVICE_SHARED", "DEV_FARM", "IPA_MANY_ACCOUNTS"} <= codes, sorted(codes)
+
+
+def _unlabelled(path: Path) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in records]
 
 
 def test_device_sharing_is_exact_across_shards(tmp_path: Path) -> None:
