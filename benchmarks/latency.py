@@ -32,15 +32,15 @@ def _measure(
     checker: Checker, log_clock: LogClock, sessions: list[dict[str, Any]]
 ) -> dict[str, float]:
     """Each login arrives at its own time (``log_clock``, the checker's clock)."""
-    timed = len(sessions) // 4
+    warm = len(sessions) // 4
     times = arrivals(sessions)
-    for session, arrival in zip(sessions[:timed], times, strict=False):  # warm-up
+    for session, arrival in zip(sessions[:warm], times, strict=False):  # warm-up
         log_clock.now = arrival
         checker.check(session)
     gc.collect()
     gc.freeze()  # what a service does after warm-up: no full collections on history
     timings = []
-    for session, arrival in zip(sessions[timed:], times[timed:], strict=True):
+    for session, arrival in zip(sessions[warm:], times[warm:], strict=True):
         log_clock.now = arrival
         started = time.perf_counter_ns()
         checker.check(session)
