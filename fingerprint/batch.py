@@ -35,7 +35,13 @@ from fingerprint.pipeline import MAX_HELD_LINES, Outcome, Shard, check_stream
 from fingerprint.rollup import AccountRollup
 from fingerprint.runner import RunStats
 from fingerprint.sorting import InputPlan, OrderOptions, SortMode, open_plan
-from fingerprint.stopping import become_worker, orphaned, signal_number, signals_deferred
+from fingerprint.stopping import (
+    become_worker,
+    orphaned,
+    signal_number,
+    signals_deferred,
+    stop_requested,
+)
 
 
 @dataclass(frozen=True)
@@ -369,16 +375,23 @@ def _shard_main(
     try:
         result = _shard_run(options, checker, plan, shard, results_dir, counters, stats, peers)
         finished = True
-    except OSError as exc:  # the scratch folder is full or gone: one line, no traceback
-        result = _ShardResult(stats, "", "", error=f"cannot write to {results_dir} ({exc})")
-    except KeyboardInterrupt:
-        if orphaned(parent):  # nobody will read or remove what we wrote
-            _remove(leftovers)
-            return
-        stats.interrupted = True
-        result = _ShardResult(stats, "", "")  # the parent wants only the counts now
+    except (KeyboardInterrupt, Exception) as exc:
+        # A stop signal's exception can come out of C code as another error (see
+        # stopping.stop_requested): a stop all the same.
+        if isinstance(exc, KeyboardInterrupt) or stop_requested() is not None:
+            if orphaned(parent):  # nobody will read or remove what we wrote
+                _remove(leftovers)
+                return
+            stats.interrupted = True
+            result = _ShardResult(stats, "", "")  # the parent wants only the counts now
+        elif isinstance(exc, OSError):  # the scratch folder is full or gone: one line
+            result = _ShardResult(stats, "", "", error=f"cannot write to {results_dir} ({exc})")
+        else:
+            raise
     finally:
-        with contextlib.suppress(Exception):
+        # A stop while waiting for the peers to finish (the run is being stopped) ends
+        # the wait; this worker's own lines are done and its result stands.
+        with contextlib.suppress(Exception, KeyboardInterrupt):
             peers.close(delivered=finished)  # a stopped run's peers may never read
         with contextlib.suppress(Exception):
             _close(checker, stats)

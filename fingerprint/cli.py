@@ -34,7 +34,14 @@ from fingerprint.pipeline import check_stream
 from fingerprint.rules import load_rules
 from fingerprint.runner import RunStats
 from fingerprint.sorting import SORT_MODES, OrderOptions, open_plan
-from fingerprint.stopping import exit_status, signal_number, signals_deferred, stop_on_signals
+from fingerprint.stopping import (
+    exit_status,
+    interruption,
+    signal_number,
+    signals_deferred,
+    stop_on_signals,
+    stop_requested,
+)
 from fingerprint.summary import Progress, format_summary, order_line
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # a signal: 128 + its number (Ctrl-C 130)
@@ -272,7 +279,13 @@ def _run_check(
     sinks = BatchSinks(output, rejects, progress, warn=warn, temporaries=files.temporaries)
     started = time.perf_counter()
     try:
-        stats = run_batch(options, sinks, checker)
+        try:
+            stats = run_batch(options, sinks, checker)
+        except Exception:
+            signum = stop_requested()
+            if signum is None:
+                raise
+            raise interruption(signum) from None  # a signal's exception, lost in C code
     except KeyboardInterrupt as interrupt:
         with signals_deferred():
             progress.close()
@@ -299,7 +312,7 @@ def _run_check(
         )
         summary_json.commit()
     _tell_finished(args, stats, summary)
-    return EXIT_FAILED if stats.shrunk_inputs else EXIT_OK
+    return EXIT_FAILED if stats.shrunk_inputs or stats.order.unread_by_owner else EXIT_OK
 
 
 def _total_bytes(paths: list[str]) -> int | None:
@@ -325,6 +338,14 @@ def _tell_finished(args: argparse.Namespace, stats: RunStats, summary: dict[str,
         print(
             f"fingerprint: warning: {path} shrank while it was read (truncated?): "
             "lines it had may be missing from the reports",
+            file=sys.stderr,
+        )
+    if stats.order.unread_by_owner:
+        print(
+            f"fingerprint: warning: the input changed while the workers read it (it grew "
+            f"or was truncated): {stats.order.unread_by_owner} lines one worker read were "
+            "never read by the worker of their account and are missing from the reports "
+            "(--workers 1 reads the input once)",
             file=sys.stderr,
         )
 

@@ -15,6 +15,14 @@ No deadlock: a worker flushes what it has prepared before it waits, and it prepa
 every line of its own up to the line it is checking. A worker waits only for a line
 ahead of the checking position of its owner, who prepared (and so sent) it.
 Sending never blocks: a queue's feeder thread writes the pipe.
+
+The workers read the input each for itself, so an input that changes while they read
+it (a log that grows, or is truncated) can give them different lines. A worker that
+reaches the end of its input says so (``END``): a peer waiting for a line that owner
+never read learns it (:class:`OwnerEnded`) instead of waiting forever. A worker that
+needs nothing more says so too (``DONE``, its last message) and keeps reading until
+every peer has: so whatever a worker sends is read, even by a peer that read fewer
+lines and needs none of it, and no sender waits on a full pipe nobody drains.
 """
 
 from __future__ import annotations
@@ -32,10 +40,17 @@ from fingerprint.checker import Observation
 # for a line only until its owner has sent this many more.
 BATCH = 64
 
-# A message: the sender's index and its next observations, as MessagePack.
-Message = tuple[int, list[Observation | None]]
+# A message, as MessagePack: the sender's index, its kind, and for OBSERVATIONS the
+# sender's next observations.
+OBSERVATIONS, END, DONE = 0, 1, 2
+Message = tuple[int, int, list[Observation | None]]
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE = msgspec.msgpack.Decoder(Message).decode
+
+
+class OwnerEnded(Exception):
+    """The owner of a line reached the end of its input before that line: it never
+    read it, because the input changed while the workers read it."""
 
 
 class Inbox(Protocol):
@@ -64,6 +79,9 @@ class Peers:
         self._received: dict[int, deque[Observation | None]] = {
             i: deque() for i in range(len(inboxes)) if i != index
         }
+        self._ended: set[int] = set()  # peers that have read all their input
+        self._has_ended = False
+        self._done: set[int] = set()  # peers that need nothing more
 
     def send(self, observation: Observation | None) -> None:
         """This worker's next line, as its peers record it (None: nothing to record)."""
@@ -75,23 +93,40 @@ class Peers:
         """Send what is prepared (encoded once, whatever the number of peers)."""
         if not self._outgoing:
             return
-        message = _ENCODE((self.index, self._outgoing))
+        message = _ENCODE((self.index, OBSERVATIONS, self._outgoing))
         self._outgoing = []
-        for box in self._outboxes:
-            box.put(message)
+        self._broadcast(message)
+
+    def end(self) -> None:
+        """Send what is prepared, then that this worker has read all its input."""
+        self.flush()
+        if not self._has_ended:
+            self._has_ended = True
+            self._broadcast(_ENCODE((self.index, END, [])))
 
     def take(self, owner: int) -> Observation | None:
-        """The next line of ``owner``'s, waiting for it if it has not arrived."""
+        """The next line of ``owner``'s, waiting for it if it has not arrived; raises
+        :class:`OwnerEnded` if ``owner`` ended its input without it."""
         waiting = self._received[owner]
         while not waiting:
+            if owner in self._ended:
+                raise OwnerEnded(owner)
             self._receive()
         return waiting.popleft()
 
     def close(self, *, delivered: bool = True) -> None:
-        """Send the rest and wait until it is written; ``delivered=False`` (a stopped
-        run): do not wait for peers that may never read it."""
+        """Say this worker needs nothing more, read until every peer has said the same,
+        then wait until what it sent is written. Every worker reads its inbox until
+        each peer's ``DONE``, the last message a peer sends, so that wait always ends.
+        ``delivered=False`` (a worker that stops early): say the same, so no peer waits
+        for it, but do not wait for peers that may never read."""
+        if not delivered:
+            self._outgoing = []  # lines it may not have finished: nothing to stand for
+        self.end()
+        self._broadcast(_ENCODE((self.index, DONE, [])))
         if delivered:
-            self.flush()
+            while len(self._done) < len(self._received):
+                self._receive()
         for box in self._outboxes:
             if not delivered:
                 box.cancel_join_thread()
@@ -99,11 +134,20 @@ class Peers:
             if delivered:
                 box.join_thread()
 
+    def _broadcast(self, message: bytes) -> None:
+        for box in self._outboxes:
+            box.put(message)
+
     def _receive(self) -> None:
         try:
             message = self._inbox.get(block=False)
         except queue.Empty:
             self.flush()  # a peer may be waiting for what this worker prepared
             message = self._inbox.get()
-        sender, observations = _DECODE(message)
-        self._received[sender].extend(observations)
+        sender, kind, observations = _DECODE(message)
+        if kind == OBSERVATIONS:
+            self._received[sender].extend(observations)
+        elif kind == END:
+            self._ended.add(sender)
+        else:
+            self._done.add(sender)

@@ -31,7 +31,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from fingerprint.checker import Checker, Prepared
 from fingerprint.errors import InvalidSessionError
-from fingerprint.exchange import Peers
+from fingerprint.exchange import OwnerEnded, Peers
 from fingerprint.inputs import (
     Blank,
     Head,
@@ -90,6 +90,9 @@ class OrderStats:
     sorted: bool = False
     merged_files: int = 0  # inputs each in time order, merged by time as ``sort -m``
     spilled_runs: int = 0  # sorted runs written to the temporary folder
+    # Lines a worker of a sharded run read whose owner (the worker of their account)
+    # never did: the input changed between the workers' reads. Not reported.
+    unread_by_owner: int = 0
 
     @property
     def in_order(self) -> bool:
@@ -103,6 +106,7 @@ class OrderStats:
         self.max_late_seconds = max(self.max_late_seconds, other.max_late_seconds)
         self.max_ahead_seconds = max(self.max_ahead_seconds, other.max_ahead_seconds)
         self.sorted = self.sorted or other.sorted
+        self.unread_by_owner += other.unread_by_owner  # each worker counts its own
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +118,7 @@ class OrderStats:
             "max_ahead_seconds": round(self.max_ahead_seconds, 3),
             "merged_files": self.merged_files,
             "spilled_runs": self.spilled_runs,
+            **({"unread_by_owner": self.unread_by_owner} if self.unread_by_owner else {}),
         }
 
 
@@ -359,13 +364,13 @@ def check_stream(
         for ready in buffer.push(seq, held, ts):
             ready_lines.append(_prepare(checker, ready, peers))
         while len(ready_lines) > lookahead:
-            yield from _settle(checker, ready_lines.popleft(), order, peers)
+            yield from _settle(checker, ready_lines.popleft(), order, peers, buffer.stats)
     for ready in buffer.drain():
         ready_lines.append(_prepare(checker, ready, peers))
     if peers is not None:
-        peers.flush()
+        peers.end()
     while ready_lines:
-        yield from _settle(checker, ready_lines.popleft(), order, peers)
+        yield from _settle(checker, ready_lines.popleft(), order, peers, buffer.stats)
     if stats is not None:
         stats.merge(buffer.stats)
 
@@ -442,13 +447,21 @@ def _prepare(checker: Checker, ready: Released[Line | int], peers: Peers | None)
 
 
 def _settle(
-    checker: Checker, line: _ReadyLine, order: InputOrder, peers: Peers | None
+    checker: Checker,
+    line: _ReadyLine,
+    order: InputOrder,
+    peers: Peers | None,
+    stats: OrderStats,
 ) -> Iterator[Outcome]:
     ready, seq = line.ready, line.ready.seq
     item = ready.item
     if isinstance(item, int):  # another shard's line: record what its owner saw
         assert peers is not None
-        observation = peers.take(item)
+        try:
+            observation = peers.take(item)
+        except OwnerEnded:  # the input changed under the workers: counted, warned of
+            stats.unread_by_owner += 1
+            return order.skip(seq)
         if observation is not None:
             checker.record_observation(observation)
         return order.skip(seq)

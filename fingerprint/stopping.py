@@ -47,23 +47,44 @@ def exit_status(interrupt: BaseException) -> int:
     return 128 + signal_number(interrupt)
 
 
+# Stop signals this process has received, in order. A signal's exception can be lost:
+# raised while a C extension calls back into Python (maxminddb reading an address),
+# it comes out as that extension's own error (a TypeError). The run asks this list.
+_received: list[int] = []
+
+
+def stop_requested() -> int | None:
+    """The first stop signal this process received, if any."""
+    return _received[0] if _received else None
+
+
+def interruption(signum: int) -> KeyboardInterrupt:
+    """The exception a stop signal raises (see :func:`signal_number`)."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
 def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
-    raise Stopped(signum)
+    _received.append(signum)
+    raise interruption(signum)
 
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise :class:`Stopped` while inside; the previous handlers
-    come back on leaving. A signal that was ignored when we started (``nohup``) stays
+    """SIGTERM and SIGHUP raise :class:`Stopped` and Ctrl-C KeyboardInterrupt while
+    inside, each recorded (:func:`stop_requested`); the previous handlers come back on
+    leaving. A signal that was ignored when we started (``nohup``) stays
     ignored. Outside the main thread nothing changes (Python allows handlers only there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _received.clear()  # a new run (the library may run several in one process)
     previous = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         current = signal.getsignal(signum)
         if current is signal.SIG_IGN:
             continue
+        if signum == signal.SIGINT and current is not signal.default_int_handler:
+            continue  # someone else's Ctrl-C handler (a notebook, a service)
         previous[signum] = current
         signal.signal(signum, _raise_stopped)
     try:
@@ -97,12 +118,13 @@ def become_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
     and :func:`orphaned` is true, and the watch thread calls it before killing a
     worker that did not stop in time."""
 
+    _received.clear()  # what the parent received is not this worker's
+
     def stop(signum: int, _frame: FrameType | None) -> None:
         for each in STOP_SIGNALS:  # once: later signals must not cut the cleanup short
             signal.signal(each, signal.SIG_IGN)
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise Stopped(signum)
+        _received.append(signum)
+        raise interruption(signum)
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)

@@ -12,6 +12,7 @@ Device files and pipes are made in the test's own folder (mknod, mkfifo), never 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import resource
@@ -31,7 +32,7 @@ from fingerprint.checker import CheckerConfig
 from fingerprint.cli import main
 from fingerprint.outputs import Output
 from fingerprint.summary import Progress
-from tests.conftest import make_session
+from tests.conftest import FIXTURES, make_session
 
 SESSIONS = [make_session(session_id=f"s{n}", ts=1_795_133_730 + n * 60) for n in range(3)]
 NULL, FULL = (1, 3), (1, 7)  # Linux character devices: null, full
@@ -306,6 +307,55 @@ def test_an_input_that_shrinks_while_read_is_a_warning_and_exit_1(
     assert f"warning: {source} shrank while it was read" in capsys.readouterr().err
     assert json.loads(summary.read_text(encoding="utf-8"))["inputs_shrunk"] == [str(source)]
     assert (tmp_path / "o.jsonl").exists()  # what was read is reported, as tar does
+
+
+def test_workers_that_read_a_changing_input_differently_end_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Each worker of a sharded run reads the input for itself. Truncated (or grown)
+    between their reads, it gives one worker lines the other never read: the run must
+    end, say so and exit 1, never wait for those lines forever."""
+    lines = (FIXTURES / "labelled.jsonl").read_text(encoding="utf-8").splitlines(True)[:900]
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(lines), encoding="utf-8")
+    real_read_items = runner.read_lazy_items
+    readers = tmp_path / "readers"
+    readers.mkdir()
+
+    def reading(path: str, stream: Any) -> Any:  # pragma: no cover - runs in the workers
+        number = 1
+        while True:  # the n-th worker to read, across processes
+            try:
+                os.close(os.open(readers / str(number), os.O_CREAT | os.O_EXCL))
+                break
+            except FileExistsError:
+                number += 1
+        items = real_read_items(path, stream)
+        # The second reader meets the file cut to a third of its lines.
+        return itertools.islice(items, 300) if number == 2 else items
+
+    monkeypatch.setattr(runner, "read_lazy_items", reading)  # what each worker reads with
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    argv = [str(big), "-o", str(out), "--summary-json", str(summary), "--sort", "never"]
+
+    def stuck(signum: int, frame: Any) -> None:
+        raise TimeoutError("the run waited for a line no worker will send")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(120)
+    try:
+        code = check(*argv, "--workers", "2")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 1
+    unread = json.loads(summary.read_text(encoding="utf-8"))["order"]["unread_by_owner"]
+    assert 0 < unread < 600
+    assert f"{unread} lines one worker read were never read" in capsys.readouterr().err
+    assert len(list(readers.iterdir())) == 2  # the two workers, nobody else
+    # Every line both read is reported; of the rest, those of the other worker's accounts
+    # are the ones missing.
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 900 - unread
 
 
 def test_an_input_that_does_not_shrink_is_not_reported(tmp_path: Path, source: Path) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,56 @@ def test_workers_die_with_a_killed_parent_and_remove_its_files(
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_whose_exception_c_code_replaced_still_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, signum: int, status: int
+) -> None:
+    """A stop signal's exception raised while a C extension calls back into Python
+    comes out as that extension's own error (maxminddb: "TypeError: argument 1 must be
+    a string or ipaddress object"). The run is stopped all the same: the signal's
+    exit status and message, no traceback, nothing written."""
+    from fingerprint import batch, cli
+
+    def lossy(*_args: Any, **_kwargs: Any) -> Any:
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises here
+        except KeyboardInterrupt:
+            raise TypeError("argument 1 must be a string or ipaddress object") from None
+        raise AssertionError("the signal was not delivered")
+
+    monkeypatch.setattr(batch, "_run_single", lossy)
+    log = tmp_path / "in.jsonl"
+    log.write_text(json.dumps(make_session()) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert cli.main(["check", str(log), "-o", str(out), "--workers", "1", "-q"]) == status
+    err = capsys.readouterr().err
+    assert "stopped by" in err and "Traceback" not in err and "TypeError" not in err
+    assert not out.exists()
+
+
+def test_an_error_after_an_earlier_run_was_stopped_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What stopped one run (in this process) does not turn the next run's errors
+    into stops."""
+    from fingerprint import batch, cli
+
+    def stopped(*_args: Any, **_kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("the signal was not delivered")
+
+    def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise TypeError("a bug")
+
+    log = tmp_path / "in.jsonl"
+    log.write_text(json.dumps(make_session()) + "\n", encoding="utf-8")
+    argv = ["check", str(log), "-o", str(tmp_path / "out.jsonl"), "--workers", "1", "-q"]
+    monkeypatch.setattr(batch, "_run_single", stopped)
+    assert cli.main(argv) == 143
+    monkeypatch.setattr(batch, "_run_single", failing)
+    with pytest.raises(TypeError, match="a bug"):
+        cli.main(argv)
