@@ -31,8 +31,6 @@ from fingerprint.features.identity import (
     DeviceIdentity,
     IdentityHasher,
     content_identity,
-    for_device_id,
-    identity_of,
     identity_text,
 )
 from fingerprint.features.stability import Stability, StabilityRequest, stability_by_window
@@ -462,17 +460,12 @@ class Checker:
         """
         engine = self._engine  # one read: a concurrent reload cannot split this call
         session, key, verdict = self._parse_with_memo(engine, record)
-        identity = self._login_identity(session, verdict) if identify else None
+        identity = (
+            self._enricher.login_identity(session, verdict.identity if verdict else None)
+            if identify
+            else None
+        )
         return Prepared(engine=engine, session=session, key=key, verdict=verdict, identity=identity)
-
-    def _login_identity(self, session: Session, verdict: DeviceVerdict | None) -> DeviceIdentity:
-        """The login's device identity as the enrich stage finds it: from the verdict's
-        (one digest for the device id), else from the device's attributes."""
-        device = session.device
-        if verdict is None:
-            return identity_of(device, self._hasher)
-        device_id = device.device_id if device is not None else None
-        return for_device_id(verdict.identity, device_id, self._hasher)
 
     def observe_device(
         self, record: Mapping[str, Any] | Prepared, *, now: float | None = None
@@ -641,7 +634,6 @@ class _Pending:
     event: LoginEvent
     key: bytes | None
     verdict: DeviceVerdict | None
-    identity: DeviceIdentity | None = None  # the login's, when prepared with identify
     links: tuple[Link, ...] = ()
 
 

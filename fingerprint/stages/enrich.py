@@ -59,14 +59,20 @@ class Enricher:
         ``login_identity``: this login's identity, already found (used as it is)."""
         features = self._extract(session, brands, device)
         whois, pending = self._whois_lookup(features)
-        if login_identity is not None:
-            identity = login_identity
-        elif identity is None:
-            identity = identity_of(session.device, self._hasher)
-        else:
-            device_id = session.device.device_id if session.device is not None else None
-            identity = for_device_id(identity, device_id, self._hasher)
-        return Enriched(features=features, whois=whois, whois_pending=pending, identity=identity)
+        if login_identity is None:
+            login_identity = self.login_identity(session, identity)
+        return Enriched(
+            features=features, whois=whois, whois_pending=pending, identity=login_identity
+        )
+
+    def login_identity(self, session: Session, content: DeviceIdentity | None) -> DeviceIdentity:
+        """The login's device identity: from ``content``, the identity of the device's
+        content the verdict keeps (one digest for the device id), else recognised
+        from the device's attributes."""
+        if content is None:
+            return identity_of(session.device, self._hasher)
+        device_id = session.device.device_id if session.device is not None else None
+        return for_device_id(content, device_id, self._hasher)
 
     def _extract(
         self, session: Session, brands: BrandNormalizer, device: DeviceFeatures | None
