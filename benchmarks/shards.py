@@ -8,9 +8,11 @@ entry point wrapped so the worker prints its own ``getrusage`` when it ends, and
 parent its own at exit. ``--stages`` also times the pipeline's steps with
 ``time.process_time`` (~1 µs a call, so the totals grow a little): the check of an
 own line, its preparation (validation, memo key, the device identity), its
-observation for the peers, writing its row, and for the others' lines the head read,
-waiting for and recording their observations. It reads private names: it explains
-the sharded-run figures of benchmarks/README.md, it is not API.
+observation for the peers, writing its row, and for the others' lines the head read
+(the parent's scan; a worker's only where the scan kept no owner, see
+``pipeline.ScannedHeads``), waiting for and recording their observations. It reads
+private names: it explains the sharded-run figures of benchmarks/README.md, it is
+not API.
 """
 
 from __future__ import annotations

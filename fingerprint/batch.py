@@ -94,7 +94,11 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
     """
     checker = checker or Checker(options.config)
     order = OrderOptions(
-        options.sort, options.max_skew, options.max_held_lines, checker.config.time_zone
+        options.sort,
+        options.max_skew,
+        options.max_held_lines,
+        checker.config.time_zone,
+        shards=options.workers,
     )
     with open_plan(options.paths, order) as plan:  # its temporary files go with it
         if options.workers <= 1:
@@ -434,6 +438,7 @@ def _shard_run(
             peers=peers,
             max_lines=options.max_held_lines,
             stats=stats.order,
+            heads=plan.heads,
         )
         for outcome in _counted(stream, stats, None):
             framed.key = b"%d" % outcome.seq

@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import IO, Literal
 
 from fingerprint.inputs import LazyItem, Line, Text, open_input, read_lazy_items
-from fingerprint.pipeline import MAX_HELD_LINES, OrderStats, ReorderBuffer, item_time
+from fingerprint.pipeline import (
+    MAX_HELD_LINES,
+    OrderStats,
+    ReorderBuffer,
+    ScannedHeads,
+    item_time,
+)
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ
 
@@ -63,6 +69,7 @@ class OrderOptions:
     max_skew: float = 300.0
     max_lines: int = MAX_HELD_LINES
     naive_tz: tzinfo = DEFAULT_NAIVE_TZ  # the checker's: times must parse as it parses them
+    shards: int = 1  # the workers: with several, the scan keeps each line's owner
 
 
 @dataclass
@@ -85,6 +92,9 @@ class InputPlan:
     merged: list[int] = field(default_factory=list)  # sources merged as they are
     folders: list[str] = field(default_factory=list)  # the temporary folder, to clean up
     naive_tz: tzinfo = DEFAULT_NAIVE_TZ
+    # Each line's owner and time as the scan read them, for the workers of a sharded
+    # run: kept when the input streams as it is (the workers read what the scan read).
+    heads: ScannedHeads | None = None
 
     def items(
         self,
@@ -129,8 +139,10 @@ def plan_input(paths: list[str], options: OrderOptions, scratch: Path) -> InputP
             source.real = str(scratch / "stdin")
             with open(source.real, "wb") as copy:
                 shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-    plan.stats = _scan(sources, options)
+    heads = ScannedHeads(options.shards) if 1 < options.shards < 255 else None
+    plan.stats = _scan(sources, options, heads)
     if options.sort == "auto" and plan.stats.in_order:
+        plan.heads = heads
         return plan
     plan.stats.sorted = True
     _sort(plan, scratch)
@@ -140,16 +152,21 @@ def plan_input(paths: list[str], options: OrderOptions, scratch: Path) -> InputP
 # --- scan -----------------------------------------------------------------------------
 
 
-def _scan(sources: list[_Source], options: OrderOptions) -> OrderStats:
-    """What the check's reorder buffer would meet, and which files are in order."""
+def _scan(
+    sources: list[_Source], options: OrderOptions, heads: ScannedHeads | None = None
+) -> OrderStats:
+    """What the check's reorder buffer would meet, and which files are in order;
+    ``heads`` (if given) notes each line's owner and time."""
     buffer: ReorderBuffer[None] = ReorderBuffer(options.max_skew, options.max_lines)
     seq = 0
+    naive_tz = options.naive_tz
     for source in sources:
         previous = float("-inf")
         for item in _source_items(source):
             source.items += 1
             seq += 1
-            ts = item_time(item, options.naive_tz)  # read alone: see item_time
+            # The time read alone (see item_time), and with heads the line's owner.
+            ts = item_time(item, naive_tz) if heads is None else heads.scan(item, naive_tz)
             if ts is None:
                 continue
             source.in_order = source.in_order and ts >= previous

@@ -11,6 +11,7 @@ Device files and pipes are made in the test's own folder (mknod, mkfifo), never 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -26,11 +27,13 @@ from typing import Any
 
 import pytest
 
-from fingerprint import runner
+from fingerprint import batch, runner
 from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.checker import CheckerConfig
 from fingerprint.cli import main
 from fingerprint.outputs import Output
+from fingerprint.pipeline import line_time
+from fingerprint.session import DEFAULT_NAIVE_TZ
 from fingerprint.summary import Progress
 from tests.conftest import FIXTURES, make_session
 
@@ -356,6 +359,52 @@ def test_workers_that_read_a_changing_input_differently_end_with_a_warning(
     # Every line both read is reported; of the rest, those of the other worker's accounts
     # are the ones missing.
     assert len(out.read_text(encoding="utf-8").splitlines()) == 900 - unread
+
+
+def test_workers_read_again_the_lines_of_an_input_rewritten_after_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers of a sharded run take each line's owner from the scan. Rewritten
+    between the scan and their reads (here: one line inserted first, so every line
+    moves), the input's lines are not the ones scanned: the workers must read them
+    again, and write what one process writes from the new input."""
+    timed = [
+        (ts, line)
+        for line in (FIXTURES / "labelled.jsonl").read_text(encoding="utf-8").splitlines(True)
+        if (ts := line_time(json.loads(line), DEFAULT_NAIVE_TZ)) is not None
+    ]
+    lines = [line for _, line in sorted(timed)[:600]]  # in time order: the run streams it
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(lines), encoding="utf-8")
+    rewritten = "".join([lines[0], *lines[:-1]])
+    real_open_plan = batch.open_plan
+    planned: list[Any] = []
+
+    @contextlib.contextmanager
+    def rewriting(paths: list[str], options: Any) -> Any:
+        with real_open_plan(paths, options) as plan:
+            planned.append(plan.heads)
+            log.write_text(rewritten, encoding="utf-8")
+            yield plan
+
+    monkeypatch.setattr(batch, "open_plan", rewriting)
+
+    def stuck(signum: int, frame: Any) -> None:
+        raise TimeoutError("a worker waited for a line no worker will send")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(120)
+    try:
+        assert check(str(log), "-o", str(tmp_path / "two.jsonl"), "--workers", "2") == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert planned and planned[0] is not None  # the scan kept the lines' owners
+    monkeypatch.setattr(batch, "open_plan", real_open_plan)
+    assert check(str(log), "-o", str(tmp_path / "one.jsonl"), "--workers", "1") == 0
+    one = (tmp_path / "one.jsonl").read_bytes()
+    assert len(one.splitlines()) == 600
+    assert (tmp_path / "two.jsonl").read_bytes() == one
 
 
 def test_an_input_that_does_not_shrink_is_not_reported(tmp_path: Path, source: Path) -> None:

@@ -15,8 +15,15 @@ from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
 from fingerprint.inputs import Head, Line, Text, decode_text, read_head, read_session
+from fingerprint.pipeline import (
+    ScannedHeads,
+    check_stream,
+    head_shard,
+    item_time,
+    line_time,
+    shard_of,
+)
 from fingerprint.pipeline import _decoded as decoded_as_the_run_does
-from fingerprint.pipeline import check_stream, head_shard, item_time, line_time, shard_of
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ, parse_session
 from tests.conftest import BASE_SESSION, FIXTURES, make_session, mutated_session
@@ -252,6 +259,49 @@ def test_a_line_read_for_its_head_goes_to_the_shard_its_record_goes_to(
     for decoded in (decode_text(text), decoded_as_the_run_does(text, UTC8)):
         assert isinstance(decoded, Line)  # its session, or its record as the reader has it
         assert shard_of(decoded.record, seq, shards) == owner
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(lines_read_in_part(), min_size=1, max_size=6), st.integers(2, 5))
+def test_what_the_scan_keeps_of_a_line_is_what_its_head_gives(
+    raws: list[bytes], shards: int
+) -> None:
+    """A sharded run's workers take a line's owner and time from the scan
+    (:class:`ScannedHeads`) instead of reading its head: the same owner and time as
+    the head read, at any position; nothing for a line whose position decides its
+    owner, and nothing for another text at that position (the input changed)."""
+    heads = ScannedHeads(shards)
+    texts = [Text("in.jsonl", n + 1, raw) for n, raw in enumerate(raws)]
+    for text in texts:
+        assert heads.scan(text, UTC8) == item_time(text, UTC8)
+    assert len(heads) == len(texts)
+    for seq, text in enumerate(texts):
+        kept = heads.owner(seq, text.raw)
+        head = read_head(text.raw)
+        owner = None if head is None else head_shard(head, seq, shards)
+        if kept is None:
+            continue
+        assert head is not None and owner is not None
+        assert kept == (owner, item_time(text, UTC8))
+        assert owner == head_shard(head, seq + 1, shards)  # its content decides it
+        assert heads.owner(seq, text.raw + b" ") is None
+    assert heads.owner(len(texts), texts[0].raw) is None
+
+
+def test_the_scan_keeps_plain_session_lines() -> None:
+    """Every line that names its account is kept (the sample's few bad lines, with
+    no account or no JSON object, are not): such lines are not read twice."""
+    heads = ScannedHeads(2)
+    raws = (FIXTURES / "sample.jsonl").read_bytes().splitlines()
+    for n, raw in enumerate(raws):
+        heads.scan(Text("in.jsonl", n + 1, raw), UTC8)
+    named = [
+        n
+        for n, raw in enumerate(raws)
+        if isinstance(getattr(read_head(raw), "account_id", None), str)
+    ]
+    assert len(named) > 400
+    assert all(heads.owner(n, raws[n]) is not None for n in named)
 
 
 @pytest.mark.parametrize(
