@@ -400,10 +400,32 @@ def _shard_main(
         with contextlib.suppress(Exception):
             _close(checker, stats)
     try:
-        with open(os.path.join(results_dir, f"result-{shard.index}"), "wb") as handle:
+        _save_result(results_dir, shard.index, result)
+    except (KeyboardInterrupt, Exception) as exc:
+        if isinstance(exc, KeyboardInterrupt) or stop_requested() is not None:
+            # Stopped while saving: the parent is stopping the run, or this worker
+            # alone was signalled. No result is what the parent reads as a stop.
+            if orphaned(parent):  # nobody will read or remove what we wrote
+                _remove(leftovers)
+            return
+        if isinstance(exc, OSError):
+            sys.exit(1)  # the parent reports a failed worker
+        raise
+
+
+def _save_result(results_dir: str, index: int, result: _ShardResult) -> None:
+    """Write the worker's result whole or not at all: the parent reads a result that
+    exists (a stop can land half-way through the write)."""
+    path = os.path.join(results_dir, f"result-{index}")
+    partial = f"{path}.part"
+    try:
+        with open(partial, "wb") as handle:
             pickle.dump(result, handle)
-    except OSError:
-        sys.exit(1)  # the parent reports a failed worker
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
 
 
 def _shard_run(

@@ -33,7 +33,9 @@ from fingerprint.checker import CheckerConfig
 from fingerprint.cli import main
 from fingerprint.outputs import Output
 from fingerprint.pipeline import line_time
+from fingerprint.runner import RunStats
 from fingerprint.session import DEFAULT_NAIVE_TZ
+from fingerprint.stopping import Stopped
 from fingerprint.summary import Progress
 from tests.conftest import FIXTURES, make_session
 
@@ -504,6 +506,41 @@ def _reports(tmp_path: Path, source: Path) -> Path:
     reports = tmp_path / "r.jsonl"
     assert check(str(source), "-o", str(reports)) == 0
     return reports
+
+
+def test_a_worker_stopped_while_saving_its_result_stops_the_run_quietly(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch, capfd: Any
+) -> None:
+    """A stop that lands while a worker saves its result (the parent stopping the run
+    after another worker failed, or a signal to that worker alone) stops the run:
+    exit 130 as for Ctrl-C, no worker traceback, nothing written."""
+
+    def stopped_while_saving(*_: Any) -> None:  # pragma: no cover - runs in the workers
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(batch, "_save_result", stopped_while_saving)
+    out = tmp_path / "out.jsonl"
+    assert check(str(source), "-o", str(out), "--workers", "2") == 130
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "nothing was written" in err, err
+    assert not out.exists()
+
+
+def test_a_result_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
+    """The parent reads any result file it finds: one cut short by a stop must not
+    be there."""
+
+    class StopWhilePickled:
+        def __reduce__(self) -> Any:
+            raise Stopped(signal.SIGTERM)
+
+    result = batch._ShardResult(RunStats(), "rows", "rejects", error=StopWhilePickled())  # type: ignore[arg-type]
+    with pytest.raises(Stopped):
+        batch._save_result(str(tmp_path), 0, result)
+    assert names(tmp_path) == []
+    batch._save_result(str(tmp_path), 1, batch._ShardResult(RunStats(), "rows", "rejects"))
+    assert names(tmp_path) == ["result-1"]
+    assert batch._load_result(tmp_path, 1).rows == "rows"
 
 
 def test_output_class_never_deletes_what_it_did_not_make(tmp_path: Path) -> None:
