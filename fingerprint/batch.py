@@ -217,6 +217,10 @@ def _grade_order(checker: Checker) -> list[str]:
 
 
 _FREEZE_EVERY = 50_000
+# The workers' row files are written and merged through 1 MiB buffers: with the
+# default 8 KiB, a system call every ~3 reports cost ~4 µs a report in a worker
+# (measured: the framed write 6.4-6.9 µs a report, 2.8 µs with 1 MiB).
+_ROWS_BUFFER = 1 << 20
 HISTORY_WARNING = (
     "warning: the history store is unreachable: sessions are being graded without "
     "history checks (counted at the end)"
@@ -448,7 +452,10 @@ def _shard_run(
     def bytes_read(count: int) -> None:
         counters[bytes_slot] = count
 
-    with open(rows_path, "wb") as rows, open(rejects_path, "wb") as rejects:
+    with (
+        open(rows_path, "wb", buffering=_ROWS_BUFFER) as rows,
+        open(rejects_path, "wb", buffering=_ROWS_BUFFER) as rejects,
+    ):
         framed = _FramedSinks(rows, rejects)
         sinks = BatchSinks(output=framed.output, rejects=framed.rejects)
         items = plan.items(bytes_read, on_shrunk=stats.add_shrunk_input)
@@ -526,7 +533,7 @@ def _merge(options: BatchOptions, sinks: BatchSinks, results: list[_ShardResult]
 
 
 def _merge_files(paths: list[str], out: Sink, numeric: bool) -> None:
-    handles = [open(p, "rb") for p in paths]  # noqa: SIM115 - closed below
+    handles = [open(p, "rb", buffering=_ROWS_BUFFER) for p in paths]  # noqa: SIM115 - closed below
     try:
         streams = [_framed_rows(h, numeric) for h in handles]
         for _, row in heapq.merge(*streams, key=lambda pair: pair[0]):
