@@ -602,8 +602,7 @@ class Checker:
         return stability_by_window(request, history.account_events, event, self.config.time_zone)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Prepared:
+class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     """A validated session ready for :meth:`Checker.check` (see :meth:`Checker.prepare`)."""
 
     engine: _Engine
@@ -623,8 +622,7 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     clock: float | None  # the run's clock when the owner saw it: the store's "now"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Pending:
+class _Pending(msgspec.Struct, frozen=True, kw_only=True):
     """A check between its two halves (before and after the history round trip)."""
 
     engine: _Engine

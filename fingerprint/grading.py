@@ -17,8 +17,9 @@ together above 100).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from fingerprint.memo import BoundedMemo
 from fingerprint.report import DeviceComponent, Finding
@@ -33,8 +34,7 @@ GRADE_CACHE_SIZE = 4_096
 _GradeKey = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class Grade:
+class Grade(msgspec.Struct, frozen=True):
     score: int
     grade: str
     blacklisted: bool

@@ -17,6 +17,8 @@ from hashlib import blake2b
 from socket import inet_aton, inet_ntoa
 from typing import Any, NamedTuple, Protocol
 
+import msgspec
+
 
 class LoginEvent(NamedTuple):
     """What history keeps of one login: only what history checks read.
@@ -75,8 +77,7 @@ def _v6_line(ip: str) -> str:
 Link = tuple[str, tuple[str, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryView:
+class HistoryView(msgspec.Struct, frozen=True):
     """The logins before the current one, inside the windows, oldest first."""
 
     account_events: tuple[LoginEvent, ...]

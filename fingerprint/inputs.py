@@ -18,7 +18,6 @@ import re
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -37,8 +36,7 @@ _BOM = b"\xef\xbb\xbf"
 _SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz")
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(msgspec.Struct, frozen=True):
     """One decoded input record with where it came from. ``record``: the decoded JSON
     value (a CSV row's record), or the :class:`~fingerprint.session.Session` the check
     decoded straight from the line's text (``raw``)."""
@@ -52,8 +50,7 @@ class Line:
         return self.raw.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True, slots=True)
-class Text:
+class Text(msgspec.Struct, frozen=True):
     """A JSON line not decoded yet (read with ``decode=False``): its consumer reads
     what it needs of it (:func:`read_head`) and leaves the rest to :func:`decode_text`,
     which makes the :class:`Line` or :class:`Reject` the reader would have made."""
@@ -63,8 +60,7 @@ class Text:
     raw: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
+class Reject(msgspec.Struct, frozen=True):
     file: str
     line: int
     error: str
@@ -78,8 +74,7 @@ class Reject:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Blank:
+class Blank(msgspec.Struct, frozen=True):
     file: str
     line: int
 

@@ -26,9 +26,11 @@ import zlib
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Generic, NamedTuple, TypeVar
+
+import msgspec
 
 from fingerprint.checker import Checker, Prepared
 from fingerprint.errors import InvalidSessionError
@@ -57,8 +59,7 @@ CLOCK_LINES = 64
 MAX_HELD_LINES = 4_096
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """One input item after checking. ``seq`` is its position in the whole input."""
 
     seq: int
@@ -552,7 +553,8 @@ def _settle(
     if ready.ahead_by is not None and outcome.report is not None:
         note = f"checked out of time order: {ready.ahead_by:.0f} s ahead of the other lines"
         report = outcome.report
-        outcome = replace(outcome, report=replace(report, warnings=(*report.warnings, note)))
+        report = msgspec.structs.replace(report, warnings=(*report.warnings, note))
+        outcome = msgspec.structs.replace(outcome, report=report)
     return order.add(outcome)
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from fingerprint.rules import Severity
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True):
     check: str
     code: str
     severity: Severity
@@ -42,8 +42,7 @@ class Finding:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceComponent:
+class DeviceComponent(msgspec.Struct, frozen=True):
     """What the eligibility model consumes: 12% of the evaluation by default."""
 
     weight: float
@@ -86,8 +85,7 @@ class DeviceComponent:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(msgspec.Struct, frozen=True):
     session_id: str
     account_id: str
     ts: datetime
@@ -99,7 +97,7 @@ class Report:
     not_evaluated: dict[str, str]  # check name -> why
     features: dict[str, Any]
     device_component: DeviceComponent
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
     # How the points were scaled, when they were (the weak cap, the 100-point floor):
     # ``contributions`` holds the points taken, this the catalogue points and scale.
     points_scaled: dict[str, Any] | None = None

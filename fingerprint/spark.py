@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -579,10 +580,12 @@ class _AccountHistory:
             self.reset()
             self._account = event.account_id
         view = self._store.record_and_fetch(event, replace(windows, ip_seconds=0.0), now)
-        view = replace(view, device_accounts=self._device if event.device_id else ())
+        view = msgspec.structs.replace(
+            view, device_accounts=self._device if event.device_id else ()
+        )
         if not windows.ip_seconds:
             return view
-        return replace(view, ip_accounts=self.on_ip, block_accounts=self.on_block)
+        return msgspec.structs.replace(view, ip_accounts=self.on_ip, block_accounts=self.on_block)
 
     def record_links(
         self, links: Sequence[Link], ts: float, windows: Windows, now: float | None = None

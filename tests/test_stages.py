@@ -5,9 +5,9 @@ them."""
 from __future__ import annotations
 
 import ast
-import dataclasses
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import fingerprint.stages
@@ -18,12 +18,14 @@ STAGES = Path(fingerprint.stages.__file__).parent
 
 
 @pytest.mark.parametrize("record", [Prepared, Enriched, _Pending], ids=lambda r: r.__name__)
-def test_hand_offs_are_frozen_and_keyword_only(record: type) -> None:
-    params = record.__dataclass_params__  # type: ignore[attr-defined]
-    assert params.frozen
-    assert all(f.kw_only for f in dataclasses.fields(record))
+def test_hand_offs_are_frozen_and_keyword_only(record: type[msgspec.Struct]) -> None:
+    fields = msgspec.structs.fields(record)
+    assert record.__struct_config__.frozen
     with pytest.raises(TypeError):
-        record(*[None] * len(dataclasses.fields(record)))  # positional: refused
+        record(*[None] * len(fields))  # positional: refused
+    made = record(**{f.name: None for f in fields})
+    with pytest.raises(AttributeError):
+        setattr(made, fields[0].name, 1)  # frozen: refused
 
 
 def _imports(path: Path) -> set[str]:

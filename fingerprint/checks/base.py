@@ -15,6 +15,8 @@ from enum import Enum
 from operator import attrgetter
 from typing import Any, ClassVar
 
+import msgspec
+
 from fingerprint.features.identity import NO_IDENTITY, DeviceIdentity
 from fingerprint.features.records import Features
 from fingerprint.features.stability import Stability, StabilityRequest
@@ -23,8 +25,7 @@ from fingerprint.rules import RuleSet, Severity, Threshold
 from fingerprint.session import Session
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(msgspec.Struct, frozen=True):
     """Evidence for one reason code. ``severity`` overrides the catalogue's when set."""
 
     code: str
@@ -32,8 +33,7 @@ class Hit:
     severity: Severity | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NotEvaluated:
+class NotEvaluated(msgspec.Struct, frozen=True):
     """The check's signals are absent for this session: it neither passed nor failed."""
 
     reason: str
@@ -42,8 +42,10 @@ class NotEvaluated:
 Outcome = list[Hit] | NotEvaluated
 
 
-@dataclass(frozen=True, slots=True)
-class CheckContext:
+class CheckContext(msgspec.Struct, frozen=True):
+    """What a check reads of one login. A frozen msgspec struct, not a dataclass: a
+    check builds two a login, at ~0.1 µs each against ~1 µs."""
+
     session: Session
     features: Features
     history: HistoryView | None  # None when history is unavailable (store down)

@@ -33,9 +33,10 @@ configured secret, 128 bits): never the raw value, in history or reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from hashlib import blake2b
 from typing import Final
+
+import msgspec
 
 from fingerprint.session import Device
 
@@ -79,8 +80,7 @@ _STORAGE_CLASSES_GB: Final = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 _MIN_HARDWARE_ATTRIBUTES: Final = 3
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceIdentity:
+class DeviceIdentity(msgspec.Struct, frozen=True, kw_only=True):
     """The device a session comes from, as far as its attributes tell.
 
     ``key``/``level``/``confidence`` are what the report shows; ``hardware_key`` (when
@@ -149,7 +149,7 @@ def content_identity(identity: DeviceIdentity) -> DeviceIdentity:
     found = identity.identifiers
     if not found or found[0][0] != "device_id":
         return identity
-    return replace(identity, identifiers=found[1:])
+    return msgspec.structs.replace(identity, identifiers=found[1:])
 
 
 def for_device_id(
@@ -160,7 +160,9 @@ def for_device_id(
     digest = _identifier("device_id", device_id, hasher)
     if digest is None:
         return content
-    return replace(content, identifiers=(("device_id", digest), *content.identifiers))
+    return msgspec.structs.replace(
+        content, identifiers=(("device_id", digest), *content.identifiers)
+    )
 
 
 def identity_text(identity: DeviceIdentity, device_id: str | None) -> str | None:

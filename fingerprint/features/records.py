@@ -6,15 +6,15 @@ live in :mod:`fingerprint.model`; they are re-exported here for existing imports
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from fingerprint.model import AnonymousIpFlags, AsnInfo, GeoInfo, UserAgentInfo
 from fingerprint.session import IPAddress
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceFeatures:
+class DeviceFeatures(msgspec.Struct, frozen=True):
     device_id: str | None
     platform: str | None  # the SDK's platform when given, else the UA's
     ua_platform: str | None
@@ -29,8 +29,7 @@ class DeviceFeatures:
     ua: UserAgentInfo | None
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkFeatures:
+class NetworkFeatures(msgspec.Struct, frozen=True):
     ip: IPAddress
     ip_version: int
     ip_class: str  # public, private, loopback, link_local, cgnat, multicast, reserved, bogon
@@ -38,8 +37,7 @@ class NetworkFeatures:
     anonymous: AnonymousIpFlags | None  # None when no Anonymous-IP database is configured
 
 
-@dataclass(frozen=True, slots=True)
-class Features:
+class Features(msgspec.Struct, frozen=True):
     device: DeviceFeatures
     network: NetworkFeatures
     geo: GeoInfo | None

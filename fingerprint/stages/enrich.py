@@ -4,8 +4,9 @@ attributes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from fingerprint.features import DeviceFeatures, FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
@@ -18,9 +19,9 @@ from fingerprint.features.identity import (
 from fingerprint.session import Session
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Enriched:
-    """What the lookups add to a session."""
+class Enriched(msgspec.Struct, frozen=True, kw_only=True):
+    """What the lookups add to a session. (The stages' hand-offs are frozen msgspec
+    structs: ~0.1 µs to build, where a frozen dataclass takes ~1 µs.)"""
 
     features: Features
     whois: Any  # a WhoisRecord, or None

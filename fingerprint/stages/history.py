@@ -5,7 +5,8 @@ counted, and never fails the login's check."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+
+import msgspec
 
 from fingerprint.history import HistoryStore, HistoryView, Link, LoginEvent, Windows
 
@@ -56,7 +57,7 @@ class HistoryStage:
             record = getattr(self.store, "arecord_links", None)
             if record is not None and links:  # awaited: never a sync round trip on the loop
                 found = await record(links, event.ts, windows, now=now)
-                return replace(view, links=found), None
+                return msgspec.structs.replace(view, links=found), None
             return self._with_links(view, windows, event, now, links), None
         except Exception as exc:
             return None, self.unavailable(exc)
@@ -75,7 +76,7 @@ class HistoryStage:
         if record is None:
             return view
         found = record(links, event.ts, windows, now=now) if links else {}
-        return replace(view, links=found)
+        return msgspec.structs.replace(view, links=found)
 
     def unavailable(self, exc: Exception) -> str:
         """Count a check that goes on without history, and say why."""

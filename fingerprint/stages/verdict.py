@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any
 
@@ -25,7 +25,9 @@ _ENCODE = msgspec.json.Encoder().encode
 def for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
     """Device features remembered for the device's content, with this login's id."""
     device_id = session.device.device_id if session.device is not None else None
-    return known if known.device_id == device_id else replace(known, device_id=device_id)
+    if known.device_id == device_id:
+        return known
+    return msgspec.structs.replace(known, device_id=device_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
