@@ -42,6 +42,15 @@ class RedisServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start the server and wait for its PONG; one that does not answer is
+        stopped and its folder removed before the error (or skip) is raised."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         self._process = subprocess.Popen(
             [
                 self.binary,
@@ -75,7 +84,11 @@ class RedisServer:
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
-            self._process.wait(timeout=10)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
             self._process = None
 
     def close(self) -> None:
@@ -127,7 +140,7 @@ class TLSRedisServer(RedisServer):
             *("--save", "", "--appendonly", "no", "--dir", self._dir, "--protected-mode", "no"),
         ]
 
-    def start(self) -> None:
+    def _start(self) -> None:
         self._process = subprocess.Popen(
             [self.binary, *self._tls_options()],
             stdout=subprocess.DEVNULL,
