@@ -37,10 +37,10 @@ from fingerprint.runner import RunStats
 from fingerprint.sorting import InputPlan, OrderOptions, SortMode, open_plan
 from fingerprint.stopping import (
     become_worker,
+    is_stop,
     orphaned,
     signal_number,
     signals_deferred,
-    stop_requested,
 )
 
 
@@ -386,7 +386,7 @@ def _shard_main(
     except (KeyboardInterrupt, Exception) as exc:
         # A stop signal's exception can come out of C code as another error (see
         # stopping.stop_requested): a stop all the same.
-        if isinstance(exc, KeyboardInterrupt) or stop_requested() is not None:
+        if is_stop(exc):
             if orphaned(parent):  # nobody will read or remove what we wrote
                 _remove(leftovers)
                 return
@@ -406,7 +406,7 @@ def _shard_main(
     try:
         _save_result(results_dir, shard.index, result)
     except (KeyboardInterrupt, Exception) as exc:
-        if isinstance(exc, KeyboardInterrupt) or stop_requested() is not None:
+        if is_stop(exc):
             # Stopped while saving: the parent is stopping the run, or this worker
             # alone was signalled. No result is what the parent reads as a stop.
             if orphaned(parent):  # nobody will read or remove what we wrote

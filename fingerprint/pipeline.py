@@ -276,9 +276,16 @@ def shard_of(record: Any, seq: int, shards: int) -> int:
         account: Any = record.account_id
     else:
         account = record.get("account_id") if isinstance(record, dict) else None
+    owner = account_shard(account, shards)
+    return seq % shards if owner is None else owner
+
+
+def account_shard(account: Any, shards: int) -> int | None:
+    """The shard an account id (a text or an integer) names, or None for anything
+    else, whose line goes by its position (:func:`shard_of`)."""
     if isinstance(account, str | int) and not isinstance(account, bool):
         return zlib.crc32(str(account).encode("utf-8", "surrogatepass")) % shards
-    return seq % shards
+    return None
 
 
 @dataclass
@@ -437,6 +444,12 @@ class ScannedHeads:
 
     _UNKNOWN = 255  # owners fit a byte: kept for at most 254 shards
 
+    @classmethod
+    def for_shards(cls, shards: int) -> ScannedHeads | None:
+        """Heads to keep for a run of ``shards`` workers, or None: one worker needs
+        none, and more than 254 do not fit a byte."""
+        return cls(shards) if 1 < shards < cls._UNKNOWN else None
+
     def __init__(self, shards: int) -> None:
         if not 1 < shards < self._UNKNOWN:
             raise ValueError(f"kept for 2 to {self._UNKNOWN - 1} shards, not {shards}")
@@ -484,11 +497,7 @@ def _head_owner(head: Head, shards: int) -> int | None:
     """:func:`head_shard` where the line's content alone decides it (its account id),
     else None (its position decides it)."""
     account = head.account_id
-    if type(account) is str:  # the common case, as shard_of computes it
-        return zlib.crc32(account.encode("utf-8", "surrogatepass")) % shards
-    if isinstance(account, bool) or not isinstance(account, int):
-        return None
-    return head_shard(head, 0, shards)
+    return None if _beyond_64_bits(account) else account_shard(account, shards)
 
 
 def head_shard(head: Head, seq: int, shards: int) -> int | None:
@@ -496,9 +505,14 @@ def head_shard(head: Head, seq: int, shards: int) -> int | None:
     can tell: an integer account id beyond 64 bits, which the reader's decode reads
     otherwise than msgspec (tests/test_fuzz.py holds the two to the same answer)."""
     account = head.account_id
-    if isinstance(account, int) and not -(2**63) <= account < 2**64:
+    if _beyond_64_bits(account):
         return None
-    return shard_of({"account_id": account}, seq, shards)
+    owner = account_shard(account, shards)
+    return seq % shards if owner is None else owner
+
+
+def _beyond_64_bits(account: Any) -> bool:
+    return isinstance(account, int) and not -(2**63) <= account < 2**64
 
 
 def _decoded(text: Text, naive_tz: tzinfo) -> Line | Reject:

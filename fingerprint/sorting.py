@@ -139,7 +139,7 @@ def plan_input(paths: list[str], options: OrderOptions, scratch: Path) -> InputP
             source.real = str(scratch / "stdin")
             with open(source.real, "wb") as copy:
                 shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-    heads = ScannedHeads(options.shards) if 1 < options.shards < 255 else None
+    heads = ScannedHeads.for_shards(options.shards)
     plan.stats = _scan(sources, options, heads)
     if options.sort == "auto" and plan.stats.in_order:
         plan.heads = heads

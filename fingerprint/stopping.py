@@ -58,6 +58,11 @@ def stop_requested() -> int | None:
     return _received[0] if _received else None
 
 
+def is_stop(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or stands in for, a stop signal's exception."""
+    return isinstance(exc, KeyboardInterrupt) or stop_requested() is not None
+
+
 def interruption(signum: int) -> KeyboardInterrupt:
     """The exception a stop signal raises (see :func:`signal_number`)."""
     return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)

@@ -43,8 +43,8 @@ Outcome = list[Hit] | NotEvaluated
 
 
 class CheckContext(msgspec.Struct, frozen=True):
-    """What a check reads of one login. A frozen msgspec struct, not a dataclass: a
-    check builds two a login, at ~0.1 µs each against ~1 µs."""
+    """What a check reads of one login. A frozen msgspec struct, not a dataclass: the
+    checker builds two per login, at ~0.1 µs each against ~1 µs."""
 
     session: Session
     features: Features
