@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
+from socket import inet_aton, inet_ntoa
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -134,13 +135,30 @@ def parse_ip(value: Any) -> IPAddress:
 @lru_cache(maxsize=4_096)
 def _parse_ip_text(value: str) -> IPAddress:
     """Cached: real logs repeat addresses, and ``ip_address`` costs about 1.5 µs."""
+    text = value.strip()
+    packed = _dotted_quad(text)
+    if packed is not None:  # most addresses, and most cache misses: ~0.8 µs less
+        return ipaddress.IPv4Address(packed)
     try:
-        address = ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise ValueError(f"not an IP address: {value[:64]!r}") from None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _dotted_quad(text: str) -> bytes | None:
+    """The 4 bytes of an IPv4 address written as ``ip_address`` writes one (four
+    decimal numbers 0-255, no leading zero), else None: ``inet_aton`` also reads
+    "1.2.3", "0x7f.1" or "010.0.0.1" (octal), which reading its bytes back refuses."""
+    if text.count(".") != 3:
+        return None
+    try:
+        packed = inet_aton(text)
+    except (OSError, ValueError):  # not an address; a NUL character
+        return None
+    return packed if inet_ntoa(packed) == text else None
 
 
 def json_type(value: Any) -> str:

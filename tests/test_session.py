@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fingerprint import InvalidSessionError, parse_session
-from fingerprint._session_values import _as_number, _looks_iso
+from fingerprint._session_values import _as_number, _looks_iso, _parse_ip_text
 from fingerprint.session import parse_ip, parse_timestamp
 from tests.conftest import make_session
 
@@ -115,6 +116,46 @@ def test_ip_forms(text: str, expected: str) -> None:
 def test_bad_ips_are_refused(value: object) -> None:
     with pytest.raises(ValueError):
         parse_ip(value)
+
+
+def _ip_as_ipaddress_reads_it(text: str) -> object:
+    """What parsing gave before the dotted-quad shortcut: ``ip_address`` alone."""
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return ValueError
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+_octet = st.one_of(
+    st.integers(0, 300).map(str),
+    st.sampled_from(["00", "01", "010", "0x7f", "0X1", "-1", "+1", " 1", "1 ", "", "٣", "1\x00"]),
+)
+_ip_texts = st.one_of(
+    st.lists(_octet, min_size=4, max_size=4).map(".".join),
+    st.lists(_octet, min_size=1, max_size=5).map(".".join),
+    st.text(alphabet="0123456789.:abcdefxX \t", max_size=20),
+    st.text(max_size=12),
+    st.ip_addresses().map(str),
+)
+
+
+@given(_ip_texts)
+@example("010.0.0.1")  # octal to inet_aton
+@example("0x7f.0.0.1")
+@example("1.2.3.4\x00")
+@example(" 10.0.0.1\t")
+def test_an_ip_reads_as_ip_address_reads_it(text: str) -> None:
+    """The dotted-quad shortcut gives what ``ip_address`` gives, or refuses alike."""
+    expected = _ip_as_ipaddress_reads_it(text)
+    try:
+        found: object = _parse_ip_text.__wrapped__(text)
+    except ValueError:
+        found = ValueError
+    assert found == expected
+    assert type(found) is type(expected)
 
 
 def test_mapped_ipv6_is_ipv4_in_the_model() -> None:
