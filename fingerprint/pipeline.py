@@ -184,7 +184,7 @@ class ReorderBuffer(Generic[P]):
         # Every line passes here (each worker's too, and the scan's): the loops are
         # entered only when they have work (with _release: 2.1 -> 1.75 µs a push).
         heap = self._heap
-        while heap[0][2] not in held:  # released earlier on its own (never this line)
+        while heap[0][2] not in held:  # a line released on its own (this one is held)
             heapq.heappop(heap)
         ready = self._release(self._horizon) if heap[0][0] <= self._horizon else []
         first = arrivals[0] if arrivals else None
