@@ -183,10 +183,7 @@ class ReorderBuffer(Generic[P]):
         self._advance_clock(arrival, ts)
         # Every line passes here (each worker's too, and the scan's): the loops are
         # entered only when they have work (with _release: 2.1 -> 1.75 µs a push).
-        heap = self._heap
-        while heap[0][2] not in held:  # a line released on its own (this one is held)
-            heapq.heappop(heap)
-        ready = self._release(self._horizon) if heap[0][0] <= self._horizon else []
+        ready = self._release(self._horizon) if self._oldest_ts() <= self._horizon else []
         first = arrivals[0] if arrivals else None
         if first is not None and (first not in held or first < self._arrived - self.max_lines):
             self._release_aged(ready)
