@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import gc
 import gzip
 import io
 import json
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from fingerprint.batch import BatchOptions, BatchSinks, run_batch
+from fingerprint.checker import CheckerConfig
 from fingerprint.cli import main
 from fingerprint.history import LoginEvent, MemoryHistoryStore, Windows
 from tests.conftest import FIXTURES, make_session
@@ -376,3 +379,32 @@ def test_history_memory_follows_active_accounts_not_lines() -> None:
     # ... plus at most one eviction batch (1,024 calls) not yet swept.
     assert store.accounts() <= 3_700 + 1_024
     assert store.devices() <= 3_700 + 1_024
+
+
+class _ThresholdWatch:
+    """A sink that notes the collector's thresholds whenever the run writes to it."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, ...]] = set()
+
+    def write(self, data: bytes) -> None:
+        self.seen.add(gc.get_threshold())
+
+
+@pytest.mark.parametrize(("young", "during"), [(700, 10_000), (0, 0), (50_000, 50_000)])
+def test_a_run_spaces_young_collections_and_gives_the_thresholds_back(
+    young: int, during: int
+) -> None:
+    """Young collections are spaced during a batch run (they walked the sessions the
+    buffer still held), and the process gets its own thresholds back afterwards: a
+    collector turned off stays off, a wider spacing than ours is kept."""
+    before = gc.get_threshold()
+    gc.set_threshold(young, 9, 8)
+    try:
+        watch = _ThresholdWatch()
+        options = BatchOptions(paths=[str(FIXTURES / "sample.jsonl")], config=CheckerConfig())
+        run_batch(options, BatchSinks(output=watch))
+        assert watch.seen == {(during, 9, 8)}
+        assert gc.get_threshold() == (young, 9, 8)
+    finally:
+        gc.set_threshold(*before)
