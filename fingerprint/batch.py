@@ -122,14 +122,20 @@ _YOUNG_COLLECTION_THRESHOLD = 10_000
 @contextlib.contextmanager
 def _young_collections_spaced() -> Iterator[None]:
     """Space young collections for the run (forked workers inherit it), then give the
-    process back its own thresholds. A collector turned off (threshold 0) stays off."""
+    process back its own thresholds. A collector turned off (threshold 0) stays off;
+    thresholds someone else set meanwhile (another run in another thread, the
+    caller) are theirs, and stay."""
     before = gc.get_threshold()
-    if 0 < before[0] < _YOUNG_COLLECTION_THRESHOLD:
-        gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, *before[1:])
+    if not 0 < before[0] < _YOUNG_COLLECTION_THRESHOLD:
+        yield
+        return
+    spaced = (_YOUNG_COLLECTION_THRESHOLD, *before[1:])
+    gc.set_threshold(*spaced)
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        if gc.get_threshold() == spaced:
+            gc.set_threshold(*before)
 
 
 # --- one process --------------------------------------------------------------------

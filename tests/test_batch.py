@@ -382,13 +382,23 @@ def test_history_memory_follows_active_accounts_not_lines() -> None:
 
 
 class _ThresholdWatch:
-    """A sink that notes the collector's thresholds whenever the run writes to it."""
+    """A sink that notes the collector's thresholds whenever the run writes to it, and
+    sets its own at the first write when told to (``meanwhile``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, meanwhile: tuple[int, int, int] | None = None) -> None:
         self.seen: set[tuple[int, ...]] = set()
+        self.meanwhile = meanwhile
 
     def write(self, data: bytes) -> None:
         self.seen.add(gc.get_threshold())
+        if self.meanwhile is not None:
+            gc.set_threshold(*self.meanwhile)
+            self.meanwhile = None
+
+
+def _run_watched(watch: _ThresholdWatch) -> None:
+    options = BatchOptions(paths=[str(FIXTURES / "sample.jsonl")], config=CheckerConfig())
+    run_batch(options, BatchSinks(output=watch))
 
 
 @pytest.mark.parametrize(("young", "during"), [(700, 10_000), (0, 0), (50_000, 50_000)])
@@ -402,9 +412,21 @@ def test_a_run_spaces_young_collections_and_gives_the_thresholds_back(
     gc.set_threshold(young, 9, 8)
     try:
         watch = _ThresholdWatch()
-        options = BatchOptions(paths=[str(FIXTURES / "sample.jsonl")], config=CheckerConfig())
-        run_batch(options, BatchSinks(output=watch))
+        _run_watched(watch)
         assert watch.seen == {(during, 9, 8)}
         assert gc.get_threshold() == (young, 9, 8)
+    finally:
+        gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("young", [700, 50_000])
+def test_thresholds_set_during_a_run_are_kept(young: int) -> None:
+    """Thresholds someone sets while a run goes on (the caller, another run in another
+    thread) are not overwritten when the run ends."""
+    before = gc.get_threshold()
+    gc.set_threshold(young, 9, 8)
+    try:
+        _run_watched(_ThresholdWatch(meanwhile=(1_234, 5, 6)))
+        assert gc.get_threshold() == (1_234, 5, 6)
     finally:
         gc.set_threshold(*before)
