@@ -14,10 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import blake2b
-from socket import inet_aton, inet_ntoa
+from socket import inet_ntoa
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
+
+from fingerprint._session_values import dotted_quad
 
 
 class LoginEvent(NamedTuple):
@@ -212,7 +214,7 @@ def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
     # Places come from the city database, a bounded set: one shared copy each.
     place = None if found == _NO_PLACE else _PLACES.get(found) or _share_place(found)
     # IPv4 addresses, the bulk, live in the record, not as strings: ~60 bytes each.
-    v4 = _packed_v4(event.ip)
+    v4 = dotted_quad(event.ip)
     flags = (
         (_ANONYMOUS if event.ip_anonymous else 0)
         | (_PACKED_V4 if v4 else 0)
@@ -234,17 +236,6 @@ def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
         -1 if event.hour is None else event.hour,
         flags,
     )
-
-
-def _packed_v4(ip: str) -> bytes | None:
-    """The 4 bytes of a dotted-quad IPv4 address that reads back as the same text."""
-    if ip.count(".") != 3:
-        return None
-    try:
-        packed = inet_aton(ip)
-    except (OSError, ValueError):  # not an address; a NUL or non-ASCII character
-        return None
-    return packed if inet_ntoa(packed) == ip else None
 
 
 @lru_cache(maxsize=8_192)
