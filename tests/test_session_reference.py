@@ -139,7 +139,9 @@ def check_record(record: Any, naive_tz: tzinfo, *, memo: bool = True) -> None:
     if fast is not None:  # sound: the fast path never accepts what the reference refuses
         assert ours is not None
         assert plain(fast) == plain(ours)
-    if json_shaped(record):  # complete on JSON: the reference runs only on rejects
+    # Complete on JSON: the reference runs only on rejects, and on the rare record with
+    # a lone surrogate anywhere (even in a field nobody reads), which it answers for.
+    if json_shaped(record) and not session._has_lone_surrogate(record):
         assert (fast is not None) == (ours is not None)
     if memo and ours is not None and isinstance(record, dict):
         # A device memo hands validated blocks back in place of their JSON objects.
@@ -369,6 +371,23 @@ def test_records_with_a_wrong_json_value(record: Any, naive_tz: tzinfo) -> None:
 @SETTINGS
 @given(mutated(python_values), st.sampled_from(ZONES))
 def test_records_with_a_python_value_json_cannot_hold(record: Any, naive_tz: tzinfo) -> None:
+    check_record(record, naive_tz)
+
+
+# Text holding a lone surrogate: JSON's "\ud800", which only the standard library's
+# decoder reads (hypothesis's text() never draws one). The reference refuses it as no
+# valid string; msgspec alone took it, and the report could then not be written.
+surrogate_texts = st.builds(
+    lambda before, lone, after: before + lone + after,
+    st.text(max_size=3),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    st.text(max_size=3),
+)
+
+
+@SETTINGS
+@given(mutated(surrogate_texts), st.sampled_from(ZONES))
+def test_records_with_a_lone_surrogate_in_a_text(record: Any, naive_tz: tzinfo) -> None:
     check_record(record, naive_tz)
 
 
