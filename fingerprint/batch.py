@@ -11,6 +11,7 @@ order and copies the bytes, so the merge costs no JSON work.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import heapq
 import multiprocessing
@@ -32,10 +33,12 @@ from fingerprint.errors import FingerprintError
 from fingerprint.exchange import Inbox, Peers
 from fingerprint.outputs import RowFormat, jsonl_line
 from fingerprint.pipeline import MAX_HELD_LINES, Outcome, Shard, check_stream
+from fingerprint.pipelined import finished, read_and_begin
 from fingerprint.rollup import AccountRollup
 from fingerprint.runner import RunStats
 from fingerprint.sorting import InputPlan, OrderOptions, SortMode, open_plan
 from fingerprint.stopping import (
+    STOP_SIGNALS,
     become_worker,
     is_stop,
     orphaned,
@@ -93,12 +96,13 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
     counts so far, once every worker has stopped (within about a second).
     """
     checker = checker or Checker(options.config)
+    pipelined = _pipelined(options, checker)
     order = OrderOptions(
         options.sort,
         options.max_skew,
         options.max_held_lines,
         checker.config.time_zone,
-        shards=options.workers,
+        shards=1 if pipelined else options.workers,  # only shards read the scan's owners
     )
     with (
         _young_collections_spaced(),
@@ -106,7 +110,18 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
     ):
         if options.workers <= 1:
             return _run_single(options, sinks, checker, plan)
+        if pipelined:
+            return _run_pipelined(options, sinks, checker, plan)
         return _run_sharded(options, sinks, checker, plan)
+
+
+def _pipelined(options: BatchOptions, checker: Checker) -> bool:
+    """Two workers run as two stages (:mod:`fingerprint.pipelined`): one reads and
+    begins each login, one keeps the history and finishes it. Generator's 200k
+    lines: 1.67-1.72x one worker's throughput, where two account shards gave 1.51x
+    (benchmarks/README.md). Not with ``--whois``: its lookups' records stay in the
+    process that made them. More workers shard by account."""
+    return options.workers == 2 and not checker.config.whois
 
 
 # How many more container objects made than freed start a young collection during a
@@ -171,6 +186,142 @@ def _run_single(
     finally:
         _close(checker, stats)
     return stats
+
+
+# --- two stages (fingerprint.pipelined) ----------------------------------------------
+
+
+def _run_pipelined(
+    options: BatchOptions, sinks: BatchSinks, checker: Checker, plan: InputPlan
+) -> RunStats:
+    """The reader is a forked child; this process finishes the checks and writes, as
+    ``_run_single`` does. A reader that fails stops the run (exit 1); one that alone
+    received a stop signal stops it as an interrupt."""
+    context = multiprocessing.get_context("fork")
+    stats = RunStats(files=len(options.paths))
+    stats.order.merge(plan.stats)
+    fmt = RowFormat(options.fmt, options.by_account)
+    rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
+    progress = sinks.progress
+    incoming_fd, outgoing_fd = os.pipe()
+    _widen(outgoing_fd)
+    # If this process dies before removing them, the reader removes these.
+    leftovers = [*sinks.temporaries, *plan.folders]
+    with signals_deferred():  # the child must install its own handlers first
+        reader = context.Process(
+            target=_reader_main,
+            args=(options, checker, plan, outgoing_fd, incoming_fd),
+            kwargs={"parent": os.getpid(), "leftovers": leftovers},
+            daemon=True,
+        )
+        try:
+            reader.start()
+        finally:
+            os.close(outgoing_fd)  # the reader's alone: its end is this pipe's end
+    incoming = open(incoming_fd, "rb", buffering=_ROWS_BUFFER)  # noqa: SIM115 - see finally
+    try:
+        outcomes = finished(
+            checker,
+            incoming,
+            order_stats=stats.order,
+            on_bytes=progress.update if progress is not None else None,
+            on_shrunk=stats.add_shrunk_input,
+        )
+        sinks.output.write(fmt.header)
+        checked = _or_reader_failed(outcomes, reader)
+        for outcome in _counted(checked, stats, progress, sinks.warn):
+            _emit(outcome, options, fmt, sinks, rollup)
+        reader.join()
+        if rollup is not None:
+            _write_accounts(rollup, options, fmt, sinks.output, stats)
+        if progress is not None:
+            progress.lines(stats.lines)
+    except KeyboardInterrupt as interrupt:
+        signum = signal_number(interrupt)
+        with signals_deferred():
+            _stop([reader], signum)
+        stats.interrupted = True
+        raise Interrupted(stats, signum) from None
+    except BaseException:
+        with signals_deferred():
+            _stop([reader], signal.SIGTERM)
+        raise
+    finally:
+        # Only now: the reader stops on the signal passed on, never on a pipe closed
+        # under it mid-write.
+        incoming.close()
+        _close(checker, stats)
+    return stats
+
+
+# Linux lets a pipe hold 1 MiB (its default maximum for any user) instead of 64 KiB,
+# so the reader can run several frames ahead of the parent.
+_F_SETPIPE_SZ = 1031
+_PIPE_BYTES = 1 << 20
+
+
+def _widen(fd: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), _PIPE_BYTES)
+
+
+# The reader's exit status when a stop signal reached it alone: 128 + the signal's
+# number, as a shell reports it.
+_STOPPED_STATUS = 128
+
+
+def _or_reader_failed(outcomes: Iterator[Outcome], reader: Any) -> Iterator[Outcome]:
+    """The outcomes, or why the reader's pipe ended before its last frame."""
+    try:
+        yield from outcomes
+    except EOFError:
+        reader.join()
+        code = reader.exitcode
+        if code is not None and code > _STOPPED_STATUS:  # signalled alone: stop the run
+            raise KeyboardInterrupt from None
+        raise FingerprintError(f"a worker process failed (exit codes [{code}])") from None
+
+
+def _reader_main(
+    options: BatchOptions,
+    checker: Checker,
+    plan: InputPlan,
+    outgoing_fd: int,
+    incoming_fd: int,
+    *,
+    parent: int,
+    leftovers: list[str],
+) -> None:
+    become_worker(parent, lambda: _remove(leftovers))
+    os.close(incoming_fd)  # the parent's end
+    try:
+        with open(outgoing_fd, "wb", buffering=_ROWS_BUFFER) as out:
+            read_and_begin(
+                checker,
+                plan.items,
+                out,
+                max_skew=options.max_skew,
+                max_lines=options.max_held_lines,
+            )
+    except BrokenPipeError:
+        # The parent closed its end: it is stopping the run (a signal, an error, a
+        # full disk) and says why itself. The stop signal it passes on must not cut
+        # this process's clean-up short (the input's generator closes on the way out).
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        if orphaned(parent):
+            _remove(leftovers)
+        sys.exit(_STOPPED_STATUS + signal.SIGPIPE)
+    except (KeyboardInterrupt, Exception) as exc:
+        if not is_stop(exc):
+            raise
+        if orphaned(parent):  # nobody will read or remove what we wrote
+            _remove(leftovers)
+            return
+        sys.exit(_STOPPED_STATUS + signal_number(exc))  # the parent reads it as a stop
+    finally:
+        with contextlib.suppress(Exception):
+            checker.close()
 
 
 def _close(checker: Checker, stats: RunStats) -> None:

@@ -25,7 +25,7 @@ from fingerprint.checks.base import HistoryIndex
 from fingerprint.checks.identity import identity_links
 from fingerprint.config import CheckerConfig
 from fingerprint.errors import ConfigError, InvalidSessionError
-from fingerprint.features import FeatureExtractor
+from fingerprint.features import FeatureExtractor, Features
 from fingerprint.features.device import BrandNormalizer
 from fingerprint.features.identity import (
     DeviceIdentity,
@@ -323,6 +323,74 @@ class Checker:
         )
         return self._complete(pending, history, error)
 
+    def begin(
+        self,
+        prepared: Prepared,
+        *,
+        session_id: str | None = None,
+        late_by: float | None = None,
+        now: float | None = None,
+    ) -> Begun:
+        """:meth:`check`'s first half, everything before history, for another process
+        to finish (:meth:`finish`): a two-process batch run reads and begins each
+        login in one process and keeps all the history in the other. Raises
+        ``InvalidSessionError`` as :meth:`check` does. Not with ``--whois``: the
+        record it found stays in this process."""
+        clock = self._now(now)
+        pending = self._begin(prepared, session_id, late_by, clock)
+        # This process keeps the device memo, so the verdict is remembered here: before
+        # the history checks, not after them as check() does. A verdict is the same
+        # whenever it is made (the memo's tests hold a hit to a fresh check).
+        if pending.key is not None and pending.verdict is None and not pending.run.failed:
+            ctx = pending.ctx
+            verdict = DeviceVerdict(
+                features=ctx.features.device,
+                identity=content_identity(ctx.identity),
+                outcomes=pending.run.device,
+            )
+            pending.engine.device_memo.put(pending.key, verdict)
+        ctx = pending.ctx
+        return Begun(
+            session=ctx.session,
+            features=ctx.features,
+            identity=ctx.identity,
+            run=pending.run,
+            event=pending.event,
+            sid=pending.sid,
+            links=pending.links,
+            late_by=late_by,
+            clock=clock,
+        )
+
+    def finish(self, begun: Begun) -> Report:
+        """:meth:`check`'s second half for a login another process began
+        (:meth:`begin`): the history round trip, the history checks, the grade."""
+        engine = self._engine
+        ctx = CheckContext(
+            begun.session,
+            begun.features,
+            None,
+            None,
+            "history is read later",
+            begun.late_by,
+            self.config.fail_closed,
+            identity=begun.identity,
+        )
+        pending = _Pending(
+            engine=engine,
+            ctx=ctx,
+            run=begun.run,
+            sid=begun.sid,
+            event=begun.event,
+            key=None,  # remembered by the process that began it
+            verdict=None,
+            links=begun.links,
+        )
+        history, error = self._history_stage.view(
+            engine.windows, begun.event, now=begun.clock, links=begun.links
+        )
+        return self._complete(pending, history, error)
+
     def _now(self, now: float | None) -> float | None:
         if now is not None:
             return now
@@ -610,6 +678,22 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     key: bytes | None
     verdict: DeviceVerdict | None
     identity: DeviceIdentity | None = None  # the login's, when prepared with identify
+
+
+class Begun(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A login :meth:`Checker.begin` has begun, for :meth:`Checker.finish` in another
+    process: what the history stage and the checks after it read. Passed as
+    MessagePack (:mod:`fingerprint.pipelined`), IP addresses as their text."""
+
+    session: Session
+    features: Features
+    identity: DeviceIdentity
+    run: CheckRun
+    event: LoginEvent
+    sid: str
+    links: tuple[Link, ...]
+    late_by: float | None
+    clock: float | None  # the run's clock for this login
 
 
 class Observation(msgspec.Struct, frozen=True, kw_only=True, array_like=True):

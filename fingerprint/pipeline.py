@@ -582,12 +582,18 @@ def _settle(
     if isinstance(line.prepared, InvalidSessionError):
         return order.add(_reject(item, seq, line.prepared))
     outcome = check_line(checker, item, seq, ready.late_by, line.prepared, line.now)
-    if ready.ahead_by is not None and outcome.report is not None:
-        note = f"checked out of time order: {ready.ahead_by:.0f} s ahead of the other lines"
-        report = outcome.report
-        report = msgspec.structs.replace(report, warnings=(*report.warnings, note))
-        outcome = msgspec.structs.replace(outcome, report=report)
-    return order.add(outcome)
+    return order.add(noted_ahead(outcome, ready.ahead_by))
+
+
+def noted_ahead(outcome: Outcome, ahead_by: float | None) -> Outcome:
+    """The outcome of a line the buffer let go on its own, far ahead of the others,
+    with a warning saying so."""
+    if ahead_by is None or outcome.report is None:
+        return outcome
+    note = f"checked out of time order: {ahead_by:.0f} s ahead of the other lines"
+    report = outcome.report
+    report = msgspec.structs.replace(report, warnings=(*report.warnings, note))
+    return msgspec.structs.replace(outcome, report=report)
 
 
 def check_line(

@@ -44,6 +44,13 @@ NULL, FULL = (1, 3), (1, 7)  # Linux character devices: null, full
 
 
 @pytest.fixture
+def two_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers as account shards (what ``--workers 2 --whois`` runs), not as the
+    two-stage pipeline ``--workers 2`` runs otherwise: the tests of sharded runs."""
+    monkeypatch.setattr(batch, "_pipelined", lambda options, checker: False)
+
+
+@pytest.fixture
 def source(tmp_path: Path) -> Path:
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in SESSIONS) + "junk\n", encoding="utf-8")
@@ -255,13 +262,14 @@ def test_a_full_device_is_one_line_exit_1_and_nothing_left(
     assert stat.S_ISCHR(full.stat().st_mode)
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", ["1", "2", "3"])
 def test_a_file_write_error_leaves_no_output_and_no_temporary_file(
     tmp_path: Path, source: Path, workers: str
 ) -> None:
     """A real write error on regular files: a file-size limit of 64 KiB (what a full
-    disk does to the writer: a write fails part-way). With two workers their scratch
-    files fail first."""
+    disk does to the writer: a write fails part-way). Two workers write as one does
+    (the parent finishes every check); with three the shards' scratch files fail
+    first."""
     big = tmp_path / "big.jsonl"
     big.write_text(source.read_text(encoding="utf-8") * 40, encoding="utf-8")
     out = tmp_path / "out" / "reports.jsonl"
@@ -284,7 +292,7 @@ def test_a_file_write_error_leaves_no_output_and_no_temporary_file(
     )
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    if workers == "1":
+    if workers in ("1", "2"):
         assert result.stderr == f"fingerprint: cannot write -o {out} (File too large)\n"
     else:
         assert result.stderr.startswith(f"fingerprint: cannot write to {scratch}")
@@ -314,6 +322,7 @@ def test_an_input_that_shrinks_while_read_is_a_warning_and_exit_1(
     assert (tmp_path / "o.jsonl").exists()  # what was read is reported, as tar does
 
 
+@pytest.mark.usefixtures("two_shards")
 def test_workers_that_read_a_changing_input_differently_end_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -363,6 +372,7 @@ def test_workers_that_read_a_changing_input_differently_end_with_a_warning(
     assert len(out.read_text(encoding="utf-8").splitlines()) == 900 - unread
 
 
+@pytest.mark.usefixtures("two_shards")
 def test_workers_read_again_the_lines_of_an_input_rewritten_after_the_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -508,6 +518,7 @@ def _reports(tmp_path: Path, source: Path) -> Path:
     return reports
 
 
+@pytest.mark.usefixtures("two_shards")
 def test_a_worker_stopped_while_saving_its_result_stops_the_run_quietly(
     tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch, capfd: Any
 ) -> None:

@@ -113,11 +113,18 @@ def start(tmp_path: Path, source: Path, workers: int) -> tuple[subprocess.Popen[
     return process, out.parent, scratch
 
 
+def worker_processes(workers: int) -> int:
+    """The processes a run of ``workers`` forks: two workers are the parent, which
+    finishes the checks, and one reader (fingerprint.pipelined); more are shards."""
+    return 1 if workers == 2 else workers
+
+
 def under_way(process: subprocess.Popen[str], folder: Path, workers: int) -> list[int]:
     """Wait until the run is reading lines; return its workers' pids."""
     wait_for(lambda: any(folder.glob("reports.jsonl.partial-*")), "the temporary output")
     if workers > 1:
-        wait_for(lambda: len(children_of(process.pid)) >= workers, "the workers")
+        count = worker_processes(workers)
+        wait_for(lambda: len(children_of(process.pid)) >= count, "the workers")
     time.sleep(0.5)  # well into the lines
     assert process.poll() is None, "the run ended before the signal: make the log bigger"
     return children_of(process.pid)
@@ -133,6 +140,7 @@ def assert_nothing_left(folder: Path, scratch: Path, workers: list[int]) -> None
     ("workers", "signum", "group", "status"),
     [
         pytest.param(2, signal.SIGINT, True, 130, id="ctrl-c-two-workers"),
+        pytest.param(3, signal.SIGINT, True, 130, id="ctrl-c-three-shards"),
         pytest.param(2, signal.SIGINT, False, 130, id="sigint-to-parent-only"),
         pytest.param(2, signal.SIGTERM, False, 143, id="sigterm-to-parent-only"),
         pytest.param(1, signal.SIGINT, True, 130, id="ctrl-c-one-process"),
@@ -158,12 +166,14 @@ def test_a_stopped_run_leaves_nothing_and_exits_with_the_signal(
     assert_nothing_left(folder, scratch, pids)
 
 
-def test_a_signal_to_one_worker_stops_the_run(tmp_path: Path, source: Path) -> None:
-    """The other workers wait for what the signalled one would have sent them
-    (fingerprint.exchange): the parent stops them all instead of waiting forever."""
-    process, folder, scratch = start(tmp_path, source, 2)
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_signal_to_one_worker_stops_the_run(tmp_path: Path, source: Path, workers: int) -> None:
+    """Shards wait for what the signalled one would have sent them
+    (fingerprint.exchange), and a pipeline's parent for what its reader would have:
+    the parent stops them all instead of waiting forever."""
+    process, folder, scratch = start(tmp_path, source, workers)
     try:
-        pids = under_way(process, folder, 2)
+        pids = under_way(process, folder, workers)
         os.kill(pids[0], signal.SIGINT)
         _, stderr = process.communicate(timeout=_DEADLINE)
     finally:
@@ -175,14 +185,15 @@ def test_a_signal_to_one_worker_stops_the_run(tmp_path: Path, source: Path) -> N
     assert_nothing_left(folder, scratch, pids)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
 def test_workers_die_with_a_killed_parent_and_remove_its_files(
-    tmp_path: Path, source: Path
+    tmp_path: Path, source: Path, workers: int
 ) -> None:
-    process, folder, scratch = start(tmp_path, source, 2)
+    process, folder, scratch = start(tmp_path, source, workers)
     pids: list[int] = []
     try:
-        pids = under_way(process, folder, 2)
-        assert len(pids) == 2
+        pids = under_way(process, folder, workers)
+        assert len(pids) == worker_processes(workers)
         os.kill(process.pid, signal.SIGKILL)  # nothing of the parent runs after this
         process.communicate(timeout=_DEADLINE)
         # Orphaned workers are told by the kernel (or notice) and remove what the

@@ -6,12 +6,20 @@ live in :mod:`fingerprint.model`; they are re-exported here for existing imports
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from fingerprint.model import AnonymousIpFlags, AsnInfo, GeoInfo, UserAgentInfo
 from fingerprint.session import IPAddress
+
+# The address as msgspec sees it: anything (it holds an ipaddress object, which a
+# two-process run passes as its text and turns back, fingerprint.pipelined); msgspec
+# cannot decode a union of two classes of its own. Type checkers see the address.
+if TYPE_CHECKING:
+    _Address = IPAddress
+else:
+    _Address = Any
 
 
 class DeviceFeatures(msgspec.Struct, frozen=True):
@@ -30,7 +38,7 @@ class DeviceFeatures(msgspec.Struct, frozen=True):
 
 
 class NetworkFeatures(msgspec.Struct, frozen=True):
-    ip: IPAddress
+    ip: _Address
     ip_version: int
     ip_class: str  # public, private, loopback, link_local, cgnat, multicast, reserved, bogon
     asn: AsnInfo | None

@@ -1,0 +1,299 @@
+"""Two workers as two stages: one process reads and begins each login, the other
+keeps all the history, finishes each check and writes.
+
+A check splits almost in half where history starts. Measured on the generator's
+200,000 lines with one worker: reading, decoding, validating and everything before
+history (enrichment, the session checks, the login as history keeps it) take ~95 µs
+a line; the history round trip, the checks that read it, the grade and the row
+~100 µs. Sharding by account (:mod:`fingerprint.exchange`) instead makes every
+worker read, order and record every other worker's lines too, ~18% more CPU each.
+So ``--workers 2`` runs as a pipeline: the reader (a forked child) sends each login
+it has begun (:meth:`fingerprint.checker.Checker.begin`) down a pipe as
+MessagePack, in the order the reorder buffer lets lines go; the parent finishes each
+one in that order (:meth:`~fingerprint.checker.Checker.finish`), which is the order
+one process checks them in, and writes the outcomes in input order. The reader
+keeps the device memo, the parent all of history. More workers than two shard by
+account as before: a pipeline has one history stage, so it stops near 2x.
+
+A login whose values MessagePack cannot carry (a text with a lone surrogate, which
+only the standard library's JSON decoder reads; an integer beyond 64 bits) goes
+whole, and the parent checks it from the start: the same code, the same report.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
+
+import msgspec
+
+from fingerprint.checker import Begun, Checker
+from fingerprint.errors import InvalidSessionError
+from fingerprint.inputs import Blank, LazyItem, Line, Reject, Text
+from fingerprint.pipeline import (
+    InputOrder,
+    OrderStats,
+    Outcome,
+    Released,
+    ReorderBuffer,
+    Shard,
+    _arrive,
+    _decoded,
+    _prepare,
+    _reject,
+    check_line,
+    noted_ahead,
+)
+
+
+class _Login(msgspec.Struct, tag=1, array_like=True):
+    """A line's login, begun."""
+
+    seq: int
+    file: str
+    line: int
+    ahead_by: float | None
+    begun: Begun
+
+
+class _Whole(msgspec.Struct, tag=2, array_like=True):
+    """A line the parent checks from the start: its text (JSON) or record (CSV)."""
+
+    seq: int
+    file: str
+    line: int
+    late_by: float | None
+    ahead_by: float | None
+    now: float | None
+    raw: bytes
+    record: dict[str, Any] | None
+
+
+class _Rejected(msgspec.Struct, tag=3, array_like=True):
+    seq: int
+    reject: Reject
+
+
+class _Blank(msgspec.Struct, tag=4, array_like=True):
+    seq: int
+    file: str
+    line: int
+
+
+_Message = _Login | _Whole | _Rejected | _Blank
+
+
+class _Frame(msgspec.Struct, array_like=True):
+    """Messages in release order, and how far the reader has read (for progress).
+    The last frame also carries the reorder buffer's counts and the inputs that
+    shrank while read."""
+
+    bytes_read: int
+    messages: list[_Message]
+    order: OrderStats | None = None
+    shrunk: list[tuple[str, int, int]] | None = None
+
+
+_LENGTH = struct.Struct("<I")
+_FRAME_MESSAGES = 64  # a frame costs a write and a read; the parent waits for at most this
+
+
+def _address_text(value: Any) -> Any:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    raise NotImplementedError(f"{type(value).__name__} cannot be sent")
+
+
+_ENCODE = msgspec.msgpack.Encoder(enc_hook=_address_text).encode
+_DECODE = msgspec.msgpack.Decoder(_Frame).decode
+
+
+class _FrameWriter:
+    """Frames of messages, each frame its length and its MessagePack."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._messages: list[_Message] = []
+        # Per message, how to send its line whole instead (None: a message that
+        # always encodes).
+        self._wholes: list[Callable[[], _Whole] | None] = []
+        self.bytes_read = 0
+
+    def send(self, message: _Message, whole: Callable[[], _Whole] | None = None) -> None:
+        self._messages.append(message)
+        self._wholes.append(whole)
+        if len(self._messages) >= _FRAME_MESSAGES:
+            self.flush()
+
+    def flush(
+        self, *, order: OrderStats | None = None, shrunk: list[tuple[str, int, int]] | None = None
+    ) -> None:
+        frame = _Frame(self.bytes_read, self._messages, order, shrunk)
+        try:
+            data = _ENCODE(frame)
+        except _CANNOT_ENCODE:  # rare: find the logins to send whole, encode again
+            pairs = zip(self._messages, self._wholes, strict=True)
+            frame.messages = [_encodable(message, whole) for message, whole in pairs]
+            data = _ENCODE(frame)
+        self._out.write(_LENGTH.pack(len(data)))
+        self._out.write(data)
+        # At once: the parent waits for whole frames, and a writer holding several
+        # in its buffer would then wait, blocked, while the parent works through them.
+        self._out.flush()
+        self._messages, self._wholes = [], []
+
+
+_CANNOT_ENCODE = (TypeError, ValueError, OverflowError, NotImplementedError, msgspec.EncodeError)
+
+
+def _encodable(message: _Message, whole: Callable[[], _Whole] | None) -> _Message:
+    if whole is None:
+        return message
+    try:
+        _ENCODE(message)
+    except _CANNOT_ENCODE:
+        return whole()
+    return message
+
+
+def read_and_begin(
+    checker: Checker,
+    items: Callable[..., Iterable[LazyItem]],
+    out: IO[bytes],
+    *,
+    max_skew: float,
+    max_lines: int,
+) -> None:
+    """The reader's side: every line in the order one process checks them, begun
+    (or rejected, or whole), framed to ``out``. ``items`` is the plan's
+    :meth:`~fingerprint.sorting.InputPlan.items`."""
+    writer = _FrameWriter(out)
+    shrunk: list[tuple[str, int, int]] = []
+
+    def bytes_read(count: int) -> None:
+        writer.bytes_read = count
+
+    def on_shrunk(path: str, read: int, size: int) -> None:
+        shrunk.append((path, read, size))
+
+    naive_tz = checker.config.time_zone
+    buffer: ReorderBuffer[Line | int] = ReorderBuffer(max_skew, max_lines)
+    one = Shard()
+    for seq, item in enumerate(items(bytes_read, on_shrunk=on_shrunk)):
+        arrived = _arrive(item, seq, one, naive_tz, None)
+        if isinstance(arrived, Reject):
+            writer.send(_Rejected(seq, arrived))
+        elif isinstance(arrived, Blank):
+            writer.send(_Blank(seq, arrived.file, arrived.line))
+        else:
+            held, ts = arrived
+            for ready in buffer.push(seq, held, ts):
+                _begin(checker, ready, writer)
+    for ready in buffer.drain():
+        _begin(checker, ready, writer)
+    writer.flush(order=buffer.stats, shrunk=shrunk)
+
+
+def _begin(checker: Checker, ready: Released[Line | int], writer: _FrameWriter) -> None:
+    line = _prepare(checker, ready, None)
+    item, seq = ready.item, ready.seq
+    assert not isinstance(item, int)  # one shard: every line is its own
+    if isinstance(line.prepared, InvalidSessionError):
+        writer.send(_rejected(item, seq, line.prepared))
+        return
+    assert line.prepared is not None
+    try:
+        begun = checker.begin(
+            line.prepared,
+            session_id=f"{item.file}:{item.line}",
+            late_by=ready.late_by,
+            now=line.now,
+        )
+    except InvalidSessionError as exc:
+        writer.send(_rejected(item, seq, exc))
+        return
+
+    def whole() -> _Whole:
+        record = None if item.raw else dict(item.record)
+        return _Whole(seq, item.file, item.line, ready.late_by, ready.ahead_by, line.now,
+                      item.raw, record)  # fmt: skip
+
+    writer.send(_Login(seq, item.file, item.line, ready.ahead_by, begun), whole)
+
+
+def _rejected(item: Line, seq: int, exc: InvalidSessionError) -> _Rejected:
+    reject = _reject(item, seq, exc).reject
+    assert reject is not None
+    return _Rejected(seq, reject)
+
+
+def finished(
+    checker: Checker,
+    incoming: IO[bytes],
+    *,
+    order_stats: OrderStats,
+    on_bytes: Callable[[int], None] | None = None,
+    on_shrunk: Callable[[str, int, int], None] | None = None,
+) -> Iterator[Outcome]:
+    """The parent's side: every outcome in input order, each login finished in the
+    order the reader sent it. Stops at the reader's last frame; raises
+    :class:`EOFError` if the pipe ends before it (the reader stopped or failed)."""
+    order = InputOrder()
+    naive_tz = checker.config.time_zone
+    while True:
+        frame = _read_frame(incoming)
+        if on_bytes is not None and frame.bytes_read:
+            on_bytes(frame.bytes_read)
+        for message in frame.messages:
+            yield from order.add(_outcome(checker, message, naive_tz))
+        if frame.order is not None:  # the last frame
+            order_stats.merge(frame.order)
+            for path, read, size in frame.shrunk or ():
+                if on_shrunk is not None:
+                    on_shrunk(path, read, size)
+            return
+
+
+def _read_frame(incoming: IO[bytes]) -> _Frame:
+    head = incoming.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the reader ended before its last frame")
+    (size,) = _LENGTH.unpack(head)
+    data = incoming.read(size)
+    if len(data) < size:
+        raise EOFError("the reader ended in the middle of a frame")
+    return _DECODE(data)
+
+
+def _outcome(checker: Checker, message: _Message, naive_tz: Any) -> Outcome:
+    if isinstance(message, _Login):
+        report = checker.finish(_with_addresses(message.begun))
+        outcome = Outcome(message.seq, message.file, message.line, report=report)
+        return noted_ahead(outcome, message.ahead_by)
+    if isinstance(message, _Whole):
+        return noted_ahead(_whole(checker, message, naive_tz), message.ahead_by)
+    if isinstance(message, _Rejected):
+        reject = message.reject
+        return Outcome(message.seq, reject.file, reject.line, reject=reject)
+    return Outcome(message.seq, message.file, message.line, blank=True)
+
+
+def _whole(checker: Checker, message: _Whole, naive_tz: Any) -> Outcome:
+    if message.record is not None:
+        line: Line | Reject = Line(message.file, message.line, message.record, b"")
+    else:
+        line = _decoded(Text(message.file, message.line, message.raw), naive_tz)
+    if isinstance(line, Reject):  # the reader decoded it: this does not happen
+        return Outcome(message.seq, line.file, line.line, reject=line)
+    return check_line(checker, line, message.seq, message.late_by, None, message.now)
+
+
+def _with_addresses(begun: Begun) -> Begun:
+    """The begun login with its addresses as objects again (they travel as text)."""
+    session = begun.session
+    msgspec.structs.force_setattr(session, "ip", ipaddress.ip_address(session.ip))
+    network = begun.features.network
+    msgspec.structs.force_setattr(network, "ip", ipaddress.ip_address(network.ip))
+    return begun

@@ -1,0 +1,170 @@
+"""Two workers as two stages (fingerprint.pipelined): the reader begins each login in a
+child process, the parent finishes it. Whatever the input, the run must write, reject
+and count exactly what one process does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from fingerprint import batch, pipelined
+from fingerprint.checker import Begun, Checker
+from fingerprint.cli import main
+from tests.conftest import FIXTURES, make_session
+
+T0 = 1_795_133_730
+
+
+def _lines(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+@pytest.fixture
+def awkward_log(tmp_path: Path) -> Path:
+    """Lines that take every path of the pipeline: reports, a reject the reader finds
+    (no JSON), ones validation finds (no account; texts with a lone surrogate, which
+    only the standard library's decoder reads), a blank line, lines a little out of
+    time order (held back, or late when streamed)."""
+    sessions = [
+        make_session(session_id=f"s{n}", account_id=f"a{n % 7}", ts=T0 + 60 * n) for n in range(40)
+    ]
+    sessions[5]["ts"] = T0 + 60 * 3  # a little behind: reordered or late
+    sessions[12]["account_id"] = ""  # refused by validation
+    text = _lines(sessions[:20])
+    surrogates = '{"account_id": "a1", "ts": TS, "ip": "1.2.3.4", "user_agent": "\\ud800x"}\n'
+    text += surrogates.replace("TS", str(T0 + 60 * 20))
+    text += "\n" + "not json\n" + _lines(sessions[20:])
+    surrogates = '{"account_id": "a\\udc00", "ts": TS, "ip": "1.2.3.5"}\n'
+    text += surrogates.replace("TS", str(T0 + 60 * 41))
+    log = tmp_path / "awkward.jsonl"
+    log.write_text(text, encoding="utf-8")
+    return log
+
+
+def _run(
+    tmp_path: Path, inputs: list[str], workers: str, *options: str
+) -> tuple[bytes, bytes, dict[str, Any], int]:
+    out = tmp_path / f"out-{workers}"
+    rejects = tmp_path / f"rejects-{workers}"
+    summary = tmp_path / f"summary-{workers}.json"
+    code = main(
+        ["check", *inputs, "--workers", workers, "-o", str(out), "--rejects", str(rejects),
+         "--summary-json", str(summary), "-q", *options]
+    )  # fmt: skip
+    counts = json.loads(summary.read_text(encoding="utf-8"))
+    for timing in ("seconds", "lines_per_second"):
+        counts.pop(timing, None)
+    return out.read_bytes(), rejects.read_bytes(), counts, code
+
+
+@pytest.mark.parametrize(
+    "options",
+    [(), ("--by", "account"), ("--format", "csv"), ("--sort", "never", "--max-skew", "30")],
+)
+def test_two_stages_write_reject_and_count_what_one_process_does(
+    tmp_path: Path, awkward_log: Path, options: tuple[str, ...]
+) -> None:
+    inputs = [str(awkward_log), str(FIXTURES / "labelled.jsonl")]
+    one = _run(tmp_path, inputs, "1", *options)
+    two = _run(tmp_path, inputs, "2", *options)
+    assert two == one
+    _, rejects, counts, code = two
+    assert code == 0
+    assert counts["blank"] == 1 and counts["rejects"] >= 4  # no JSON; no account; 2 texts
+    assert rejects.count(b"unable to parse raw data as a unicode string") == 2
+    if "never" in options:  # streamed as it is: one line comes too late
+        assert counts["order"]["late"] >= 1
+
+
+def test_a_line_far_ahead_is_finished_with_its_warning(checker: Checker) -> None:
+    begun = checker.begin(checker.prepare(make_session()), session_id="x:1")
+    message = pipelined._Login(7, "x", 1, 3_600.0, begun)
+    outcome = pipelined._outcome(checker, message, checker.config.time_zone)
+    assert outcome.report is not None
+    assert outcome.report.warnings[-1] == (
+        "checked out of time order: 3600 s ahead of the other lines"
+    )
+
+
+def test_a_login_messagepack_cannot_carry_goes_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader sends whole what its encoder refuses; the parent checks it from the
+    start, with the same report. (Validation refuses the values MessagePack cannot
+    carry that we know of, lone surrogates; this is the net under the ones we don't.)"""
+    sessions = [
+        make_session(session_id=f"s{n}", account_id=f"a{n % 3}", ts=T0 + 60 * n,
+                     ip="192.0.2.99" if n % 4 == 1 else "1.2.3.4")
+        for n in range(12)
+    ]  # fmt: skip
+    log = tmp_path / "log.jsonl"
+    log.write_text(_lines(sessions), encoding="utf-8")
+
+    def refuse_one(value: Any) -> Any:
+        if str(value) == "192.0.2.99":
+            raise NotImplementedError("cannot be sent")
+        return pipelined._address_text(value)
+
+    monkeypatch.setattr(pipelined, "_ENCODE", msgspec.msgpack.Encoder(enc_hook=refuse_one).encode)
+    wholes: list[int] = []
+    real_whole = pipelined._whole
+
+    def counted(checker: Checker, message: Any, naive_tz: Any) -> Any:
+        wholes.append(message.seq)
+        return real_whole(checker, message, naive_tz)
+
+    monkeypatch.setattr(pipelined, "_whole", counted)
+    one = _run(tmp_path, [str(log)], "1")
+    two = _run(tmp_path, [str(log)], "2")
+    assert two == one
+    assert sorted(wholes) == [1, 5, 9]
+
+
+def test_a_begun_login_survives_the_pipe(checker: Checker) -> None:
+    """What the parent finishes is what the reader began: addresses come back as the
+    same objects, everything else as it was."""
+    prepared = checker.prepare(make_session(ip="2001:db8::1"))
+    begun = checker.begin(prepared, session_id="x:1", now=None)
+    data = msgspec.msgpack.Encoder(enc_hook=pipelined._address_text).encode(begun)
+    back = pipelined._with_addresses(msgspec.msgpack.Decoder(Begun).decode(data))
+    assert back == begun
+    assert type(back.session.ip) is type(begun.session.ip)
+
+
+def test_a_reader_that_fails_fails_the_run(
+    tmp_path: Path, awkward_log: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A reader that dies leaves the parent an unfinished pipe: exit 1 and one line
+    saying so, never a hang or a partial output."""
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:  # pragma: no cover - in the reader
+        raise RuntimeError("reader broke")
+
+    monkeypatch.setattr(Checker, "begin", broken)
+    out = tmp_path / "out.jsonl"
+    assert main(["check", str(awkward_log), "--workers", "2", "-o", str(out), "-q"]) == 1
+    assert "a worker process failed" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_two_workers_with_whois_shard_by_account() -> None:
+    """The whois record stays in the process that looked it up, so --whois runs shard;
+    so do more workers than two."""
+    from types import SimpleNamespace
+
+    from fingerprint.batch import BatchOptions
+    from fingerprint.config import CheckerConfig
+
+    def pipelined_for(workers: int, whois: bool) -> bool:
+        options = BatchOptions([], CheckerConfig(), workers=workers)
+        checker: Any = SimpleNamespace(config=SimpleNamespace(whois=whois))
+        return batch._pipelined(options, checker)
+
+    assert pipelined_for(2, whois=False)
+    assert not pipelined_for(2, whois=True)
+    assert not pipelined_for(3, whois=False)
+    assert not pipelined_for(1, whois=False)
