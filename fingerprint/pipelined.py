@@ -32,6 +32,7 @@ import msgspec
 from fingerprint.checker import Begun, Checker
 from fingerprint.errors import InvalidSessionError
 from fingerprint.inputs import Blank, LazyItem, Line, Reject, Text
+from fingerprint.memo import BoundedMemo
 from fingerprint.pipeline import (
     InputOrder,
     OrderStats,
@@ -101,7 +102,11 @@ _FRAME_MESSAGES = 64  # a frame costs a write and a read; the parent waits for a
 
 
 def _address_text(value: Any) -> Any:
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+    """An IP address as it travels: IPv4 as its integer (read back in ~0.3 µs, where
+    parsing the text takes ~2 µs), IPv6 as its text."""
+    if isinstance(value, ipaddress.IPv4Address):
+        return int(value)
+    if isinstance(value, ipaddress.IPv6Address):
         return str(value)
     raise NotImplementedError(f"{type(value).__name__} cannot be sent")
 
@@ -291,9 +296,22 @@ def _whole(checker: Checker, message: _Whole, naive_tz: Any) -> Outcome:
 
 
 def _with_addresses(begun: Begun) -> Begun:
-    """The begun login with its addresses as objects again (they travel as text)."""
-    session = begun.session
-    msgspec.structs.force_setattr(session, "ip", ipaddress.ip_address(session.ip))
-    network = begun.features.network
-    msgspec.structs.force_setattr(network, "ip", ipaddress.ip_address(network.ip))
+    """The begun login with its addresses as objects again (:func:`_address_text`)."""
+    session, network = begun.session, begun.features.network
+    # As they travel, whatever the records' types say: integers (IPv4) or text (IPv6).
+    sent: Any = session.ip
+    sent_network: Any = network.ip
+    address = _address(sent)
+    network_address = address if sent_network == sent else _address(sent_network)
+    msgspec.structs.force_setattr(session, "ip", address)
+    msgspec.structs.force_setattr(network, "ip", network_address)
     return begun
+
+
+def _address_of(sent: int | str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.IPv4Address(sent) if isinstance(sent, int) else ipaddress.IPv6Address(sent)
+
+
+# The parent's share of the work is the larger: each address is read back once per
+# login (the session's; the network record's is the same one) and remembered.
+_address = BoundedMemo(4_096, _address_of).__getitem__

@@ -82,7 +82,8 @@ def test_two_stages_write_reject_and_count_what_one_process_does(
 
 def test_a_line_far_ahead_is_finished_with_its_warning(checker: Checker) -> None:
     begun = checker.begin(checker.prepare(make_session()), session_id="x:1")
-    message = pipelined._Login(7, "x", 1, 3_600.0, begun)
+    sent = pipelined._ENCODE(pipelined._Frame(0, [pipelined._Login(7, "x", 1, 3_600.0, begun)]))
+    (message,) = pipelined._DECODE(sent).messages
     outcome = pipelined._outcome(checker, message, checker.config.time_zone)
     assert outcome.report is not None
     assert outcome.report.warnings[-1] == (
@@ -127,12 +128,14 @@ def test_a_login_messagepack_cannot_carry_goes_whole(
 def test_a_begun_login_survives_the_pipe(checker: Checker) -> None:
     """What the parent finishes is what the reader began: addresses come back as the
     same objects, everything else as it was."""
-    prepared = checker.prepare(make_session(ip="2001:db8::1"))
-    begun = checker.begin(prepared, session_id="x:1", now=None)
-    data = msgspec.msgpack.Encoder(enc_hook=pipelined._address_text).encode(begun)
-    back = pipelined._with_addresses(msgspec.msgpack.Decoder(Begun).decode(data))
-    assert back == begun
-    assert type(back.session.ip) is type(begun.session.ip)
+    for ip in ("2001:db8::1", "1.2.3.4", "::ffff:1.2.3.4"):
+        prepared = checker.prepare(make_session(ip=ip))
+        begun = checker.begin(prepared, session_id="x:1", now=None)
+        data = pipelined._ENCODE(begun)
+        back = pipelined._with_addresses(msgspec.msgpack.Decoder(Begun).decode(data))
+        assert back == begun
+        assert type(back.session.ip) is type(begun.session.ip)
+        assert back.features.network.ip == begun.features.network.ip
 
 
 def test_a_reader_that_fails_fails_the_run(
