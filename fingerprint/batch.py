@@ -118,8 +118,8 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
 def _pipelined(options: BatchOptions, checker: Checker) -> bool:
     """Two workers run as two stages (:mod:`fingerprint.pipelined`): one reads and
     begins each login, one keeps the history and finishes it. Generator's 200k
-    lines: 1.67-1.72x one worker's throughput, where two account shards gave 1.51x
-    (benchmarks/README.md). Not with ``--whois``: its lookups' records stay in the
+    lines: 1.66-1.75x one worker's throughput, where two account shards gave
+    1.48-1.50x (benchmarks/README.md). Not with ``--whois``: its lookups' records stay in the
     process that made them. More workers shard by account."""
     return options.workers == 2 and not checker.config.whois
 

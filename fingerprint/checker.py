@@ -338,18 +338,17 @@ class Checker:
         record it found stays in this process."""
         clock = self._now(now)
         pending = self._begin(prepared, session_id, late_by, clock)
+        ctx = pending.ctx
         # This process keeps the device memo, so the verdict is remembered here: before
         # the history checks, not after them as check() does. A verdict is the same
         # whenever it is made (the memo's tests hold a hit to a fresh check).
         if pending.key is not None and pending.verdict is None and not pending.run.failed:
-            ctx = pending.ctx
             verdict = DeviceVerdict(
                 features=ctx.features.device,
                 identity=content_identity(ctx.identity),
                 outcomes=pending.run.device,
             )
             pending.engine.device_memo.put(pending.key, verdict)
-        ctx = pending.ctx
         return Begun(
             session=ctx.session,
             features=ctx.features,
@@ -683,7 +682,7 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
 class Begun(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """A login :meth:`Checker.begin` has begun, for :meth:`Checker.finish` in another
     process: what the history stage and the checks after it read. Passed as
-    MessagePack (:mod:`fingerprint.pipelined`), IP addresses as their text."""
+    MessagePack (:mod:`fingerprint.pipelined`, which sends the IP addresses)."""
 
     session: Session
     features: Features

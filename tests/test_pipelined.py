@@ -108,7 +108,7 @@ def test_a_login_messagepack_cannot_carry_goes_whole(
     def refuse_one(value: Any) -> Any:
         if str(value) == "192.0.2.99":
             raise NotImplementedError("cannot be sent")
-        return pipelined._address_text(value)
+        return pipelined._address_sent(value)
 
     monkeypatch.setattr(pipelined, "_ENCODE", msgspec.msgpack.Encoder(enc_hook=refuse_one).encode)
     wholes: list[int] = []

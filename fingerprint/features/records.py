@@ -14,8 +14,9 @@ from fingerprint.model import AnonymousIpFlags, AsnInfo, GeoInfo, UserAgentInfo
 from fingerprint.session import IPAddress
 
 # The address as msgspec sees it: anything (it holds an ipaddress object, which a
-# two-process run passes as its text and turns back, fingerprint.pipelined); msgspec
-# cannot decode a union of two classes of its own. Type checkers see the address.
+# two-process run sends as an integer or text and turns back, fingerprint.pipelined);
+# msgspec cannot decode a union of two classes of its own. Type checkers see the
+# address.
 if TYPE_CHECKING:
     _Address = IPAddress
 else:
