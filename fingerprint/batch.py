@@ -216,6 +216,9 @@ def _run_pipelined(
         )
         try:
             reader.start()
+        except BaseException:
+            os.close(incoming_fd)
+            raise
         finally:
             os.close(outgoing_fd)  # the reader's alone: its end is this pipe's end
     incoming = open(incoming_fd, "rb", buffering=_ROWS_BUFFER)  # noqa: SIM115 - see finally
@@ -255,14 +258,16 @@ def _run_pipelined(
 
 
 # Linux lets a pipe hold 1 MiB (its default maximum for any user) instead of 64 KiB,
-# so the reader can run several frames ahead of the parent.
-_F_SETPIPE_SZ = 1031
+# so the reader can run several frames ahead of the parent. Elsewhere pipes stay as
+# they are: the reader then waits for the parent sooner, nothing else changes.
 _PIPE_BYTES = 1 << 20
 
 
 def _widen(fd: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), _PIPE_BYTES)
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, set_size, _PIPE_BYTES)
 
 
 # The reader's exit status when a stop signal reached it alone: 128 + the signal's
