@@ -1,6 +1,9 @@
-"""Batch runs over session logs, in one process or sharded across several.
+"""Batch runs over session logs: in one process, in two stages (two workers), or
+sharded across several.
 
-Sharding is by account (so each account's history lives in one process). A worker
+Two workers are a reader that begins each login and a parent that keeps all of
+history, finishes each check and writes (:mod:`fingerprint.pipelined`). With more,
+sharding is by account (so each account's history lives in one process). A worker
 checks its accounts' lines and records what the other workers observed of theirs
 (their devices' and addresses' accounts, identity links; :mod:`fingerprint.exchange`),
 so the reports are identical to a one-process run. Each worker writes formatted rows
