@@ -164,8 +164,6 @@ def _run_single(
 ) -> RunStats:
     stats = RunStats(files=len(options.paths))
     stats.order.merge(plan.stats)
-    fmt = RowFormat(options.fmt, options.by_account)
-    rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
     update = sinks.progress.update if sinks.progress else None
     items = plan.items(update, on_shrunk=stats.add_shrunk_input)
     stream = check_stream(
@@ -176,19 +174,33 @@ def _run_single(
         stats=stats.order,
     )
     try:
-        sinks.output.write(fmt.header)
-        for outcome in _counted(stream, stats, sinks.progress, sinks.warn):
-            _emit(outcome, options, fmt, sinks, rollup)
-        if rollup is not None:
-            _write_accounts(rollup, options, fmt, sinks.output, stats)
-        if sinks.progress is not None:
-            sinks.progress.lines(stats.lines)
+        _write_outcomes(stream, options, sinks, checker, stats)
     except KeyboardInterrupt as interrupt:
         stats.interrupted = True
         raise Interrupted(stats, signal_number(interrupt)) from None
     finally:
         _close(checker, stats)
     return stats
+
+
+def _write_outcomes(
+    outcomes: Iterator[Outcome],
+    options: BatchOptions,
+    sinks: BatchSinks,
+    checker: Checker,
+    stats: RunStats,
+) -> None:
+    """Write and count the outcomes of a run whose process writes them itself (one
+    process, or the parent of two stages): rows in input order, then accounts."""
+    fmt = RowFormat(options.fmt, options.by_account)
+    rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
+    sinks.output.write(fmt.header)
+    for outcome in _counted(outcomes, stats, sinks.progress, sinks.warn):
+        _emit(outcome, options, fmt, sinks, rollup)
+    if rollup is not None:
+        _write_accounts(rollup, options, fmt, sinks.output, stats)
+    if sinks.progress is not None:
+        sinks.progress.lines(stats.lines)
 
 
 # --- two stages (fingerprint.pipelined) ----------------------------------------------
@@ -203,8 +215,6 @@ def _run_pipelined(
     context = multiprocessing.get_context("fork")
     stats = RunStats(files=len(options.paths))
     stats.order.merge(plan.stats)
-    fmt = RowFormat(options.fmt, options.by_account)
-    rollup = AccountRollup(_grade_order(checker), None) if options.by_account else None
     progress = sinks.progress
     incoming_fd, outgoing_fd = os.pipe()
     _widen(outgoing_fd)
@@ -233,15 +243,8 @@ def _run_pipelined(
             on_bytes=progress.update if progress is not None else None,
             on_shrunk=stats.add_shrunk_input,
         )
-        sinks.output.write(fmt.header)
-        checked = _or_reader_failed(outcomes, reader)
-        for outcome in _counted(checked, stats, progress, sinks.warn):
-            _emit(outcome, options, fmt, sinks, rollup)
+        _write_outcomes(_or_reader_failed(outcomes, reader), options, sinks, checker, stats)
         reader.join()
-        if rollup is not None:
-            _write_accounts(rollup, options, fmt, sinks.output, stats)
-        if progress is not None:
-            progress.lines(stats.lines)
     except KeyboardInterrupt as interrupt:
         signum = signal_number(interrupt)
         with signals_deferred():

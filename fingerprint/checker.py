@@ -342,13 +342,7 @@ class Checker:
         # This process keeps the device memo, so the verdict is remembered here: before
         # the history checks, not after them as check() does. A verdict is the same
         # whenever it is made (the memo's tests hold a hit to a fresh check).
-        if pending.key is not None and pending.verdict is None and not pending.run.failed:
-            verdict = DeviceVerdict(
-                features=ctx.features.device,
-                identity=content_identity(ctx.identity),
-                outcomes=pending.run.device,
-            )
-            pending.engine.device_memo.put(pending.key, verdict)
+        _remember_verdict(pending)
         return Begun(
             session=ctx.session,
             features=ctx.features,
@@ -497,13 +491,7 @@ class Checker:
             first.identity,
         )
         run_checks(engine.history_checks, ctx, codes=engine.rules.codes.codes, known=None, run=run)
-        if pending.key is not None and pending.verdict is None and not run.failed:
-            verdict = DeviceVerdict(
-                features=ctx.features.device,
-                identity=content_identity(ctx.identity),
-                outcomes=run.device,
-            )
-            engine.device_memo.put(pending.key, verdict)
+        _remember_verdict(pending)
         report = graded_report(
             grader=engine.grader,
             sid=pending.sid,
@@ -667,6 +655,20 @@ class Checker:
         if history is None or request is None:
             return None
         return stability_by_window(request, history.account_events, event, self.config.time_zone)
+
+
+def _remember_verdict(pending: _Pending) -> None:
+    """Keep the device verdict a login made (a memo miss whose checks all ran) for the
+    next login with the same device content."""
+    if pending.key is None or pending.verdict is not None or pending.run.failed:
+        return
+    ctx = pending.ctx
+    verdict = DeviceVerdict(
+        features=ctx.features.device,
+        identity=content_identity(ctx.identity),
+        outcomes=pending.run.device,
+    )
+    pending.engine.device_memo.put(pending.key, verdict)
 
 
 class Prepared(msgspec.Struct, frozen=True, kw_only=True):
