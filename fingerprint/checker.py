@@ -344,7 +344,7 @@ class Checker:
         # whenever it is made (the memo's tests hold a hit to a fresh check).
         _remember_verdict(pending)
         return Begun(
-            session=ctx.session,
+            session=_for_finish(ctx.session),
             features=ctx.features,
             identity=ctx.identity,
             run=pending.run,
@@ -657,6 +657,30 @@ class Checker:
         return stability_by_window(request, history.account_events, event, self.config.time_zone)
 
 
+# What only the first half reads of a session: the device verdict, the device features
+# and the session checks read these, the history checks, the grade and the report
+# never do. A begun login leaves them behind: on the generator's log the session
+# travels in ~710 bytes instead of ~1,550, and the finishing process decodes it in
+# ~2.5 instead of ~7.0 µs (the encoder spends about what the replace costs).
+_FIRST_HALF_DEVICE = {
+    name: None
+    for name in (
+        "build_fingerprint", "cpu_abi", "sensors", "battery", "screen", "system_props",
+        "files_present", "installed_packages", "hooks", "sim", "hardware", "board",
+        "product", "cpu_info", "kernel_version",
+    )
+}  # fmt: skip
+_FIRST_HALF_SESSION = {"user_agent": None, "app": None}
+
+
+def _for_finish(session: Session) -> Session:
+    """The session as :meth:`Checker.finish` reads it: less the first half's fields."""
+    device = session.device
+    if device is not None:
+        device = msgspec.structs.replace(device, **_FIRST_HALF_DEVICE)
+    return msgspec.structs.replace(session, device=device, **_FIRST_HALF_SESSION)
+
+
 def _remember_verdict(pending: _Pending) -> None:
     """Keep the device verdict a login made (a memo miss whose checks all ran) for the
     next login with the same device content."""
@@ -686,7 +710,7 @@ class Begun(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     process: what the history stage and the checks after it read. Passed as
     MessagePack (:mod:`fingerprint.pipelined`, which sends the IP addresses)."""
 
-    session: Session
+    session: Session  # less what only the first half reads (_for_finish)
     features: Features
     identity: DeviceIdentity
     run: CheckRun

@@ -171,3 +171,18 @@ def test_two_workers_with_whois_shard_by_account() -> None:
     assert not pipelined_for(2, whois=True)
     assert not pipelined_for(3, whois=False)
     assert not pipelined_for(1, whois=False)
+
+
+def test_finishing_reads_nothing_the_begun_login_left_behind(tmp_path: Path) -> None:
+    """A begun login travels without the fields only the first half reads (the device
+    verdict, the session checks): on the sets that exercise the history checks most
+    (identity, held-out devices and networks), two stages still report as one."""
+    inputs = [
+        str(FIXTURES / "identity" / "devices.jsonl"),
+        str(FIXTURES / "heldout" / "emulator.jsonl"),
+        str(FIXTURES / "heldout" / "network.jsonl"),
+    ]
+    one = _run(tmp_path, inputs, "1")
+    two = _run(tmp_path, inputs, "2")
+    assert two == one
+    assert one[0].count(b'"device_reset"') > 0  # the identity checks ran on these
