@@ -345,7 +345,7 @@ class Checker:
         _remember_verdict(pending)
         return Begun(
             session=_for_finish(ctx.session),
-            features=ctx.features,
+            features=_features_for_finish(ctx.features),
             identity=ctx.identity,
             run=pending.run,
             event=pending.event,
@@ -681,6 +681,13 @@ def _for_finish(session: Session) -> Session:
     return msgspec.structs.replace(session, device=device, **_FIRST_HALF_SESSION)
 
 
+def _features_for_finish(features: Features) -> Features:
+    """The features as :meth:`Checker.finish` reads them: less the parsed user agent,
+    which only a session check reads (~1 µs less to decode)."""
+    device = msgspec.structs.replace(features.device, ua=None)
+    return msgspec.structs.replace(features, device=device)
+
+
 def _remember_verdict(pending: _Pending) -> None:
     """Keep the device verdict a login made (a memo miss whose checks all ran) for the
     next login with the same device content."""
@@ -710,7 +717,8 @@ class Begun(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     process: what the history stage and the checks after it read. Passed as
     MessagePack (:mod:`fingerprint.pipelined`, which sends the IP addresses)."""
 
-    session: Session  # less what only the first half reads (_for_finish)
+    # Less what only the first half reads (_for_finish, _features_for_finish).
+    session: Session
     features: Features
     identity: DeviceIdentity
     run: CheckRun

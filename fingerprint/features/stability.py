@@ -75,7 +75,14 @@ class Stability(NamedTuple):
     relay_logins: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
+        # _asdict() without its extra call: two windows in every report.
+        return dict(zip(_STABILITY_FIELDS, self, strict=True))
+
+
+_STABILITY_FIELDS = Stability._fields
+# Built as a tuple, not through the named tuple's __new__ (a Python function of 21
+# arguments): ~0.4 µs less per window.
+_new_stability = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,7 +213,9 @@ def account_stability_windows(
         if previous is not None and previous.sessions == sessions:
             # The same logins as the last window: the same numbers, but the window
             # (positional, not _replace(): 0.3 instead of 0.9 µs).
-            results[k] = Stability(round(windows_seconds[k] / DAY, 2), *previous[1:])
+            results[k] = _new_stability(
+                Stability, (round(windows_seconds[k] / DAY, 2), *previous[1:])
+            )
             continue
         results[k] = previous = _snapshot(
             windows_seconds[k], current, unusual_hour_share,
@@ -258,8 +267,8 @@ def _snapshot(
         new_province = False
     else:
         new_province = True if len(provinces) - (None in provinces) else None
-    # Positional arguments in field order: keywords cost ~0.6 µs more per tuple.
-    return Stability(
+    # In field order (see _new_stability).
+    return _new_stability(Stability, (
         round(window / DAY, 2),  # window_days
         sessions,
         len(devices),  # devices
@@ -286,7 +295,7 @@ def _snapshot(
         anonymised,  # anonymised_logins
         round(anonymised / (sessions + 1), 4),  # anonymised_share
         relays,  # relay_logins
-    )
+    ))  # fmt: skip
 
 
 def _new_from(value: str | None, still_open: bool, known: bool) -> bool | None:
