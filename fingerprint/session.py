@@ -278,21 +278,22 @@ def _fast_session(record: Mapping[str, Any], naive_tz: tzinfo) -> Session | None
 
 
 # MessagePack encodes text as UTF-8, so it finds a lone surrogate anywhere in a record
-# (~0.5 µs for a whole session); any other value it cannot encode is not its question.
+# (~0.5 µs for a whole session).
 _UTF8_CHECK = msgspec.msgpack.Encoder(enc_hook=lambda value: None).encode
 
 
 def _has_lone_surrogate(record: Mapping[str, Any]) -> bool:
-    """Whether some text of the record holds a lone surrogate (``"\\ud800"`` in JSON,
-    which only the standard library's decoder reads). The reference refuses such text
-    as no valid string, naming its field; msgspec would take it, and the report could
-    not be written as JSON."""
+    """Whether some text of the record may hold a lone surrogate (``"\\ud800"`` in
+    JSON, which only the standard library's decoder reads). The reference refuses such
+    text as no valid string, naming its field; msgspec would take it, and the report
+    could not be written as JSON. A value the encoder cannot take (an integer beyond
+    64 bits) stops it before it has read the texts after it: then the reference
+    answers too (such records are rare, and it answers for all of them alike)."""
     try:
         _UTF8_CHECK(record)
-    except UnicodeEncodeError:
+    except (UnicodeEncodeError, TypeError, ValueError, OverflowError, RecursionError,
+            msgspec.EncodeError):  # fmt: skip
         return True
-    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
-        return False  # not text: the checks that follow answer for it
     return False
 
 

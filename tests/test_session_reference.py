@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -387,6 +387,11 @@ surrogate_texts = st.builds(
 
 @SETTINGS
 @given(mutated(surrogate_texts), st.sampled_from(ZONES))
+@example(  # found by this test: the integer stopped the encoder before the text
+    {"account_id": "0", "ts": 700000000, "ip": "0.0.0.0",
+     "device": {"platform": "Android", "system_props": {"": -(2**63) - 1, "b": "\ud800"}}},
+    ZONES[0],
+)  # fmt: skip
 def test_records_with_a_lone_surrogate_in_a_text(record: Any, naive_tz: tzinfo) -> None:
     check_record(record, naive_tz)
 
