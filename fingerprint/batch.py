@@ -36,10 +36,10 @@ from fingerprint.errors import FingerprintError
 from fingerprint.exchange import Inbox, Peers
 from fingerprint.outputs import RowFormat, jsonl_line
 from fingerprint.pipeline import MAX_HELD_LINES, Outcome, Shard, check_stream
-from fingerprint.pipelined import finished, read_and_begin
+from fingerprint.pipelined import Gate, answer_gate, finished, read_and_begin
 from fingerprint.rollup import AccountRollup
 from fingerprint.runner import RunStats
-from fingerprint.sorting import InputPlan, OrderOptions, SortMode, open_plan
+from fingerprint.sorting import InputPlan, OrderOptions, SortMode, open_plan, scan_plan, sort_plan
 from fingerprint.stopping import (
     STOP_SIGNALS,
     become_worker,
@@ -107,14 +107,17 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
         checker.config.time_zone,
         shards=1 if pipelined else options.workers,  # only shards read the scan's owners
     )
+    # Two stages scan while the reader begins lines (fingerprint.pipelined's notes).
+    overlap = pipelined and options.sort == "auto"
     with (
         _young_collections_spaced(),
-        open_plan(options.paths, order) as plan,  # its temporary files go with it
+        # Its temporary files go with it.
+        open_plan(options.paths, order, scan=not overlap) as plan,
     ):
         if options.workers <= 1:
             return _run_single(options, sinks, checker, plan)
         if pipelined:
-            return _run_pipelined(options, sinks, checker, plan)
+            return _run_pipelined(options, sinks, checker, plan, order if overlap else None)
         return _run_sharded(options, sinks, checker, plan)
 
 
@@ -207,35 +210,27 @@ def _write_outcomes(
 
 
 def _run_pipelined(
-    options: BatchOptions, sinks: BatchSinks, checker: Checker, plan: InputPlan
+    options: BatchOptions,
+    sinks: BatchSinks,
+    checker: Checker,
+    plan: InputPlan,
+    unscanned: OrderOptions | None = None,
 ) -> RunStats:
     """The reader is a forked child; this process finishes the checks and writes, as
     ``_run_single`` does. A reader that fails stops the run (exit 1); one that alone
-    received a stop signal stops it as an interrupt."""
-    context = multiprocessing.get_context("fork")
+    received a stop signal stops it as an interrupt. ``unscanned``: the plan is not
+    scanned yet; this process scans it while the reader begins lines, then lets the
+    reader go on, or stops it, sorts and starts another."""
     stats = RunStats(files=len(options.paths))
-    stats.order.merge(plan.stats)
     progress = sinks.progress
-    incoming_fd, outgoing_fd = os.pipe()
-    _widen(outgoing_fd)
-    # If this process dies before removing them, the reader removes these.
-    leftovers = [*sinks.temporaries, *plan.folders]
-    with signals_deferred():  # the child must install its own handlers first
-        reader = context.Process(
-            target=_reader_main,
-            args=(options, checker, plan, outgoing_fd, incoming_fd),
-            kwargs={"parent": os.getpid(), "leftovers": leftovers},
-            daemon=True,
-        )
-        try:
-            reader.start()
-        except BaseException:
-            os.close(incoming_fd)
-            raise
-        finally:
-            os.close(outgoing_fd)  # the reader's alone: its end is this pipe's end
-    incoming = open(incoming_fd, "rb", buffering=_ROWS_BUFFER)  # noqa: SIM115 - see finally
+    reader: Any = None
+    incoming: IO[bytes] | None = None
     try:
+        if unscanned is None:
+            reader, incoming = _start_reader(options, sinks, checker, plan)
+        else:
+            reader, incoming = _start_reader_overlapped(options, sinks, checker, plan, unscanned)
+        stats.order.merge(plan.stats)
         outcomes = finished(
             checker,
             incoming,
@@ -248,19 +243,83 @@ def _run_pipelined(
     except KeyboardInterrupt as interrupt:
         signum = signal_number(interrupt)
         with signals_deferred():
-            _stop([reader], signum)
+            _stop([reader] if reader is not None else [], signum)
         stats.interrupted = True
         raise Interrupted(stats, signum) from None
     except BaseException:
         with signals_deferred():
-            _stop([reader], signal.SIGTERM)
+            _stop([reader] if reader is not None else [], signal.SIGTERM)
         raise
     finally:
         # Only now: the reader stops on the signal passed on, never on a pipe closed
         # under it mid-write.
-        incoming.close()
+        if incoming is not None:
+            incoming.close()
         _close(checker, stats)
     return stats
+
+
+def _start_reader_overlapped(
+    options: BatchOptions,
+    sinks: BatchSinks,
+    checker: Checker,
+    plan: InputPlan,
+    order: OrderOptions,
+) -> tuple[Any, IO[bytes]]:
+    """Start the reader on the input as it streams, then scan it here meanwhile: the
+    reader goes on if the input streams as it is; else it is stopped (its work
+    dropped unseen), the input sorted, and another reader started."""
+    gate_out, gate_in = os.pipe()
+    try:
+        reader, incoming = _start_reader(options, sinks, checker, plan, gate=(gate_out, gate_in))
+    except BaseException:
+        os.close(gate_in)
+        raise
+    finally:
+        os.close(gate_out)  # the reader's end
+    streams = False
+    try:
+        streams = scan_plan(plan, order)
+    finally:
+        answer_gate(gate_in, go=streams)  # a scan that failed stops the reader too
+        if not streams:
+            reader.join()
+            incoming.close()
+    if streams:
+        return reader, incoming
+    sort_plan(plan)
+    return _start_reader(options, sinks, checker, plan)
+
+
+def _start_reader(
+    options: BatchOptions,
+    sinks: BatchSinks,
+    checker: Checker,
+    plan: InputPlan,
+    gate: tuple[int, int] | None = None,
+) -> tuple[Any, IO[bytes]]:
+    """Fork the reader; return it and the pipe it sends its frames down. ``gate``:
+    the (reader's, this process's) ends of the pipe that answers :class:`Gate`."""
+    context = multiprocessing.get_context("fork")
+    incoming_fd, outgoing_fd = os.pipe()
+    _widen(outgoing_fd)
+    # If this process dies before removing them, the reader removes these.
+    leftovers = [*sinks.temporaries, *plan.folders]
+    with signals_deferred():  # the child must install its own handlers first
+        reader = context.Process(
+            target=_reader_main,
+            args=(options, checker, plan, outgoing_fd, incoming_fd),
+            kwargs={"parent": os.getpid(), "leftovers": leftovers, "gate": gate},
+            daemon=True,
+        )
+        try:
+            reader.start()
+        except BaseException:
+            os.close(incoming_fd)
+            raise
+        finally:
+            os.close(outgoing_fd)  # the reader's alone: its end is this pipe's end
+    return reader, open(incoming_fd, "rb", buffering=_ROWS_BUFFER)
 
 
 # Linux lets a pipe hold 1 MiB (its default maximum for any user) instead of 64 KiB,
@@ -302,18 +361,24 @@ def _reader_main(
     *,
     parent: int,
     leftovers: list[str],
+    gate: tuple[int, int] | None = None,
 ) -> None:
     become_worker(parent, lambda: _remove(leftovers))
     os.close(incoming_fd)  # the parent's end
+    if gate is not None:
+        os.close(gate[1])  # the parent's end
     try:
         with open(outgoing_fd, "wb", buffering=_ROWS_BUFFER) as out:
-            read_and_begin(
+            sent = read_and_begin(
                 checker,
                 plan.items,
                 out,
                 max_skew=options.max_skew,
                 max_lines=options.max_held_lines,
+                gate=Gate(gate[0]) if gate is not None else None,
             )
+        if not sent and orphaned(parent):  # the gate closed with the parent
+            _remove(leftovers)
     except BrokenPipeError:
         # The parent closed its end: it is stopping the run (a signal, an error, a
         # full disk) and says why itself. The stop signal it passes on must not cut

@@ -29,6 +29,7 @@ import itertools
 import os
 import pickle
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -122,31 +123,70 @@ class InputPlan:
 
 
 @contextmanager
-def open_plan(paths: list[str], options: OrderOptions) -> Iterator[InputPlan]:
+def open_plan(paths: list[str], options: OrderOptions, *, scan: bool = True) -> Iterator[InputPlan]:
     """Scan (unless ``never``), sort when needed, and remove every temporary file on
-    the way out, whatever the way out is."""
+    the way out, whatever the way out is. ``scan=False``: the plan as the input
+    streams, for :func:`scan_plan` and :func:`sort_plan` later (a two-stage run
+    begins lines while its other process scans)."""
     with tempfile.TemporaryDirectory(prefix="fingerprint-sort-") as scratch:
-        yield plan_input(paths, options, Path(scratch))
+        plan = streaming_plan(paths, options, Path(scratch))
+        if scan and not scan_plan(plan, options):
+            sort_plan(plan)
+        yield plan
 
 
 def plan_input(paths: list[str], options: OrderOptions, scratch: Path) -> InputPlan:
+    plan = streaming_plan(paths, options, scratch)
+    if not scan_plan(plan, options):
+        sort_plan(plan)
+    return plan
+
+
+def streaming_plan(paths: list[str], options: OrderOptions, scratch: Path) -> InputPlan:
+    """The input as it streams, not yet scanned; stdin, which can be read only once,
+    copied to ``scratch`` first when a scan will read it."""
     sources = [_Source(p, p) for p in paths]
     plan = InputPlan(sources, naive_tz=options.naive_tz, folders=[str(scratch)])
     if options.sort == "never":
         return plan
-    for source in sources:
+    for index, source in enumerate(sources):
         if source.path == "-":  # read once only: keep a copy to read again
             source.real = str(scratch / "stdin")
             with open(source.real, "wb") as copy:
                 shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+        elif _read_once(source.path):  # a FIFO, <(zcat log.gz), a device: the same
+            source.real = str(scratch / f"input-{index}")
+            with open(source.path, "rb") as original, open(source.real, "wb") as copy:
+                shutil.copyfileobj(original, copy, 1 << 20)
+    return plan
+
+
+def _read_once(path: str) -> bool:
+    """Not a regular file: what the scan reads, a second read would not find again
+    (or would share with the scan, read at the same time)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # reading it reports why
+        return False
+
+
+def scan_plan(plan: InputPlan, options: OrderOptions) -> bool:
+    """Scan a :func:`streaming_plan` (unless ``never``): True when the input streams
+    as it is, False when :func:`sort_plan` must sort it."""
+    if options.sort == "never":
+        return True
     heads = ScannedHeads.for_shards(options.shards)
-    plan.stats = _scan(sources, options, heads)
+    plan.stats = _scan(plan.sources, options, heads)
     if options.sort == "auto" and plan.stats.in_order:
         plan.heads = heads
-        return plan
+        return True
+    return False
+
+
+def sort_plan(plan: InputPlan) -> None:
+    """Sort a scanned plan by time, in its temporary folder (see the module's notes)."""
     plan.stats.sorted = True
-    _sort(plan, scratch)
-    return plan
+    _sort(plan, Path(plan.folders[0]))
 
 
 # --- scan -----------------------------------------------------------------------------

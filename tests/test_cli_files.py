@@ -393,8 +393,8 @@ def test_workers_read_again_the_lines_of_an_input_rewritten_after_the_scan(
     planned: list[Any] = []
 
     @contextlib.contextmanager
-    def rewriting(paths: list[str], options: Any) -> Any:
-        with real_open_plan(paths, options) as plan:
+    def rewriting(paths: list[str], options: Any, **kwargs: Any) -> Any:
+        with real_open_plan(paths, options, **kwargs) as plan:
             planned.append(plan.heads)
             log.write_text(rewritten, encoding="utf-8")
             yield plan
@@ -577,3 +577,36 @@ def test_an_interrupted_run_names_what_it_did_not_write(
     assert f"nothing was written to --rejects {rejects}" in err
     assert "the reports on stdout are incomplete" in err
     assert names(tmp_path) == ["in.jsonl"]
+
+
+# --- inputs read once: named pipes, process substitution ---------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_named_pipe_given_as_input_is_read_once_and_checked_in_full(
+    tmp_path: Path, workers: str
+) -> None:
+    """A FIFO (or bash's ``<(zcat log.gz)``) can be read only once. With ``--sort
+    auto`` it is copied to the run's scratch folder before the scan, as stdin is:
+    before, the run waited forever for a second writer; with two workers, the scan
+    and the reader would have shared its lines."""
+    log = FIXTURES / "labelled.jsonl"
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(log.read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    command = [sys.executable, "-m", "fingerprint.cli", "check", "-q", "--workers", workers]
+    subprocess.run(
+        [*command, str(fifo), "-o", str(tmp_path / "fifo.jsonl")], timeout=120, check=True
+    )
+    subprocess.run(
+        [*command, str(log), "-o", str(tmp_path / "file.jsonl")], timeout=120, check=True
+    )
+    from_file = (tmp_path / "file.jsonl").read_bytes()
+    assert len(from_file.splitlines()) == 3_000
+    assert (tmp_path / "fifo.jsonl").read_bytes() == from_file

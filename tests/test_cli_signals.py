@@ -87,15 +87,16 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return big_log(tmp_path_factory.mktemp("log") / "big.jsonl")
 
 
-def start(tmp_path: Path, source: Path, workers: int) -> tuple[subprocess.Popen[str], Path, Path]:
+def start(
+    tmp_path: Path, source: Path, workers: int, program: tuple[str, ...] = ("-m", "fingerprint.cli")
+) -> tuple[subprocess.Popen[str], Path, Path]:
     scratch = tmp_path / "tmp"  # the run's TMPDIR, to see its temporary folders
     scratch.mkdir()
     out = tmp_path / "out" / "reports.jsonl"
     out.parent.mkdir()
     command = [
         sys.executable,
-        "-m",
-        "fingerprint.cli",
+        *program,
         "check",
         str(source),
         "-o",
@@ -164,6 +165,56 @@ def test_a_stopped_run_leaves_nothing_and_exits_with_the_signal(
     assert "Traceback" not in stderr
     assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
     assert_nothing_left(folder, scratch, pids)
+
+
+# The CLI with a scan that takes a minute: a two-stage run's reader begins lines
+# meanwhile (fingerprint.pipelined), so the signal reaches a run whose reader holds
+# what it began and waits for the scan's answer.
+_SLOW_SCAN = (
+    "-c",
+    "import sys, time\n"
+    "from fingerprint import batch\n"
+    "real = batch.scan_plan\n"
+    "batch.scan_plan = lambda *args: (time.sleep(60), real(*args))[1]\n"
+    "from fingerprint.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("signum", "group", "status"),
+    [
+        pytest.param(signal.SIGINT, True, 130, id="ctrl-c"),
+        pytest.param(signal.SIGTERM, False, 143, id="sigterm-to-parent-only"),
+        pytest.param(signal.SIGKILL, False, -signal.SIGKILL, id="parent-killed"),
+    ],
+)
+def test_a_run_stopped_while_it_scans_leaves_nothing(
+    tmp_path: Path, source: Path, signum: int, group: bool, status: int
+) -> None:
+    process, folder, scratch = start(tmp_path, source, 2, _SLOW_SCAN)
+    pids: list[int] = []
+    try:
+        wait_for(lambda: len(children_of(process.pid)) >= 1, "the reader")
+        pids = children_of(process.pid)
+        time.sleep(1.0)  # the reader begins lines and holds them
+        assert process.poll() is None
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            os.kill(process.pid, signum)
+        _, stderr = process.communicate(timeout=_DEADLINE)
+        assert process.returncode == status, stderr
+        assert "Traceback" not in stderr
+        if signum != signal.SIGKILL:
+            assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
+        assert_nothing_left(folder, scratch, pids)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("workers", [2, 3])

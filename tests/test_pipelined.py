@@ -14,6 +14,7 @@ import pytest
 from fingerprint import batch, pipelined
 from fingerprint.checker import Begun, Checker
 from fingerprint.cli import main
+from fingerprint.errors import FingerprintError
 from tests.conftest import FIXTURES, make_session
 
 T0 = 1_795_133_730
@@ -186,3 +187,93 @@ def test_finishing_reads_nothing_the_begun_login_left_behind(tmp_path: Path) -> 
     two = _run(tmp_path, inputs, "2")
     assert two == one
     assert one[0].count(b'"device_reset"') > 0  # the identity checks ran on these
+
+
+@pytest.fixture
+def readers(monkeypatch: pytest.MonkeyPatch) -> list[bool | None]:
+    """Each reader the run starts: the parent's answer to it after its scan (go, or
+    stop: the input is sorted and another reader started), None for a reader
+    started on a scanned plan."""
+    started: list[bool | None] = []
+    real_start, real_answer = batch._start_reader, batch.answer_gate
+
+    def start(*args: Any, gate: Any = None) -> Any:
+        started.append(None)
+        return real_start(*args, gate=gate)
+
+    def answer(fd: int, *, go: bool) -> None:
+        started[-1] = go
+        real_answer(fd, go=go)
+
+    monkeypatch.setattr(batch, "_start_reader", start)
+    monkeypatch.setattr(batch, "answer_gate", answer)
+    return started
+
+
+def _log_of(tmp_path: Path, order: list[int]) -> Path:
+    sessions = [
+        make_session(session_id=f"s{n}", account_id=f"a{n % 5}", ts=T0 + 3_600 * n) for n in order
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_text(_lines(sessions), encoding="utf-8")
+    return log
+
+
+@pytest.mark.parametrize("held_bytes", [1 << 26, 0], ids=["held", "nothing-held"])
+def test_the_reader_begins_while_the_parent_scans_then_goes_on(
+    tmp_path: Path, readers: list[bool | None], monkeypatch: pytest.MonkeyPatch, held_bytes: int
+) -> None:
+    """In time order: one reader, which began lines before the scan's answer (holding
+    its frames, or, with no room to hold them, waiting), then sends them all."""
+    monkeypatch.setattr(pipelined, "_HELD_BYTES", held_bytes)
+    log = _log_of(tmp_path, list(range(300)))
+    two = _run(tmp_path, [str(log)], "2")
+    assert readers == [True]
+    assert two == _run(tmp_path, [str(log)], "1")
+    assert len(two[0].splitlines()) == 300
+
+
+def test_a_reader_begun_on_an_input_that_must_be_sorted_is_replaced(
+    tmp_path: Path, readers: list[bool | None]
+) -> None:
+    """Out of time order beyond the skew: the first reader is told to stop (its work
+    is never read), the input sorted, and a second reader reads the sorted input."""
+    log = _log_of(tmp_path, [*range(150, 300), *range(150)])
+    two = _run(tmp_path, [str(log)], "2")
+    assert readers == [False, None]
+    assert two == _run(tmp_path, [str(log)], "1")
+    assert two[2]["order"]["sorted"] is True
+
+
+@pytest.mark.parametrize("sort", ["always", "never"])
+def test_a_run_that_does_not_scan_later_starts_one_reader_after_planning(
+    tmp_path: Path, readers: list[bool | None], sort: str
+) -> None:
+    log = _log_of(tmp_path, list(range(50)))
+    assert _run(tmp_path, [str(log)], "2", "--sort", sort) == _run(
+        tmp_path, [str(log)], "1", "--sort", sort
+    )
+    assert readers == [None]
+
+
+def test_a_scan_that_fails_stops_the_reader_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The parent's scan reports what went wrong; the reader, which may have met the
+    same input meanwhile, is told to stop and says nothing."""
+
+    def failing(*_args: Any) -> bool:
+        raise FingerprintError("cannot read the input: it went away")
+
+    def reader_fails(*_args: Any) -> None:
+        raise OSError("the reader met it too")
+
+    monkeypatch.setattr(batch, "scan_plan", failing)
+    monkeypatch.setattr(pipelined, "_begin", reader_fails)  # the forked reader's
+    log = _log_of(tmp_path, list(range(50)))
+    out = tmp_path / "out.jsonl"
+    assert main(["check", str(log), "-o", str(out), "--workers", "2", "-q"]) == 1
+    err = capfd.readouterr().err
+    assert "cannot read the input: it went away" in err
+    assert "Traceback" not in err and "worker" not in err
+    assert not out.exists()
