@@ -33,7 +33,7 @@ from fingerprint.outputs import Output, OutputSet, refuse_overwriting_inputs
 from fingerprint.pipeline import check_stream
 from fingerprint.rules import load_rules
 from fingerprint.runner import RunStats
-from fingerprint.sorting import SORT_MODES, OrderOptions, open_plan
+from fingerprint.sorting import SORT_MODES, OrderOptions, open_plan, read_once
 from fingerprint.stopping import (
     exit_status,
     interruption,
@@ -233,7 +233,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         only_flagged=args.only_flagged,
         max_skew=args.max_skew,
         sort=args.sort,
-        workers=args.workers if "-" not in paths else 1,  # stdin can be read only once
+        # stdin, a named pipe, <(zcat log.gz): read only once, so by one process.
+        workers=1 if any(read_once(path) for path in paths) else args.workers,
     )
     named = {
         "-o": args.output,

@@ -154,16 +154,19 @@ def streaming_plan(paths: list[str], options: OrderOptions, scratch: Path) -> In
             source.real = str(scratch / "stdin")
             with open(source.real, "wb") as copy:
                 shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-        elif _read_once(source.path):  # a FIFO, <(zcat log.gz), a device: the same
+        elif read_once(source.path):  # a FIFO, <(zcat log.gz), a device: the same
             source.real = str(scratch / f"input-{index}")
             with open(source.path, "rb") as original, open(source.real, "wb") as copy:
                 shutil.copyfileobj(original, copy, 1 << 20)
     return plan
 
 
-def _read_once(path: str) -> bool:
-    """Not a regular file: what the scan reads, a second read would not find again
-    (or would share with the scan, read at the same time)."""
+def read_once(path: str) -> bool:
+    """stdin (``-``), or not a regular file (a named pipe, ``<(zcat log.gz)``, a
+    device): what one read takes, a second would not find again (or would share with
+    the first, reading at the same time)."""
+    if path == "-":
+        return True
     try:
         return not stat.S_ISREG(os.stat(path).st_mode)
     except OSError:  # reading it reports why

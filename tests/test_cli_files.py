@@ -583,14 +583,14 @@ def test_an_interrupted_run_names_what_it_did_not_write(
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize(("workers", "sort"), [("1", "auto"), ("2", "auto"), ("3", "never")])
 def test_a_named_pipe_given_as_input_is_read_once_and_checked_in_full(
-    tmp_path: Path, workers: str
+    tmp_path: Path, workers: str, sort: str
 ) -> None:
     """A FIFO (or bash's ``<(zcat log.gz)``) can be read only once. With ``--sort
     auto`` it is copied to the run's scratch folder before the scan, as stdin is:
-    before, the run waited forever for a second writer; with two workers, the scan
-    and the reader would have shared its lines."""
+    before, the run waited forever for a second writer. Like stdin, it is read by one
+    process: shards, which each read every input, waited forever too."""
     log = FIXTURES / "labelled.jsonl"
     fifo = tmp_path / "in.fifo"
     os.mkfifo(fifo)
@@ -600,7 +600,8 @@ def test_a_named_pipe_given_as_input_is_read_once_and_checked_in_full(
             pipe.write(log.read_bytes())
 
     threading.Thread(target=feed, daemon=True).start()
-    command = [sys.executable, "-m", "fingerprint.cli", "check", "-q", "--workers", workers]
+    command = [sys.executable, "-m", "fingerprint.cli", "check", "-q", "--workers", workers,
+               "--sort", sort]  # fmt: skip
     subprocess.run(
         [*command, str(fifo), "-o", str(tmp_path / "fifo.jsonl")], timeout=120, check=True
     )
