@@ -282,9 +282,9 @@ def _start_reader_overlapped(
         streams = scan_plan(plan, order)
     finally:
         answer_gate(gate_in, go=streams)  # a scan that failed stops the reader too
-        if not streams:
-            reader.join()
+        if not streams:  # it ends without sending anything
             incoming.close()
+            reader.join()
     if streams:
         return reader, incoming
     sort_plan(plan)

@@ -29,6 +29,7 @@ know of (text with a lone surrogate); this is the net under the ones we do not.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import select
@@ -158,9 +159,11 @@ class Gate:
 
 
 def answer_gate(fd: int, *, go: bool) -> None:
-    """The parent's side of :class:`Gate`: answer once, and close."""
+    """The parent's side of :class:`Gate`: answer once, and close. A reader already
+    gone hears nothing; its pipe's end tells the parent (a worker failed)."""
     try:
-        os.write(fd, _GO if go else _STOP)
+        with contextlib.suppress(BrokenPipeError):
+            os.write(fd, _GO if go else _STOP)
     finally:
         os.close(fd)
 

@@ -129,10 +129,8 @@ def open_plan(paths: list[str], options: OrderOptions, *, scan: bool = True) -> 
     streams, for :func:`scan_plan` and :func:`sort_plan` later (a two-stage run
     begins lines while its other process scans)."""
     with tempfile.TemporaryDirectory(prefix="fingerprint-sort-") as scratch:
-        plan = streaming_plan(paths, options, Path(scratch))
-        if scan and not scan_plan(plan, options):
-            sort_plan(plan)
-        yield plan
+        planned = plan_input if scan else streaming_plan
+        yield planned(paths, options, Path(scratch))
 
 
 def plan_input(paths: list[str], options: OrderOptions, scratch: Path) -> InputPlan:
@@ -143,8 +141,8 @@ def plan_input(paths: list[str], options: OrderOptions, scratch: Path) -> InputP
 
 
 def streaming_plan(paths: list[str], options: OrderOptions, scratch: Path) -> InputPlan:
-    """The input as it streams, not yet scanned; stdin, which can be read only once,
-    copied to ``scratch`` first when a scan will read it."""
+    """The input as it streams, not yet scanned; inputs that can be read only once
+    (:func:`read_once`) copied to ``scratch`` first when a scan will read them."""
     sources = [_Source(p, p) for p in paths]
     plan = InputPlan(sources, naive_tz=options.naive_tz, folders=[str(scratch)])
     if options.sort == "never":

@@ -167,18 +167,18 @@ def test_a_stopped_run_leaves_nothing_and_exits_with_the_signal(
     assert_nothing_left(folder, scratch, pids)
 
 
-# The CLI with a scan that takes a minute: a two-stage run's reader begins lines
-# meanwhile (fingerprint.pipelined), so the signal reaches a run whose reader holds
-# what it began and waits for the scan's answer.
-_SLOW_SCAN = (
-    "-c",
-    "import sys, time\n"
-    "from fingerprint import batch\n"
-    "real = batch.scan_plan\n"
-    "batch.scan_plan = lambda *args: (time.sleep(60), real(*args))[1]\n"
-    "from fingerprint.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n",
-)
+def slow_scan(seconds: float) -> tuple[str, ...]:
+    """The CLI with a scan that takes ``seconds`` more: a two-stage run's reader begins
+    lines meanwhile (fingerprint.pipelined), holding them until the scan answers."""
+    return (
+        "-c",
+        "import sys, time\n"
+        "from fingerprint import batch\n"
+        "real = batch.scan_plan\n"
+        f"batch.scan_plan = lambda *args: (time.sleep({seconds}), real(*args))[1]\n"
+        "from fingerprint.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n",
+    )
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ _SLOW_SCAN = (
 def test_a_run_stopped_while_it_scans_leaves_nothing(
     tmp_path: Path, source: Path, signum: int, group: bool, status: int
 ) -> None:
-    process, folder, scratch = start(tmp_path, source, 2, _SLOW_SCAN)
+    process, folder, scratch = start(tmp_path, source, 2, slow_scan(60))
     pids: list[int] = []
     try:
         wait_for(lambda: len(children_of(process.pid)) >= 1, "the reader")
@@ -215,6 +215,25 @@ def test_a_run_stopped_while_it_scans_leaves_nothing(
         for pid in pids:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_reader_killed_while_the_parent_scans_fails_the_run(tmp_path: Path, source: Path) -> None:
+    """The scan's answer finds no reader: the parent says a worker failed (exit 1),
+    as when the reader dies later, and leaves nothing."""
+    process, folder, scratch = start(tmp_path, source, 2, slow_scan(3))
+    pids: list[int] = []
+    try:
+        wait_for(lambda: len(children_of(process.pid)) >= 1, "the reader")
+        pids = children_of(process.pid)
+        os.kill(pids[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=_DEADLINE)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "a worker process failed" in stderr
+    assert_nothing_left(folder, scratch, pids)
 
 
 @pytest.mark.parametrize("workers", [2, 3])
