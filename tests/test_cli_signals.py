@@ -10,12 +10,14 @@ temporary output is there), sends the signal and inspects /proc and the folders.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,30 @@ def assert_nothing_left(folder: Path, scratch: Path, workers: list[int]) -> None
     assert sorted(p.name for p in folder.iterdir()) == []  # no partial, no final file
 
 
+@contextlib.contextmanager
+def never_left(process: subprocess.Popen[str], workers: list[int] | None = None) -> Iterator[None]:
+    """However the test ends, the run (and ``workers``) do not outlive it."""
+    try:
+        yield
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in workers or ():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def ended(process: subprocess.Popen[str]) -> str:
+    """The run's stderr, once it has ended."""
+    return process.communicate(timeout=_DEADLINE)[1]
+
+
+def assert_stopped(process: subprocess.Popen[str], stderr: str, status: int) -> None:
+    assert process.returncode == status, stderr
+    assert "Traceback" not in stderr
+    assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
+
+
 @pytest.mark.parametrize(
     ("workers", "signum", "group", "status"),
     [
@@ -151,19 +177,14 @@ def test_a_stopped_run_leaves_nothing_and_exits_with_the_signal(
     tmp_path: Path, source: Path, workers: int, signum: int, group: bool, status: int
 ) -> None:
     process, folder, scratch = start(tmp_path, source, workers)
-    try:
+    with never_left(process):
         pids = under_way(process, folder, workers)
         if group:
             os.killpg(process.pid, signum)  # what Ctrl-C on a terminal does
         else:
             os.kill(process.pid, signum)  # what `timeout -s`, a supervisor or `kill` does
-        _, stderr = process.communicate(timeout=_DEADLINE)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == status, stderr
-    assert "Traceback" not in stderr
-    assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
+        stderr = ended(process)
+    assert_stopped(process, stderr, status)
     assert_nothing_left(folder, scratch, pids)
 
 
@@ -194,42 +215,29 @@ def test_a_run_stopped_while_it_scans_leaves_nothing(
 ) -> None:
     process, folder, scratch = start(tmp_path, source, 2, slow_scan(60))
     pids: list[int] = []
-    try:
+    with never_left(process, pids):
         wait_for(lambda: len(children_of(process.pid)) >= 1, "the reader")
-        pids = children_of(process.pid)
+        pids += children_of(process.pid)
         time.sleep(1.0)  # the reader begins lines and holds them
         assert process.poll() is None
-        if group:
-            os.killpg(process.pid, signum)
+        (os.killpg if group else os.kill)(process.pid, signum)
+        stderr = ended(process)
+        if signum == signal.SIGKILL:
+            assert process.returncode == status and "Traceback" not in stderr
         else:
-            os.kill(process.pid, signum)
-        _, stderr = process.communicate(timeout=_DEADLINE)
-        assert process.returncode == status, stderr
-        assert "Traceback" not in stderr
-        if signum != signal.SIGKILL:
-            assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
+            assert_stopped(process, stderr, status)
         assert_nothing_left(folder, scratch, pids)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        for pid in pids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_reader_killed_while_the_parent_scans_fails_the_run(tmp_path: Path, source: Path) -> None:
     """The scan's answer finds no reader: the parent says a worker failed (exit 1),
     as when the reader dies later, and leaves nothing."""
     process, folder, scratch = start(tmp_path, source, 2, slow_scan(3))
-    pids: list[int] = []
-    try:
+    with never_left(process):
         wait_for(lambda: len(children_of(process.pid)) >= 1, "the reader")
         pids = children_of(process.pid)
         os.kill(pids[0], signal.SIGKILL)
-        _, stderr = process.communicate(timeout=_DEADLINE)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        stderr = ended(process)
     assert process.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert "a worker process failed" in stderr
@@ -242,16 +250,11 @@ def test_a_signal_to_one_worker_stops_the_run(tmp_path: Path, source: Path, work
     (fingerprint.exchange), and a pipeline's parent for what its reader would have:
     the parent stops them all instead of waiting forever."""
     process, folder, scratch = start(tmp_path, source, workers)
-    try:
+    with never_left(process):
         pids = under_way(process, folder, workers)
         os.kill(pids[0], signal.SIGINT)
-        _, stderr = process.communicate(timeout=_DEADLINE)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert "(interrupted)" in stderr and "nothing was written to -o" in stderr
+        stderr = ended(process)
+    assert_stopped(process, stderr, 130)
     assert_nothing_left(folder, scratch, pids)
 
 
