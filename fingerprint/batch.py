@@ -269,19 +269,19 @@ def _start_reader_overlapped(
     """Start the reader on the input as it streams, then scan it here meanwhile: the
     reader goes on if the input streams as it is; else it is stopped (its work
     dropped unseen), the input sorted, and another reader started."""
-    gate_out, gate_in = os.pipe()
+    heard, answered = os.pipe()  # the reader hears at one end what is answered at the other
     try:
-        reader, incoming = _start_reader(options, sinks, checker, plan, gate=(gate_out, gate_in))
+        reader, incoming = _start_reader(options, sinks, checker, plan, gate=(heard, answered))
     except BaseException:
-        os.close(gate_in)
+        os.close(answered)
         raise
     finally:
-        os.close(gate_out)  # the reader's end
+        os.close(heard)  # the reader's end
     streams = False
     try:
         streams = scan_plan(plan, order)
     finally:
-        answer_gate(gate_in, go=streams)  # a scan that failed stops the reader too
+        answer_gate(answered, go=streams)  # a scan that failed stops the reader too
         if not streams:  # it ends without sending anything
             incoming.close()
             reader.join()
