@@ -347,7 +347,7 @@ class Checker:
             session=_for_finish(ctx.session),
             features=_features_for_finish(ctx.features),
             identity=ctx.identity,
-            run=pending.run,
+            run=_run_for_finish(pending.run),
             event=pending.event,
             sid=pending.sid,
             links=pending.links,
@@ -686,6 +686,20 @@ def _features_for_finish(features: Features) -> Features:
     which only a session check reads (~1 µs less to decode)."""
     device = msgspec.structs.replace(features.device, ua=None)
     return msgspec.structs.replace(features, device=device)
+
+
+def _run_for_finish(run: CheckRun) -> CheckRun:
+    """The run as :meth:`Checker.finish` reads it: less the device-scoped outcomes,
+    which only the process keeping the device memo reads (~100 bytes a login)."""
+    if not run.device:
+        return run
+    return CheckRun(
+        findings=run.findings,
+        not_evaluated=run.not_evaluated,
+        warnings=run.warnings,
+        device=(),
+        failed=run.failed,
+    )
 
 
 def _remember_verdict(pending: _Pending) -> None:

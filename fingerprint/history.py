@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 import threading
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -197,6 +198,10 @@ class _Window(NamedTuple):
 
     def logins(self) -> int:
         return len(self.records) // _SIZE
+
+
+# Built as a tuple, not through the named tuple's Python-level __new__ (once a login).
+_new_window = tuple.__new__
 
 
 def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
@@ -488,10 +493,10 @@ class MemoryHistoryStore:
         cut = position * _SIZE
         records = window.records[:cut] + record + window.records[cut:]
         times.insert(position, event.ts)
-        start = position
-        while start and times[start - 1] >= event.ts - windows.account_seconds:
-            start -= 1
-        read = _Window(records, tuple(symbols))
+        # The times are in order (each login goes in where it belongs): the window's
+        # first login is found by bisection, not by walking back over the window.
+        start = bisect_left(times, event.ts - windows.account_seconds, 0, position)
+        read = _new_window(_Window, (records, tuple(symbols)))
         self._accounts[event.account_id] = _trim(read, times, windows, now)
         device = symbols[symbols.index(event.device_id)] if event.device_id else None
         return read, start, position, device
@@ -579,9 +584,7 @@ def _trim(window: _Window, times: list[float], windows: Windows, now: float) -> 
     when the newest is dated after it), and any beyond the per-account cap; rebuild
     the symbol table once most of it names dropped logins."""
     newest = min(times[-1], now)
-    cutoff = 0
-    while cutoff < len(times) and times[cutoff] < newest - windows.account_seconds:
-        cutoff += 1
+    cutoff = bisect_left(times, newest - windows.account_seconds)
     cutoff += max(0, len(times) - cutoff - windows.max_events_per_account)
     if cutoff == 0 and len(window.symbols) < _MAX_SYMBOLS // 2:
         return window

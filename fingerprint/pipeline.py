@@ -25,7 +25,7 @@ import itertools
 import zlib
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -269,15 +269,23 @@ class InputOrder:
         self._step = 1
         self._held: dict[int, Outcome] = {}
 
-    def add(self, outcome: Outcome) -> Iterator[Outcome]:
-        self._held[outcome.seq] = outcome
-        while self._next in self._held:
-            ready = self._held.pop(self._next)
+    def add(self, outcome: Outcome) -> Sequence[Outcome]:
+        """The outcomes now due, in order (a tuple or a list: no generator made for
+        each line, most of which are due as they come)."""
+        held = self._held
+        if outcome.seq == self._next and not held:  # the next one, nothing waiting
             self._next += self._step
-            if not ready.foreign:
-                yield ready
+            return () if outcome.foreign else (outcome,)
+        held[outcome.seq] = outcome
+        ready = []
+        while self._next in held:
+            due = held.pop(self._next)
+            self._next += self._step
+            if not due.foreign:
+                ready.append(due)
+        return ready
 
-    def skip(self, seq: int) -> Iterator[Outcome]:
+    def skip(self, seq: int) -> Sequence[Outcome]:
         """A position this stream will never produce (another shard's line)."""
         return self.add(Outcome(seq, "", 0, foreign=True))
 
@@ -566,7 +574,7 @@ def _settle(
     order: InputOrder,
     peers: Peers | None,
     stats: OrderStats,
-) -> Iterator[Outcome]:
+) -> Sequence[Outcome]:
     ready, seq = line.ready, line.ready.seq
     item = ready.item
     if isinstance(item, int):  # another shard's line: record what its owner saw

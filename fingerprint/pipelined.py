@@ -35,6 +35,7 @@ import os
 import select
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from typing import IO, Any
 
 import msgspec
@@ -42,7 +43,6 @@ import msgspec
 from fingerprint.checker import Begun, Checker
 from fingerprint.errors import InvalidSessionError
 from fingerprint.inputs import Blank, LazyItem, Line, Reject, Text
-from fingerprint.memo import BoundedMemo
 from fingerprint.pipeline import (
     InputOrder,
     OrderStats,
@@ -424,10 +424,11 @@ def _with_addresses(begun: Begun) -> Begun:
     return begun
 
 
-def _address_of(sent: int | str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return ipaddress.IPv4Address(sent) if isinstance(sent, int) else ipaddress.IPv6Address(sent)
-
-
 # The parent's share of the work is the larger: each address is read back once per
-# login (the session's; the network record's is the same one) and remembered.
-_address = BoundedMemo(4_096, _address_of).__getitem__
+# login (the session's; the network record's is the same one) and remembered. An LRU,
+# not a memo that starts over when full: on the generator's log (46,964 addresses in
+# 196,370 logins) that one spent ~0.8 µs a login, this one 0.37 (building the address
+# every time: 0.26); on a log of few addresses (919) 0.07 against 0.085.
+@lru_cache(maxsize=4_096)
+def _address(sent: int | str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.IPv4Address(sent) if isinstance(sent, int) else ipaddress.IPv6Address(sent)

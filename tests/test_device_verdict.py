@@ -150,3 +150,24 @@ def test_the_key_reads_the_validated_blocks() -> None:
     shouted["device"]["system_props"] = {"ro.debuggable": 1}
     assert _key(shouted) == _key(record)
     assert _key({**record, "device": None, "app": None}) is None
+
+
+def test_remembered_verdicts_share_equal_parts_and_keep_no_device_id() -> None:
+    """Two devices of one model and ROM that differ in an app list have two verdicts
+    with one copy of their features and identity; neither keeps the id of the login
+    that made it, and each hit still reports its own login's id."""
+    checker = Checker(CheckerConfig(device_memo_size=8, track_accounts=0), clock=None)
+    base = next(r for r in POOL if r["device"].get("platform") == "android")
+    ids = []
+    apps = (["com.example.one"], ["com.example.two"], ["com.example.one"])
+    for index, packages in enumerate(apps):
+        record = copy.deepcopy(base)
+        record.update(account_id=f"share-{index}", session_id=f"share-{index}", ts=next(_clock))
+        record["device"].update(device_id=f"share-device-{index}", installed_packages=packages)
+        ids.append(checker.check(record).features["device_id"])
+    assert ids == ["share-device-0", "share-device-1", "share-device-2"]
+    verdicts = list(checker._engine.device_memo._entries.values())
+    assert len(verdicts) == 2  # the third login hit the first one's verdict
+    assert all(v.features.device_id is None for v in verdicts)
+    assert verdicts[0].features is verdicts[1].features
+    assert verdicts[0].identity is verdicts[1].identity

@@ -74,6 +74,20 @@ def test_input_order_re_emits_by_position() -> None:
     assert got == [0, 1, 2]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.permutations(range(30)), st.sets(st.integers(0, 29)))
+def test_input_order_lets_each_outcome_go_once_as_soon_as_it_is_due(
+    arrival: list[int], foreign: set[int]
+) -> None:
+    sequence = InputOrder()
+    got: list[int] = []
+    for index, seq in enumerate(arrival):
+        got += [o.seq for o in sequence.add(Outcome(seq, "f", seq, foreign=seq in foreign))]
+        due = next((n for n in range(30) if n not in arrival[: index + 1]), 30)
+        assert got == [n for n in range(due) if n not in foreign]  # all due, no more
+    assert len(sequence) == 0
+
+
 def test_reorder_buffer_is_bounded_by_lines_when_one_second_holds_them_all() -> None:
     """Issue 19 item 2: 60,000 lines sharing one timestamp held them all (1.1 GB)."""
     buffer: ReorderBuffer[None] = ReorderBuffer(max_skew=300, max_lines=100)

@@ -168,8 +168,10 @@ def test_same_logins_in_both_windows() -> None:
 def test_entropy_terms_summed_in_the_same_order(
     history: list[LoginEvent], current: LoginEvent, window: float
 ) -> None:
-    """Float sums depend on order: both functions hand the entropy the same count lists,
-    in the same order (a rounding to 4 places would hide a last-bit difference)."""
+    """Float sums depend on order: both functions take the entropy of the same count
+    lists, in the same order (a rounding to 4 places would hide a last-bit difference).
+    The one-pass code looks each list up in its memo of entropies (a list of fewer than
+    two counts has entropy 0.0 and is not looked up)."""
     history.sort(key=lambda e: e.ts)
     real = stability._entropy_of
     seen: list[list[int]] = []
@@ -178,12 +180,30 @@ def test_entropy_terms_summed_in_the_same_order(
         seen.append(list(values))
         return real(values)
 
+    class Recorded(dict[tuple[int, ...], float]):
+        def __missing__(self, counts: tuple[int, ...]) -> float:
+            return record(list(counts))  # every lookup: nothing is kept
+
     with mock.patch.object(stability, "_entropy_of", record):
         account_stability(history, current, window, SHANGHAI)
-        want = seen[:]
-        seen.clear()
+    want = [counts for counts in seen if len(counts) >= 2]
+    seen.clear()
+    with mock.patch.object(stability, "_ENTROPIES", Recorded()):
         account_stability_windows(history, current, (window,), SHANGHAI)
     assert seen == want
+
+
+def test_a_remembered_entropy_is_the_entropy() -> None:
+    """The memo answers what the sum gives, for the same counts in the same order."""
+    for counts in ([3, 1], [1, 3], [2, 2, 1], [1] * 24, [7, 1, 1, 1, 5]):
+        assert stability._ENTROPIES[tuple(counts)] == stability._entropy_of(counts)
+    assert stability._entropy({"a": 1}) == stability._entropy_of([1]) == 0.0
+
+
+def test_night_logins_count_the_night_hours() -> None:
+    hours = {hour: hour + 1 for hour in range(24)}
+    assert stability._night_logins(hours) == sum(hours[h] for h in stability.NIGHT_HOURS)
+    assert stability._night_logins({12: 5}) == 0
 
 
 ZONES = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from fingerprint.checks import CheckContext
@@ -29,8 +30,13 @@ def features_summary(ctx: CheckContext, stability: dict[float, Stability] | None
     summary["device_key_level"] = identity.level
     summary["device_key_confidence"] = identity.confidence
     for days, values in (stability or {}).items():
-        summary[f"stability_{days:g}d"] = values.to_dict()
+        summary[_stability_name(days)] = values.to_dict()
     return summary
+
+
+@lru_cache(maxsize=64)  # the rules' windows: a few, formatted once each
+def _stability_name(days: float) -> str:
+    return f"stability_{days:g}d"
 
 
 def graded_report(

@@ -48,13 +48,15 @@ def run_checks(
                 run.not_evaluated[check.name] = f"check failed: {type(exc).__name__}"
                 run.warnings.append(f"{check.name} failed: {type(exc).__name__}: {exc}"[:300])
                 continue
+            if not outcome:  # no hits: most checks, most logins (a NotEvaluated is true)
+                if check.device_scoped:
+                    device_results.append((check.name, ()))
+                continue
             if isinstance(outcome, NotEvaluated):
                 result = outcome
-            elif outcome:
+            else:
                 late = ctx.late_by if check.uses_history else None
                 result = tuple([finding_from_hit(check.name, hit, codes, late) for hit in outcome])
-            else:
-                result = ()  # most checks, most logins: nothing to render
             if check.device_scoped:
                 device_results.append((check.name, result))
         if isinstance(result, NotEvaluated):

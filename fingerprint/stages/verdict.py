@@ -109,6 +109,7 @@ class DeviceMemo:
             return verdict
 
     def put(self, key: bytes, verdict: DeviceVerdict) -> None:
+        verdict = _shared_parts(verdict)
         with self._lock:
             self._entries[key] = verdict
             if len(self._entries) > self._max:
@@ -120,3 +121,30 @@ class DeviceMemo:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+# A verdict's parts that many verdicts hold equal, one copy each: devices of one model
+# and ROM share their features (less the id, which a hit replaces: for_login) and their
+# identity's keys, and most share their device-scoped outcomes (all clean). On the
+# generator's 200,000 lines 16,384 verdicts hold 489 distinct features, 48 identities
+# and 542 shareable parts in all: ~0.8 kB an entry instead of ~1.85 kB. Outcomes with
+# findings (their evidence is a dict) are kept as they are.
+_SHARED: BoundedMemo[Any, Any] = BoundedMemo(4_096, lambda value: value)
+
+
+def _shared_parts(verdict: DeviceVerdict) -> DeviceVerdict:
+    features = verdict.features
+    if features.device_id is not None:
+        features = msgspec.structs.replace(features, device_id=None)
+    return DeviceVerdict(
+        features=_shared(features),
+        identity=_shared(verdict.identity),
+        outcomes=_shared(verdict.outcomes),
+    )
+
+
+def _shared(value: Any) -> Any:
+    try:
+        return _SHARED[value]
+    except TypeError:  # unhashable: a finding's evidence is a dict
+        return value
