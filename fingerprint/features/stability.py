@@ -343,5 +343,8 @@ def _entropy_of(values: Sequence[int]) -> float:
     return round(-sum(terms) + 0.0, 4)
 
 
-# Count patterns and their entropies (a pattern of up to ~30 small counts, ~0.3 kB).
-_ENTROPIES: BoundedMemo[tuple[int, ...], float] = BoundedMemo(8_192, _entropy_of)
+# Count patterns and their entropies: patterns of at most 32 counts (~0.3 kB each; a
+# longer one, an account on more networks than that, is summed each time).
+_ENTROPIES: BoundedMemo[tuple[int, ...], float] = BoundedMemo(
+    8_192, _entropy_of, keep=lambda counts: len(counts) <= 32
+)

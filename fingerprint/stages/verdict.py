@@ -44,10 +44,10 @@ def for_login(known: DeviceFeatures, session: Session) -> DeviceFeatures:
 class DeviceVerdict:
     """What a device's content, its app and its user agent always produce: the device
     features, the device as recognised from its attributes, and the outcomes of the
-    device-scoped checks. ``features.device_id`` is the id of the login that made it:
-    the id is no part of the key (see :meth:`DeviceMemo.key`), so a hit carries the
-    current login's id instead; ``identity`` is kept without the id's digest
-    (:func:`~fingerprint.features.identity.content_identity`) for the same reason."""
+    device-scoped checks. The id is no part of the key (see :meth:`DeviceMemo.key`):
+    the memo keeps ``features`` without it (a hit carries the current login's,
+    :func:`for_login`) and ``identity`` without the id's digest
+    (:func:`~fingerprint.features.identity.content_identity`)."""
 
     features: DeviceFeatures
     identity: DeviceIdentity
