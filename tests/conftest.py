@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,22 @@ def fresh_checker() -> Callable[..., Checker]:
 @pytest.fixture
 def session() -> Callable[..., dict[str, Any]]:
     return make_session
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """``preexec_fn`` of a run a test stops with SIGINT. A test runner started in the
+    background (``nohup``, ``&`` in a script) hands its children SIGINT ignored, and a
+    run keeps a signal it was started with ignored (fingerprint.stopping): Ctrl-C
+    would then do nothing, whatever the code under test does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """SIGINT raising KeyboardInterrupt in this process, as an interactive start gives
+    it (see :func:`sigint_as_a_terminal_sends_it`), for the test's duration."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

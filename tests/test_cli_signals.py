@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_session
+from tests.conftest import make_session, sigint_as_a_terminal_sends_it
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc to find the workers"
@@ -111,7 +111,12 @@ def start(
     env = {**os.environ, "TMPDIR": str(scratch)}
     # A new session: a process group of its own, as a terminal's foreground job has.
     process = subprocess.Popen(
-        command, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        command,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        preexec_fn=sigint_as_a_terminal_sends_it,
     )
     return process, out.parent, scratch
 
@@ -280,6 +285,7 @@ def test_workers_die_with_a_killed_parent_and_remove_its_files(
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.usefixtures("sigint_raises")
 def test_a_signal_whose_exception_c_code_replaced_still_stops_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, signum: int, status: int
 ) -> None:

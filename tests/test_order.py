@@ -25,7 +25,7 @@ from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.cli import main
 from fingerprint.pipeline import InputOrder, Outcome, ReorderBuffer
 from fingerprint.session import parse_timestamp
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, sigint_as_a_terminal_sends_it
 
 LABELLED_LINES = (FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)
 SAMPLE = LABELLED_LINES[:600]  # 80 accounts' worth of history, fast enough to run often
@@ -382,6 +382,7 @@ def test_the_sort_folder_is_removed_when_the_run_is_stopped(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=sigint_as_a_terminal_sends_it,
     )
     deadline = time.monotonic() + 60
     while not list(scratch.glob("fingerprint-sort-*/run-*")) and time.monotonic() < deadline:
