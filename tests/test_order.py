@@ -88,6 +88,16 @@ def test_input_order_lets_each_outcome_go_once_as_soon_as_it_is_due(
     assert len(sequence) == 0
 
 
+def test_input_order_in_order_skips_other_shards_positions() -> None:
+    """The common case, each outcome due as it comes: other shards' positions (foreign)
+    are passed over, never emitted."""
+    sequence = InputOrder()
+    foreign = {0, 3, 4}
+    got = [o.seq for n in range(8) for o in sequence.add(Outcome(n, "f", n, foreign=n in foreign))]
+    assert got == [1, 2, 5, 6, 7]
+    assert len(sequence) == 0
+
+
 def test_reorder_buffer_is_bounded_by_lines_when_one_second_holds_them_all() -> None:
     """Issue 19 item 2: 60,000 lines sharing one timestamp held them all (1.1 GB)."""
     buffer: ReorderBuffer[None] = ReorderBuffer(max_skew=300, max_lines=100)
