@@ -33,7 +33,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -148,15 +148,16 @@ def streaming_plan(paths: list[str], options: OrderOptions, scratch: Path) -> In
     if options.sort == "never":
         return plan
     for index, source in enumerate(sources):
-        if source.path == "-":  # read once only: keep a copy to read again
-            source.real = str(scratch / "stdin")
-            with open(source.real, "wb") as copy:
-                shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-        elif read_once(source.path):  # a FIFO, <(zcat log.gz), a device: the same
-            source.real = str(scratch / f"input-{index}")
-            with open(source.path, "rb") as original, open(source.real, "wb") as copy:
+        if read_once(source.path):  # stdin, a FIFO, <(zcat log.gz): keep a copy to read again
+            source.real = str(scratch / ("stdin" if source.path == "-" else f"input-{index}"))
+            with _read_side(source.path) as original, open(source.real, "wb") as copy:
                 shutil.copyfileobj(original, copy, 1 << 20)
     return plan
+
+
+def _read_side(path: str) -> AbstractContextManager[IO[bytes]]:
+    """The input's bytes: stdin is ours to read, not to close."""
+    return nullcontext(sys.stdin.buffer) if path == "-" else open(path, "rb")
 
 
 def read_once(path: str) -> bool:

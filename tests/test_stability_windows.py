@@ -193,10 +193,16 @@ def test_entropy_terms_summed_in_the_same_order(
     assert seen == want
 
 
-def test_a_remembered_entropy_is_the_entropy() -> None:
-    """The memo answers what the sum gives, for the same counts in the same order."""
-    for counts in ([3, 1], [1, 3], [2, 2, 1], [1] * 24, [7, 1, 1, 1, 5]):
-        assert stability._ENTROPIES[tuple(counts)] == stability._entropy_of(counts)
+def test_the_entropy_memo_keeps_only_short_patterns() -> None:
+    """Patterns of up to 32 counts are kept; a longer one (an account on more networks
+    than that) is summed each time, so the memo's memory stays bounded."""
+    stability._ENTROPIES.clear()
+    many = {f"10.0.{n}.0/24": 1 + n % 3 for n in range(40)}
+    few = {"10.0.0.0/24": 3, "10.0.1.0/24": 1}
+    assert stability._entropy(many) == stability._entropy_of(list(reversed(many.values())))
+    assert len(stability._ENTROPIES) == 0
+    stability._entropy(few)
+    assert list(stability._ENTROPIES) == [(1, 3)]
     assert stability._entropy({"a": 1}) == stability._entropy_of([1]) == 0.0
 
 
