@@ -177,16 +177,22 @@ def test_two_workers_with_whois_shard_by_account() -> None:
 def test_finishing_reads_nothing_the_begun_login_left_behind(tmp_path: Path) -> None:
     """A begun login travels without the fields only the first half reads (the device
     verdict, the session checks): on the sets that exercise the history checks most
-    (identity, held-out devices and networks), two stages still report as one."""
+    (identity, accounts per address, held-out devices and networks), two stages still
+    report as one. Leaving behind one more field the second half reads changes some
+    report here (each tried): the device's time zone (ip_hopping), its boot time
+    (device_reset's link), its boot count and install time (a factory reset), the
+    network's type (ip_accounts' carrier allowance)."""
     inputs = [
         str(FIXTURES / "identity" / "devices.jsonl"),
+        str(FIXTURES / "identity" / "ip_accounts.jsonl"),
         str(FIXTURES / "heldout" / "emulator.jsonl"),
         str(FIXTURES / "heldout" / "network.jsonl"),
     ]
     one = _run(tmp_path, inputs, "1")
     two = _run(tmp_path, inputs, "2")
     assert two == one
-    for check in (b"device_reset", b"device_forged", b"device_farm", b"ip_hopping"):
+    checks = (b"device_reset", b"device_forged", b"device_farm", b"ip_hopping", b"ip_accounts")
+    for check in checks:
         assert b'"check":"' + check + b'"' in one[0]  # history checks that found something
 
 
