@@ -137,14 +137,19 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def worker_ratios(results: dict[str, dict[str, Any]], suffix: str = "") -> list[float]:
     """Two workers' wall-clock throughput over one worker's, one ratio per round of the
     two run side by side (``bench_pipeline.ROUNDS``): ``pipeline_ours_w2`` over
-    ``pipeline_ours_w1``, then ``..._round2`` over ``..._round2``, as far as both ran."""
+    ``pipeline_ours_w1``, then ``..._round2`` over ``..._round2``, as far as both ran
+    in the same benchmark run as the first round (a round kept from an earlier run
+    in ``results.json`` is no side-by-side measure of this one)."""
     ratios = []
+    first_run = None
     for round_ in range(1, 10):
         tail = f"_round{round_}" if round_ > 1 else ""
-        one = _get(results, f"pipeline_ours_w1{suffix}{tail}", "lines_per_s_wall")
-        two = _get(results, f"pipeline_ours_w2{suffix}{tail}", "lines_per_s_wall")
-        ratio = _ratio(two, one)
-        if ratio is None:
+        one, two = f"pipeline_ours_w1{suffix}{tail}", f"pipeline_ours_w2{suffix}{tail}"
+        speed = "lines_per_s_wall"
+        ratio = _ratio(_get(results, two, speed), _get(results, one, speed))
+        runs = {results.get(name, {}).get("run") for name in (one, two)}
+        first_run = first_run or next(iter(runs))
+        if ratio is None or runs != {first_run}:
             break
         ratios.append(ratio)
     return ratios

@@ -1,0 +1,48 @@
+"""The benchmark report's two-worker rows: one ratio per round run side by side, and
+only rounds of one benchmark run (results.json keeps entries of earlier runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks import report
+
+
+def _entry(speed: float, run: str) -> dict[str, Any]:
+    return {"lines_per_s_wall": speed, "run": run}
+
+
+def _results(**entries: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"pipeline_ours_{name}": entry for name, entry in entries.items()}
+
+
+def test_each_round_gives_its_own_ratio() -> None:
+    results = _results(
+        w1=_entry(100.0, "now"),
+        w2=_entry(170.0, "now"),
+        w1_round2=_entry(90.0, "now"),
+        w2_round2=_entry(180.0, "now"),
+        w1_few_ua=_entry(200.0, "now"),
+        w2_few_ua=_entry(320.0, "now"),
+    )
+    assert report.worker_ratios(results) == [1.7, 2.0]
+    assert report.worker_ratios(results, "_few_ua") == [1.6]
+    rows = {what: value for what, value, _, _ in report.targets(results)}
+    assert rows["throughput, 2 workers / 1 worker (wall), generator's log, mean of the rounds"] == (
+        1.85
+    )
+    assert rows["throughput, 2 workers / 1 worker (wall), few user agents"] == 1.6
+
+
+def test_a_round_kept_from_an_earlier_run_is_left_out() -> None:
+    results = _results(
+        w1=_entry(100.0, "now"),
+        w2=_entry(170.0, "now"),
+        w1_round2=_entry(90.0, "now"),
+        w2_round2=_entry(180.0, "before"),
+    )
+    assert report.worker_ratios(results) == [1.7]
+    # Nor is a first round whose two runs are not of one benchmark run.
+    mixed = _results(w1=_entry(100.0, "before"), w2=_entry(170.0, "now"))
+    assert report.worker_ratios(mixed) == []
+    assert report.worker_ratios({}) == []
