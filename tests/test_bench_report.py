@@ -16,15 +16,21 @@ def _results(**entries: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"pipeline_ours_{name}": entry for name, entry in entries.items()}
 
 
-def test_each_round_gives_its_own_ratio() -> None:
-    results = _results(
+def _two_rounds(second_round_run: str) -> dict[str, dict[str, Any]]:
+    """Two rounds on the generator's log (1.7x, then 2.0x) and one on the few-UA log
+    (1.6x); the second round's two-worker run from ``second_round_run``."""
+    return _results(
         w1=_entry(100.0, "now"),
         w2=_entry(170.0, "now"),
         w1_round2=_entry(90.0, "now"),
-        w2_round2=_entry(180.0, "now"),
+        w2_round2=_entry(180.0, second_round_run),
         w1_few_ua=_entry(200.0, "now"),
         w2_few_ua=_entry(320.0, "now"),
     )
+
+
+def test_each_round_gives_its_own_ratio() -> None:
+    results = _two_rounds("now")
     assert report.worker_ratios(results) == [1.7, 2.0]
     assert report.worker_ratios(results, "_few_ua") == [1.6]
     rows = {what: value for what, value, _, _ in report.targets(results)}
@@ -35,13 +41,7 @@ def test_each_round_gives_its_own_ratio() -> None:
 
 
 def test_a_round_kept_from_an_earlier_run_is_left_out() -> None:
-    results = _results(
-        w1=_entry(100.0, "now"),
-        w2=_entry(170.0, "now"),
-        w1_round2=_entry(90.0, "now"),
-        w2_round2=_entry(180.0, "before"),
-    )
-    assert report.worker_ratios(results) == [1.7]
+    assert report.worker_ratios(_two_rounds("before")) == [1.7]
     # Nor is a first round whose two runs are not of one benchmark run.
     mixed = _results(w1=_entry(100.0, "before"), w2=_entry(170.0, "now"))
     assert report.worker_ratios(mixed) == []
