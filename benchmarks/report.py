@@ -11,6 +11,7 @@ shown with their own date and commit.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -142,7 +143,7 @@ def worker_ratios(results: dict[str, dict[str, Any]], suffix: str = "") -> list[
     in ``results.json`` is no side-by-side measure of this one)."""
     ratios = []
     first_run = None
-    for round_ in range(1, 10):
+    for round_ in itertools.count(1):  # until a round is missing
         tail = f"_round{round_}" if round_ > 1 else ""
         one, two = f"pipeline_ours_w1{suffix}{tail}", f"pipeline_ours_w2{suffix}{tail}"
         speed = "lines_per_s_wall"
