@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fingerprint.errors import RulesError, RulesProblem
+from fingerprint.memo import BoundedMemo
 
 if TYPE_CHECKING:
     from fingerprint.checks.base import Check
@@ -589,15 +590,27 @@ def default_rules_dir() -> Path:
 
 def load_rules(directory: str | Path | None = None) -> RuleSet:
     """Load and validate every rules file, the check thresholds and the references
-    between files; raise one :class:`RulesError` listing every problem found."""
+    between files; raise one :class:`RulesError` listing every problem found.
+
+    A set whose files read exactly as a set loaded before in this process is that
+    set again (it is immutable): parsing and validating take ~0.1 s, and a process
+    may build many checkers (a service's workers, a test suite) on the same rules.
+    Files are read every time, so an edited file is always loaded anew."""
     folder = Path(directory) if directory is not None else default_rules_dir()
     if not folder.is_dir():
         raise RulesError(str(folder), "", "rules directory not found")
     paths = rule_paths(folder)
+    unread: dict[str, list[RulesProblem]] = {name: [] for name in _FILES}
+    texts = {name: _read_rules_file(paths[name], unread[name]) for name in _FILES}
+    key = (str(folder), tuple((str(paths[name]), texts[name]) for name in _FILES))
+    if (known := _LOADED.get(key)) is not None:
+        return known
     problems: list[RulesProblem] = []
     loaded: dict[str, BaseModel] = {}
     for name, model in _FILES.items():
-        parsed = _load_file(paths[name], model, problems)
+        text = texts[name]
+        problems.extend(unread[name])  # in file order, as each file is read and parsed
+        parsed = None if text is None else _parse_file(paths[name], text, model, problems)
         if parsed is not None:
             loaded[name] = parsed
     # The checks between files run on whichever files loaded, so that one run
@@ -618,7 +631,12 @@ def load_rules(directory: str | Path | None = None) -> RuleSet:
     problems.extend(_check_catalogue(paths["checks"], paths["codes"], codes, checks))
     if problems:
         raise RulesError.of(problems)
-    return RuleSet(directory=str(folder), **loaded)  # type: ignore[arg-type]
+    return _LOADED.put(key, RuleSet(directory=str(folder), **loaded))  # type: ignore[arg-type]
+
+
+# Rule sets loaded, by their folder and every file's path and text: a few at most in
+# a process (the bundled set, a directory or two given to it).
+_LOADED: BoundedMemo[tuple[str, tuple[tuple[str, str | None], ...]], RuleSet] = BoundedMemo(8)
 
 
 # --- overlays -------------------------------------------------------------------
@@ -663,9 +681,15 @@ def _load_one(path: Path, model: type[M]) -> M:
 
 
 def _load_file(path: Path, model: type[M], problems: list[RulesProblem]) -> M | None:
+    text = _read_rules_file(path, problems)
+    return None if text is None else _parse_file(path, text, model, problems)
+
+
+def _read_rules_file(path: Path, problems: list[RulesProblem]) -> str | None:
+    """The file's text, or None with the reason it cannot be read in ``problems``."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         problems.append(RulesProblem(file=file, key="", reason="file not found"))
         return None
@@ -677,6 +701,10 @@ def _load_file(path: Path, model: type[M], problems: list[RulesProblem]) -> M | 
         )
         problems.append(RulesProblem(file=file, key="", reason=reason))
         return None
+
+
+def _parse_file(path: Path, text: str, model: type[M], problems: list[RulesProblem]) -> M | None:
+    file = str(path)
     try:
         data, duplicates = _parse_yaml(text)
     except yaml.YAMLError as exc:

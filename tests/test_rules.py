@@ -145,6 +145,29 @@ def test_missing_file_and_directory(rules_copy: Path, tmp_path: Path) -> None:
         load_rules(tmp_path / "nowhere")
 
 
+def test_a_set_read_again_unchanged_is_the_set_loaded_before(rules_copy: Path) -> None:
+    """Loading is remembered by every file's text, never by the folder alone: an
+    edited file is loaded anew, a broken one still fails, the old text comes back."""
+    first = load_rules(rules_copy)
+    assert load_rules(rules_copy) is first
+    assert load_rules(str(rules_copy)) is first
+    original = (rules_copy / "checks.yaml").read_text(encoding="utf-8")
+    edit(rules_copy, "checks.yaml", lambda d: d["checks"]["device_sharing"].update(max_accounts=7))
+    edited = load_rules(rules_copy)
+    assert edited is not first
+    assert edited.checks.checks["device_sharing"]["max_accounts"] == 7
+    assert first.checks.checks["device_sharing"]["max_accounts"] == 3
+    (rules_copy / "checks.yaml").write_text("checks: [", encoding="utf-8")
+    with pytest.raises(RulesError, match=r"checks\.yaml.*invalid YAML"):
+        load_rules(rules_copy)
+    (rules_copy / "checks.yaml").write_text(original, encoding="utf-8")
+    # The same as the first (the same object while the bounded memo still keeps it).
+    assert load_rules(rules_copy).checks.checks["device_sharing"]["max_accounts"] == 3
+    (rules_copy / "checks.yaml").unlink()
+    with pytest.raises(RulesError, match="file not found"):
+        load_rules(rules_copy)
+
+
 def test_invalid_yaml(rules_copy: Path) -> None:
     (rules_copy / "devices.yaml").write_text("brand_aliases: [unclosed", encoding="utf-8")
     with pytest.raises(RulesError, match="invalid YAML"):
