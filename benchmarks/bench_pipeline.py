@@ -1,7 +1,8 @@
 """End to end over two 200,000-line logs: the generator's (many distinct user agents
 and devices) and the labelled set tiled (``benchmarks/corpus.py``: few). The CLI with 1
 and 2 workers (on the generator's log twice each, alternated), and the floor and
-naive baselines (``benchmarks/baselines.py``), each one process.
+naive baselines (``benchmarks/baselines.py``), each one process. The CLI runs with 1
+and 2 workers twice each, alternated, on both logs.
 
 Every run is a child process measured whole (startup, rule loading and output
 included): wall clock from ``perf_counter``, CPU from the child's rusage.
@@ -98,28 +99,31 @@ def test_baseline(
     _measure(benchmark, f"pipeline_{baseline}", argv, lines, out)
 
 
-@pytest.mark.parametrize("who", ["ours_w1", "ours_w2", "floor", "naive"])
+@pytest.mark.parametrize(("round_", "workers"), ROUNDS)
 def test_few_user_agents(
-    benchmark: Any, corpus_log: Path, corpus_lines: int, tmp_path: Path, who: str
+    benchmark: Any, corpus_log: Path, corpus_lines: int, tmp_path: Path, round_: int, workers: int
 ) -> None:
-    """The same on the log with few distinct user agents and devices; ours with 1 and
-    2 workers side by side."""
+    """The same on the log with few distinct user agents and devices: ours with 1 and
+    2 workers, alternated as on the generator's log."""
     out = tmp_path / "out.jsonl"
-    if who.startswith("ours_w"):
-        workers = int(who.removeprefix("ours_w"))
-        argv = python_argv(
-            "-m",
-            "fingerprint.cli",
-            "check",
-            str(corpus_log),
-            "-o",
-            str(out),
-            "--workers",
-            str(workers),
-            "-q",
-        )
-        name = run_name(workers, 1, "_few_ua")
-    else:
-        argv = python_argv("-m", "benchmarks.baselines", who, str(corpus_log), str(out))
-        name = f"pipeline_{who}_few_ua"
-    _measure(benchmark, name, argv, corpus_lines, out)
+    argv = python_argv(
+        "-m",
+        "fingerprint.cli",
+        "check",
+        str(corpus_log),
+        "-o",
+        str(out),
+        "--workers",
+        str(workers),
+        "-q",
+    )
+    _measure(benchmark, run_name(workers, round_, "_few_ua"), argv, corpus_lines, out)
+
+
+@pytest.mark.parametrize("baseline", ["floor", "naive"])
+def test_few_user_agents_baseline(
+    benchmark: Any, corpus_log: Path, corpus_lines: int, tmp_path: Path, baseline: str
+) -> None:
+    out = tmp_path / "out.jsonl"
+    argv = python_argv("-m", "benchmarks.baselines", baseline, str(corpus_log), str(out))
+    _measure(benchmark, f"pipeline_{baseline}_few_ua", argv, corpus_lines, out)

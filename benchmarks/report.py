@@ -218,7 +218,7 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, float | None,
             1.7,
         ),
         (
-            "throughput, 2 workers / 1 worker (wall), few user agents",
+            "throughput, 2 workers / 1 worker (wall), few user agents, mean of the rounds",
             _mean(worker_ratios(results, "_few_ua")),
             "x",
             ">=",
@@ -290,6 +290,8 @@ def render(document: dict[str, Any]) -> str:
         ("pipeline_floor_few_ua", "floor, few user agents"),
         ("pipeline_ours_w1_few_ua", "ours: `--workers 1`, few user agents"),
         ("pipeline_ours_w2_few_ua", "ours: `--workers 2`, few user agents"),
+        ("pipeline_ours_w1_few_ua_round2", "ours: `--workers 1`, few user agents, second round"),
+        ("pipeline_ours_w2_few_ua_round2", "ours: `--workers 2`, few user agents, second round"),
         ("pipeline_naive_few_ua", "naive, few user agents"),
         ("cli_2m_rss", "ours, 2M lines / 200k accounts, `--workers 1`"),
     ):
@@ -300,14 +302,15 @@ def render(document: dict[str, Any]) -> str:
             f"| {_fmt(e.get('cpu_s'), '', 2)} | {_fmt(e.get('lines_per_s_wall'), '', 0)} "
             f"| {_fmt(e.get('max_rss_mb'), '', 0)} | {_load(e)} |"
         )
-    rounds = worker_ratios(results)
-    if rounds:
-        lines += [
-            "",
-            "2 workers / 1 worker (wall) by round, run side by side: "
-            + ", ".join(f"{r:.2f}x" for r in rounds)
-            + ".",
-        ]
+    for suffix, log in (("", "generator's log"), ("_few_ua", "few user agents")):
+        rounds = worker_ratios(results, suffix)
+        if rounds:
+            lines += [
+                "",
+                f"2 workers / 1 worker (wall) by round, run side by side, {log}: "
+                + ", ".join(f"{r:.2f}x" for r in rounds)
+                + ".",
+            ]
     cpu1 = _get(results, "pipeline_ours_w1", "cpu_s")
     cpu2 = _get(results, "pipeline_ours_w2", "cpu_s")
     inflation = _ratio(cpu2, cpu1)
