@@ -52,7 +52,9 @@ class Grader:
         self._evidence = {name: w for name, w in spec.evidence_weights.items() if w > 0}
         self._evidence_total = sum(self._evidence.values())
         # A disabled check's evidence is never evaluated.
-        self._disabled = frozenset(disabled) & self._evidence.keys()
+        # intersection(), not ``& keys()``: that gives a set (dict_keys' __rand__), where
+        # the type says frozenset (mypyc, which checks it at run time, refused it).
+        self._disabled = frozenset(disabled).intersection(self._evidence)
         self._blacklist = frozenset(grading.blacklist_codes)
         self._bands = [(band.min_score, band.grade) for band in grading.bands]
         # code -> (group name, rank in the group): the first listed member carries a tie.
