@@ -352,8 +352,9 @@ def render(document: dict[str, Any]) -> str:
         ("ua_cached", "UA: `cached_resolver(parse_user_agent)`, hit", "ua_uncached", "faster"),
         ("geo_raw", "geo: raw `maxminddb` `Reader.get`", None, ""),
         ("geo_lookup", "geo: `MaxMindLookup.lookup`, warm", "geo_raw", "of raw"),
-        ("rules_load", "`load_rules()`", None, ""),
-        ("rules_engine", "`build_engine(load_rules())`", None, ""),
+        ("rules_load", "`load_rules()`, the process's first", None, ""),
+        ("rules_load_again", "`load_rules()`, the same files again", None, ""),
+        ("rules_engine", "`build_engine(load_rules())`, the process's first", None, ""),
     )
     for name, label, reference, word in component_rows:
         e = results.get(name, {})
