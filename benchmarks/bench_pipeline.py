@@ -1,8 +1,7 @@
 """End to end over two 200,000-line logs: the generator's (many distinct user agents
-and devices) and the labelled set tiled (``benchmarks/corpus.py``: few). The CLI with 1
-and 2 workers (on the generator's log twice each, alternated), and the floor and
-naive baselines (``benchmarks/baselines.py``), each one process. The CLI runs with 1
-and 2 workers twice each, alternated, on both logs.
+and devices) and the labelled set tiled (``benchmarks/corpus.py``: few). On each, the
+CLI with 1 and 2 workers (twice each, alternated), and the floor and naive baselines
+(``benchmarks/baselines.py``), each one process.
 
 Every run is a child process measured whole (startup, rule loading and output
 included): wall clock from ``perf_counter``, CPU from the child's rusage.
@@ -71,23 +70,22 @@ def run_name(workers: int, round_: int, suffix: str = "") -> str:
     return f"pipeline_ours_w{workers}{suffix}" + (f"_round{round_}" if round_ > 1 else "")
 
 
+def _ours(log: Path, out: Path, workers: int) -> list[str]:
+    return python_argv(
+        "-m", "fingerprint.cli", "check", str(log), "-o", str(out), "--workers", str(workers), "-q"
+    )
+
+
+def _baseline(baseline: str, log: Path, out: Path) -> list[str]:
+    return python_argv("-m", "benchmarks.baselines", baseline, str(log), str(out))
+
+
 @pytest.mark.parametrize(("round_", "workers"), ROUNDS)
 def test_cli_end_to_end(
     benchmark: Any, pipeline_log: Path, lines: int, tmp_path: Path, round_: int, workers: int
 ) -> None:
     out = tmp_path / "reports.jsonl"
-    argv = python_argv(
-        "-m",
-        "fingerprint.cli",
-        "check",
-        str(pipeline_log),
-        "-o",
-        str(out),
-        "--workers",
-        str(workers),
-        "-q",
-    )
-    _measure(benchmark, run_name(workers, round_), argv, lines, out)
+    _measure(benchmark, run_name(workers, round_), _ours(pipeline_log, out, workers), lines, out)
 
 
 @pytest.mark.parametrize("baseline", ["floor", "naive"])
@@ -95,8 +93,7 @@ def test_baseline(
     benchmark: Any, pipeline_log: Path, lines: int, tmp_path: Path, baseline: str
 ) -> None:
     out = tmp_path / "results.jsonl"
-    argv = python_argv("-m", "benchmarks.baselines", baseline, str(pipeline_log), str(out))
-    _measure(benchmark, f"pipeline_{baseline}", argv, lines, out)
+    _measure(benchmark, f"pipeline_{baseline}", _baseline(baseline, pipeline_log, out), lines, out)
 
 
 @pytest.mark.parametrize(("round_", "workers"), ROUNDS)
@@ -106,17 +103,7 @@ def test_few_user_agents(
     """The same on the log with few distinct user agents and devices: ours with 1 and
     2 workers, alternated as on the generator's log."""
     out = tmp_path / "out.jsonl"
-    argv = python_argv(
-        "-m",
-        "fingerprint.cli",
-        "check",
-        str(corpus_log),
-        "-o",
-        str(out),
-        "--workers",
-        str(workers),
-        "-q",
-    )
+    argv = _ours(corpus_log, out, workers)
     _measure(benchmark, run_name(workers, round_, "_few_ua"), argv, corpus_lines, out)
 
 
@@ -125,5 +112,5 @@ def test_few_user_agents_baseline(
     benchmark: Any, corpus_log: Path, corpus_lines: int, tmp_path: Path, baseline: str
 ) -> None:
     out = tmp_path / "out.jsonl"
-    argv = python_argv("-m", "benchmarks.baselines", baseline, str(corpus_log), str(out))
+    argv = _baseline(baseline, corpus_log, out)
     _measure(benchmark, f"pipeline_{baseline}_few_ua", argv, corpus_lines, out)

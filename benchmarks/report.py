@@ -143,10 +143,10 @@ def worker_ratios(results: dict[str, dict[str, Any]], suffix: str = "") -> list[
     in ``results.json`` is no side-by-side measure of this one)."""
     ratios = []
     first_run = None
+    speed = "lines_per_s_wall"
     for round_ in itertools.count(1):  # until a round is missing
         tail = f"_round{round_}" if round_ > 1 else ""
         one, two = f"pipeline_ours_w1{suffix}{tail}", f"pipeline_ours_w2{suffix}{tail}"
-        speed = "lines_per_s_wall"
         ratio = _ratio(_get(results, two, speed), _get(results, one, speed))
         runs = {results.get(name, {}).get("run") for name in (one, two)}
         first_run = first_run or next(iter(runs))
