@@ -82,22 +82,78 @@ events_strategy = st.fixed_dictionaries(
 ).map(_event)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(events_strategy, max_size=120),
     st.integers(1, 30),
     st.integers(1, 40),
     st.integers(1, 6),
+    st.sampled_from([(16, 65_536), (1, 1_000), (2, 12), (3, 0), (5, 4)]),
 )
 def test_packed_store_reads_back_what_a_list_store_reads(
-    events: list[LoginEvent], window_hours: int, cap: int, evict_every: int
+    events: list[LoginEvent],
+    window_hours: int,
+    cap: int,
+    evict_every: int,
+    decoded: tuple[int, int],
 ) -> None:
+    """Also with the long windows kept decoded from the first login on (1), within a
+    budget that drops some (12) or all (0, or 4: below the windows kept). Each window
+    kept decoded is as long as the window it decodes."""
     windows = Windows(window_hours * 3600.0, window_hours * 3600.0, max_events_per_account=cap)
-    store = MemoryHistoryStore(evict_every=evict_every)
+    least, budget = decoded
+    store = MemoryHistoryStore(evict_every, decoded_from=least, decoded_logins=budget)
     reference = ReferenceStore(evict_every)
     for event in events:
         got = store.record_and_fetch(event, windows).account_events
         assert got == reference.record_and_fetch(event, windows)
+        assert 0 <= store.decoded_logins() <= budget
+        kept = store._decoded.entries  # type: ignore[attr-defined]
+        assert {a: len(e) for a, e in kept.items()} == {
+            a: store._accounts[a].logins() for a in kept  # type: ignore[attr-defined]
+        }
+
+
+def test_long_windows_are_decoded_once() -> None:
+    """A window of ``decoded_from`` logins or more is decoded whole once; after that,
+    each login decodes only itself, and the logins read are the ones decoded before."""
+    windows = Windows(30 * 86_400.0, 30 * 86_400.0)
+    store = MemoryHistoryStore(decoded_from=4)
+    views = []
+    for n in range(8):
+        event = LoginEvent(T0 + n * 60, n, "a", "d", "1.2.3.4", *[None] * 4, False)
+        views.append(store.record_and_fetch(event, windows).account_events)
+    assert [len(v) for v in views] == list(range(8))
+    assert views[7][:6] == views[6]
+    assert all(a is b for a, b in zip(views[7], views[6], strict=False))  # kept, not redone
+    assert views[3][0] is not views[2][0]  # 3 logins in the window: decoded, not kept
+    assert views[4][0] is views[3][0]  # 4 at the 4th call: kept from then on
+    assert store.decoded_logins() == 8
+    later = LoginEvent(T0 + 86_400, 9, "b", "d", "1.2.3.4", *[None] * 4, False)
+    store.record_and_fetch(later, windows)
+    store._evict_idle(Windows(60.0, 60.0))  # "a" idle a day: evicted, its logins too
+    assert store.accounts() == 1
+    assert store.decoded_logins() == 0
+
+
+def test_decoded_windows_stay_within_their_budget() -> None:
+    """Least recently used first out; a window decoded while another thread changed
+    it is not kept (it would no longer be the window's decoding)."""
+    windows = Windows(30 * 86_400.0, 30 * 86_400.0)
+    store = MemoryHistoryStore(decoded_from=2, decoded_logins=7)
+    for n, account in enumerate("aabbaacc"):
+        event = LoginEvent(T0 + n * 60, n, account, "d", "1.2.3.4", *[None] * 4, False)
+        store.record_and_fetch(event, windows)
+    kept = store._decoded  # type: ignore[attr-defined]
+    assert {a: len(e) for a, e in kept.entries.items()} == {"a": 4, "c": 2}  # b: out first
+    assert kept.logins == store.decoded_logins() == 6
+    window = store._accounts["b"]  # type: ignore[attr-defined]
+    stale = window._replace(records=window.records[:])
+    decoded = tuple(f"login {n}" for n in range(window.logins()))
+    kept.keep("b", decoded, stale, stale, window)  # the window changed meanwhile
+    assert "b" not in kept.entries
+    kept.keep("b", decoded, window, window, window)
+    assert list(kept.entries) == ["c", "b"]  # "a" out: 2 + 2 logins fit in 7, not 4 more
 
 
 def test_symbol_table_is_rebuilt_as_logins_age_out() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 from functools import lru_cache
+from operator import itemgetter
 from sys import intern
 
 from fingerprint.features import Features
@@ -30,31 +31,36 @@ def login_event(
 ) -> LoginEvent:
     geo = features.geo
     device, network = session.device, session.network
-    # Carriers and network types are interned: few, shared by millions of accounts.
-    # Not ids, IPs and networks: mostly one account's (the store shares its own
-    # copies between its tables), and the interned table never shrinks.
-    return LoginEvent(
-        ts=session.ts.timestamp(),
-        session_digest=session_digest(sid),
-        account_id=session.account_id,
+    # Built as a tuple in field order, not through the named tuple's __new__ (a Python
+    # function of 16 keywords): 0.12 instead of 0.9 µs, once a login.
+    return _new_event(LoginEvent, (
+        session.ts.timestamp(),  # ts
+        session_digest(sid),
+        session.account_id,
         # The device as history counts it: the derived key when it is confident (one
         # phone under renewed ids stays one device), else the client's device id.
-        device_id=identity_text(identity, device.device_id if device else None) or None,
-        ip=ip_text(session.ip),
-        province=geo.province if geo else None,
-        latitude=geo.latitude if geo else None,
-        longitude=geo.longitude if geo else None,
-        accuracy_km=geo.accuracy_radius_km if geo else None,
-        ip_anonymous=anonymous,
-        network=network_of(session.ip),
-        asn=features.network.asn.number if features.network.asn else None,
-        network_type=intern(network.type) if network and network.type else None,
-        carrier=intern(device.sim.carrier)
+        identity_text(identity, device.device_id if device else None) or None,  # device_id
+        ip_text(session.ip),  # ip
+        geo.province if geo else None,  # province
+        geo.latitude if geo else None,  # latitude
+        geo.longitude if geo else None,  # longitude
+        geo.accuracy_radius_km if geo else None,  # accuracy_km
+        anonymous,  # ip_anonymous
+        network_of(session.ip),  # network
+        features.network.asn.number if features.network.asn else None,  # asn
+        # Carriers and network types are interned: few, shared by millions of accounts.
+        # Not ids, IPs and networks: mostly one account's (the store shares its own
+        # copies between its tables), and the interned table never shrinks.
+        intern(network.type) if network and network.type else None,  # network_type
+        intern(device.sim.carrier)
         if device and device.sim and device.sim.carrier
-        else None,
-        hour=session.ts.astimezone(local_tz).hour,
-        ip_relay=relay,
-    )
+        else None,  # carrier
+        session.ts.astimezone(local_tz).hour,  # hour
+        relay,  # ip_relay
+    ))  # fmt: skip
+
+
+_new_event = tuple.__new__
 
 
 @lru_cache(maxsize=4_096)
@@ -68,13 +74,16 @@ def network_of(address: IPAddress) -> str:
     return network_text(address, 24 if address.version == 4 else 48)
 
 
+_DIGEST = itemgetter(1)  # LoginEvent.session_digest
+
+
 def arrival_warnings(
     sid: str, event: LoginEvent, history: HistoryView | None, late_by: float | None
 ) -> list[str]:
     warnings = []
     if late_by is not None:
         warnings.append(f"late arrival: {late_by:.0f} s behind the newest line")
-    digest = event.session_digest
-    if history is not None and any(e.session_digest == digest for e in history.account_events):
+    # A map in C, not a generator of attribute reads: ~0.1 µs less a login in the window.
+    if history is not None and event.session_digest in map(_DIGEST, history.account_events):
         warnings.append(f"duplicate session id {sid!r} within the history window")
     return warnings
