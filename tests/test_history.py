@@ -108,10 +108,8 @@ def test_packed_store_reads_back_what_a_list_store_reads(
         got = store.record_and_fetch(event, windows).account_events
         assert got == reference.record_and_fetch(event, windows)
         assert 0 <= store.decoded_logins() <= budget
-        kept = store._decoded.entries  # type: ignore[attr-defined]
-        assert {a: len(e) for a, e in kept.items()} == {
-            a: store._accounts[a].logins() for a in kept  # type: ignore[attr-defined]
-        }
+        kept, accounts = store._decoded.entries, store._accounts  # type: ignore[attr-defined]
+        assert {a: len(e) for a, e in kept.items()} == {a: accounts[a].logins() for a in kept}
 
 
 def test_long_windows_are_decoded_once() -> None:
