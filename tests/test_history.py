@@ -9,6 +9,8 @@ window trims, the per-account cap and symbol-table rebuilds.
 from __future__ import annotations
 
 import bisect
+import sys
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -16,7 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fingerprint.history import LoginEvent, MemoryHistoryStore, Windows, session_digest
+from fingerprint.history import (
+    LoginEvent,
+    MemoryHistoryStore,
+    Windows,
+    _unpack,
+    session_digest,
+)
 
 T0 = 1_790_000_000.0
 
@@ -152,6 +160,43 @@ def test_decoded_windows_stay_within_their_budget() -> None:
     assert "b" not in kept.entries
     kept.keep("b", decoded, window, window, window)
     assert list(kept.entries) == ["c", "b"]  # "a" out: 2 + 2 logins fit in 7, not 4 more
+
+
+def test_decoded_windows_hold_under_threads() -> None:
+    """Threads recording logins of the same accounts at once, late ones too, the
+    thread switch forced every microsecond: each window kept decoded is still exactly
+    its packed window decoded, and every read is in time order."""
+    windows = Windows(3600.0, 3600.0, max_events_per_account=40)
+    store = MemoryHistoryStore(decoded_from=2, decoded_logins=100)
+    unordered: list[str] = []
+
+    def record(seed: int) -> None:
+        for n in range(300):
+            at = T0 + (n * 7 + seed * 13) % 900  # late logins land inside the window
+            account = "abc"[(n + seed) % 3]
+            event = LoginEvent(
+                at, n, account, f"d{n % 5}", f"10.0.{seed}.{n % 7}", *[None] * 4, False
+            )
+            times = [e.ts for e in store.record_and_fetch(event, windows).account_events]
+            if times != sorted(times):
+                unordered.append(account)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=record, args=(seed,)) for seed in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not unordered
+    kept, accounts = store._decoded.entries, store._accounts  # type: ignore[attr-defined]
+    assert kept  # the test exercised the copies
+    for account, logins in kept.items():
+        window = accounts[account]
+        assert logins == tuple(_unpack(account, window, 0, window.logins()))
 
 
 def test_symbol_table_is_rebuilt_as_logins_age_out() -> None:
