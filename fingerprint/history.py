@@ -640,7 +640,7 @@ class _Decoded:
         if entry is None:
             return None
         self.logins -= len(entry)
-        if len(entry) + 1 != read.logins():  # not this window's: never kept so
+        if len(entry) + 1 != read.logins():  # a guard: each change is made to both
             return None
         inserted = (next(_unpack(account, read, position, position + 1)),)
         if position == len(entry):  # in time order: one copy of the entry, in C
