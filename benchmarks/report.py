@@ -142,14 +142,13 @@ def worker_ratios(results: dict[str, dict[str, Any]], suffix: str = "") -> list[
     in the same benchmark run as the first round (a round kept from an earlier run
     in ``results.json`` is no side-by-side measure of this one)."""
     ratios = []
-    first_run = None
+    first_run = results.get(f"pipeline_ours_w1{suffix}", {}).get("run")
     speed = "lines_per_s_wall"
     for round_ in itertools.count(1):  # until a round is missing
         tail = f"_round{round_}" if round_ > 1 else ""
         one, two = f"pipeline_ours_w1{suffix}{tail}", f"pipeline_ours_w2{suffix}{tail}"
         ratio = _ratio(_get(results, two, speed), _get(results, one, speed))
         runs = {results.get(name, {}).get("run") for name in (one, two)}
-        first_run = first_run or next(iter(runs))
         if ratio is None or runs != {first_run}:
             break
         ratios.append(ratio)

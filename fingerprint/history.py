@@ -429,7 +429,7 @@ class MemoryHistoryStore:
             logins = tuple(_unpack(account, window, 0, window.logins()))
             before = logins[start:position]
             with self._lock:
-                self._decoded.keep(account, logins, window, kept, self._accounts.get(account))
+                self._decoded.keep(account, logins, kept, self._accounts.get(account))
         else:
             before = tuple(_unpack(account, window, start, position))
         return HistoryView(
@@ -654,11 +654,10 @@ class _Decoded:
         self,
         account: str,
         logins: tuple[LoginEvent, ...],
-        read: _Window,
         kept: _Window,
         current: _Window | None,
     ) -> None:
-        """Keep ``logins``, the decoding of ``read``, if ``kept`` (the window trimmed
+        """Keep ``logins``, a read window's decoding, if ``kept`` (the window trimmed
         from it) is still the account's window and no entry was made meanwhile."""
         if current is kept and account not in self.entries:
             self._add(account, logins[len(logins) - kept.logins() :])

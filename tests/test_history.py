@@ -156,9 +156,9 @@ def test_decoded_windows_stay_within_their_budget() -> None:
     window = store._accounts["b"]  # type: ignore[attr-defined]
     stale = window._replace(records=window.records[:])
     decoded = tuple(f"login {n}" for n in range(window.logins()))
-    kept.keep("b", decoded, stale, stale, window)  # the window changed meanwhile
+    kept.keep("b", decoded, stale, window)  # the window changed meanwhile
     assert "b" not in kept.entries
-    kept.keep("b", decoded, window, window, window)
+    kept.keep("b", decoded, window, window)
     assert list(kept.entries) == ["c", "b"]  # "a" out: 2 + 2 logins fit in 7, not 4 more
 
 
