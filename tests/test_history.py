@@ -67,7 +67,10 @@ def _event(values: dict[str, Any]) -> LoginEvent:
 
 events_strategy = st.fixed_dictionaries(
     {
-        "ts": st.integers(0, 40 * 3600).map(lambda s: T0 + s),
+        # Half-hour steps too: logins exactly a window apart (the edge) are common.
+        "ts": (st.integers(0, 40 * 3600) | st.integers(0, 80).map(lambda k: k * 1800)).map(
+            lambda s: T0 + s
+        ),
         "session_digest": st.integers(-(2**63), 2**63 - 1),
         "account_id": st.sampled_from(["a", "b", "c"]),
         "device_id": st.none() | st.sampled_from(["d1", "d2", "设备3"]),
@@ -97,6 +100,7 @@ events_strategy = st.fixed_dictionaries(
     st.integers(1, 40),
     st.integers(1, 6),
     st.sampled_from([(16, 65_536), (1, 1_000), (2, 12), (3, 0), (5, 4)]),
+    st.booleans(),
 )
 def test_packed_store_reads_back_what_a_list_store_reads(
     events: list[LoginEvent],
@@ -104,10 +108,15 @@ def test_packed_store_reads_back_what_a_list_store_reads(
     cap: int,
     evict_every: int,
     decoded: tuple[int, int],
+    in_time_order: bool,
 ) -> None:
     """Also with the long windows kept decoded from the first login on (1), within a
     budget that drops some (12) or all (0, or 4: below the windows kept). Each window
-    kept decoded is as long as the window it decodes."""
+    kept decoded is as long as the window it decodes. Half the logs come in time
+    order, as most do: the store records those its own shorter way (the newest login,
+    nothing to trim), up to the cap and the window's edge."""
+    if in_time_order:
+        events = sorted(events, key=lambda event: event.ts)
     windows = Windows(window_hours * 3600.0, window_hours * 3600.0, max_events_per_account=cap)
     least, budget = decoded
     store = MemoryHistoryStore(evict_every, decoded_from=least, decoded_logins=budget)
@@ -118,6 +127,30 @@ def test_packed_store_reads_back_what_a_list_store_reads(
         assert 0 <= store.decoded_logins() <= budget
         kept, accounts = store._decoded.entries, store._accounts  # type: ignore[attr-defined]
         assert {a: len(e) for a, e in kept.items()} == {a: accounts[a].logins() for a in kept}
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [
+        (0, 3600),  # the first login exactly at the window's edge: still inside
+        (0, 3601),  # one second past it: out
+        (0, 3599),
+        (0, 1, 3601),  # out, while the next one stays
+        (0, 3600, 3600, 7200),  # equal times
+        (0, 600, 1200, 1800),  # past the cap of 3
+        (0, 600, 1200),  # at the cap
+    ],
+)
+def test_logins_in_time_order_at_the_window_edge_and_the_cap(offsets: tuple[int, ...]) -> None:
+    """The store's own way for the newest login of a window (nothing to trim) takes
+    exactly the logins the reference takes, at the edges where it must step aside."""
+    windows = Windows(3600.0, 3600.0, max_events_per_account=3)
+    store, reference = MemoryHistoryStore(), ReferenceStore(1_024)
+    for n, offset in enumerate(offsets):
+        event = LoginEvent(T0 + offset, n, "a", "d", "1.1.1.1", *[None] * 4, False)
+        got = store.record_and_fetch(event, windows).account_events
+        assert got == reference.record_and_fetch(event, windows)
+    assert store._accounts["a"].logins() == len(reference.accounts["a"])  # type: ignore[attr-defined]
 
 
 def test_long_windows_are_decoded_once() -> None:
