@@ -140,6 +140,9 @@ class Released(NamedTuple, Generic[P]):
     now: float | None = None
 
 
+_new_released = tuple.__new__
+
+
 class ReorderBuffer(Generic[P]):
     """Holds lines until no line more than ``max_skew`` seconds older can still come,
     and never more than ``max_lines`` lines.
@@ -237,7 +240,8 @@ class ReorderBuffer(Generic[P]):
             if seq < last_seq:  # a line that came after it was checked first
                 self.stats.reordered += 1
             last_seq = max(last_seq, seq)
-            ready.append(Released(item, seq, None, None, max(clock, ts)))
+            # In field order, not through the named tuple's __new__: ~0.14 µs less a line.
+            ready.append(_new_released(Released, (item, seq, None, None, max(clock, ts))))
         self._checked, self._last_seq = checked, last_seq
         return ready
 
