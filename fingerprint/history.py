@@ -244,6 +244,12 @@ def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
     )
 
 
+def _own_copy(symbols: list[Any], value: str | None) -> str | None:
+    """The window's own copy of ``value`` (a symbol it names), or None for none or "":
+    the device table keys on that copy, so each id is stored once."""
+    return symbols[symbols.index(value)] if value else None
+
+
 @lru_cache(maxsize=8_192)
 def _network_v4(packed: bytes) -> str:
     return inet_ntoa(packed[:3] + b"\0") + "/24"
@@ -531,8 +537,7 @@ class MemoryHistoryStore:
         start = bisect_left(times, event.ts - windows.account_seconds, 0, position)
         read = _new_window(_Window, (records, tuple(symbols)))
         kept = self._accounts[event.account_id] = _trim(read, times, windows, now)
-        device = symbols[symbols.index(event.device_id)] if event.device_id else None
-        return read, start, position, device, kept
+        return read, start, position, _own_copy(symbols, event.device_id), kept
 
     def _record_in_order(
         self, event: LoginEvent, window: _Window, windows: Windows
@@ -555,8 +560,7 @@ class MemoryHistoryStore:
             return None
         read = _new_window(_Window, (records + record, tuple(symbols)))
         self._accounts[event.account_id] = read
-        device = symbols[symbols.index(event.device_id)] if event.device_id else None
-        return read, 0, logins, device, read
+        return read, 0, logins, _own_copy(symbols, event.device_id), read
 
     def _record_device(
         self, event: LoginEvent, windows: Windows, key: str | None = None
