@@ -208,6 +208,7 @@ class Checker:
         self._engine = build_engine(load_rules(self.config.rules_dir), self.config.device_memo_size)
         self._reload_lock = threading.Lock()
         self._history: HistoryStore = history if history is not None else self._open_history()
+        self._own_history = history is None  # built here from the config, not handed in
         self._history_stage = HistoryStage(self._history, self._counters.add)
         secret = self.config.identity_secret
         self._hasher = IdentityHasher(secret.encode("utf-8") if isinstance(secret, str) else secret)
@@ -217,6 +218,30 @@ class Checker:
             whois_wait=self.config.whois_wait,
             hasher=self._hasher,
         )
+        self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
+
+    @property
+    def can_forget(self) -> bool:
+        """Nothing this checker did reached beyond this process: history is its own
+        in-memory store and no registry was asked (whois records are cached on disk,
+        and a report says when one came from the cache). :meth:`forget` can then take
+        back every check made so far."""
+        return (
+            self._own_history
+            and isinstance(self._history, MemoryHistoryStore)
+            and not self.config.whois
+        )
+
+    def forget(self) -> None:
+        """Forget every login checked so far, as if this checker were built again: an
+        empty history, its counters and the accounts it tracks back at zero. What it
+        keeps only speeds it up (the device memo, the address and user-agent caches:
+        a hit gives what a fresh lookup gives). Only when :attr:`can_forget`."""
+        if not self.can_forget:
+            raise RuntimeError("this checker's history is shared or handed in: it cannot forget")
+        self._counters = _Counters()
+        self._history = MemoryHistoryStore()
+        self._history_stage = HistoryStage(self._history, self._counters.add)
         self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
 
     def _open_whois(self) -> Any:

@@ -131,6 +131,23 @@ class Output:
         except OSError as exc:
             raise self._failed(exc) from exc
 
+    @property
+    def rewindable(self) -> bool:
+        """Written to our own temporary file, so :meth:`rewind` can take it all back."""
+        return self.temp is not None
+
+    def rewind(self) -> None:
+        """Take back everything written so far (only when :attr:`rewindable`: a device,
+        a pipe or a terminal cannot be unwritten). A batch run that checked its input
+        as it streamed, and then found it must sort it, starts over (fingerprint.batch)."""
+        if self.temp is None:
+            raise ValueError(f"{self.option}: written straight, it cannot be rewound")
+        try:
+            self.stream.seek(0)  # a buffered stream writes what it holds first
+            self.stream.truncate()
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
     def commit(self) -> None:
         """Finish: flush, and rename the temporary file into place. On an error
         nothing is left behind (see :meth:`abort`) and :class:`OutputError` is raised."""

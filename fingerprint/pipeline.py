@@ -364,6 +364,7 @@ def check_stream(
     max_lines: int = MAX_HELD_LINES,
     stats: OrderStats | None = None,
     heads: ScannedHeads | None = None,
+    until_out_of_order: bool = False,
 ) -> Iterator[Outcome]:
     """Check the items this shard owns, in time order per account, yielding outcomes
     in the order of ``items``.
@@ -380,12 +381,18 @@ def check_stream(
     (:mod:`fingerprint.exchange`), so device sharing sees every account, exactly as
     one process would. Such a line is read only for its time and account, or not
     at all when the scan kept them (``heads``, for ``items`` as the scan read them).
+
+    ``until_out_of_order``: stop at the first line that comes late or far ahead,
+    before it is checked; ``stats`` then says so (``in_order`` is False). A batch run
+    checks a log it has not scanned this way, and sorts it when it stops (a log in
+    time order, the usual case, is then read once instead of twice).
     """
     shard = shard or Shard()
     if shard.count > 1 and peers is None:
         raise ValueError("a shard of several needs its peers")
     naive_tz = checker.config.time_zone
     buffer: ReorderBuffer[Line | int] = ReorderBuffer(max_skew, max_lines)
+    counts = buffer.stats
     order = InputOrder()
     # Lines let go and prepared, not yet checked: a worker prepares (and sends the
     # observations of) its lines ahead of the line it checks, so its peers rarely wait.
@@ -402,7 +409,12 @@ def check_stream(
                 yield from order.add(Outcome(seq, arrived.file, arrived.line, blank=True))
             continue
         held, ts = arrived
-        for ready in buffer.push(seq, held, ts):
+        released = buffer.push(seq, held, ts)
+        if until_out_of_order and (counts.late or counts.ahead):
+            if stats is not None:
+                stats.merge(counts)
+            return
+        for ready in released:
             ready_lines.append(_prepare(checker, ready, peers))
         while len(ready_lines) > lookahead:
             yield from _settle(checker, ready_lines.popleft(), order, peers, buffer.stats)

@@ -262,14 +262,24 @@ def read_and_begin(
     max_skew: float,
     max_lines: int,
     gate: Gate | None = None,
+    until_out_of_order: bool = False,
 ) -> bool:
     """The reader's side: every line in the order one process checks them, begun
     (or rejected, or whole), framed to ``out``. ``items`` is the plan's
     :meth:`~fingerprint.sorting.InputPlan.items`. With a ``gate``, nothing is sent
-    before the parent answers: False if it answered stop (nothing was sent)."""
+    before the parent answers: False if it answered stop (nothing was sent).
+    ``until_out_of_order``: stop at the first line that comes late or far ahead (as
+    :func:`fingerprint.pipeline.check_stream` does); the last frame's counts say so."""
     writer = _FrameWriter(out, gate)
     try:
-        _read_and_begin(checker, items, writer, max_skew=max_skew, max_lines=max_lines)
+        _read_and_begin(
+            checker,
+            items,
+            writer,
+            max_skew=max_skew,
+            max_lines=max_lines,
+            until_out_of_order=until_out_of_order,
+        )
     except _Refused:
         return False
     except Exception:
@@ -290,6 +300,7 @@ def _read_and_begin(
     *,
     max_skew: float,
     max_lines: int,
+    until_out_of_order: bool,
 ) -> None:
     shrunk: list[tuple[str, int, int]] = []
 
@@ -301,6 +312,7 @@ def _read_and_begin(
 
     naive_tz = checker.config.time_zone
     buffer: ReorderBuffer[Line | int] = ReorderBuffer(max_skew, max_lines)
+    counts = buffer.stats
     one = Shard()
     for seq, item in enumerate(items(bytes_read, on_shrunk=on_shrunk)):
         arrived = _arrive(item, seq, one, naive_tz, None)
@@ -310,7 +322,11 @@ def _read_and_begin(
             writer.send(_Blank(seq, arrived.file, arrived.line))
         else:
             held, ts = arrived
-            for ready in buffer.push(seq, held, ts):
+            released = buffer.push(seq, held, ts)
+            if until_out_of_order and (counts.late or counts.ahead):
+                writer.flush(order=counts, shrunk=shrunk)  # the last frame: out of order
+                return
+            for ready in released:
                 _begin(checker, ready, writer)
     for ready in buffer.drain():
         _begin(checker, ready, writer)

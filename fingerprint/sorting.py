@@ -2,8 +2,10 @@
 
 History checks must see each account's logins in time order. The reorder buffer
 (:class:`fingerprint.pipeline.ReorderBuffer`) fixes lines a little out of order as
-they stream; this module decides, before any line is checked, whether that is
-enough, and sorts the input when it is not:
+they stream; this module decides whether that is enough, and sorts the input when it
+is not. A batch run that can take back everything it did checks one input file
+without this scan, and scans (then sorts) only when its own buffer meets a line
+out of order (:func:`fingerprint.batch._speculates`); otherwise the scan comes first:
 
 1. **Scan.** Every line's time is read (its ``ts`` alone, by
    :func:`fingerprint.inputs.read_head`, then the checker's own timestamp parse) and

@@ -197,16 +197,17 @@ def test_finishing_reads_nothing_the_begun_login_left_behind(tmp_path: Path) -> 
 
 
 @pytest.fixture
-def readers(monkeypatch: pytest.MonkeyPatch) -> list[bool | None]:
+def readers(monkeypatch: pytest.MonkeyPatch) -> list[bool | str | None]:
     """Each reader the run starts: the parent's answer to it after its scan (go, or
-    stop: the input is sorted and another reader started), None for a reader
-    started on a scanned plan."""
-    started: list[bool | None] = []
+    stop: the input is sorted and another reader started), "unscanned" for a reader
+    on an input nobody scanned (it stops at the first line out of order), None for
+    a reader started on a scanned plan."""
+    started: list[bool | str | None] = []
     real_start, real_answer = batch._start_reader, batch.answer_gate
 
-    def start(*args: Any, gate: Any = None) -> Any:
-        started.append(None)
-        return real_start(*args, gate=gate)
+    def start(*args: Any, gate: Any = None, until_out_of_order: bool = False) -> Any:
+        started.append("unscanned" if until_out_of_order else None)
+        return real_start(*args, gate=gate, until_out_of_order=until_out_of_order)
 
     def answer(fd: int, *, go: bool) -> None:
         started[-1] = go
@@ -226,9 +227,20 @@ def _log_of(tmp_path: Path, order: list[int]) -> Path:
     return log
 
 
+@pytest.fixture
+def scanned_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that could not take back what it did (several inputs, stdout, whois, a
+    shared history): the parent scans first, its reader meanwhile beginning lines."""
+    monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
+
+
 @pytest.mark.parametrize("held_bytes", [1 << 26, 0], ids=["held", "nothing-held"])
+@pytest.mark.usefixtures("scanned_first")
 def test_the_reader_begins_while_the_parent_scans_then_goes_on(
-    tmp_path: Path, readers: list[bool | None], monkeypatch: pytest.MonkeyPatch, held_bytes: int
+    tmp_path: Path,
+    readers: list[bool | str | None],
+    monkeypatch: pytest.MonkeyPatch,
+    held_bytes: int,
 ) -> None:
     """In time order: one reader, which began lines before the scan's answer (holding
     its frames, or, with no room to hold them, waiting), then sends them all."""
@@ -240,8 +252,9 @@ def test_the_reader_begins_while_the_parent_scans_then_goes_on(
     assert len(two[0].splitlines()) == 300
 
 
+@pytest.mark.usefixtures("scanned_first")
 def test_a_reader_begun_on_an_input_that_must_be_sorted_is_replaced(
-    tmp_path: Path, readers: list[bool | None]
+    tmp_path: Path, readers: list[bool | str | None]
 ) -> None:
     """Out of time order beyond the skew: the first reader is told to stop (its work
     is never read), the input sorted, and a second reader reads the sorted input."""
@@ -252,9 +265,33 @@ def test_a_reader_begun_on_an_input_that_must_be_sorted_is_replaced(
     assert two[2]["order"]["sorted"] is True
 
 
+def test_an_input_in_order_is_read_once_by_one_reader(
+    tmp_path: Path, readers: list[bool | str | None]
+) -> None:
+    """One file, reports and rejects to files: nobody scans it; the reader sends what
+    it begins at once."""
+    log = _log_of(tmp_path, list(range(300)))
+    two = _run(tmp_path, [str(log)], "2")
+    assert readers == ["unscanned"]
+    assert two == _run(tmp_path, [str(log)], "1")
+    assert two[2]["order"]["sorted"] is False
+
+
+def test_an_input_out_of_order_is_taken_back_then_sorted(
+    tmp_path: Path, readers: list[bool | str | None]
+) -> None:
+    """The reader stops at the first line out of order; the parent takes back what it
+    wrote, scans and sorts the input, and a second reader reads the sorted input."""
+    log = _log_of(tmp_path, [*range(150, 300), *range(150)])
+    two = _run(tmp_path, [str(log)], "2")
+    assert readers == ["unscanned", None]
+    assert two == _run(tmp_path, [str(log)], "1")
+    assert two[2]["order"]["sorted"] is True
+
+
 @pytest.mark.parametrize("sort", ["always", "never"])
 def test_a_run_that_does_not_scan_later_starts_one_reader_after_planning(
-    tmp_path: Path, readers: list[bool | None], sort: str
+    tmp_path: Path, readers: list[bool | str | None], sort: str
 ) -> None:
     log = _log_of(tmp_path, list(range(50)))
     assert _run(tmp_path, [str(log)], "2", "--sort", sort) == _run(
@@ -263,6 +300,7 @@ def test_a_run_that_does_not_scan_later_starts_one_reader_after_planning(
     assert readers == [None]
 
 
+@pytest.mark.usefixtures("scanned_first")
 def test_a_scan_that_fails_stops_the_reader_quietly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
