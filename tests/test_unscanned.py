@@ -56,12 +56,14 @@ EXTRAS = [b"not json\n", b"\n"]
 
 
 class _Spy:
-    """Counts the scans and the checkers' starts over."""
+    """Counts the scans, the checkers' starts over and the checks finished before the
+    first start over (in the process that writes: with two stages, the parent)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.scans = 0
         self.forgets = 0
-        scan, forget = batch.scan_plan, Checker.forget
+        self.finished_before = 0
+        scan, forget, complete = batch.scan_plan, Checker.forget, Checker._complete
 
         def counted_scan(*args: Any, **kwargs: Any) -> bool:
             self.scans += 1
@@ -70,6 +72,12 @@ class _Spy:
         def counted_forget(checker: Checker) -> None:
             self.forgets += 1
             forget(checker)
+
+        def counted_complete(checker: Checker, *args: Any) -> Any:
+            self.finished_before += not self.forgets
+            return complete(checker, *args)
+
+        monkeypatch.setattr(Checker, "_complete", counted_complete)
 
         monkeypatch.setattr(batch, "scan_plan", counted_scan)
         monkeypatch.setattr(sorting, "scan_plan", counted_scan)
@@ -107,6 +115,8 @@ def test_what_a_run_writes_is_what_a_run_that_scanned_first_writes(
     # A log in order is never scanned; one out of order is scanned once, after the
     # check that met its first line out of order forgot everything it had done.
     assert (spy.scans, spy.forgets) == ((0, 0) if in_order else (1, 1))
+    if not in_order:  # the check stopped where the first line out of order came
+        assert spy.finished_before < len(lines) - 2 - 5
     assert got[2]["order"]["sorted"] is not in_order
     monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
     expected = _run(tmp_path, "scanned", lines, workers=workers, max_held_lines=100)
