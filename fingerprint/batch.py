@@ -39,7 +39,15 @@ from fingerprint.pipeline import MAX_HELD_LINES, Outcome, Shard, check_stream
 from fingerprint.pipelined import Gate, answer_gate, finished, read_and_begin
 from fingerprint.rollup import AccountRollup
 from fingerprint.runner import RunStats
-from fingerprint.sorting import InputPlan, OrderOptions, SortMode, open_plan, scan_plan, sort_plan
+from fingerprint.sorting import (
+    InputPlan,
+    OrderOptions,
+    SortMode,
+    open_plan,
+    sampled_in_order,
+    scan_plan,
+    sort_plan,
+)
 from fingerprint.stopping import (
     STOP_SIGNALS,
     become_worker,
@@ -107,20 +115,26 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
         checker.config.time_zone,
         shards=1 if pipelined else options.workers,  # only shards read the scan's owners
     )
-    speculate = _speculates(options, sinks, checker, pipelined=pipelined)
-    # Two stages scan while the reader begins lines (fingerprint.pipelined's notes).
-    overlap = pipelined and options.sort == "auto" and not speculate
     with (
         _young_collections_spaced(),
-        # Its temporary files go with it.
-        open_plan(options.paths, order, scan=not (overlap or speculate)) as plan,
+        # Its temporary files go with it; scanned below, when it must be.
+        open_plan(options.paths, order, scan=False) as plan,
     ):
+        speculate = _speculates(options, sinks, checker, pipelined=pipelined) and (
+            sampled_in_order(plan, order)
+        )
+        if speculate and pipelined:
+            return _run_pipelined_speculating(options, sinks, checker, plan, order)
+        if speculate:
+            return _run_single(options, sinks, checker, plan, order)
+        # Two stages scan while the reader begins lines (fingerprint.pipelined's notes).
+        if pipelined and options.sort == "auto":
+            return _run_pipelined(options, sinks, checker, plan, order)
+        _scanned(plan, order)
         if options.workers <= 1:
-            return _run_single(options, sinks, checker, plan, order if speculate else None)
+            return _run_single(options, sinks, checker, plan)
         if pipelined:
-            if speculate:
-                return _run_pipelined_speculating(options, sinks, checker, plan, order)
-            return _run_pipelined(options, sinks, checker, plan, order if overlap else None)
+            return _run_pipelined(options, sinks, checker, plan)
         return _run_sharded(options, sinks, checker, plan)
 
 
@@ -130,14 +144,16 @@ def _speculates(
     """Check the input as it streams, before knowing it is in time order, and start
     over sorted if a line comes late or far ahead (``--sort auto``)?
 
-    Most logs are in time order: the scan that proves it read every line a second
-    time (4-5% of one worker's CPU, ~8% of the busier of two stages'). Starting over
-    must leave no trace of the first attempt, so only: one input file (files from
-    several servers usually overlap in time: the second would stop the check where
-    it starts), one process or two stages (shards need the scan's owners), reports
-    and rejects in our own temporary files (:meth:`Output.rewind`; a pipe or a
-    terminal cannot be unwritten), and a checker that can forget what it checked
-    (:attr:`Checker.can_forget`: its own memory history, no registry lookups)."""
+    Most logs are in time order: the scan that proves it reads every line a second
+    time (~69,000 instructions a line, 7-8% of a one-worker run's; benchmarks/README.md).
+    Starting over must leave no trace of the first attempt, so only: one input file
+    (files from several servers usually overlap in time: the second would stop the
+    check where it starts), one process or two stages (shards need the scan's
+    owners), reports and rejects in our own temporary files (:meth:`Output.rewind`;
+    a pipe or a terminal cannot be unwritten), and a checker that can forget what it
+    checked (:attr:`Checker.can_forget`: its own memory history, no registry lookups).
+    The caller also samples the file (:func:`fingerprint.sorting.sampled_in_order`),
+    so that a log plainly out of order is scanned first, not checked in part twice."""
     sinks_rewind = all(
         isinstance(sink, Output) and sink.rewindable
         for sink in (sinks.output, sinks.rejects)
@@ -162,8 +178,8 @@ def _start_over(sinks: BatchSinks, checker: Checker) -> None:
 
 
 def _scanned(plan: InputPlan, order: OrderOptions) -> None:
-    """Scan a plan checked as it streamed and found out of order, and sort it: what a
-    run that scanned first would have done (the scan's counts are the summary's)."""
+    """Scan a plan (unless ``--sort never``), and sort it when it must be: what
+    :func:`fingerprint.sorting.plan_input` does (the scan's counts are the summary's)."""
     if not scan_plan(plan, order):
         sort_plan(plan)
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -177,6 +178,31 @@ def open_input(path: str) -> tuple[IO[bytes], CountingReader | None]:
     if _is_gzip_header(buffered.peek(4)[:4]):
         return gzip.GzipFile(fileobj=buffered, mode="rb"), counter  # type: ignore[return-value]
     return buffered, counter
+
+
+def sampled_lines(path: str, count: int) -> list[bytes] | None:
+    """``count`` lines of a JSON Lines file read at evenly spaced places (its first
+    line, then the first whole line after each offset), without reading the rest; None
+    when the file cannot be read that way: gzip (read only from its start), CSV (a row
+    needs the header and may span lines), or not a regular file we can open."""
+    if path == "-" or _is_csv(path):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            if _is_gzip_header(handle.read(4)):
+                return None
+            size = os.fstat(handle.fileno()).st_size
+            lines = []
+            for k in range(count):
+                handle.seek(size * k // count)
+                if k:
+                    handle.readline(MAX_LINE_BYTES)  # the rest of the line cut into
+                lines.append(handle.readline(MAX_LINE_BYTES))
+            return lines
+    except OSError:
+        return None
 
 
 def _stdin_stream(stdin: IO[bytes]) -> IO[bytes]:

@@ -41,7 +41,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import IO, Literal
 
-from fingerprint.inputs import LazyItem, Line, Text, open_input, read_lazy_items
+from fingerprint.inputs import LazyItem, Line, Text, open_input, read_lazy_items, sampled_lines
 from fingerprint.pipeline import (
     MAX_HELD_LINES,
     OrderStats,
@@ -172,6 +172,33 @@ def read_once(path: str) -> bool:
         return not stat.S_ISREG(os.stat(path).st_mode)
     except OSError:  # reading it reports why
         return False
+
+
+# Places an input is sampled at before it is checked unscanned (:func:`sampled_in_order`).
+SAMPLES = 64
+
+
+def sampled_in_order(plan: InputPlan, options: OrderOptions) -> bool:
+    """Do the times at :data:`SAMPLES` evenly spaced places of the plan's one input
+    rise, each at most the skew behind the newest before it? About a millisecond. A
+    log concatenated from several servers' logs (each spanning the whole period),
+    reversed or shuffled fails it, and is scanned first; a log that passes is checked
+    as it streams, and still taken back if a line comes out of order between the
+    samples. False for an input that cannot be sampled (gzip, CSV)."""
+    (source,) = plan.sources
+    lines = sampled_lines(source.real, SAMPLES)
+    if lines is None:
+        return False
+    newest = float("-inf")
+    for raw in lines:
+        ts = item_time(Text(source.path, 0, raw), options.naive_tz)
+        if ts is None:  # blank, a reject, the end of the file
+            continue
+        if ts < newest - options.max_skew:
+            return False
+        if ts > newest:
+            newest = ts
+    return True
 
 
 def scan_plan(plan: InputPlan, options: OrderOptions) -> bool:

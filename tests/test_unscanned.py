@@ -5,6 +5,7 @@ and sorted, and its outputs are exactly those of a run that scanned first."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import random
@@ -18,6 +19,7 @@ from fingerprint import CheckerConfig, batch, sorting
 from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.checker import Checker
 from fingerprint.history import MemoryHistoryStore
+from fingerprint.inputs import sampled_lines
 from fingerprint.outputs import Output
 from fingerprint.session import parse_timestamp
 from tests.conftest import FIXTURES
@@ -107,6 +109,8 @@ def test_what_a_run_writes_is_what_a_run_that_scanned_first_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, workers: int
 ) -> None:
     lines = [*SHAPES[shape][:5], *EXTRAS, *SHAPES[shape][5:]]
+    # Every shape checked unscanned, however plainly out of order its samples are.
+    monkeypatch.setattr(batch, "sampled_in_order", lambda *args: True)
     spy = _Spy(monkeypatch)
     # A line ahead is let go on its own after 100 newer lines (held to the end of a
     # log this short by default).
@@ -130,6 +134,7 @@ def test_accounts_and_csv_rows_are_taken_back_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     lines = SHAPES["late near the end"]
+    monkeypatch.setattr(batch, "sampled_in_order", lambda *args: True)
     for options in ({"by_account": True}, {"fmt": "csv"}):
         got = _run(tmp_path, "unscanned", lines, workers=workers, **options)
         with monkeypatch.context() as patched:
@@ -210,3 +215,60 @@ def test_a_checker_that_forgets_checks_as_a_new_one_does(tmp_path: Path) -> None
     assert not handed_in.can_forget
     with pytest.raises(RuntimeError, match="cannot forget"):
         handed_in.forget()
+
+
+def _plan(tmp_path: Path, lines: list[bytes], name: str = "in.jsonl") -> sorting.InputPlan:
+    source = tmp_path / name
+    source.write_bytes(b"".join(lines))
+    return sorting.streaming_plan([str(source)], sorting.OrderOptions(), tmp_path)
+
+
+def test_samples_let_a_log_in_order_through_and_stop_one_plainly_out_of_order(
+    tmp_path: Path,
+) -> None:
+    """64 lines read at even places: a log whose times rise (or fall back less than
+    the skew) is checked unscanned; a concatenation of logs that each span the whole
+    period, a reversed or a shuffled log is scanned first."""
+    options = sorting.OrderOptions()
+    passes = {
+        shape: sorting.sampled_in_order(_plan(tmp_path, lines), options)
+        for shape, lines in SHAPES.items()
+    }
+    assert passes["in order"] and passes["reordered within the skew"]
+    assert passes["one line far ahead"]  # one line in 600: the samples miss it
+    for shape in ("shuffled", "two halves interleaved"):
+        assert not passes[shape]
+    assert not sorting.sampled_in_order(_plan(tmp_path, SHAPES["in order"][::-1]), options)
+
+
+def test_samples_are_whole_lines_of_the_file(tmp_path: Path) -> None:
+    lines = SHAPES["in order"]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(lines))
+    sampled = sampled_lines(str(source), 64)
+    assert sampled is not None and len(sampled) == 64
+    assert sampled[0] == lines[0]
+    assert set(sampled) <= set(lines)
+    assert len(set(sampled)) > 50  # spread over the file, not one line again and again
+
+
+def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
+    body = b"".join(SHAPES["in order"])
+    (tmp_path / "in.jsonl.gz").write_bytes(gzip.compress(body))
+    (tmp_path / "in.csv").write_bytes(b"account_id,ts,ip\na,2026-11-16T00:00:00Z,1.2.3.4\n")
+    assert sampled_lines(str(tmp_path / "in.jsonl.gz"), 64) is None
+    assert sampled_lines(str(tmp_path / "in.csv"), 64) is None
+    assert sampled_lines(str(tmp_path / "missing.jsonl"), 64) is None
+    assert sampled_lines("-", 64) is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_log_plainly_out_of_order_is_scanned_first_and_checked_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    spy = _Spy(monkeypatch)
+    got = _run(tmp_path, "sampled", SHAPES["shuffled"], workers=workers)
+    assert (spy.scans, spy.forgets) == (1, 0)
+    assert spy.finished_before == len(SHAPES["shuffled"])  # each line once
+    monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
+    assert got == _run(tmp_path, "scanned", SHAPES["shuffled"], workers=workers)
