@@ -11,7 +11,6 @@ Device files and pipes are made in the test's own folder (mknod, mkfifo), never 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import json
@@ -389,17 +388,15 @@ def test_workers_read_again_the_lines_of_an_input_rewritten_after_the_scan(
     log = tmp_path / "log.jsonl"
     log.write_text("".join(lines), encoding="utf-8")
     rewritten = "".join([lines[0], *lines[:-1]])
-    real_open_plan = batch.open_plan
+    real_scanned = batch._scanned
     planned: list[Any] = []
 
-    @contextlib.contextmanager
-    def rewriting(paths: list[str], options: Any, **kwargs: Any) -> Any:
-        with real_open_plan(paths, options, **kwargs) as plan:
-            planned.append(plan.heads)
-            log.write_text(rewritten, encoding="utf-8")
-            yield plan
+    def rewriting(plan: Any, options: Any) -> None:
+        real_scanned(plan, options)
+        planned.append(plan.heads)
+        log.write_text(rewritten, encoding="utf-8")
 
-    monkeypatch.setattr(batch, "open_plan", rewriting)
+    monkeypatch.setattr(batch, "_scanned", rewriting)
 
     def stuck(signum: int, frame: Any) -> None:
         raise TimeoutError("a worker waited for a line no worker will send")
@@ -412,7 +409,7 @@ def test_workers_read_again_the_lines_of_an_input_rewritten_after_the_scan(
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert planned and planned[0] is not None  # the scan kept the lines' owners
-    monkeypatch.setattr(batch, "open_plan", real_open_plan)
+    monkeypatch.setattr(batch, "_scanned", real_scanned)
     assert check(str(log), "-o", str(tmp_path / "one.jsonl"), "--workers", "1") == 0
     one = (tmp_path / "one.jsonl").read_bytes()
     assert len(one.splitlines()) == 600
