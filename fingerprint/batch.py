@@ -146,14 +146,14 @@ def _speculates(
 
     Most logs are in time order: the scan that proves it reads every line a second
     time (~69,000 instructions a line, 7-8% of a one-worker run's; benchmarks/README.md).
-    Starting over must leave no trace of the first attempt, so only: one input file
-    (files from several servers usually overlap in time: the second would stop the
-    check where it starts), one process or two stages (shards need the scan's
-    owners), reports and rejects in our own temporary files (:meth:`Output.rewind`;
-    a pipe or a terminal cannot be unwritten), and a checker that can forget what it
-    checked (:attr:`Checker.can_forget`: its own memory history, no registry lookups).
-    The caller also samples the file (:func:`fingerprint.sorting.sampled_in_order`),
-    so that a log plainly out of order is scanned first, not checked in part twice."""
+    Starting over must leave no trace of the first attempt, so only: one process or
+    two stages (shards need the scan's owners), reports and rejects in our own
+    temporary files (:meth:`Output.rewind`; a pipe or a terminal cannot be
+    unwritten), and a checker that can forget what it checked
+    (:attr:`Checker.can_forget`: its own memory history, no registry lookups). The
+    caller also samples the input (:func:`fingerprint.sorting.sampled_in_order`), so
+    that a log plainly out of order (several servers' files that overlap in time, a
+    reversed or shuffled export) is scanned first, not checked in part twice."""
     sinks_rewind = all(
         isinstance(sink, Output) and sink.rewindable
         for sink in (sinks.output, sinks.rejects)
@@ -161,7 +161,6 @@ def _speculates(
     )
     return (
         options.sort == "auto"
-        and len(options.paths) == 1
         and (options.workers <= 1 or pipelined)
         and sinks_rewind
         and checker.can_forget

@@ -182,9 +182,10 @@ def open_input(path: str) -> tuple[IO[bytes], CountingReader | None]:
 
 def sampled_lines(path: str, count: int) -> list[bytes] | None:
     """``count`` lines of a JSON Lines file read at evenly spaced places (its first
-    line, then the first whole line after each offset), without reading the rest; None
-    when the file cannot be read that way: gzip (read only from its start), CSV (a row
-    needs the header and may span lines), or not a regular file we can open."""
+    line, then the first whole line after each offset) and its last line, without
+    reading the rest; None when the file cannot be read that way: gzip (read only
+    from its start), CSV (a row needs the header and may span lines), or not a
+    regular file we can open."""
     if path == "-" or _is_csv(path):
         return None
     try:
@@ -200,9 +201,16 @@ def sampled_lines(path: str, count: int) -> list[bytes] | None:
                 if k:
                     handle.readline(MAX_LINE_BYTES)  # the rest of the line cut into
                 lines.append(handle.readline(MAX_LINE_BYTES))
+            handle.seek(max(0, size - _TAIL_BYTES))
+            tail = handle.read().rstrip(b"\r\n").rpartition(b"\n")
+            if tail[1] or size <= _TAIL_BYTES:  # a whole line: after a newline, or the first
+                lines.append(tail[2])
             return lines
     except OSError:
         return None
+
+
+_TAIL_BYTES = 1 << 16  # read back from the end for the last line
 
 
 def _stdin_stream(stdin: IO[bytes]) -> IO[bytes]:

@@ -174,30 +174,35 @@ def read_once(path: str) -> bool:
         return False
 
 
-# Places an input is sampled at before it is checked unscanned (:func:`sampled_in_order`).
+# Places an input is sampled at before it is checked unscanned (:func:`sampled_in_order`),
+# shared by its files (each keeps at least MIN_SAMPLES, and its first and last line).
 SAMPLES = 64
+MIN_SAMPLES = 8
 
 
 def sampled_in_order(plan: InputPlan, options: OrderOptions) -> bool:
-    """Do the times at :data:`SAMPLES` evenly spaced places of the plan's one input
-    rise, each at most the skew behind the newest before it? About a millisecond. A
-    log concatenated from several servers' logs (each spanning the whole period),
-    reversed or shuffled fails it, and is scanned first; a log that passes is checked
-    as it streams, and still taken back if a line comes out of order between the
-    samples. False for an input that cannot be sampled (gzip, CSV)."""
-    (source,) = plan.sources
-    lines = sampled_lines(source.real, SAMPLES)
-    if lines is None:
-        return False
+    """Read in input order, do the times at evenly spaced places of each input (its
+    first and last line among them) rise, each at most the skew behind the newest
+    before it? About a millisecond for one file. A log concatenated from several
+    servers' logs (each spanning the whole period), reversed or shuffled fails it,
+    and so do files that overlap in time (one server's file, then another's); it is
+    scanned first. An input that passes (one file in order, a day's files in order)
+    is checked as it streams, and still taken back if a line comes out of order
+    between the samples. False for an input that cannot be sampled (gzip, CSV)."""
+    count = max(MIN_SAMPLES, SAMPLES // max(1, len(plan.sources)))
     newest = float("-inf")
-    for raw in lines:
-        ts = item_time(Text(source.path, 0, raw), options.naive_tz)
-        if ts is None:  # blank, a reject, the end of the file
-            continue
-        if ts < newest - options.max_skew:
+    for source in plan.sources:
+        lines = sampled_lines(source.real, count)
+        if lines is None:
             return False
-        if ts > newest:
-            newest = ts
+        for raw in lines:
+            ts = item_time(Text(source.path, 0, raw), options.naive_tz)
+            if ts is None:  # blank, a reject, the end of the file
+                continue
+            if ts < newest - options.max_skew:
+                return False
+            if ts > newest:
+                newest = ts
     return True
 
 

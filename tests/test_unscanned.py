@@ -169,10 +169,9 @@ def test_a_run_checks_as_it_streams_only_when_it_can_take_everything_back(
     assert speculates(ours)
     assert speculates(ours, workers=2)
     assert speculates(BatchSinks(output=output, rejects=Output(str(tmp_path / "r.jsonl"))))
-    # Scanned first: the sort is asked for or refused, several files, shards, ...
+    # Scanned first: the sort is asked for or refused, shards, ...
     assert not speculates(ours, sort="always")
     assert not speculates(ours, sort="never")
-    assert not speculates(ours, paths=[str(tmp_path / "in.jsonl")] * 2)
     assert not speculates(ours, workers=3)
     # ... an output that cannot be unwritten (stdout, a device, anything not ours) ...
     assert not speculates(BatchSinks(output=io.BytesIO()))
@@ -246,10 +245,38 @@ def test_samples_are_whole_lines_of_the_file(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"".join(lines))
     sampled = sampled_lines(str(source), 64)
-    assert sampled is not None and len(sampled) == 64
+    assert sampled is not None and len(sampled) == 65  # and the last line
     assert sampled[0] == lines[0]
-    assert set(sampled) <= set(lines)
+    assert sampled[-1] == lines[-1].rstrip(b"\n")
+    assert set(sampled[:-1]) <= set(lines)
     assert len(set(sampled)) > 50  # spread over the file, not one line again and again
+
+
+def test_files_are_sampled_in_the_order_given(tmp_path: Path) -> None:
+    """A day's files one after the other pass; files that overlap in time (each
+    server's, over the same hours) do not, even where they overlap only at the
+    boundary (the first line of one before the last line of the one before it)."""
+    ordered = SHAPES["in order"]
+    halves = [(tmp_path / "a.jsonl", ordered[:300]), (tmp_path / "b.jsonl", ordered[300:])]
+    servers = [(tmp_path / "s0.jsonl", ordered[0::2]), (tmp_path / "s1.jsonl", ordered[1::2])]
+    # Only the last line of the first file is later than the second file's first.
+    seam = [
+        (tmp_path / "c.jsonl", [*ordered[:300], ordered[350]]),
+        (tmp_path / "d.jsonl", [*ordered[300:350], *ordered[351:]]),
+    ]
+    options = sorting.OrderOptions()
+
+    def passes(files: list[tuple[Path, list[bytes]]]) -> bool:
+        for path, lines in files:
+            path.write_bytes(b"".join(lines))
+        plan = sorting.streaming_plan([str(p) for p, _ in files], options, tmp_path)
+        return sorting.sampled_in_order(plan, options)
+
+    assert passes(halves)
+    assert not passes(halves[::-1])
+    assert not passes(servers)
+    assert _time(ordered[350]) - _time(ordered[300]) > options.max_skew
+    assert not passes(seam)
 
 
 def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
@@ -260,6 +287,35 @@ def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
     assert sampled_lines(str(tmp_path / "in.csv"), 64) is None
     assert sampled_lines(str(tmp_path / "missing.jsonl"), 64) is None
     assert sampled_lines("-", 64) is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_day_of_files_in_order_is_checked_unscanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    ordered = SHAPES["in order"]
+    paths = []
+    for k in range(3):
+        path = tmp_path / f"part-{k}.jsonl"
+        path.write_bytes(b"".join(ordered[k * 200 : (k + 1) * 200]))
+        paths.append(str(path))
+
+    def run(name: str) -> tuple[bytes, dict[str, Any]]:
+        out = Output(str(tmp_path / f"{name}.out"))
+        options = BatchOptions(paths=paths, config=CheckerConfig(), workers=workers)
+        stats = run_batch(options, BatchSinks(output=out))
+        out.commit()
+        summary = stats.to_dict()
+        summary.pop("seconds")
+        summary.pop("lines_per_second")
+        return (tmp_path / f"{name}.out").read_bytes(), summary
+
+    spy = _Spy(monkeypatch)
+    got = run("unscanned")
+    assert (spy.scans, spy.forgets) == (0, 0)
+    monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
+    assert got == run("scanned")
+    assert got[1]["files"] == 3 and got[1]["lines"] == 600
 
 
 @pytest.mark.parametrize("workers", [1, 2])
