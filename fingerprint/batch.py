@@ -124,7 +124,7 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
             sampled_in_order(plan, order)
         )
         if speculate and pipelined:
-            return _run_pipelined_speculating(options, sinks, checker, plan, order)
+            return _run_pipelined(options, sinks, checker, plan, order, speculate=True)
         if speculate:
             return _run_single(options, sinks, checker, plan, order)
         # Two stages scan while the reader begins lines (fingerprint.pipelined's notes).
@@ -302,48 +302,38 @@ def _run_pipelined(
     checker: Checker,
     plan: InputPlan,
     unscanned: OrderOptions | None = None,
+    *,
+    speculate: bool = False,
 ) -> RunStats:
     """The reader is a forked child; this process finishes the checks and writes, as
     ``_run_single`` does. A reader that fails stops the run (exit 1); one that alone
     received a stop signal stops it as an interrupt. ``unscanned``: the plan is not
     scanned yet; this process scans it while the reader begins lines, then lets the
-    reader go on, or stops it, sorts and starts another."""
-    stats = RunStats(files=len(options.paths))
-
-    def start() -> tuple[Any, IO[bytes]]:
-        if unscanned is None:
-            return _start_reader(options, sinks, checker, plan)
-        return _start_reader_overlapped(options, sinks, checker, plan, unscanned)
-
-    try:
-        _finish_all(options, sinks, checker, plan, stats, start)
-    finally:
-        _close(checker, stats)
-    return stats
-
-
-def _run_pipelined_speculating(
-    options: BatchOptions,
-    sinks: BatchSinks,
-    checker: Checker,
-    plan: InputPlan,
-    unscanned: OrderOptions,
-) -> RunStats:
-    """Two stages on a plan not scanned: the reader begins lines as they stream and
-    stops at the first one out of order; then this process starts over with the
-    plan scanned (and sorted) and another reader (:func:`_speculates`)."""
-
-    def start(*, until_out_of_order: bool = False) -> tuple[Any, IO[bytes]]:
-        return _start_reader(options, sinks, checker, plan, until_out_of_order=until_out_of_order)
-
+    reader go on, or stops it, sorts and starts another. With ``speculate``
+    (:func:`_speculates`) nobody scans it first: the reader sends what it begins at
+    once and stops at the first line out of order; this process then takes back
+    what it did, scans (and sorts) the plan and starts another reader."""
     stats = RunStats(files=len(options.paths))
     try:
-        _finish_all(options, sinks, checker, plan, stats, lambda: start(until_out_of_order=True))
-        if not stats.order.in_order:
+        if unscanned is not None and speculate:
+
+            def unscanned_reader() -> tuple[Any, IO[bytes]]:
+                return _start_reader(options, sinks, checker, plan, until_out_of_order=True)
+
+            _finish_all(options, sinks, checker, plan, stats, unscanned_reader)
+            if stats.order.in_order:
+                return stats
             stats = RunStats(files=len(options.paths))
             _start_over(sinks, checker)
             _scanned(plan, unscanned)
-            _finish_all(options, sinks, checker, plan, stats, start)
+            unscanned = None
+
+        def start() -> tuple[Any, IO[bytes]]:
+            if unscanned is None:
+                return _start_reader(options, sinks, checker, plan)
+            return _start_reader_overlapped(options, sinks, checker, plan, unscanned)
+
+        _finish_all(options, sinks, checker, plan, stats, start)
     finally:
         _close(checker, stats)
     return stats
