@@ -508,7 +508,7 @@ def _reader_main(
                 gate=Gate(gate[0]) if gate is not None else None,
                 until_out_of_order=until_out_of_order,
             )
-        if not sent and orphaned(parent):  # the gate closed with the parent
+        if not sent and orphaned(parent, within=_PIPE_END_WAIT):  # the gate closed with it
             _remove(leftovers)
     except BrokenPipeError:
         # The parent closed its end: it is stopping the run (a signal, an error, a
@@ -516,7 +516,7 @@ def _reader_main(
         # this process's clean-up short (the input's generator closes on the way out).
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
-        if orphaned(parent):
+        if orphaned(parent, within=_PIPE_END_WAIT):
             _remove(leftovers)
         sys.exit(_STOPPED_STATUS + signal.SIGPIPE)
     except (KeyboardInterrupt, Exception) as exc:
@@ -529,6 +529,11 @@ def _reader_main(
     finally:
         with contextlib.suppress(Exception):
             checker.close()
+
+
+# How long a reader that met the end of its pipe waits to learn whether the parent
+# died (then it removes the parent's files) or is stopping the run (and removes them).
+_PIPE_END_WAIT = 0.5
 
 
 def _close(checker: Checker, stats: RunStats) -> None:

@@ -161,6 +161,17 @@ def _watch_parent(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
     os._exit(128 + signal.SIGTERM)
 
 
-def orphaned(parent_pid: int) -> bool:
-    """Whether the parent has gone (the worker was handed to another process)."""
-    return os.getppid() != parent_pid
+def orphaned(parent_pid: int, *, within: float = 0.0) -> bool:
+    """Whether the parent has gone (the worker was handed to another process).
+
+    ``within``: how long to wait for it, for a worker that met the end of a pipe from
+    the parent. A parent killed outright closes its files first and only then does
+    the kernel hand its children to another process: for that moment the pipe has
+    ended and the parent still looks alive (a reader writing frames met it in about
+    half the runs whose parent was killed, and left the parent's files behind)."""
+    deadline = time.monotonic() + within
+    while os.getppid() == parent_pid:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
