@@ -195,13 +195,16 @@ def test_a_stopped_run_leaves_nothing_and_exits_with_the_signal(
 
 def slow_scan(seconds: float) -> tuple[str, ...]:
     """The CLI with a scan that takes ``seconds`` more: a two-stage run's reader begins
-    lines meanwhile (fingerprint.pipelined), holding them until the scan answers."""
+    lines meanwhile (fingerprint.pipelined), holding them until the scan answers. The
+    run scans first, as one that could not take back what it did (an input in order
+    is otherwise checked unscanned: fingerprint.batch._speculates)."""
     return (
         "-c",
         "import sys, time\n"
         "from fingerprint import batch\n"
         "real = batch.scan_plan\n"
         f"batch.scan_plan = lambda *args: (time.sleep({seconds}), real(*args))[1]\n"
+        "batch._speculates = lambda *args, **kwargs: False\n"
         "from fingerprint.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n",
     )
