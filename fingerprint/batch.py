@@ -235,7 +235,8 @@ def _run_single(
     and if a line comes out of order, start over with it scanned (and sorted)."""
     stats = RunStats(files=len(options.paths))
     try:
-        _check_single(options, sinks, checker, plan, stats, until_out_of_order=bool(unscanned))
+        until_out_of_order = unscanned is not None
+        _check_single(options, sinks, checker, plan, stats, until_out_of_order=until_out_of_order)
         if unscanned is not None and not stats.order.in_order:
             stats = RunStats(files=len(options.paths))
             _start_over(sinks, checker)

@@ -238,7 +238,10 @@ class Checker:
         keeps only speeds it up (the device memo, the address and user-agent caches:
         a hit gives what a fresh lookup gives). Only when :attr:`can_forget`."""
         if not self.can_forget:
-            raise RuntimeError("this checker's history is shared or handed in: it cannot forget")
+            raise RuntimeError(
+                "this checker cannot forget: its history is shared or handed in, or it "
+                "asked a registry (whois)"
+            )
         self._counters = _Counters()
         self._history = MemoryHistoryStore()
         self._history_stage = HistoryStage(self._history, self._counters.add)

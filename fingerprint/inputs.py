@@ -180,13 +180,14 @@ def open_input(path: str) -> tuple[IO[bytes], CountingReader | None]:
     return buffered, counter
 
 
-def sampled_lines(path: str, count: int) -> list[bytes] | None:
+def sampled_lines(path: str, count: int, *, name: str | None = None) -> list[bytes] | None:
     """``count`` lines of a JSON Lines file read at evenly spaced places (its first
     line, then the first whole line after each offset) and its last line, without
     reading the rest; None when the file cannot be read that way: gzip (read only
     from its start), CSV (a row needs the header and may span lines), or not a
-    regular file we can open."""
-    if path == "-" or _is_csv(path):
+    regular file we can open. ``name``: the input as given, when ``path`` is a copy
+    of it (stdin, a named pipe), which says whether it is CSV."""
+    if path == "-" or _is_csv(path) or _is_csv(name or path):
         return None
     try:
         with open(path, "rb") as handle:

@@ -3,9 +3,10 @@
 History checks must see each account's logins in time order. The reorder buffer
 (:class:`fingerprint.pipeline.ReorderBuffer`) fixes lines a little out of order as
 they stream; this module decides whether that is enough, and sorts the input when it
-is not. A batch run that can take back everything it did checks one input file
-without this scan, and scans (then sorts) only when its own buffer meets a line
-out of order (:func:`fingerprint.batch._speculates`); otherwise the scan comes first:
+is not. A batch run that can take back everything it did checks an input whose
+samples are in order (:func:`sampled_in_order`) without this scan, and scans (then
+sorts) only when its own buffer meets a line out of order
+(:func:`fingerprint.batch._speculates`); otherwise the scan comes first:
 
 1. **Scan.** Every line's time is read (its ``ts`` alone, by
    :func:`fingerprint.inputs.read_head`, then the checker's own timestamp parse) and
@@ -188,22 +189,25 @@ def sampled_in_order(plan: InputPlan, options: OrderOptions) -> bool:
     and so do files that overlap in time (one server's file, then another's); it is
     scanned first. An input that passes (one file in order, a day's files in order)
     is checked as it streams, and still taken back if a line comes out of order
-    between the samples. False for an input that cannot be sampled (gzip, CSV)."""
+    between the samples. False for an input that cannot be sampled (gzip, CSV) and
+    for samples without two times to compare: no evidence is no pass."""
     count = max(MIN_SAMPLES, SAMPLES // max(1, len(plan.sources)))
     newest = float("-inf")
+    timed = 0
     for source in plan.sources:
-        lines = sampled_lines(source.real, count)
+        lines = sampled_lines(source.real, count, name=source.path)
         if lines is None:
             return False
         for raw in lines:
             ts = item_time(Text(source.path, 0, raw), options.naive_tz)
             if ts is None:  # blank, a reject, the end of the file
                 continue
+            timed += 1
             if ts < newest - options.max_skew:
                 return False
             if ts > newest:
                 newest = ts
-    return True
+    return timed >= 2
 
 
 def scan_plan(plan: InputPlan, options: OrderOptions) -> bool:

@@ -287,6 +287,16 @@ def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
     assert sampled_lines(str(tmp_path / "in.csv"), 64) is None
     assert sampled_lines(str(tmp_path / "missing.jsonl"), 64) is None
     assert sampled_lines("-", 64) is None
+    # A copy of a CSV input read once (a named pipe) is CSV by the name it was given.
+    (tmp_path / "input-0").write_bytes(body)
+    assert sampled_lines(str(tmp_path / "input-0"), 64, name="rows.csv") is None
+    assert sampled_lines(str(tmp_path / "input-0"), 64, name="rows.jsonl") is not None
+
+
+def test_samples_without_times_are_no_evidence(tmp_path: Path) -> None:
+    options = sorting.OrderOptions()
+    assert not sorting.sampled_in_order(_plan(tmp_path, [b"not json\n"] * 200), options)
+    assert not sorting.sampled_in_order(_plan(tmp_path, [b"\n"] * 200), options)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
