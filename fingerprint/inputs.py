@@ -187,7 +187,7 @@ def sampled_lines(path: str, count: int, *, name: str | None = None) -> list[byt
     from its start), CSV (a row needs the header and may span lines), or not a
     regular file we can open. ``name``: the input as given, when ``path`` is a copy
     of it (stdin, a named pipe), which says whether it is CSV."""
-    if path == "-" or _is_csv(path) or _is_csv(name or path):
+    if path == "-" or _is_csv(name or path):
         return None
     try:
         with open(path, "rb") as handle:

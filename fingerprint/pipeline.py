@@ -410,7 +410,7 @@ def check_stream(
             continue
         held, ts = arrived
         released = buffer.push(seq, held, ts)
-        if until_out_of_order and (counts.late or counts.ahead):
+        if until_out_of_order and not counts.in_order:
             if stats is not None:
                 stats.merge(counts)
             return

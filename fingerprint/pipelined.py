@@ -323,7 +323,7 @@ def _read_and_begin(
         else:
             held, ts = arrived
             released = buffer.push(seq, held, ts)
-            if until_out_of_order and (counts.late or counts.ahead):
+            if until_out_of_order and not counts.in_order:
                 writer.flush(order=counts, shrunk=shrunk)  # the last frame: out of order
                 return
             for ready in released:
