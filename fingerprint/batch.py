@@ -130,7 +130,7 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
         # Two stages scan while the reader begins lines (fingerprint.pipelined's notes).
         if pipelined and options.sort == "auto":
             return _run_pipelined(options, sinks, checker, plan, order)
-        _scanned(plan, order)
+        _scanned(plan, order, sinks.progress)
         if options.workers <= 1:
             return _run_single(options, sinks, checker, plan)
         if pipelined:
@@ -176,11 +176,32 @@ def _start_over(sinks: BatchSinks, checker: Checker) -> None:
     checker.forget()
 
 
-def _scanned(plan: InputPlan, order: OrderOptions) -> None:
+def _scanned(plan: InputPlan, order: OrderOptions, progress: Any = None) -> None:
     """Scan a plan (unless ``--sort never``), and sort it when it must be: what
-    :func:`fingerprint.sorting.plan_input` does (the scan's counts are the summary's)."""
-    if not scan_plan(plan, order):
-        sort_plan(plan)
+    :func:`fingerprint.sorting.plan_input` does (the scan's counts are the summary's).
+    ``progress`` shows each as a stage of the run."""
+    if order.sort == "never":
+        return
+    if not scan_plan(plan, order, _stage(progress, SCANNING)):
+        sort_plan(plan, _stage(progress, SORTING))
+
+
+SCANNING, SORTING = "scanning for time order", "sorting by time"
+
+
+def _stage(progress: Any, label: str) -> Callable[[int], None] | None:
+    """Start a stage of the run's progress; the callback its input bytes go to."""
+    if progress is None:
+        return None
+    progress.stage(label)
+    return progress.update  # type: ignore[no-any-return]
+
+
+def _checking(progress: Any, plan: InputPlan) -> None:
+    """The check's stage. A sorted plan is read from our own runs, not the input's
+    bytes: its share is of the lines the scan counted."""
+    if progress is not None:
+        progress.stage(total_lines=plan.scanned_items if plan.stats.sorted else None)
 
 
 def _pipelined(options: BatchOptions, checker: Checker) -> bool:
@@ -240,7 +261,7 @@ def _run_single(
         if unscanned is not None and not stats.order.in_order:
             stats = RunStats(files=len(options.paths))
             _start_over(sinks, checker)
-            _scanned(plan, unscanned)
+            _scanned(plan, unscanned, sinks.progress)
             _check_single(options, sinks, checker, plan, stats)
     finally:
         _close(checker, stats)
@@ -257,6 +278,7 @@ def _check_single(
     until_out_of_order: bool = False,
 ) -> None:
     stats.order.merge(plan.stats)
+    _checking(sinks.progress, plan)
     update = sinks.progress.update if sinks.progress else None
     items = plan.items(update, on_shrunk=stats.add_shrunk_input)
     stream = check_stream(
@@ -326,7 +348,7 @@ def _run_pipelined(
                 return stats
             stats = RunStats(files=len(options.paths))
             _start_over(sinks, checker)
-            _scanned(plan, unscanned)
+            _scanned(plan, unscanned, sinks.progress)
             unscanned = None
 
         def start() -> tuple[Any, IO[bytes]]:
@@ -354,6 +376,7 @@ def _finish_all(
     incoming: IO[bytes] | None = None
     try:
         reader, incoming = start()
+        _checking(progress, plan)
         stats.order.merge(plan.stats)
         outcomes = finished(
             checker,
@@ -401,7 +424,7 @@ def _start_reader_overlapped(
         os.close(heard)  # the reader's end
     streams = False
     try:
-        streams = scan_plan(plan, order)
+        streams = scan_plan(plan, order, _stage(sinks.progress, SCANNING))
     finally:
         answer_gate(answered, go=streams)  # a scan that failed stops the reader too
         if not streams:  # it ends without sending anything
@@ -409,7 +432,7 @@ def _start_reader_overlapped(
             reader.join()
     if streams:
         return reader, incoming
-    sort_plan(plan)
+    sort_plan(plan, _stage(sinks.progress, SORTING))
     return _start_reader(options, sinks, checker, plan)
 
 
@@ -664,6 +687,7 @@ def _run_sharded(
             ]
             for process in processes:
                 process.start()
+        _checking(sinks.progress, plan)
         try:
             _wait(processes, counters, sinks.progress, sinks.warn, results_dir)
         except KeyboardInterrupt as interrupt:

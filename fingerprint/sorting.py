@@ -115,6 +115,11 @@ class InputPlan:
             return _stream(self.sources, on_progress, on_shrunk)
         return self._merged()
 
+    @property
+    def scanned_items(self) -> int:
+        """The items (lines and CSV rows) the scan read: those a sorted plan holds."""
+        return sum(source.items for source in self.sources)
+
     def _merged(self) -> Iterator[LazyItem]:
         offsets = list(itertools.accumulate((s.items for s in self.sources), initial=0))
         streams: list[Iterator[_Entry]] = [_read_run(path) for path in self.runs]
@@ -210,39 +215,47 @@ def sampled_in_order(plan: InputPlan, options: OrderOptions) -> bool:
     return timed >= 2
 
 
-def scan_plan(plan: InputPlan, options: OrderOptions) -> bool:
+def scan_plan(
+    plan: InputPlan, options: OrderOptions, on_progress: Callable[[int], None] | None = None
+) -> bool:
     """Scan a :func:`streaming_plan` (unless ``never``): True when the input streams
-    as it is, False when :func:`sort_plan` must sort it."""
+    as it is, False when :func:`sort_plan` must sort it. ``on_progress`` gets the
+    input bytes read so far, as :meth:`InputPlan.items` gives them."""
     if options.sort == "never":
         return True
     heads = ScannedHeads.for_shards(options.shards)
-    plan.stats = _scan(plan.sources, options, heads)
+    plan.stats = _scan(plan.sources, options, heads, on_progress)
     if options.sort == "auto" and plan.stats.in_order:
         plan.heads = heads
         return True
     return False
 
 
-def sort_plan(plan: InputPlan) -> None:
-    """Sort a scanned plan by time, in its temporary folder (see the module's notes)."""
+def sort_plan(plan: InputPlan, on_progress: Callable[[int], None] | None = None) -> None:
+    """Sort a scanned plan by time, in its temporary folder (see the module's notes).
+    ``on_progress`` gets the input bytes read so far (files in order are not read:
+    they are merged as they are when the plan is checked)."""
     plan.stats.sorted = True
-    _sort(plan, Path(plan.folders[0]))
+    _sort(plan, Path(plan.folders[0]), on_progress)
 
 
 # --- scan -----------------------------------------------------------------------------
 
 
 def _scan(
-    sources: list[_Source], options: OrderOptions, heads: ScannedHeads | None = None
+    sources: list[_Source],
+    options: OrderOptions,
+    heads: ScannedHeads | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> OrderStats:
     """What the check's reorder buffer would meet, and which files are in order;
     ``heads`` (if given) notes each line's owner and time."""
     buffer: ReorderBuffer[None] = ReorderBuffer(options.max_skew, options.max_lines)
     seq = 0
     naive_tz = options.naive_tz
-    for source in sources:
+    for source, items in _read_in_turn(sources, on_progress):
         previous = float("-inf")
-        for item in _source_items(source):
+        for item in items:
             source.items += 1
             seq += 1
             # The time read alone (see item_time), and with heads the line's owner.
@@ -259,18 +272,18 @@ def _scan(
 # --- sort -----------------------------------------------------------------------------
 
 
-def _sort(plan: InputPlan, scratch: Path) -> None:
+def _sort(plan: InputPlan, scratch: Path, on_progress: Callable[[int], None] | None = None) -> None:
     ordered = [i for i, s in enumerate(plan.sources) if s.in_order]
     if len(ordered) > FAN_IN // 2:  # too many to keep open: sort them like the rest
         ordered = []
     plan.merged = ordered
     plan.stats.merged_files = len(ordered)
-    offset = 0
     runs: list[str] = []
-    for index, source in enumerate(plan.sources):
-        if index not in ordered:
-            runs.extend(_spill(_keyed(_source_items(source), offset, plan.naive_tz), scratch))
-        offset += source.items
+    offsets = list(itertools.accumulate((s.items for s in plan.sources), initial=0))
+    spilled = [i for i in range(len(plan.sources)) if i not in ordered]
+    reads = _read_in_turn([plan.sources[i] for i in spilled], on_progress)
+    for index, (_, items) in zip(spilled, reads, strict=True):
+        runs.extend(_spill(_keyed(items, offsets[index], plan.naive_tz), scratch))
     plan.stats.spilled_runs = len(runs)
     while len(runs) + len(ordered) > FAN_IN:  # merge runs in groups until few enough
         group, runs = runs[:FAN_IN], runs[FAN_IN:]
@@ -343,6 +356,40 @@ def _source_items(source: _Source) -> Iterator[LazyItem]:
         yield from read_lazy_items(source.path, stream)
     finally:
         _close(source, stream)
+
+
+def _read_in_turn(
+    sources: list[_Source], on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[_Source, Iterator[LazyItem]]]:
+    """Each source with its items, one after the other: the caller reads a source's
+    items whole before asking for the next. ``on_progress`` gets the input bytes read
+    so far over them all (compressed bytes for gzip, as the check counts them)."""
+    done = 0
+    for source in sources:
+        read = [0]
+        yield source, _counted_items(source, on_progress, done, read)
+        done += read[0]
+
+
+def _counted_items(
+    source: _Source, on_progress: Callable[[int], None] | None, done: int, read: list[int]
+) -> Iterator[LazyItem]:
+    stream, counter = open_input(source.real)
+    try:
+        if on_progress is None or counter is None:
+            yield from read_lazy_items(source.path, stream)
+            return
+        for n, item in enumerate(read_lazy_items(source.path, stream)):
+            if n % _PROGRESS_EVERY == 0:
+                on_progress(done + counter.bytes_read)
+            yield item
+        read[0] = counter.bytes_read
+        on_progress(done + read[0])
+    finally:
+        _close(source, stream)
+
+
+_PROGRESS_EVERY = 512  # items between progress calls, as the check makes them
 
 
 def _close(source: _Source, stream: IO[bytes]) -> None:

@@ -13,6 +13,12 @@ class Progress:
     """A one-line progress display: lines done, lines/s, share of the input bytes read
     (compressed bytes for gzip) and the time left.
 
+    A run goes through stages (:meth:`stage`): a scan for time order, a sort, the
+    check, and the check again when a log checked as it streamed turns out to be out
+    of order. Each stage's share, rate and time left count from its own start; the
+    time shown last is the run's. The check of a sorted input reads our own sorted
+    runs, not the input's bytes: its share is of the lines the scan counted.
+
     On a terminal it redraws one line in place a few times a second, from the
     ``delay``-th second on (a short run shows nothing). It stays silent when the stream
     is not a terminal, unless forced (``--progress``): then it writes a plain line every
@@ -37,6 +43,10 @@ class Progress:
         self._started = time.monotonic()
         self._last_draw = self._started + delay - self._every
         self._drawn = False
+        # The stage under way (see stage()): the check of the input as it streams.
+        self._label = ""
+        self._total_lines: int | None = None
+        self._stage_started = self._started
 
     @classmethod
     def for_stream(
@@ -45,6 +55,16 @@ class Progress:
         terminal = hasattr(stream, "isatty") and stream.isatty()
         active = force or (enabled and terminal)
         return cls(stream if active else None, total_bytes, terminal=terminal)
+
+    def stage(self, label: str = "", *, total_lines: int | None = None) -> None:
+        """Start a stage: ``label`` says what it does (``""``: the check, counted in
+        lines), and its counters start from zero. ``total_lines``: its share is of
+        these lines, not of the input's bytes (the check of a sorted input)."""
+        self._label = label
+        self._total_lines = total_lines
+        self._bytes = self._lines = 0
+        self._stage_started = time.monotonic()
+        self._draw(force=self._drawn)  # a line on the screen says at once what runs now
 
     def update(self, bytes_read: int) -> None:
         self._bytes = bytes_read
@@ -56,15 +76,24 @@ class Progress:
 
     def text(self, now: float | None = None) -> str:
         """The line as it would be drawn now."""
-        elapsed = max((now or time.monotonic()) - self._started, 1e-9)
-        text = f"{self._lines:,} lines  {self._lines / elapsed:,.0f} lines/s"
-        if self._total:
-            share = min(1.0, self._bytes / self._total)
+        now = now or time.monotonic()
+        elapsed = max(now - self._stage_started, 1e-9)
+        # A scan or a sort says so; the check counts its lines.
+        text = self._label or f"{self._lines:,} lines  {self._lines / elapsed:,.0f} lines/s"
+        share = self._share()
+        if share is not None:
             bar = "#" * int(share * 20)
             text += f"  [{bar:<20}] {share:6.1%}"
             if 0 < share < 1:
                 text += f"  ETA {_duration(elapsed * (1 - share) / share)}"
-        return text + f"  {_duration(elapsed)}"
+        return text + f"  {_duration(now - self._started)}"
+
+    def _share(self) -> float | None:
+        if self._total_lines is not None:
+            return min(1.0, self._lines / self._total_lines) if self._total_lines else 1.0
+        if self._total:
+            return min(1.0, self._bytes / self._total)
+        return None
 
     def _draw(self, force: bool = False) -> None:
         if self._stream is None:
@@ -163,10 +192,10 @@ def order_line(order: dict[str, Any]) -> str:
     parts = []
     if order.get("late"):
         seconds = _span(order["max_late_seconds"])
-        parts.append(f"{order['late']:,} lines late (at most {seconds} behind)")
+        parts.append(f"{_lines(order['late'])} late (at most {seconds} behind)")
     if order.get("ahead"):
         seconds = _span(order["max_ahead_seconds"])
-        parts.append(f"{order['ahead']:,} lines far ahead (at most {seconds})")
+        parts.append(f"{_lines(order['ahead'])} far ahead (at most {seconds})")
     if not parts:
         return ""
     if order.get("reordered"):
@@ -176,6 +205,10 @@ def order_line(order: dict[str, Any]) -> str:
     else:
         how = "streamed: late lines were checked as they came, with a warning"
     return f"  input out of time order: {', '.join(parts)}; {how}"
+
+
+def _lines(count: int) -> str:
+    return f"{count:,} line" if count == 1 else f"{count:,} lines"
 
 
 def _span(seconds: float) -> str:

@@ -391,8 +391,8 @@ def test_workers_read_again_the_lines_of_an_input_rewritten_after_the_scan(
     real_scanned = batch._scanned
     planned: list[Any] = []
 
-    def rewriting(plan: Any, options: Any) -> None:
-        real_scanned(plan, options)
+    def rewriting(plan: Any, options: Any, *progress: Any) -> None:
+        real_scanned(plan, options, *progress)
         planned.append(plan.heads)
         log.write_text(rewritten, encoding="utf-8")
 
@@ -431,9 +431,17 @@ class FakeTerminal(io.StringIO):
 
 
 class Recorder:
+    """The check's progress (the stages before it, a scan and a sort, are
+    tests/test_progress_stages.py's)."""
+
     def __init__(self) -> None:
         self.bytes: list[int] = []
         self.lines_done: list[int] = []
+        self.labels: list[str] = []
+
+    def stage(self, label: str = "", *, total_lines: int | None = None) -> None:
+        self.labels.append(label)
+        self.bytes, self.lines_done = [], []
 
     def update(self, count: int) -> None:
         self.bytes.append(count)
@@ -452,6 +460,7 @@ def test_progress_reaches_every_byte_and_line_with_any_number_of_workers(
     sinks = BatchSinks(output=io.BytesIO(), progress=recorder)
     options = BatchOptions(paths=[str(big)], config=CheckerConfig(), workers=workers)
     stats = run_batch(options, sinks)
+    assert recorder.labels[-1] == ""  # the check, last
     assert recorder.bytes[-1] == big.stat().st_size  # was stuck at 0 with workers
     assert recorder.bytes == sorted(recorder.bytes)
     assert stats.lines == 1200 and recorder.lines_done[-1] == 1200
