@@ -91,6 +91,26 @@ def test_a_log_out_of_order_shows_its_scan_its_sort_and_its_check(
     assert check["lines"][-1] == lines
 
 
+def test_the_scan_and_the_sort_count_the_bytes_of_every_file_as_they_read(
+    tmp_path: Path,
+) -> None:
+    # Larger than the reader's 1 MiB buffer, so the bytes read move while it reads.
+    many = random.Random(8).sample(LINES * 8, len(LINES) * 8)
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    paths[0].write_bytes(b"".join(many[::2]))
+    paths[1].write_bytes(b"".join(many[1::2]))
+    stages = Stages()
+    run = BatchOptions(paths=[str(p) for p in paths], config=CheckerConfig(), workers=1)
+    run_batch(run, BatchSinks(output=io.BytesIO(), progress=stages))
+    assert stages.labels == [SCANNING, SORTING, ""]
+    size = sum(p.stat().st_size for p in paths)
+    for stage in stages.stages[:2]:
+        read = stage["bytes"]
+        # Over both files, never back to the second file's own count; told on the way.
+        assert read == sorted(read) and read[-1] == size
+        assert any(0 < count < paths[0].stat().st_size for count in read)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_start_over_shows_the_check_again_from_its_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
