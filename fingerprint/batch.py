@@ -687,8 +687,8 @@ def _run_sharded(
             ]
             for process in processes:
                 process.start()
-        _checking(sinks.progress, plan)
         try:
+            _checking(sinks.progress, plan)  # inside: a signal now still stops the workers
             _wait(processes, counters, sinks.progress, sinks.warn, results_dir)
         except KeyboardInterrupt as interrupt:
             signum = signal_number(interrupt)
