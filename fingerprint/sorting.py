@@ -42,7 +42,15 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import IO, Literal
 
-from fingerprint.inputs import LazyItem, Line, Text, open_input, read_lazy_items, sampled_lines
+from fingerprint.inputs import (
+    LazyItem,
+    Line,
+    Text,
+    input_size,
+    open_input,
+    read_lazy_items,
+    sampled_lines,
+)
 from fingerprint.pipeline import (
     MAX_HELD_LINES,
     OrderStats,
@@ -281,7 +289,10 @@ def _sort(plan: InputPlan, scratch: Path, on_progress: Callable[[int], None] | N
     runs: list[str] = []
     offsets = list(itertools.accumulate((s.items for s in plan.sources), initial=0))
     spilled = [i for i in range(len(plan.sources)) if i not in ordered]
-    reads = _read_in_turn([plan.sources[i] for i in spilled], on_progress)
+    # Files in order are merged as they are, not read here: told as done at once, so
+    # the sort's share of the input reaches the whole of it.
+    in_order = sum(input_size(plan.sources[i].real) or 0 for i in ordered)
+    reads = _read_in_turn([plan.sources[i] for i in spilled], on_progress, done=in_order)
     for index, (_, items) in zip(spilled, reads, strict=True):
         runs.extend(_spill(_keyed(items, offsets[index], plan.naive_tz), scratch))
     plan.stats.spilled_runs = len(runs)
@@ -359,12 +370,12 @@ def _source_items(source: _Source) -> Iterator[LazyItem]:
 
 
 def _read_in_turn(
-    sources: list[_Source], on_progress: Callable[[int], None] | None
+    sources: list[_Source], on_progress: Callable[[int], None] | None, *, done: int = 0
 ) -> Iterator[tuple[_Source, Iterator[LazyItem]]]:
     """Each source with its items, one after the other: the caller reads a source's
     items whole before asking for the next. ``on_progress`` gets the input bytes read
-    so far over them all (compressed bytes for gzip, as the check counts them)."""
-    done = 0
+    so far over them all (compressed bytes for gzip, as the check counts them), after
+    the ``done`` bytes already accounted for."""
     for source in sources:
         read = [0]
         yield source, _counted_items(source, on_progress, done, read)

@@ -183,3 +183,21 @@ def test_the_order_line_counts_one_line_as_one_line() -> None:
     assert "1 line far ahead (at most 11.8 h)" in one
     many = order_line({"late": 2, "max_late_seconds": 90, "ahead": 1_200, "max_ahead_seconds": 90})
     assert "2 lines late (at most 1.5 min behind)" in many and "1,200 lines far ahead" in many
+
+
+def test_the_sort_counts_a_file_in_order_as_done_at_once(tmp_path: Path) -> None:
+    """A file in order is merged as it is, not read by the sort: its bytes count as
+    done from the start, so the sort's share reaches the whole input."""
+    earlier, later = ORDERED[:300], ORDERED[300:]
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    paths[0].write_bytes(b"".join(earlier))  # in order: merged as it is
+    paths[1].write_bytes(b"".join(random.Random(9).sample(later, len(later))))  # sorted
+    stages = Stages()
+    run = BatchOptions(paths=[str(p) for p in paths], config=CheckerConfig(), workers=1)
+    stats = run_batch(run, BatchSinks(output=io.BytesIO(), progress=stages))
+    assert stats.order.merged_files == 1 and stats.order.spilled_runs >= 1
+    assert stages.labels == [SCANNING, SORTING, ""]
+    sort = stages.stages[1]["bytes"]
+    first_file = paths[0].stat().st_size
+    assert sort == sorted(sort) and sort[0] >= first_file
+    assert sort[-1] == first_file + paths[1].stat().st_size
