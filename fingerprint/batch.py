@@ -38,7 +38,7 @@ from fingerprint.outputs import Output, RowFormat, jsonl_line
 from fingerprint.pipeline import MAX_HELD_LINES, Outcome, Shard, check_stream
 from fingerprint.pipelined import Gate, answer_gate, finished, read_and_begin
 from fingerprint.rollup import AccountRollup
-from fingerprint.runner import RunStats
+from fingerprint.runner import PROGRESS_EVERY, RunStats
 from fingerprint.sorting import (
     InputPlan,
     OrderOptions,
@@ -167,13 +167,18 @@ def _speculates(
     )
 
 
-def _start_over(sinks: BatchSinks, checker: Checker) -> None:
-    """Take back a run that checked its input as it streamed (:func:`_speculates`):
-    what it wrote, and the history it kept."""
+def _start_over(
+    options: BatchOptions, sinks: BatchSinks, checker: Checker, plan: InputPlan, order: OrderOptions
+) -> RunStats:
+    """Take back a run that checked its input as it streamed (:func:`_speculates`) and
+    met a line out of order: what it wrote and the history it kept. Then scan (and
+    sort) the plan; the statistics of the check it starts again from zero."""
     for sink in (sinks.output, sinks.rejects):
         if isinstance(sink, Output):
             sink.rewind()
     checker.forget()
+    _scanned(plan, order, sinks.progress)
+    return RunStats(files=len(options.paths))
 
 
 def _scanned(plan: InputPlan, order: OrderOptions, progress: Any = None) -> None:
@@ -259,9 +264,7 @@ def _run_single(
         until_out_of_order = unscanned is not None
         _check_single(options, sinks, checker, plan, stats, until_out_of_order=until_out_of_order)
         if unscanned is not None and not stats.order.in_order:
-            stats = RunStats(files=len(options.paths))
-            _start_over(sinks, checker)
-            _scanned(plan, unscanned, sinks.progress)
+            stats = _start_over(options, sinks, checker, plan, unscanned)
             _check_single(options, sinks, checker, plan, stats)
     finally:
         _close(checker, stats)
@@ -346,9 +349,7 @@ def _run_pipelined(
             _finish_all(options, sinks, checker, plan, stats, unscanned_reader)
             if stats.order.in_order:
                 return stats
-            stats = RunStats(files=len(options.paths))
-            _start_over(sinks, checker)
-            _scanned(plan, unscanned, sinks.progress)
+            stats = _start_over(options, sinks, checker, plan, unscanned)
             unscanned = None
 
         def start() -> tuple[Any, IO[bytes]]:
@@ -621,7 +622,7 @@ def _counted(
             stats.add_report(outcome.report)
             if warn is not None and first and stats.history_degraded:
                 warn(HISTORY_WARNING)
-        if progress is not None and stats.lines % _PROGRESS_EVERY == 0:
+        if progress is not None and stats.lines % PROGRESS_EVERY == 0:
             progress.lines(stats.lines)
         if stats.lines % _FREEZE_EVERY == 0:
             # History holds millions of long-lived objects; a full collection walks
@@ -644,7 +645,6 @@ HISTORY_WARNING = (
     "warning: the history store is unreachable: sessions are being graded without "
     "history checks (counted at the end)"
 )
-_PROGRESS_EVERY = 512  # lines between progress updates (the bar redraws at most 5 times/s)
 _STOP_SECONDS = 1.0  # workers still running this long after a stop are killed
 
 
@@ -892,7 +892,7 @@ def _shard_run(
         for outcome in _counted(stream, stats, None):
             framed.key = b"%d" % outcome.seq
             _emit(outcome, options, fmt, sinks, rollup)
-            if stats.lines % _PROGRESS_EVERY == 0:
+            if stats.lines % PROGRESS_EVERY == 0:
                 counters[shard.index] = stats.lines
                 counters[degraded_slot] = stats.history_degraded
         if rollup is not None:

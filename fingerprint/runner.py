@@ -6,10 +6,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from fingerprint.checker import HISTORY_UNAVAILABLE
 from fingerprint.inputs import (
+    CountingReader,
     LazyItem,
     Reject,
     input_size,
@@ -20,6 +21,8 @@ from fingerprint.inputs import (
 from fingerprint.pipeline import OrderStats
 from fingerprint.report import Report
 from fingerprint.session import field_kinds
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -207,6 +210,29 @@ def _detail_removed(reason: str) -> str:
     return reason.strip()[:80]
 
 
+# Items read between two progress calls: the bar redraws at most 5 times a second.
+PROGRESS_EVERY = 512
+
+
+def counted_items(
+    items: Iterable[T],
+    counter: CountingReader | None,
+    on_progress: Callable[[int], None] | None,
+    done: int = 0,
+) -> Iterator[T]:
+    """``items``, read from a stream whose ``counter`` counts its bytes (compressed
+    bytes for gzip), telling ``on_progress`` the ``done`` bytes before this stream
+    plus those read of it, every :data:`PROGRESS_EVERY` items (never without a
+    callback or a counter: stdin)."""
+    if on_progress is None or counter is None:
+        yield from items
+        return
+    for n, item in enumerate(items):
+        if n % PROGRESS_EVERY == 0:
+            on_progress(done + counter.bytes_read)
+        yield item
+
+
 def iter_items(
     paths: Iterable[str],
     on_progress: Callable[[int], None] | None = None,
@@ -227,10 +253,7 @@ def iter_items(
         stream, counter = open_input(path)
         try:
             read = read_lazy_items if lazy else read_items
-            for n, item in enumerate(read(path, stream)):
-                if on_progress is not None and counter is not None and n % 512 == 0:
-                    on_progress(done + counter.bytes_read)
-                yield item
+            yield from counted_items(read(path, stream), counter, on_progress, done)
             if on_shrunk is not None and counter is not None and size_at_open is not None:
                 size_now = counter.size()
                 if size_now is not None and size_now < size_at_open:

@@ -58,7 +58,7 @@ from fingerprint.pipeline import (
     ScannedHeads,
     item_time,
 )
-from fingerprint.runner import iter_items
+from fingerprint.runner import counted_items, iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ
 
 SortMode = Literal["auto", "always", "never"]
@@ -387,20 +387,12 @@ def _counted_items(
 ) -> Iterator[LazyItem]:
     stream, counter = open_input(source.real)
     try:
-        if on_progress is None or counter is None:
-            yield from read_lazy_items(source.path, stream)
-            return
-        for n, item in enumerate(read_lazy_items(source.path, stream)):
-            if n % _PROGRESS_EVERY == 0:
-                on_progress(done + counter.bytes_read)
-            yield item
-        read[0] = counter.bytes_read
-        on_progress(done + read[0])
+        yield from counted_items(read_lazy_items(source.path, stream), counter, on_progress, done)
+        if counter is not None and on_progress is not None:
+            read[0] = counter.bytes_read
+            on_progress(done + read[0])
     finally:
         _close(source, stream)
-
-
-_PROGRESS_EVERY = 512  # items between progress calls, as the check makes them
 
 
 def _close(source: _Source, stream: IO[bytes]) -> None:
