@@ -687,11 +687,12 @@ class Checker:
 
 # What only the first half reads of a session: the device verdict, the device features
 # and the session checks read these, the history checks, the grade and the report
-# never do. A begun login leaves them behind: on the generator's log the session
-# travels in ~580 bytes instead of ~1,550, and the finishing process decodes and
-# frees a whole begun login in ~5.2 µs (~6.2 when the device's make and identifiers
-# and the network's interfaces still travelled; the encoder spends about what the
-# replace costs).
+# never do. A begun login leaves them behind, and the session's blocks leave out
+# the fields they do not hold (``omit_defaults``) while the records made from them
+# travel as arrays (``array_like``): on the generator's log a begun login is ~0.8 kB
+# (the session ~110 bytes), where it was ~1.7 kB with every field named (the
+# session ~580 bytes) and ~2.6 kB with the whole session; the finishing process
+# decodes one in ~3.3 µs against ~4.4 (the decoder alone, over 15,000 begun logins).
 # The second half reads of the session its account, time and address; of the device
 # its id, time zone (ip_hopping) and boot and install times (device_reset); of the
 # network its type (ip_accounts); no check after history reads the auth block

@@ -12,11 +12,12 @@ import ipaddress
 from dataclasses import dataclass
 from socket import inet_ntoa
 
+import msgspec
+
 from fingerprint.session import IPAddress
 
 
-@dataclass(frozen=True, slots=True)
-class GeoInfo:
+class GeoInfo(msgspec.Struct, frozen=True, array_like=True):
     """Where a City database places an IP. ``province`` is None at country level."""
 
     country: str
@@ -32,15 +33,13 @@ class GeoInfo:
     network: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AsnInfo:
+class AsnInfo(msgspec.Struct, frozen=True, array_like=True):
     number: int
     organization: str | None
     network: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AnonymousIpFlags:
+class AnonymousIpFlags(msgspec.Struct, frozen=True, array_like=True):
     anonymous: bool
     vpn: bool
     hosting: bool

@@ -11,7 +11,7 @@ import msgspec
 from fingerprint.rules import Severity
 
 
-class Finding(msgspec.Struct, frozen=True):
+class Finding(msgspec.Struct, frozen=True, array_like=True):
     check: str
     code: str
     severity: Severity

@@ -81,7 +81,7 @@ _MAX_BYTES = 2**63
 EpochSeconds = Annotated[int, msgspec.Meta(ge=0, le=2**40)]
 
 
-class Battery(msgspec.Struct, frozen=True, kw_only=True):
+class Battery(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     level: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None  # a share: 0.83 is 83 %
     charging: bool | None = None
     temperature_c: Annotated[float, msgspec.Meta(ge=-100, le=200)] | None = None
@@ -94,13 +94,13 @@ def battery_pinned(battery: Battery | None) -> bool:
     return battery.level == 1.0
 
 
-class Screen(msgspec.Struct, frozen=True, kw_only=True):
+class Screen(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     width: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     height: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     density: Annotated[float, msgspec.Meta(ge=0, le=100_000)] | None = None
 
 
-class Sim(msgspec.Struct, frozen=True, kw_only=True):
+class Sim(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     state: Text | None = None
     mcc_mnc: Text | None = None
     carrier: Text | None = None
@@ -111,7 +111,7 @@ class Sim(msgspec.Struct, frozen=True, kw_only=True):
         return code[:3] if len(code) >= 5 and code[:3].isdigit() else None
 
 
-class Device(msgspec.Struct, frozen=True, kw_only=True):
+class Device(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     device_id: Text | None = None
     platform: Text | None = None
     os_version: Text | None = None
@@ -152,7 +152,7 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     first_install_time: EpochSeconds | None = None
 
 
-class App(msgspec.Struct, frozen=True, kw_only=True):
+class App(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     package: Text | None = None
     version: Text | None = None
     data_dir: Text | None = None
@@ -161,7 +161,7 @@ class App(msgspec.Struct, frozen=True, kw_only=True):
     loaded_libs: list[Text] | None = None
 
 
-class Network(msgspec.Struct, frozen=True, kw_only=True):
+class Network(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     type: Text | None = None
     vpn_active: bool | None = None
     http_proxy: Text | None = None
@@ -169,13 +169,13 @@ class Network(msgspec.Struct, frozen=True, kw_only=True):
     dns: list[Text] | None = None
 
 
-class Auth(msgspec.Struct, frozen=True, kw_only=True):
+class Auth(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     method: Text | None = None
     face_verified: bool | None = None
     result: Text | None = None
 
 
-class Session(msgspec.Struct, frozen=True, kw_only=True):
+class Session(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One login session. Build it with :func:`parse_session` to get library errors."""
 
     session_id: Text | None = None

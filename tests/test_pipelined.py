@@ -139,6 +139,19 @@ def test_a_begun_login_survives_the_pipe(checker: Checker) -> None:
         assert back.features.network.ip == begun.features.network.ip
 
 
+def test_a_begun_login_travels_without_what_it_does_not_hold(checker: Checker) -> None:
+    """The session's blocks leave out the fields they do not hold (most of the device
+    is left behind for the parent) and the records made from them travel as arrays,
+    without their field names: half the bytes to decode for the slower stage."""
+    begun = checker.begin(checker.prepare(make_session()), session_id="x:1", now=None)
+    session, features, identity, run, event = msgspec.msgpack.decode(pipelined._ENCODE(begun))[:5]
+    for block in (session, session["device"], session["network"]):
+        assert None not in block.values(), block
+    assert "build_fingerprint" not in session["device"]
+    for record in (features, identity, run, event):
+        assert isinstance(record, list)
+
+
 def test_a_reader_that_fails_fails_the_run(
     tmp_path: Path, awkward_log: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -80,7 +80,7 @@ _STORAGE_CLASSES_GB: Final = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 _MIN_HARDWARE_ATTRIBUTES: Final = 3
 
 
-class DeviceIdentity(msgspec.Struct, frozen=True, kw_only=True):
+class DeviceIdentity(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The device a session comes from, as far as its attributes tell.
 
     ``key``/``level``/``confidence`` are what the report shows; ``hardware_key`` (when

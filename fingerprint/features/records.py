@@ -23,7 +23,7 @@ else:
     _Address = Any
 
 
-class DeviceFeatures(msgspec.Struct, frozen=True):
+class DeviceFeatures(msgspec.Struct, frozen=True, array_like=True):
     device_id: str | None
     platform: str | None  # the SDK's platform when given, else the UA's
     ua_platform: str | None
@@ -38,7 +38,7 @@ class DeviceFeatures(msgspec.Struct, frozen=True):
     ua: UserAgentInfo | None
 
 
-class NetworkFeatures(msgspec.Struct, frozen=True):
+class NetworkFeatures(msgspec.Struct, frozen=True, array_like=True):
     ip: _Address
     ip_version: int
     ip_class: str  # public, private, loopback, link_local, cgnat, multicast, reserved, bogon
@@ -46,7 +46,7 @@ class NetworkFeatures(msgspec.Struct, frozen=True):
     anonymous: AnonymousIpFlags | None  # None when no Anonymous-IP database is configured
 
 
-class Features(msgspec.Struct, frozen=True):
+class Features(msgspec.Struct, frozen=True, array_like=True):
     device: DeviceFeatures
     network: NetworkFeatures
     geo: GeoInfo | None

@@ -4,8 +4,9 @@ what was not evaluated and why, and the device-scoped outcomes the verdict keeps
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from fingerprint.checks import Check, CheckContext, NotEvaluated
 from fingerprint.report import Finding
@@ -16,13 +17,12 @@ from fingerprint.rules import CONFIDENT
 Settled = NotEvaluated | tuple[Finding, ...]
 
 
-@dataclass(slots=True)
-class CheckRun:
+class CheckRun(msgspec.Struct, array_like=True):
     """What the checks of one login found so far (both check stages add to it)."""
 
-    findings: list[Finding] = field(default_factory=list)
-    not_evaluated: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    not_evaluated: dict[str, str] = msgspec.field(default_factory=dict)
+    warnings: list[str] = msgspec.field(default_factory=list)
     device: tuple[tuple[str, Settled], ...] = ()
     failed: bool = False
 
