@@ -116,7 +116,7 @@ class Report(msgspec.Struct, frozen=True):
             "grade": self.grade,
             "score": self.score,
             "blacklisted": self.blacklisted,
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": [f.to_dict() for f in self.findings] if self.findings else [],
             "contributions": self.contributions,
             "not_evaluated": list(self.not_evaluated),
             "not_evaluated_reasons": self.not_evaluated,

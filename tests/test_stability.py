@@ -163,3 +163,12 @@ def test_unusual_hour_on_a_new_device_is_reported() -> None:
     last = [checker.check(s) for s in _sessions(plan)][-1]
     assert "STB_UNUSUAL_HOUR_NEW_DEVICE" in last.contributions
     assert last.features["stability_30d"]["unusual_hour"] is True
+
+
+def test_a_window_reads_as_a_dict_of_its_fields_in_order() -> None:
+    # Distinct values in every field: a key paired with the wrong value shows.
+    values = tuple(range(len(Stability._fields)))
+    stability = Stability(*values)
+    shown = stability.to_dict()
+    assert list(shown) == list(Stability._fields)
+    assert tuple(shown.values()) == values
