@@ -67,9 +67,9 @@ class Grader:
         # combinations occur (no finding at all for most logins): (code, severity)
         # pairs in order -> the grade (fingerprint.memo: thread-safe, cleared when full).
         self._memo: BoundedMemo[_GradeKey, Grade] = BoundedMemo(GRADE_CACHE_SIZE)
-        # The names of the checks not evaluated come in few combinations (7 on the
-        # generator's log, 11 on the labelled set's): each one's missing evidence is
-        # worked out once (~1 µs a login less).
+        # The names of the checks not evaluated come in few combinations (7 in the
+        # generator's first 10,000 lines, 11 in the few-UA log's): each one's missing
+        # evidence is worked out once (~1 µs a login less).
         self._missing: BoundedMemo[tuple[str, ...], tuple[str, ...]] = BoundedMemo(
             1_024, self._missing_evidence
         )
