@@ -50,7 +50,7 @@ from fingerprint.sorting import (
 )
 from fingerprint.stopping import (
     STOP_SIGNALS,
-    become_worker,
+    as_worker,
     is_stop,
     orphaned,
     signal_number,
@@ -518,7 +518,32 @@ def _reader_main(
     gate: tuple[int, int] | None = None,
     until_out_of_order: bool = False,
 ) -> None:
-    become_worker(parent, lambda: _remove(leftovers))
+    with as_worker(parent, lambda: _remove(leftovers)):
+        _read_for_parent(
+            options,
+            checker,
+            plan,
+            outgoing_fd,
+            incoming_fd,
+            parent=parent,
+            leftovers=leftovers,
+            gate=gate,
+            until_out_of_order=until_out_of_order,
+        )
+
+
+def _read_for_parent(
+    options: BatchOptions,
+    checker: Checker,
+    plan: InputPlan,
+    outgoing_fd: int,
+    incoming_fd: int,
+    *,
+    parent: int,
+    leftovers: list[str],
+    gate: tuple[int, int] | None,
+    until_out_of_order: bool,
+) -> None:
     os.close(incoming_fd)  # the parent's end
     if gate is not None:
         os.close(gate[1])  # the parent's end
@@ -552,7 +577,8 @@ def _reader_main(
             return
         sys.exit(_STOPPED_STATUS + signal_number(exc))  # the parent reads it as a stop
     finally:
-        with contextlib.suppress(Exception):
+        # A first stop signal landing here has nothing left to stop: every frame sent.
+        with contextlib.suppress(Exception, KeyboardInterrupt):
             checker.close()
 
 
@@ -796,7 +822,32 @@ def _shard_main(
     leftovers: list[str],
     inboxes: list[Inbox],
 ) -> None:
-    become_worker(parent, lambda: _remove(leftovers))
+    with as_worker(parent, lambda: _remove(leftovers)):
+        _shard_work(
+            options,
+            checker,
+            plan,
+            shard,
+            results_dir,
+            counters,
+            parent=parent,
+            leftovers=leftovers,
+            inboxes=inboxes,
+        )
+
+
+def _shard_work(
+    options: BatchOptions,
+    checker: Checker,
+    plan: InputPlan,
+    shard: Shard,
+    results_dir: str,
+    counters: Any,
+    *,
+    parent: int,
+    leftovers: list[str],
+    inboxes: list[Inbox],
+) -> None:
     stats = RunStats(files=len(options.paths))
     peers = Peers(shard.index, inboxes)
     finished = False
@@ -821,7 +872,8 @@ def _shard_main(
         # the wait; this worker's own lines are done and its result stands.
         with contextlib.suppress(Exception, KeyboardInterrupt):
             peers.close(delivered=finished)  # a stopped run's peers may never read
-        with contextlib.suppress(Exception):
+        # A first stop signal landing in the close leaves the result as it stands.
+        with contextlib.suppress(Exception, KeyboardInterrupt):
             _close(checker, stats)
     try:
         _save_result(results_dir, shard.index, result)

@@ -121,7 +121,7 @@ def become_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
     only it received) and the worker dies with its parent. ``on_orphaned`` removes
     what the parent can no longer remove; the worker calls it itself when it stops
     and :func:`orphaned` is true, and the watch thread calls it before killing a
-    worker that did not stop in time."""
+    worker that did not stop in time. Workers call it through :func:`as_worker`."""
 
     _received.clear()  # what the parent received is not this worker's
 
@@ -135,6 +135,28 @@ def become_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
         signal.signal(signum, stop)
     _die_with_parent(parent_pid, on_orphaned)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def as_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> Iterator[None]:
+    """A forked worker's work: :func:`become_worker` on entering; on leaving (the work
+    done, given up or failed) stop signals are ignored. What is left then is the
+    interpreter's exit (multiprocessing's finalizers, its queues' threads), which a
+    stop has nothing to take from: raised there, it printed a traceback and turned the
+    worker's exit status into 1 (seen in CI: a finished worker signalled by a parent
+    stopping the run on another worker's error). A worker stuck there is still killed:
+    by the parent (after ``batch._STOP_SECONDS``) or by the watch thread.
+
+    A stop the work did not handle itself (one landing at its very edges) ends the
+    worker quietly with the shell's status, 128 + the signal's number."""
+    become_worker(parent_pid, on_orphaned)
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        raise SystemExit(exit_status(interrupt)) from None
+    finally:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _die_with_parent(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
