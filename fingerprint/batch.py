@@ -456,8 +456,8 @@ def _start_reader(
     leftovers = [*sinks.temporaries, *plan.folders]
     with signals_deferred():  # the child must install its own handlers first
         reader = context.Process(
-            target=_reader_main,
-            args=(options, checker, plan, outgoing_fd, incoming_fd),
+            target=_worker_main,
+            args=(_reader_main, options, checker, plan, outgoing_fd, incoming_fd),
             kwargs={
                 "parent": os.getpid(),
                 "leftovers": leftovers,
@@ -506,6 +506,16 @@ def _or_reader_failed(outcomes: Iterator[Outcome], reader: Any) -> Iterator[Outc
         raise FingerprintError(f"a worker process failed (exit codes [{code}])") from None
 
 
+def _worker_main(
+    work: Callable[..., None], *args: Any, parent: int, leftovers: list[str], **kwargs: Any
+) -> None:
+    """A forked worker's entry point: ``work`` (the reader's or a shard's) inside
+    :func:`fingerprint.stopping.as_worker`, which stops it on a signal while it works
+    and leaves it to exit as it was once it is done."""
+    with as_worker(parent, lambda: _remove(leftovers)):
+        work(*args, parent=parent, leftovers=leftovers, **kwargs)
+
+
 def _reader_main(
     options: BatchOptions,
     checker: Checker,
@@ -517,32 +527,6 @@ def _reader_main(
     leftovers: list[str],
     gate: tuple[int, int] | None = None,
     until_out_of_order: bool = False,
-) -> None:
-    with as_worker(parent, lambda: _remove(leftovers)):
-        _read_for_parent(
-            options,
-            checker,
-            plan,
-            outgoing_fd,
-            incoming_fd,
-            parent=parent,
-            leftovers=leftovers,
-            gate=gate,
-            until_out_of_order=until_out_of_order,
-        )
-
-
-def _read_for_parent(
-    options: BatchOptions,
-    checker: Checker,
-    plan: InputPlan,
-    outgoing_fd: int,
-    incoming_fd: int,
-    *,
-    parent: int,
-    leftovers: list[str],
-    gate: tuple[int, int] | None,
-    until_out_of_order: bool,
 ) -> None:
     os.close(incoming_fd)  # the parent's end
     if gate is not None:
@@ -704,8 +688,16 @@ def _run_sharded(
         with signals_deferred():  # a child must install its own handlers first
             processes = [
                 context.Process(
-                    target=_shard_main,
-                    args=(options, checker, plan, Shard(i, options.workers), scratch, counters),
+                    target=_worker_main,
+                    args=(
+                        _shard_main,
+                        options,
+                        checker,
+                        plan,
+                        Shard(i, options.workers),
+                        scratch,
+                        counters,
+                    ),
                     kwargs={"parent": os.getpid(), "leftovers": leftovers, "inboxes": inboxes},
                     daemon=True,  # never outlive the parent, even on an error path
                 )
@@ -811,32 +803,6 @@ def _stopped_stats(options: BatchOptions, results_dir: Path, counters: Any) -> R
 
 
 def _shard_main(
-    options: BatchOptions,
-    checker: Checker,
-    plan: InputPlan,
-    shard: Shard,
-    results_dir: str,
-    counters: Any,
-    *,
-    parent: int,
-    leftovers: list[str],
-    inboxes: list[Inbox],
-) -> None:
-    with as_worker(parent, lambda: _remove(leftovers)):
-        _shard_work(
-            options,
-            checker,
-            plan,
-            shard,
-            results_dir,
-            counters,
-            parent=parent,
-            leftovers=leftovers,
-            inboxes=inboxes,
-        )
-
-
-def _shard_work(
     options: BatchOptions,
     checker: Checker,
     plan: InputPlan,

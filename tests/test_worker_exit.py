@@ -98,7 +98,8 @@ def test_a_worker_signalled_in_its_exit_exits_as_its_work_ended(
 
 
 def _held_after(monkeypatch: pytest.MonkeyPatch, name: str, hold: ExitHold) -> None:
-    """``batch.<name>`` (the work a worker's main does) registers the hold when done."""
+    """``batch.<name>``, a worker's work (the reader's or a shard's), registers the hold
+    when it is done."""
     work = getattr(batch, name)
 
     def then_hold(*args: Any, **kwargs: Any) -> None:
@@ -110,7 +111,7 @@ def _held_after(monkeypatch: pytest.MonkeyPatch, name: str, hold: ExitHold) -> N
 
 @pytest.mark.parametrize(
     ("workers", "work", "held"),
-    [("3", "_shard_work", 3), ("2", "_read_for_parent", 1)],
+    [("3", "_shard_main", 3), ("2", "_reader_main", 1)],
     ids=["shards", "reader"],
 )
 def test_a_worker_signalled_after_its_work_leaves_the_run_whole(
