@@ -30,7 +30,7 @@ from typing import Any
 from fingerprint import batch, cli, exchange, pipeline
 from fingerprint import checker as checker_module
 
-_SECONDS: collections.Counter[str] = collections.Counter()
+_SECONDS: collections.defaultdict[str, float] = collections.defaultdict(float)
 _CALLS: collections.Counter[str] = collections.Counter()
 
 # (module or class, function name, label)
@@ -69,7 +69,7 @@ def _stage_lines() -> list[str]:
     return [
         f"    {label:42s} {seconds:7.2f} s {_CALLS[label]:8d} calls "
         f"{1e6 * seconds / _CALLS[label]:7.1f} µs"
-        for label, seconds in _SECONDS.most_common()
+        for label, seconds in sorted(_SECONDS.items(), key=lambda item: -item[1])
     ]
 
 
@@ -84,7 +84,7 @@ def _instrument_workers() -> None:
         finally:
             print("\n".join([_usage("worker"), *_stage_lines()]), file=sys.stderr)
 
-    batch._shard_main = worker  # type: ignore[assignment]
+    batch._shard_main = worker
 
 
 def main(argv: Sequence[str] | None = None) -> int:
