@@ -561,7 +561,8 @@ def _reader_main(
             return
         sys.exit(_STOPPED_STATUS + signal_number(exc))  # the parent reads it as a stop
     finally:
-        # A first stop signal landing here has nothing left to stop: every frame sent.
+        # A first stop signal landing here has nothing left to stop: the frames are
+        # sent, or how this reader ends is already decided.
         with contextlib.suppress(Exception, KeyboardInterrupt):
             checker.close()
 

@@ -144,8 +144,9 @@ def as_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> Iterator[None
     interpreter's exit (multiprocessing's finalizers, its queues' threads), which a
     stop has nothing to take from: raised there, it printed a traceback and turned the
     worker's exit status into 1 (seen in CI: a finished worker signalled by a parent
-    stopping the run on another worker's error). A worker stuck there is still killed:
-    by the parent (after ``batch._STOP_SECONDS``) or by the watch thread.
+    stopping the run on another worker's error). A worker stuck there while the run is
+    being stopped is still killed: by the parent after ``batch._STOP_SECONDS``, or by
+    the watch thread if the parent has died.
 
     A stop the work did not handle itself (one landing at its very edges) ends the
     worker quietly with the shell's status, 128 + the signal's number."""
