@@ -47,32 +47,52 @@ from fingerprint.summary import Progress, format_summary, order_line
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # a signal: 128 + its number (Ctrl-C 130)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def program() -> int:
+    """The ``fingerprint`` command and ``python -m fingerprint.cli``: :func:`main` as the
+    process's own program. Once its command has ended (its outputs written or removed,
+    its status decided), a stop signal finds nothing left to stop: it is ignored, and
+    the process exits with the command's status
+    (:func:`fingerprint.stopping.stop_on_signals`)."""
+    return main(as_program=True)
+
+
+def main(argv: Sequence[str] | None = None, *, as_program: bool = False) -> int:
+    """Run one command (``argv``: its arguments, default ``sys.argv[1:]``); return
+    its exit status. Called in a process of yours, it gives back the stop signals'
+    handlers it found; ``as_program``: see :func:`program`."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    with stop_on_signals():  # SIGTERM and SIGHUP unwind the stack like Ctrl-C
+    # SIGTERM and SIGHUP unwind the stack like Ctrl-C.
+    with stop_on_signals(then_ignore=as_program) as work:
         try:
             result: int = args.handler(args)
+            work.done = True  # right after the command: no handler runs in between
             return result
+        # The command has ended on each of these too: its status is decided.
         except KeyboardInterrupt as interrupt:
+            work.done = True
             print(f"fingerprint: stopped by {_signal_name(interrupt)}", file=sys.stderr)
             return exit_status(interrupt)
         except RulesError as exc:
+            work.done = True
             # Every problem in the folder, one line each: file, key, what is wrong.
             for problem in exc.problems:
                 line = " ".join(str(problem).split())  # a value may hold a newline
                 print(f"fingerprint: configuration error: {line}", file=sys.stderr)
             return EXIT_USAGE
         except ConfigError as exc:
+            work.done = True
             print(f"fingerprint: configuration error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except FingerprintError as exc:
+            work.done = True
             print(f"fingerprint: {exc}", file=sys.stderr)
             return EXIT_FAILED
         except BrokenPipeError:
+            work.done = True
             # `fingerprint check ... | head`: the reader left; not an error of ours.
             _silence_stdout()
             return EXIT_OK
@@ -534,4 +554,4 @@ def _silence_stdout() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(program())

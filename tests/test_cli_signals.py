@@ -339,3 +339,65 @@ def test_an_error_after_an_earlier_run_was_stopped_is_an_error(
     monkeypatch.setattr(batch, "_run_single", failing)
     with pytest.raises(TypeError, match="a bug"):
         cli.main(argv)
+
+
+# A stop signal once the command has ended: the moment between the end of its work and
+# the handlers' change, and the interpreter's exit after it. A script runs the program
+# and signals itself at both moments, so neither is a race.
+_LATE_SIGNALS = """
+import os, signal, sys
+from fingerprint import cli
+
+signum = int(sys.argv.pop(1))
+program = os.getpid()
+change = signal.signal
+armed = [True]
+
+def signalled_first(which, handler):
+    if armed[0] and handler is signal.SIG_IGN and os.getpid() == program:
+        armed[0] = False
+        os.kill(program, signum)  # the work is done; the handlers are changing
+    return change(which, handler)
+
+signal.signal = signalled_first
+status = cli.program()
+os.kill(program, signum)  # the interpreter's exit
+print("exited with", status)
+sys.exit(status)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_after_the_command_has_ended_leaves_its_status(
+    tmp_path: Path, signum: int
+) -> None:
+    """The run's outputs are written and its status decided: the program exits with
+    that status, as if no signal had come, and says nothing more."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "".join(json.dumps(make_session(session_id=f"s{n}", ts=T0 + n)) + "\n" for n in range(20)),
+        encoding="utf-8",
+    )
+    out = tmp_path / "reports.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _LATE_SIGNALS,
+            str(int(signum)),
+            "check",
+            str(log),
+            "-o",
+            str(out),
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=_DEADLINE,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "exited with 0\n"
+    assert "Traceback" not in result.stderr and "stopped by" not in result.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 20
