@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None, *, as_program: bool = False) -> int:
     with stop_on_signals(then_ignore=as_program) as work:
         try:
             result: int = args.handler(args)
-            work.done = True  # right after the command: no handler runs in between
+            work.done = True  # right after the command (see stopping.Work)
             return result
         # The command has ended on each of these too: its status is decided.
         except KeyboardInterrupt as interrupt:

@@ -69,10 +69,11 @@ def interruption(signum: int) -> KeyboardInterrupt:
 
 
 class Work:
-    """The work a :func:`stop_on_signals` block guards. ``done``: set it (a plain
-    attribute store, which no signal handler can run in the middle of) once the work
-    has ended, its status decided; from then on a stop signal is ignored where the
-    block ignores them afterwards (``then_ignore``)."""
+    """The work a :func:`stop_on_signals` block guards. ``done``: set it once the
+    work has ended, its status decided, right after the call that ran it and with a
+    plain attribute store (CPython runs signal handlers at calls and loops, so none
+    runs between that return and the store); from then on a stop signal is ignored
+    where the block ignores them afterwards (``then_ignore``)."""
 
     __slots__ = ("done",)
 
