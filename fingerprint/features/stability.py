@@ -111,7 +111,6 @@ class Stability(NamedTuple):
         }
 
 
-_STABILITY_FIELDS = Stability._fields
 # Built as a tuple, not through the named tuple's __new__ (a Python function of 21
 # arguments): ~0.4 µs less per window.
 _new_stability = tuple.__new__
