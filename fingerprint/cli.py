@@ -71,31 +71,31 @@ def main(argv: Sequence[str] | None = None, *, as_program: bool = False) -> int:
             result: int = args.handler(args)
             work.done = True  # right after the command (see stopping.Work)
             return result
-        # The command has ended on each of these too: its status is decided.
-        except KeyboardInterrupt as interrupt:
-            work.done = True
-            print(f"fingerprint: stopped by {_signal_name(interrupt)}", file=sys.stderr)
-            return exit_status(interrupt)
-        except RulesError as exc:
-            work.done = True
-            # Every problem in the folder, one line each: file, key, what is wrong.
-            for problem in exc.problems:
-                line = " ".join(str(problem).split())  # a value may hold a newline
-                print(f"fingerprint: configuration error: {line}", file=sys.stderr)
-            return EXIT_USAGE
-        except ConfigError as exc:
-            work.done = True
-            print(f"fingerprint: configuration error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except FingerprintError as exc:
-            work.done = True
-            print(f"fingerprint: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        except BrokenPipeError:
-            work.done = True
-            # `fingerprint check ... | head`: the reader left; not an error of ours.
-            _silence_stdout()
-            return EXIT_OK
+        except (KeyboardInterrupt, FingerprintError, BrokenPipeError) as ended:
+            work.done = True  # the command has ended on these too: its status is decided
+            return _ended_by(ended)
+
+
+def _ended_by(ended: KeyboardInterrupt | FingerprintError | BrokenPipeError) -> int:
+    """Say why a command ended early (one stderr line per problem) and give its status."""
+    if isinstance(ended, KeyboardInterrupt):
+        print(f"fingerprint: stopped by {_signal_name(ended)}", file=sys.stderr)
+        return exit_status(ended)
+    if isinstance(ended, RulesError):
+        # Every problem in the folder, one line each: file, key, what is wrong.
+        for problem in ended.problems:
+            line = " ".join(str(problem).split())  # a value may hold a newline
+            print(f"fingerprint: configuration error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(ended, ConfigError):
+        print(f"fingerprint: configuration error: {ended}", file=sys.stderr)
+        return EXIT_USAGE
+    if isinstance(ended, FingerprintError):
+        print(f"fingerprint: {ended}", file=sys.stderr)
+        return EXIT_FAILED
+    # `fingerprint check ... | head`: the reader left; not an error of ours.
+    _silence_stdout()
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
