@@ -156,6 +156,12 @@ def become_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
         raise interruption(signum)
 
     for signum in STOP_SIGNALS:
+        # A Ctrl-C or hang-up the program was started ignoring (a job run in the
+        # background, nohup) stays ignored, as the parent leaves it (stop_on_signals):
+        # one process or several, the run goes on. Not SIGTERM: the parent stops its
+        # workers with it (batch._stop).
+        if signum != signal.SIGTERM and signal.getsignal(signum) is signal.SIG_IGN:
+            continue
         signal.signal(signum, stop)
     _die_with_parent(parent_pid, on_orphaned)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

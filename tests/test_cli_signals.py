@@ -90,7 +90,11 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start(
-    tmp_path: Path, source: Path, workers: int, program: tuple[str, ...] = ("-m", "fingerprint.cli")
+    tmp_path: Path,
+    source: Path,
+    workers: int,
+    program: tuple[str, ...] = ("-m", "fingerprint.cli"),
+    preexec: Any = sigint_as_a_terminal_sends_it,
 ) -> tuple[subprocess.Popen[str], Path, Path]:
     scratch = tmp_path / "tmp"  # the run's TMPDIR, to see its temporary folders
     scratch.mkdir()
@@ -116,7 +120,7 @@ def start(
         text=True,
         env=env,
         start_new_session=True,
-        preexec_fn=sigint_as_a_terminal_sends_it,
+        preexec_fn=preexec,
     )
     return process, out.parent, scratch
 
@@ -249,6 +253,31 @@ def test_a_reader_killed_while_the_parent_scans_fails_the_run(tmp_path: Path, so
     assert process.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert "a worker process failed" in stderr
+    assert_nothing_left(folder, scratch, pids)
+
+
+def sigint_ignored() -> None:
+    """``preexec_fn`` of a run started as a background job is: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_ctrl_c_the_run_was_started_ignoring_stops_no_process_of_it(
+    tmp_path: Path, source: Path, workers: int
+) -> None:
+    """A run started with SIGINT ignored (a background job) keeps ignoring it in every
+    process: one process went on while a reader or shard, which set its own handlers,
+    stopped on it and took the run down with it (exit 130)."""
+    process, folder, scratch = start(tmp_path, source, workers, preexec=sigint_ignored)
+    with never_left(process):
+        pids = under_way(process, folder, workers)
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(1.0)  # a worker stopping on it is gone well within this
+        assert process.poll() is None
+        assert all(alive(pid) for pid in pids)
+        process.send_signal(signal.SIGTERM)  # then stopped as a supervisor would
+        stderr = ended(process)
+    assert_stopped(process, stderr, 143)
     assert_nothing_left(folder, scratch, pids)
 
 
