@@ -121,7 +121,7 @@ def run_batch(options: BatchOptions, sinks: BatchSinks, checker: Checker | None 
         open_plan(options.paths, order, scan=False) as plan,
     ):
         speculate = _speculates(options, sinks, checker, pipelined=pipelined) and (
-            sampled_in_order(plan, order)
+            sampled_in_order(plan, order, _stage_when_read(sinks.progress, SAMPLING))
         )
         if speculate and pipelined:
             return _run_pipelined(options, sinks, checker, plan, order, speculate=True)
@@ -192,6 +192,7 @@ def _scanned(plan: InputPlan, order: OrderOptions, progress: Any = None) -> None
 
 
 SCANNING, SORTING = "scanning for time order", "sorting by time"
+SAMPLING = "sampling for time order"  # a gzip file, decompressed to find its samples
 
 
 def _stage(progress: Any, label: str) -> Callable[[int], None] | None:
@@ -200,6 +201,23 @@ def _stage(progress: Any, label: str) -> Callable[[int], None] | None:
         return None
     progress.stage(label)
     return progress.update  # type: ignore[no-any-return]
+
+
+def _stage_when_read(progress: Any, label: str) -> Callable[[int], None] | None:
+    """:func:`_stage`, started at the first bytes read: a stage that reads nothing (the
+    samples of a plain file, ~1 ms) shows nothing."""
+    if progress is None:
+        return None
+    started = False
+
+    def update(bytes_read: int) -> None:
+        nonlocal started
+        if not started:
+            progress.stage(label)
+            started = True
+        progress.update(bytes_read)
+
+    return update
 
 
 def _checking(progress: Any, plan: InputPlan) -> None:

@@ -194,21 +194,29 @@ SAMPLES = 64
 MIN_SAMPLES = 8
 
 
-def sampled_in_order(plan: InputPlan, options: OrderOptions) -> bool:
+def sampled_in_order(
+    plan: InputPlan, options: OrderOptions, on_progress: Callable[[int], None] | None = None
+) -> bool:
     """Read in input order, do the times at evenly spaced places of each input (its
     first and last line among them) rise, each at most the skew behind the newest
-    before it? About a millisecond for one file. A log concatenated from several
-    servers' logs (each spanning the whole period), reversed or shuffled fails it,
-    and so do files that overlap in time (one server's file, then another's); it is
-    scanned first. An input that passes (one file in order, a day's files in order)
-    is checked as it streams, and still taken back if a line comes out of order
-    between the samples. False for an input that cannot be sampled (gzip, CSV) and
-    for samples without two times to compare: no evidence is no pass."""
+    before it? About a millisecond for one file; a gzip file is decompressed once
+    to find them (~8 µs a line), and ``on_progress`` gets the input bytes read so far
+    (compressed), as :meth:`InputPlan.items` gives them. A log concatenated from
+    several servers' logs (each spanning the whole period), reversed or shuffled
+    fails it, and so do files that overlap in time (one server's file, then
+    another's); it is scanned first. An input that passes (one file in order, a
+    day's files in order) is checked as it streams, and still taken back if a line
+    comes out of order between the samples. False for an input that cannot be
+    sampled (CSV, a gzip file that breaks off) and for samples without two times to
+    compare: no evidence is no pass."""
     count = max(MIN_SAMPLES, SAMPLES // max(1, len(plan.sources)))
     newest = float("-inf")
     timed = 0
+    done = 0  # the input bytes of the sources before this one
     for source in plan.sources:
-        lines = sampled_lines(source.real, count, name=source.path)
+        read = None if on_progress is None else _after(done, on_progress)
+        lines = sampled_lines(source.real, count, name=source.path, on_progress=read)
+        done += input_size(source.real) or 0
         if lines is None:
             return False
         for raw in lines:
@@ -221,6 +229,10 @@ def sampled_in_order(plan: InputPlan, options: OrderOptions) -> bool:
             if ts > newest:
                 newest = ts
     return timed >= 2
+
+
+def _after(done: int, on_progress: Callable[[int], None]) -> Callable[[int], None]:
+    return lambda read: on_progress(done + read)
 
 
 def scan_plan(

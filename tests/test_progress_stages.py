@@ -5,6 +5,7 @@ in lines (it reads our sorted runs, not the input's bytes)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import random
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from fingerprint import CheckerConfig, batch
-from fingerprint.batch import SCANNING, SORTING, BatchOptions, BatchSinks, run_batch
+from fingerprint.batch import SAMPLING, SCANNING, SORTING, BatchOptions, BatchSinks, run_batch
 from fingerprint.outputs import Output
 from fingerprint.session import parse_timestamp
 from fingerprint.summary import Progress, order_line
@@ -201,3 +202,33 @@ def test_the_sort_counts_a_file_in_order_as_done_at_once(tmp_path: Path) -> None
     first_file = paths[0].stat().st_size
     assert sort == sorted(sort) and sort[0] >= first_file
     assert sort[-1] == first_file + paths[1].stat().st_size
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gzip_logs_show_their_samples_read_then_the_check_or_the_scan(
+    tmp_path: Path, workers: int
+) -> None:
+    """A gzip log is decompressed once for its samples, shown as its own stage over
+    its compressed bytes (of both files: the second counts on from the first); then
+    the check if they are in order, or the scan and the sort if not. A plain log's
+    samples (~1 ms) show nothing."""
+    halves = [tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"]
+    halves[0].write_bytes(gzip.compress(b"".join(ORDERED[:300])))
+    halves[1].write_bytes(gzip.compress(b"".join(ORDERED[300:])))
+    stages = Stages()
+    out = Output(str(tmp_path / "out.jsonl"))
+    options = BatchOptions(paths=[str(p) for p in halves], config=CheckerConfig(), workers=workers)
+    run_batch(options, BatchSinks(output=out, progress=stages))
+    out.commit()
+    assert stages.labels == [SAMPLING, ""]
+    read = stages.stages[0]["bytes"]
+    assert read == sorted(read) and read[-1] > halves[0].stat().st_size
+    assert read[-1] <= sum(p.stat().st_size for p in halves)
+    shuffled = tmp_path / "shuffled.jsonl.gz"
+    shuffled.write_bytes(gzip.compress(b"".join(SHUFFLED)))
+    stages, _ = _run(shuffled, workers=workers, rewindable=True, tmp_path=tmp_path)
+    assert stages.labels == [SAMPLING, SCANNING, SORTING, ""]
+    plain = tmp_path / "ordered.jsonl"
+    plain.write_bytes(b"".join(ORDERED))
+    stages, _ = _run(plain, workers=workers, rewindable=True, tmp_path=tmp_path)
+    assert stages.labels == [""]

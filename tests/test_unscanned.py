@@ -281,16 +281,91 @@ def test_files_are_sampled_in_the_order_given(tmp_path: Path) -> None:
 
 def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
     body = b"".join(SHAPES["in order"])
-    (tmp_path / "in.jsonl.gz").write_bytes(gzip.compress(body))
+    # A gzip file that breaks off: the scan reads it and says where.
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(body)[:-200])
     (tmp_path / "in.csv").write_bytes(b"account_id,ts,ip\na,2026-11-16T00:00:00Z,1.2.3.4\n")
-    assert sampled_lines(str(tmp_path / "in.jsonl.gz"), 64) is None
+    (tmp_path / "in.csv.gz").write_bytes(gzip.compress(b"account_id,ts,ip\n"))
+    assert sampled_lines(str(tmp_path / "cut.jsonl.gz"), 64) is None
     assert sampled_lines(str(tmp_path / "in.csv"), 64) is None
+    assert sampled_lines(str(tmp_path / "in.csv.gz"), 64) is None
     assert sampled_lines(str(tmp_path / "missing.jsonl"), 64) is None
     assert sampled_lines("-", 64) is None
     # A copy of a CSV input read once (a named pipe) is CSV by the name it was given.
     (tmp_path / "input-0").write_bytes(body)
     assert sampled_lines(str(tmp_path / "input-0"), 64, name="rows.csv") is None
     assert sampled_lines(str(tmp_path / "input-0"), 64, name="rows.jsonl") is not None
+
+
+def _padded(lines: list[bytes], seed: int = 5) -> list[bytes]:
+    """The lines, each with a field of random text: gzip cannot shrink them much, so
+    their compressed bytes spread over many of the pieces a gzip file is read in."""
+    rng = random.Random(seed)
+    padded = []
+    for line in lines:
+        record = json.loads(line)
+        record["pad"] = rng.randbytes(600).hex()
+        padded.append(json.dumps(record).encode() + b"\n")
+    return padded
+
+
+def test_a_gzip_log_is_sampled_through_its_compressed_bytes(tmp_path: Path) -> None:
+    """Decompressed from its start, read where its compressed bytes pass even places:
+    its first and last lines, and whole lines of it in between, in file order and
+    spread over it; a gzip file of several members (``cat a.gz b.gz``) to its end."""
+    lines = _padded(SHAPES["in order"])
+    source = tmp_path / "in.jsonl.gz"
+    source.write_bytes(gzip.compress(b"".join(lines)))
+    seen: list[int] = []
+    sampled = sampled_lines(str(source), 64, on_progress=seen.append)
+    assert sampled is not None and len(sampled) == 65
+    assert sampled[0] == lines[0] and sampled[-1] == lines[-1].rstrip(b"\n")
+    places = [lines.index(line) for line in sampled[1:-1]]
+    assert places == sorted(places) and len(set(places)) == len(places) == 63
+    assert places[0] < 0.05 * len(lines) and places[-1] > 0.9 * len(lines)
+    assert seen and seen == sorted(seen) and seen[-1] <= source.stat().st_size
+    members = tmp_path / "members.jsonl.gz"
+    members.write_bytes(gzip.compress(b"".join(lines[:300])) + gzip.compress(b"".join(lines[300:])))
+    sampled = sampled_lines(str(members), 64)
+    assert sampled is not None and sampled[-1] == lines[-1].rstrip(b"\n")
+    assert set(sampled[:-1]) <= set(lines)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_gzip_log_passes_the_samples_as_the_same_log_plain(tmp_path: Path, shape: str) -> None:
+    lines = _padded(SHAPES[shape])
+    options = sorting.OrderOptions()
+    plain = sorting.sampled_in_order(_plan(tmp_path, lines), options)
+    gzipped = tmp_path / "in.jsonl.gz"
+    gzipped.write_bytes(gzip.compress(b"".join(lines)))
+    plan = sorting.streaming_plan([str(gzipped)], options, tmp_path)
+    assert sorting.sampled_in_order(plan, options) is plain
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_gzip_log_in_order_is_checked_unscanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Read twice no more (its samples cost one decompression, no scan): the same
+    reports as a run that scanned it first."""
+    source = tmp_path / "in.jsonl.gz"
+    source.write_bytes(gzip.compress(b"".join(SHAPES["in order"])))
+
+    def run(name: str) -> tuple[bytes, dict[str, Any]]:
+        out = Output(str(tmp_path / f"{name}.out"))
+        options = BatchOptions(paths=[str(source)], config=CheckerConfig(), workers=workers)
+        stats = run_batch(options, BatchSinks(output=out))
+        out.commit()
+        summary = stats.to_dict()
+        summary.pop("seconds")
+        summary.pop("lines_per_second")
+        return (tmp_path / f"{name}.out").read_bytes(), summary
+
+    spy = _Spy(monkeypatch)
+    got = run("unscanned")
+    assert (spy.scans, spy.forgets) == (0, 0)
+    monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
+    assert got == run("scanned")
+    assert got[1]["lines"] == 600 and spy.scans == 1
 
 
 def test_samples_without_times_are_no_evidence(tmp_path: Path) -> None:
