@@ -231,7 +231,7 @@ def _gzip_samples(
     decompressed after the compressed bytes read pass each evenly spaced offset (they
     are read in pieces of a few KiB: offsets within one piece take lines one after
     another), and its last line. That costs ~8 µs a line of JSON Lines, where the
-    scan it spares cost ~33 (benchmarks/README.md). A file that breaks off or is no
+    scan it spares cost 33-55 (benchmarks/README.md). A file that breaks off or is no
     gzip after all gives None: the scan then says where."""
     size = os.fstat(handle.fileno()).st_size
     handle.seek(0)
