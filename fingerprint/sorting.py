@@ -200,7 +200,7 @@ def sampled_in_order(
     """Read in input order, do the times at evenly spaced places of each input (its
     first and last line among them) rise, each at most the skew behind the newest
     before it? About a millisecond for one file; a gzip file is decompressed once
-    to find them (~8 µs a line), and ``on_progress`` gets the input bytes read so far
+    to find them (8-10 µs a line), and ``on_progress`` gets the input bytes read so far
     (compressed), as :meth:`InputPlan.items` gives them. A log concatenated from
     several servers' logs (each spanning the whole period), reversed or shuffled
     fails it, and so do files that overlap in time (one server's file, then
@@ -214,7 +214,7 @@ def sampled_in_order(
     timed = 0
     done = 0  # the input bytes of the sources before this one
     for source in plan.sources:
-        read = None if on_progress is None else _after(done, on_progress)
+        read = None if on_progress is None else _counted_on(done, on_progress)
         lines = sampled_lines(source.real, count, name=source.path, on_progress=read)
         done += input_size(source.real) or 0
         if lines is None:
@@ -231,7 +231,8 @@ def sampled_in_order(
     return timed >= 2
 
 
-def _after(done: int, on_progress: Callable[[int], None]) -> Callable[[int], None]:
+def _counted_on(done: int, on_progress: Callable[[int], None]) -> Callable[[int], None]:
+    """``on_progress`` for a file whose bytes count on from ``done``."""
     return lambda read: on_progress(done + read)
 
 
