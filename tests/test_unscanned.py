@@ -341,33 +341,6 @@ def test_a_gzip_log_passes_the_samples_as_the_same_log_plain(tmp_path: Path, sha
     assert sorting.sampled_in_order(plan, options) is plain
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_gzip_log_in_order_is_checked_unscanned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
-) -> None:
-    """Read twice no more (its samples cost one decompression, no scan): the same
-    reports as a run that scanned it first."""
-    source = tmp_path / "in.jsonl.gz"
-    source.write_bytes(gzip.compress(b"".join(SHAPES["in order"])))
-
-    def run(name: str) -> tuple[bytes, dict[str, Any]]:
-        out = Output(str(tmp_path / f"{name}.out"))
-        options = BatchOptions(paths=[str(source)], config=CheckerConfig(), workers=workers)
-        stats = run_batch(options, BatchSinks(output=out))
-        out.commit()
-        summary = stats.to_dict()
-        summary.pop("seconds")
-        summary.pop("lines_per_second")
-        return (tmp_path / f"{name}.out").read_bytes(), summary
-
-    spy = _Spy(monkeypatch)
-    got = run("unscanned")
-    assert (spy.scans, spy.forgets) == (0, 0)
-    monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
-    assert got == run("scanned")
-    assert got[1]["lines"] == 600 and spy.scans == 1
-
-
 def test_samples_without_times_are_no_evidence(tmp_path: Path) -> None:
     options = sorting.OrderOptions()
     assert not sorting.sampled_in_order(_plan(tmp_path, [b"not json\n"] * 200), options)
@@ -375,14 +348,18 @@ def test_samples_without_times_are_no_evidence(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("gzipped", [False, True])
 def test_a_day_of_files_in_order_is_checked_unscanned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, gzipped: bool
 ) -> None:
+    """Read once, plain or gzip (a gzip file's samples cost one decompression, no
+    scan): the same reports as a run that scanned the files first."""
     ordered = SHAPES["in order"]
     paths = []
     for k in range(3):
-        path = tmp_path / f"part-{k}.jsonl"
-        path.write_bytes(b"".join(ordered[k * 200 : (k + 1) * 200]))
+        body = b"".join(ordered[k * 200 : (k + 1) * 200])
+        path = tmp_path / (f"part-{k}.jsonl.gz" if gzipped else f"part-{k}.jsonl")
+        path.write_bytes(gzip.compress(body) if gzipped else body)
         paths.append(str(path))
 
     def run(name: str) -> tuple[bytes, dict[str, Any]]:
@@ -400,7 +377,7 @@ def test_a_day_of_files_in_order_is_checked_unscanned(
     assert (spy.scans, spy.forgets) == (0, 0)
     monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
     assert got == run("scanned")
-    assert got[1]["files"] == 3 and got[1]["lines"] == 600
+    assert got[1]["files"] == 3 and got[1]["lines"] == 600 and spy.scans == 1
 
 
 @pytest.mark.parametrize("workers", [1, 2])
