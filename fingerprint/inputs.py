@@ -186,6 +186,7 @@ def sampled_lines(
     *,
     name: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    stop: Callable[[bytes], bool] | None = None,
 ) -> list[bytes] | None:
     """``count`` lines of a JSON Lines file read at evenly spaced places (its first
     line, then the first whole line after each offset) and its last line, without
@@ -196,7 +197,9 @@ def sampled_lines(
 
     A gzip file cannot be read from the middle: it is decompressed once from its
     start, and the places are those of its compressed bytes (:func:`_gzip_samples`);
-    ``on_progress`` gets the compressed bytes read so far."""
+    ``on_progress`` gets the compressed bytes read so far. ``stop`` is told each line
+    as it is sampled, in order: True ends the reading there, with the lines so far
+    (a gzip log plainly out of order is not decompressed to its end for nothing)."""
     if path == "-" or _is_csv(name or path):
         return None
     try:
@@ -204,7 +207,7 @@ def sampled_lines(
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None
             if _is_gzip_header(handle.read(4)):
-                return _gzip_samples(handle, count, on_progress)
+                return _gzip_samples(handle, count, on_progress, stop or _go_on)
             size = os.fstat(handle.fileno()).st_size
             lines = []
             for k in range(count):
@@ -212,10 +215,14 @@ def sampled_lines(
                 if k:
                     handle.readline(MAX_LINE_BYTES)  # the rest of the line cut into
                 lines.append(handle.readline(MAX_LINE_BYTES))
+                if stop is not None and stop(lines[-1]):
+                    return lines
             handle.seek(max(0, size - _TAIL_BYTES))
             tail = handle.read().rstrip(b"\r\n").rpartition(b"\n")
             if tail[1] or size <= _TAIL_BYTES:  # a whole line: after a newline, or the first
                 lines.append(tail[2])
+                if stop is not None:
+                    stop(tail[2])
             return lines
     except OSError:
         return None
@@ -224,8 +231,15 @@ def sampled_lines(
 _TAIL_BYTES = 1 << 16  # read back from the end for the last line
 
 
+def _go_on(line: bytes) -> bool:
+    return False
+
+
 def _gzip_samples(
-    handle: IO[bytes], count: int, on_progress: Callable[[int], None] | None
+    handle: IO[bytes],
+    count: int,
+    on_progress: Callable[[int], None] | None,
+    stop: Callable[[bytes], bool],
 ) -> list[bytes] | None:
     """:func:`sampled_lines` of a gzip file: its first line, the first whole line
     decompressed after the compressed bytes read pass each evenly spaced offset, and
@@ -245,12 +259,16 @@ def _gzip_samples(
         with gzip.GzipFile(fileobj=pieces, mode="rb") as stream:
             line = stream.readline(MAX_LINE_BYTES)
             lines, last = [line], line
+            if stop(line):
+                return lines
             while line := stream.readline(MAX_LINE_BYTES):
                 if line.strip(b"\r\n"):
                     last = line
                 if taken < passed:  # the first whole line after an offset
                     lines.append(line)
                     taken += 1
+                    if stop(line):
+                        return lines
                 read = pieces.bytes_read
                 while passed < len(marks) and marks[passed] <= read:
                     passed += 1
@@ -263,6 +281,7 @@ def _gzip_samples(
         return None
     if last.strip(b"\r\n"):
         lines.append(last.rstrip(b"\r\n"))
+        stop(lines[-1])
     return lines
 
 

@@ -27,6 +27,7 @@ only once, is copied there first when it has to be scanned.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import os
@@ -210,25 +211,39 @@ def sampled_in_order(
     sampled (CSV, a gzip file that breaks off) and for samples without two times to
     compare: no evidence is no pass."""
     count = max(MIN_SAMPLES, SAMPLES // max(1, len(plan.sources)))
-    newest = float("-inf")
-    timed = 0
+    order = _SampleOrder(options)
     done = 0  # the input bytes of the sources before this one
     for source in plan.sources:
         read = None if on_progress is None else _counted_on(done, on_progress)
-        lines = sampled_lines(source.real, count, name=source.path, on_progress=read)
+        stop = functools.partial(order.breaks, source.path)
+        lines = sampled_lines(source.real, count, name=source.path, on_progress=read, stop=stop)
         done += input_size(source.real) or 0
-        if lines is None:
+        if lines is None or order.broken:
             return False
-        for raw in lines:
-            ts = item_time(Text(source.path, 0, raw), options.naive_tz)
-            if ts is None:  # blank, a reject, the end of the file
-                continue
-            timed += 1
-            if ts < newest - options.max_skew:
-                return False
-            if ts > newest:
-                newest = ts
-    return timed >= 2
+    return order.timed >= 2
+
+
+class _SampleOrder:
+    """The samples' times, in input order: does each come at most the skew behind
+    the newest before it?"""
+
+    def __init__(self, options: OrderOptions) -> None:
+        self._options = options
+        self.newest = float("-inf")
+        self.timed = 0
+        self.broken = False
+
+    def breaks(self, path: str, raw: bytes) -> bool:
+        """Take the next sample; True once one came too far behind."""
+        ts = item_time(Text(path, 0, raw), self._options.naive_tz)
+        if ts is None:  # blank, a reject, the end of the file
+            return self.broken
+        self.timed += 1
+        if ts < self.newest - self._options.max_skew:
+            self.broken = True
+        elif ts > self.newest:
+            self.newest = ts
+        return self.broken
 
 
 def _counted_on(done: int, on_progress: Callable[[int], None]) -> Callable[[int], None]:

@@ -341,6 +341,20 @@ def test_a_gzip_log_passes_the_samples_as_the_same_log_plain(tmp_path: Path, sha
     assert sorting.sampled_in_order(plan, options) is plain
 
 
+def test_a_gzip_log_plainly_out_of_order_is_not_decompressed_to_its_end(
+    tmp_path: Path,
+) -> None:
+    """Its samples fail at the first one behind: the rest is left for the scan, which
+    must read it anyway."""
+    source = tmp_path / "shuffled.jsonl.gz"
+    source.write_bytes(gzip.compress(b"".join(_padded(SHAPES["shuffled"]))))
+    options = sorting.OrderOptions()
+    plan = sorting.streaming_plan([str(source)], options, tmp_path)
+    seen: list[int] = []
+    assert not sorting.sampled_in_order(plan, options, seen.append)
+    assert 0 < seen[-1] < source.stat().st_size // 4
+
+
 def test_samples_without_times_are_no_evidence(tmp_path: Path) -> None:
     options = sorting.OrderOptions()
     assert not sorting.sampled_in_order(_plan(tmp_path, [b"not json\n"] * 200), options)
