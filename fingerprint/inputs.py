@@ -202,12 +202,13 @@ def sampled_lines(
     (a gzip log plainly out of order is not decompressed to its end for nothing)."""
     if path == "-" or _is_csv(name or path):
         return None
+    stop = stop or _go_on
     try:
         with open(path, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None
             if _is_gzip_header(handle.read(4)):
-                return _gzip_samples(handle, count, on_progress, stop or _go_on)
+                return _gzip_samples(handle, count, on_progress, stop)
             size = os.fstat(handle.fileno()).st_size
             lines = []
             for k in range(count):
@@ -215,14 +216,13 @@ def sampled_lines(
                 if k:
                     handle.readline(MAX_LINE_BYTES)  # the rest of the line cut into
                 lines.append(handle.readline(MAX_LINE_BYTES))
-                if stop is not None and stop(lines[-1]):
+                if stop(lines[-1]):
                     return lines
             handle.seek(max(0, size - _TAIL_BYTES))
             tail = handle.read().rstrip(b"\r\n").rpartition(b"\n")
             if tail[1] or size <= _TAIL_BYTES:  # a whole line: after a newline, or the first
                 lines.append(tail[2])
-                if stop is not None:
-                    stop(tail[2])
+                stop(tail[2])
             return lines
     except OSError:
         return None
