@@ -188,36 +188,39 @@ def sampled_lines(
     on_progress: Callable[[int], None] | None = None,
     stop: Callable[[bytes], bool] | None = None,
 ) -> list[bytes] | None:
-    """``count`` lines of a JSON Lines file read at evenly spaced places (its first
-    line, then the first whole line after each offset) and its last line, without
-    reading the rest; None when the file cannot be read that way: CSV (a row needs
-    the header and may span lines), a gzip file that does not decompress to its end,
-    or not a regular file we can open. ``name``: the input as given, when ``path`` is
-    a copy of it (stdin, a named pipe), which says whether it is CSV.
+    """``count`` lines of a log file read at evenly spaced places (its first line,
+    then the first whole line after each offset) and its last line, without reading
+    the rest; None when the file cannot be read that way: a gzip file that does not
+    decompress to its end, or not a regular file we can open. A CSV file's first line
+    is its header, and its first row's line comes after it (:func:`sample_reader`
+    reads the rows). ``name``: the input as given, when ``path`` is a copy of it
+    (stdin, a named pipe), which says whether it is CSV.
 
     A gzip file cannot be read from the middle: it is decompressed once from its
     start, and the places are those of its compressed bytes (:func:`_gzip_samples`);
     ``on_progress`` gets the compressed bytes read so far. ``stop`` is told each line
     as it is sampled, in order: True ends the reading there, with the lines so far
     (a gzip log plainly out of order is not decompressed to its end for nothing)."""
-    if path == "-" or _is_csv(name or path):
+    if path == "-":
         return None
     stop = stop or _go_on
+    first = 2 if _is_csv(name or path) else 1  # lines read at the start: a CSV header's too
     try:
         with open(path, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None
             if _is_gzip_header(handle.read(4)):
-                return _gzip_samples(handle, count, on_progress, stop)
+                return _gzip_samples(handle, count, on_progress, stop, first)
             size = os.fstat(handle.fileno()).st_size
             lines = []
             for k in range(count):
                 handle.seek(size * k // count)
                 if k:
                     handle.readline(MAX_LINE_BYTES)  # the rest of the line cut into
-                lines.append(handle.readline(MAX_LINE_BYTES))
-                if stop(lines[-1]):
-                    return lines
+                for _ in range(1 if k else first):
+                    lines.append(handle.readline(MAX_LINE_BYTES))
+                    if stop(lines[-1]):
+                        return lines
             handle.seek(max(0, size - _TAIL_BYTES))
             tail = handle.read().rstrip(b"\r\n").rpartition(b"\n")
             if tail[1] or size <= _TAIL_BYTES:  # a whole line: after a newline, or the first
@@ -240,8 +243,9 @@ def _gzip_samples(
     count: int,
     on_progress: Callable[[int], None] | None,
     stop: Callable[[bytes], bool],
+    first: int,
 ) -> list[bytes] | None:
-    """:func:`sampled_lines` of a gzip file: its first line, the first whole line
+    """:func:`sampled_lines` of a gzip file: its ``first`` lines, the first whole line
     decompressed after the compressed bytes read pass each evenly spaced offset, and
     its last line. The compressed bytes are read :data:`_GZIP_PIECE` at a time,
     whatever the gzip module asks for (8 KiB in Python 3.11, 128 KiB from 3.12):
@@ -257,10 +261,13 @@ def _gzip_samples(
     next_progress = 0
     try:
         with gzip.GzipFile(fileobj=pieces, mode="rb") as stream:
-            line = stream.readline(MAX_LINE_BYTES)
-            lines, last = [line], line
-            if stop(line):
-                return lines
+            lines: list[bytes] = []
+            for _ in range(first):
+                line = stream.readline(MAX_LINE_BYTES)
+                lines.append(line)
+                if stop(line):
+                    return lines
+            last = line
             while line := stream.readline(MAX_LINE_BYTES):
                 if line.strip(b"\r\n"):
                     last = line
@@ -567,6 +574,42 @@ def _read_csv(name: str, stream: IO[bytes]) -> Iterator[Item]:
 def _column_kinds(header: list[str]) -> list[str | None]:
     known = field_kinds()
     return [known.get(column) for column in header]
+
+
+def sample_reader(name: str) -> Callable[[bytes], LazyItem | None]:
+    """What each of a file's :func:`sampled_lines` holds, told them in order: a JSON
+    line's :class:`Text`; for CSV, the row of a line that holds one whole row (the
+    header, the first line, is read and gives None). ``name``: the input as given."""
+    if _is_csv(name):
+        return _SampledRows(name)
+    return lambda raw: Text(name, 0, raw)
+
+
+class _SampledRows:
+    """The rows of a CSV file's sampled lines, read with its header as the reader
+    reads them. A row may span lines (a quoted cell with a newline), and a line read
+    from the middle of one cannot tell: a line that is not one row of the header's
+    columns gives None. One that merely looks like one costs no more than the wrong
+    verdict it gives: a log checked as it streams is still taken back at its first
+    row out of order (:func:`fingerprint.batch._speculates`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._header: list[str] | None = None
+        self._kinds: list[str | None] = []
+
+    def __call__(self, raw: bytes) -> Line | None:
+        try:
+            rows = list(csv.reader([raw.decode("utf-8")]))
+        except (UnicodeDecodeError, csv.Error):
+            rows = []
+        if self._header is None:
+            self._header = _clean_header(rows[0]) if len(rows) == 1 else []
+            self._kinds = _column_kinds(self._header)
+            return None
+        if len(rows) != 1 or len(rows[0]) != len(self._header):
+            return None
+        return Line(self._name, 0, _unflatten(self._header, self._kinds, rows[0]))
 
 
 def _unflatten(header: list[str], kinds: list[str | None], row: list[str]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from fingerprint.inputs import (
     input_size,
     open_input,
     read_lazy_items,
+    sample_reader,
     sampled_lines,
 )
 from fingerprint.pipeline import (
@@ -207,15 +208,16 @@ def sampled_in_order(
     fails it, and so do files that overlap in time (one server's file, then
     another's); it is scanned first. An input that passes (one file in order, a
     day's files in order) is checked as it streams, and still taken back if a line
-    comes out of order between the samples. False for an input that cannot be
-    sampled (CSV, a gzip file that breaks off) and for samples without two times to
-    compare: no evidence is no pass."""
+    comes out of order between the samples. A CSV file's samples are its rows, read
+    with its header (:func:`fingerprint.inputs.sample_reader`). False for an input
+    that cannot be sampled (a gzip file that breaks off) and for samples without two
+    times to compare: no evidence is no pass."""
     count = max(MIN_SAMPLES, SAMPLES // max(1, len(plan.sources)))
     order = _SampleOrder(options)
     done = 0  # the input bytes of the sources before this one
     for source in plan.sources:
         read = None if on_progress is None else _counted_on(done, on_progress)
-        stop = functools.partial(order.breaks, source.path)
+        stop = functools.partial(order.breaks, sample_reader(source.path))
         lines = sampled_lines(source.real, count, name=source.path, on_progress=read, stop=stop)
         done += input_size(source.real) or 0
         if lines is None or order.broken:
@@ -233,9 +235,11 @@ class _SampleOrder:
         self.timed = 0
         self.broken = False
 
-    def breaks(self, path: str, raw: bytes) -> bool:
-        """Take the next sample; True once one came too far behind."""
-        ts = item_time(Text(path, 0, raw), self._options.naive_tz)
+    def breaks(self, read: Callable[[bytes], LazyItem | None], raw: bytes) -> bool:
+        """Take the next sample (``read`` makes it an item); True once one came too
+        far behind."""
+        item = read(raw)
+        ts = None if item is None else item_time(item, self._options.naive_tz)
         if ts is None:  # blank, a reject, the end of the file
             return self.broken
         self.timed += 1

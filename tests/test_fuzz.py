@@ -3,9 +3,11 @@ reject or one counted blank line, whatever bytes or values it holds."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
-from fingerprint.inputs import Head, Line, Text, decode_text, read_head, read_session
+from fingerprint.inputs import (
+    Head,
+    Line,
+    Text,
+    decode_text,
+    read_head,
+    read_items,
+    read_session,
+    sample_reader,
+)
 from fingerprint.pipeline import (
     ScannedHeads,
     check_stream,
@@ -138,6 +149,47 @@ def test_library_raises_only_its_own_error(changes: list[tuple[str, Any]]) -> No
     assert sum(report.contributions.values()) == 100 - report.score
     assert math.isfinite(report.device_component.score)
     json.dumps(report.to_dict())
+
+
+# CSV cells without a line break: each row is one line.
+csv_cells = st.text(
+    st.characters(exclude_categories=("Cs",), exclude_characters="\r\n"), max_size=12
+)
+csv_times = st.one_of(
+    csv_cells,
+    st.integers(1_600_000_000, 1_900_000_000).map(str),
+    st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat),
+)
+CSV_HEADER = ["account_id", "ts", "ip", "device.sensors", "network.vpn_active"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(csv_cells, csv_times, csv_cells, csv_cells, csv_cells), max_size=6),
+    st.lists(st.binary(max_size=40), max_size=4),
+)
+def test_a_sampled_csv_line_gives_the_time_the_reader_gives_its_row(
+    rows: list[tuple[str, ...]], junk: list[bytes]
+) -> None:
+    """Whatever its cells hold (quotes, commas, a NUL): the time read from a line
+    sampled alone is the time of the row the reader reads from the whole file, and
+    any bytes at all give a time or None."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    writer.writerows(rows)
+    data = text.getvalue().encode()
+    items = list(read_items("in.csv", io.BytesIO(data)))
+    lines = data.splitlines(keepends=True)
+    read = sample_reader("in.csv")
+    assert read(lines[0]) is None  # the header
+    if len(items) == len(rows):  # one item a row: the file read to its end
+        for line, item in zip(lines[1:], items, strict=True):
+            sampled = read(line)
+            expected = item_time(item, UTC8)
+            assert (None if sampled is None else item_time(sampled, UTC8)) == expected
+    for raw in junk:
+        assert read(raw) is None or isinstance(read(raw), Line)
 
 
 def test_a_text_line_starting_with_the_gzip_magic_is_read_as_text(tmp_path: Path) -> None:

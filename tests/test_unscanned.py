@@ -5,6 +5,7 @@ and sorted, and its outputs are exactly those of a run that scanned first."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -19,9 +20,10 @@ from fingerprint import CheckerConfig, batch, sorting
 from fingerprint.batch import BatchOptions, BatchSinks, run_batch
 from fingerprint.checker import Checker
 from fingerprint.history import MemoryHistoryStore
-from fingerprint.inputs import sampled_lines
+from fingerprint.inputs import sample_reader, sampled_lines
 from fingerprint.outputs import Output
-from fingerprint.session import parse_timestamp
+from fingerprint.pipeline import item_time
+from fingerprint.session import field_kinds, parse_timestamp
 from tests.conftest import FIXTURES
 
 LINES = (FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)[:600]
@@ -36,6 +38,40 @@ def _ahead(lines: list[bytes], index: int) -> list[bytes]:
     record = json.loads(lines[index])
     record["ts"] = int((_time(lines[index]) + 2 * 86_400) * 1000)
     return [*lines[:index], json.dumps(record).encode() + b"\n", *lines[index + 1 :]]
+
+
+def _csv_lines(lines: list[bytes], *, newline_in: str | None = None) -> list[bytes]:
+    """JSON lines as a CSV file's lines: its header, then one row each (SESSION-LOG.md:
+    dotted columns, lists and objects as JSON cells, flags as true/false). With
+    ``newline_in``, that column's cell holds a newline in every row: the row spans
+    two lines."""
+    objects = {name for name, kind in field_kinds().items() if kind == "object"}
+
+    def flat(record: dict[str, Any], prefix: str, row: dict[str, str]) -> None:
+        for key, value in record.items():
+            name = prefix + key
+            if isinstance(value, dict) and name not in objects:
+                flat(value, name + ".", row)
+            elif isinstance(value, dict | list):
+                row[name] = json.dumps(value, ensure_ascii=False)
+            elif isinstance(value, bool):
+                row[name] = "true" if value else "false"
+            elif value is not None:
+                row[name] = str(value)
+
+    rows = []
+    for line in lines:
+        row: dict[str, str] = {}
+        flat(json.loads(line), "", row)
+        if newline_in is not None:
+            row[newline_in] = row.get(newline_in, "") + "\nmore"
+        rows.append(row)
+    columns = sorted({name for row in rows for name in row})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode().splitlines(keepends=True)
 
 
 def _shapes() -> dict[str, list[bytes]]:
@@ -283,17 +319,62 @@ def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
     body = b"".join(SHAPES["in order"])
     # A gzip file that breaks off: the scan reads it and says where.
     (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(body)[:-200])
-    (tmp_path / "in.csv").write_bytes(b"account_id,ts,ip\na,2026-11-16T00:00:00Z,1.2.3.4\n")
-    (tmp_path / "in.csv.gz").write_bytes(gzip.compress(b"account_id,ts,ip\n"))
     assert sampled_lines(str(tmp_path / "cut.jsonl.gz"), 64) is None
-    assert sampled_lines(str(tmp_path / "in.csv"), 64) is None
-    assert sampled_lines(str(tmp_path / "in.csv.gz"), 64) is None
     assert sampled_lines(str(tmp_path / "missing.jsonl"), 64) is None
     assert sampled_lines("-", 64) is None
-    # A copy of a CSV input read once (a named pipe) is CSV by the name it was given.
-    (tmp_path / "input-0").write_bytes(body)
-    assert sampled_lines(str(tmp_path / "input-0"), 64, name="rows.csv") is None
-    assert sampled_lines(str(tmp_path / "input-0"), 64, name="rows.jsonl") is not None
+    # A copy of a CSV input read once (a named pipe) is CSV by the name it was given:
+    # its header is read before its first row.
+    (tmp_path / "input-0").write_bytes(b"".join(_csv_lines(SHAPES["in order"])))
+    as_csv = sampled_lines(str(tmp_path / "input-0"), 8, name="rows.csv")
+    as_json = sampled_lines(str(tmp_path / "input-0"), 8, name="rows.jsonl")
+    assert as_csv is not None and as_json is not None
+    assert as_csv[:2] == _csv_lines(SHAPES["in order"])[:2] and len(as_csv) == len(as_json) + 1
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_csv_log_passes_the_samples_as_the_same_log_as_json_lines(
+    tmp_path: Path, shape: str, gzipped: bool
+) -> None:
+    """Its samples are its rows, read with its header."""
+    options = sorting.OrderOptions()
+    lines = _padded(SHAPES[shape]) if gzipped else SHAPES[shape]
+    as_json = sorting.sampled_in_order(_plan(tmp_path, lines), options)
+    body = b"".join(_csv_lines(lines))
+    source = tmp_path / ("in.csv.gz" if gzipped else "in.csv")
+    source.write_bytes(gzip.compress(body) if gzipped else body)
+    plan = sorting.streaming_plan([str(source)], options, tmp_path)
+    assert sorting.sampled_in_order(plan, options) is as_json
+
+
+def test_a_csv_line_gives_a_time_only_when_it_holds_one_whole_row(tmp_path: Path) -> None:
+    """A quoted cell with a newline spans lines, and a line read from the middle of a
+    row cannot tell: a line that is not one row of the header's columns gives no time.
+    A log whose rows all split before their time gives no evidence: scanned first."""
+    lines = SHAPES["in order"][:3]
+    times = [_time(line) for line in lines]
+    options = sorting.OrderOptions()
+
+    def read(csv_lines: list[bytes]) -> list[float | None]:
+        reader = sample_reader("in.csv")
+        assert reader(csv_lines[0]) is None  # the header
+        items = [reader(line) for line in csv_lines[1:]]
+        return [None if item is None else item_time(item, options.naive_tz) for item in items]
+
+    assert read(_csv_lines(lines)) == times
+    columns = _csv_lines(lines)[0].decode().strip().split(",")
+    # Split after the time (in the last column): each row's first line reads as a row.
+    assert read(_csv_lines(lines, newline_in=columns[-1])) == [
+        times[0],
+        None,
+        times[1],
+        None,
+        times[2],
+        None,
+    ]
+    assert read(_csv_lines(lines, newline_in="account_id")) == [None] * 6
+    split = _csv_lines(SHAPES["in order"], newline_in="account_id")
+    assert not sorting.sampled_in_order(_plan(tmp_path, split, "in.csv"), options)
 
 
 def _padded(lines: list[bytes], seed: int = 5) -> list[bytes]:
@@ -362,18 +443,19 @@ def test_samples_without_times_are_no_evidence(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".csv", ".csv.gz"])
 def test_a_day_of_files_in_order_is_checked_unscanned(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, gzipped: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, suffix: str
 ) -> None:
-    """Read once, plain or gzip (a gzip file's samples cost one decompression, no
-    scan): the same reports as a run that scanned the files first."""
+    """Read once, JSON Lines or CSV, plain or gzip (a gzip file's samples cost one
+    decompression, no scan): the same reports as a run that scanned the files first."""
     ordered = SHAPES["in order"]
     paths = []
     for k in range(3):
-        body = b"".join(ordered[k * 200 : (k + 1) * 200])
-        path = tmp_path / (f"part-{k}.jsonl.gz" if gzipped else f"part-{k}.jsonl")
-        path.write_bytes(gzip.compress(body) if gzipped else body)
+        part = ordered[k * 200 : (k + 1) * 200]
+        body = b"".join(_csv_lines(part) if ".csv" in suffix else part)
+        path = tmp_path / f"part-{k}{suffix}"
+        path.write_bytes(gzip.compress(body) if suffix.endswith(".gz") else body)
         paths.append(str(path))
 
     def run(name: str) -> tuple[bytes, dict[str, Any]]:
