@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fingerprint.cli import main
-from fingerprint.inputs import read_items
-from fingerprint.session import parse_session
+from fingerprint.inputs import _Columns, _converter, _unflatten, read_items
+from fingerprint.session import field_kinds, parse_session
 
 HEADER = (
     "session_id,account_id,ts,ip,device.platform,device.cpu_abi,device.sensors,"
@@ -102,3 +104,30 @@ def test_cells_that_do_not_convert_are_rejects_naming_the_field(
     assert main([*args, "-q"]) == 0
     (reject,) = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert reject["error"].startswith(f"{field}: "), reject
+
+
+# Column names drawn from nested fields and their parents ("device" beside
+# "device.model"), repeated or not, so that headers nest plainly or conflict.
+_names = st.sampled_from(
+    ["ts", "device", "device.model", "device.battery.level", "device.battery", "device.sensors",
+     "network.vpn_active", "app.uid", "device.system_props", "extra", "extra.deep.er"]
+)  # fmt: skip
+_cells = st.one_of(
+    st.just(""), st.sampled_from(["TRUE", " 7 ", "0.5", "[1]", '{"a": 1}', "a;b", "x"]), st.text()
+)
+
+
+def _rows_of(header: list[str]) -> st.SearchStrategy[tuple[list[str], list[str]]]:
+    return st.tuples(st.just(header), st.lists(_cells, min_size=len(header), max_size=len(header)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_names, min_size=1, max_size=8).flatmap(_rows_of))
+def test_a_row_nests_as_the_cell_by_cell_walk_nests_it(case: tuple[list[str], list[str]]) -> None:
+    """The header's paths and converters, made once, give each row the record (its
+    keys in the same order at every depth) of a walk that nests it cell by cell,
+    where a cell written at an object's place replaces it and the other way round."""
+    header, row = case
+    columns = _Columns(header)
+    walked = _unflatten(header, [_converter(field_kinds().get(name)) for name in header], row)
+    assert json.dumps(columns.record(row)) == json.dumps(walked)
