@@ -173,7 +173,7 @@ def test_a_sampled_csv_line_gives_the_time_the_reader_gives_its_row(
 ) -> None:
     """Whatever its cells hold (quotes, commas, a NUL): the time read from a line
     sampled alone is the time of the row the reader reads from the whole file, and
-    any bytes at all give a time or None."""
+    any bytes at all give a row or None, never an error."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_HEADER)
