@@ -331,22 +331,6 @@ def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
     assert as_csv[:2] == _csv_lines(SHAPES["in order"])[:2] and len(as_csv) == len(as_json) + 1
 
 
-@pytest.mark.parametrize("gzipped", [False, True])
-@pytest.mark.parametrize("shape", list(SHAPES))
-def test_a_csv_log_passes_the_samples_as_the_same_log_as_json_lines(
-    tmp_path: Path, shape: str, gzipped: bool
-) -> None:
-    """Its samples are its rows, read with its header."""
-    options = sorting.OrderOptions()
-    lines = _padded(SHAPES[shape]) if gzipped else SHAPES[shape]
-    as_json = sorting.sampled_in_order(_plan(tmp_path, lines), options)
-    body = b"".join(_csv_lines(lines))
-    source = tmp_path / ("in.csv.gz" if gzipped else "in.csv")
-    source.write_bytes(gzip.compress(body) if gzipped else body)
-    plan = sorting.streaming_plan([str(source)], options, tmp_path)
-    assert sorting.sampled_in_order(plan, options) is as_json
-
-
 def test_a_csv_line_gives_a_time_only_when_it_holds_one_whole_row(tmp_path: Path) -> None:
     """A quoted cell with a newline spans lines, and a line read from the middle of a
     row cannot tell: a line that is not one row of the header's columns gives no time.
@@ -411,14 +395,21 @@ def test_a_gzip_log_is_sampled_through_its_compressed_bytes(tmp_path: Path) -> N
     assert set(sampled[:-1]) <= set(lines)
 
 
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".csv", ".csv.gz"])
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_a_gzip_log_passes_the_samples_as_the_same_log_plain(tmp_path: Path, shape: str) -> None:
-    lines = _padded(SHAPES[shape])
+def test_a_log_passes_the_samples_as_the_same_log_as_plain_json_lines(
+    tmp_path: Path, shape: str, suffix: str
+) -> None:
+    """Gzip or CSV: a gzip file's samples are found through its compressed bytes, a
+    CSV file's are its rows, read with its header."""
+    gzipped = suffix.endswith(".gz")
+    lines = _padded(SHAPES[shape]) if gzipped else SHAPES[shape]
     options = sorting.OrderOptions()
     plain = sorting.sampled_in_order(_plan(tmp_path, lines), options)
-    gzipped = tmp_path / "in.jsonl.gz"
-    gzipped.write_bytes(gzip.compress(b"".join(lines)))
-    plan = sorting.streaming_plan([str(gzipped)], options, tmp_path)
+    body = b"".join(_csv_lines(lines) if ".csv" in suffix else lines)
+    source = tmp_path / f"in{suffix}"
+    source.write_bytes(gzip.compress(body) if gzipped else body)
+    plan = sorting.streaming_plan([str(source)], options, tmp_path)
     assert sorting.sampled_in_order(plan, options) is plain
 
 
