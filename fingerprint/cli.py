@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="files (.jsonl, .jsonl.gz, .csv), directories, globs, or - for stdin",
+        help="files (.jsonl, .csv; gzip or not), directories, globs, or - for stdin; "
+        "an input whose name has neither suffix (stdin, a pipe) is CSV when its first "
+        "line is a CSV header, else JSON Lines",
     )
     check.add_argument("-o", "--output", metavar="OUT", help="write reports here (default stdout)")
     check.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")

@@ -34,7 +34,9 @@ MAX_LINE_BYTES = 1 << 20  # longer lines are rejected, not parsed
 RAW_KEEP = 65_536  # characters of a rejected line kept in the reject file
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz", ".csv", ".csv.gz")
+_JSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".ndjson.gz")
+_CSV_SUFFIXES = (".csv", ".csv.gz")
+_SUFFIXES = _JSON_SUFFIXES + _CSV_SUFFIXES
 
 
 class Line(msgspec.Struct, frozen=True):
@@ -121,7 +123,7 @@ def expand_inputs(specs: Iterable[str]) -> list[str]:
         else:
             raise ConfigError("input file not found", spec)
     for path in paths:
-        if _is_csv(path) and os.path.isfile(path):
+        if local_format(path) == "csv":
             check_csv_header(path)
     return paths
 
@@ -204,7 +206,9 @@ def sampled_lines(
     if path == "-":
         return None
     stop = stop or _go_on
-    first = 2 if _is_csv(name or path) else 1  # lines read at the start: a CSV header's too
+    # Lines read at the start: a CSV header's and its first row's. A name that does not
+    # say is read as a CSV file is (the second is one more sample if it is JSON Lines).
+    first = 1 if named_format(name or path) == "jsonl" else 2
     try:
         with open(path, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
@@ -359,14 +363,68 @@ def read_lazy_items(path: str, stream: IO[bytes]) -> Iterator[LazyItem]:
     """:func:`read_items` with each JSON line as its :class:`Text`, for a consumer that
     reads only part of a line (or decodes it its own way) before deciding."""
     name = "<stdin>" if path == "-" else path
-    if _is_csv(path):
+    named = named_format(path)
+    if named is None:  # stdin, a pipe, a name without a log suffix: its first line says
+        try:
+            first = stream.readline(MAX_LINE_BYTES + 1)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            yield _unreadable(name, 0, exc)
+            return
+        stream = io.BufferedReader(_Replay(first, stream), buffer_size=1 << 20)
+        named = "jsonl" if _csv_header(first) is None else "csv"
+    if named == "csv":
         yield from _read_csv(name, stream)
     else:
         yield from _read_jsonl(name, stream)
 
 
-def _is_csv(path: str) -> bool:
-    return path.endswith((".csv", ".csv.gz"))
+def named_format(path: str) -> str | None:
+    """``csv`` or ``jsonl`` where the input's name says which, else None (stdin, a
+    pipe, a name without a log suffix: :func:`read_lazy_items` reads the first line)."""
+    if path.endswith(_CSV_SUFFIXES):
+        return "csv"
+    if path.endswith(_JSON_SUFFIXES):
+        return "jsonl"
+    return None
+
+
+def local_format(path: str) -> str | None:
+    """The format the reader takes a local file for: its name's, else its first
+    line's (:func:`read_lazy_items`); None for what is no regular file (stdin, a pipe:
+    reading it would take its lines) or cannot be read (its reader says why)."""
+    named = named_format(path)
+    if named is not None or path == "-" or not os.path.isfile(path):
+        return named
+    try:
+        stream, _counter = open_input(path)
+    except ConfigError:
+        return None
+    try:
+        first = stream.readline(MAX_LINE_BYTES + 1)
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        return None
+    finally:
+        stream.close()
+    return "jsonl" if _csv_header(first) is None else "csv"
+
+
+def _csv_header(line: bytes) -> list[str] | None:
+    """The header a first line holds, if it is one: not a JSON value's start, and one
+    row whose cells name a field of a session (``account_id``, ``device.model``). A
+    header that lacks a required column is one too: its reader then stops the run
+    naming them, where reading it as JSON Lines would reject every row as not JSON."""
+    text = line.removeprefix(_BOM).strip()
+    if not text or text[:1] in b"{[":
+        return None
+    try:
+        rows = list(csv.reader([text.decode("utf-8")]))
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if len(rows) != 1:
+        return None
+    header = _clean_header(rows[0])
+    known = field_kinds()
+    return header if any(name in known for name in header) else None
 
 
 def _physical_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, bytes] | Reject]:
@@ -389,12 +447,17 @@ def _physical_lines(name: str, stream: IO[bytes]) -> Iterator[tuple[int, bytes] 
                 continue
             yield number, chunk
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-        yield Reject(
-            name,
-            number + 1,
-            f"input truncated or corrupt (after line {number}: {type(exc).__name__}: {exc})",
-            "",
-        )
+        yield _unreadable(name, number, exc)
+
+
+def _unreadable(name: str, number: int, exc: Exception) -> Reject:
+    """The reject that ends an input whose bytes after line ``number`` do not read."""
+    return Reject(
+        name,
+        number + 1,
+        f"input truncated or corrupt (after line {number}: {type(exc).__name__}: {exc})",
+        "",
+    )
 
 
 def _skip_rest_of_line(stream: IO[bytes]) -> None:
@@ -501,11 +564,16 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
 def check_csv_header(path: str) -> None:
     """Stop before the run when a CSV input lacks a required column, instead of
-    rejecting every one of its rows for the same reason (raises ``ConfigError``)."""
+    rejecting every one of its rows for the same reason (raises ``ConfigError``). A
+    file whose name does not say its format has its header on its first line (as
+    :func:`read_lazy_items` reads it)."""
     stream, _counter = open_input(path)
     try:
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-        header = next(csv.reader(text), None)
+        if named_format(path) is None:
+            header = _csv_header(stream.readline(MAX_LINE_BYTES + 1))
+        else:
+            text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+            header = next(csv.reader(text), None)
     except (csv.Error, EOFError, gzip.BadGzipFile, zlib.error, OSError):
         return  # the reader reports an unreadable file as a reject, with its line
     finally:
@@ -617,10 +685,32 @@ def _made(made: dict[tuple[str, ...], dict[str, Any]], parent: tuple[str, ...]) 
 def sample_reader(name: str) -> Callable[[bytes], LazyItem | None]:
     """What each of a file's :func:`sampled_lines` holds, told them in order: a JSON
     line's :class:`Text`; for CSV, the row of a line that holds one whole row (the
-    header, the first line, is read and gives None). ``name``: the input as given."""
-    if _is_csv(name):
+    header, the first line, is read and gives None). ``name``: the input as given; where
+    it does not say which, the first line does, as it does for the reader
+    (:func:`read_lazy_items`)."""
+    named = named_format(name)
+    if named == "csv":
         return _SampledRows(name)
-    return lambda raw: Text(name, 0, raw)
+    if named == "jsonl":
+        return lambda raw: Text(name, 0, raw)
+    return _SniffedSamples(name)
+
+
+class _SniffedSamples:
+    """The samples of an input whose name does not say its format: CSV rows when its
+    first line is a CSV header, else JSON lines."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._read: Callable[[bytes], LazyItem | None] | None = None
+
+    def __call__(self, raw: bytes) -> LazyItem | None:
+        if self._read is None:
+            if _csv_header(raw) is not None:
+                self._read = _SampledRows(self._name)
+            else:
+                self._read = lambda line: Text(self._name, 0, line)
+        return self._read(raw)
 
 
 class _SampledRows:

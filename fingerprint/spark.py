@@ -47,7 +47,15 @@ from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionErro
 from fingerprint.features.identity import IdentityHasher, identity_of, identity_text
 from fingerprint.features.network import network_text
 from fingerprint.history import HistoryView, Link, LoginEvent, MemoryHistoryStore, Windows, ip_keys
-from fingerprint.inputs import MAX_LINE_BYTES, Line, Reject, _slow_path, expand_inputs
+from fingerprint.inputs import (
+    MAX_LINE_BYTES,
+    Line,
+    Reject,
+    _slow_path,
+    expand_inputs,
+    local_format,
+    named_format,
+)
 from fingerprint.options import SPARK, add_checker_options, config_from_args
 from fingerprint.outputs import jsonl_line
 from fingerprint.report import Report
@@ -758,7 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m fingerprint.spark",
         description="Grade session logs on Spark (spark-submit or local); see docs/SPARK.md.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="session log files (JSONL)")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="session log files (JSON Lines, not CSV)"
+    )
     parser.add_argument("output", metavar="OUTPUT", help="output directory")
     parser.add_argument(
         "--format",
@@ -815,10 +825,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _input_paths(spec: str) -> list[str]:
-    """Local files, directories and globs expand as in the CLI; URIs pass through."""
+    """Local files, directories and globs expand as in the CLI; URIs pass through.
+    The job reads JSON Lines: an input the CLI reads as CSV (by its name, or a local
+    file by its header) stops it here (``ConfigError``), where it would make every
+    row a reject."""
     if "://" in spec and not spec.startswith("file://"):
-        return [spec]
-    return expand_inputs([spec])
+        paths, format_of = [spec], named_format
+    else:
+        paths, format_of = expand_inputs([spec]), local_format
+    csv_inputs = [path for path in paths if format_of(path) == "csv"]
+    if csv_inputs:
+        raise ConfigError(
+            "the Spark job reads JSON Lines; CSV is read by `fingerprint check`",
+            ", ".join(csv_inputs),
+        )
+    return paths
 
 
 def _ship_files(spark: SparkSession, config: CheckerConfig) -> None:

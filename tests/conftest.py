@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import csv
+import io
+import json
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 
 from fingerprint import Checker, CheckerConfig
+from fingerprint.session import field_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -132,3 +136,37 @@ def sigint_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def csv_lines(lines: list[bytes], *, newline_in: str | None = None) -> list[bytes]:
+    """JSON lines as a CSV file's lines: its header, then one row each (SESSION-LOG.md:
+    dotted columns, lists and objects as JSON cells, flags as true/false). With
+    ``newline_in``, that column's cell holds a newline in every row: the row spans
+    two lines."""
+    objects = {name for name, kind in field_kinds().items() if kind == "object"}
+
+    def flat(record: dict[str, Any], prefix: str, row: dict[str, str]) -> None:
+        for key, value in record.items():
+            name = prefix + key
+            if isinstance(value, dict) and name not in objects:
+                flat(value, name + ".", row)
+            elif isinstance(value, dict | list):
+                row[name] = json.dumps(value, ensure_ascii=False)
+            elif isinstance(value, bool):
+                row[name] = "true" if value else "false"
+            elif value is not None:
+                row[name] = str(value)
+
+    rows = []
+    for line in lines:
+        row: dict[str, str] = {}
+        flat(json.loads(line), "", row)
+        if newline_in is not None:
+            row[newline_in] = row.get(newline_in, "") + "\nmore"
+        rows.append(row)
+    columns = sorted({name for row in rows for name in row})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode().splitlines(keepends=True)

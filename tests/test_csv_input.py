@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from fingerprint.cli import main
 from fingerprint.inputs import _Columns, _converter, _unflatten, read_items
 from fingerprint.session import field_kinds, parse_session
+from tests.conftest import FIXTURES, csv_lines
 
 HEADER = (
     "session_id,account_id,ts,ip,device.platform,device.cpu_abi,device.sensors,"
@@ -131,3 +133,85 @@ def test_a_row_nests_as_the_cell_by_cell_walk_nests_it(case: tuple[list[str], li
     columns = _Columns(header)
     walked = _unflatten(header, [_converter(field_kinds().get(name)) for name in header], row)
     assert json.dumps(columns.record(row)) == json.dumps(walked)
+
+
+# --- CSV on stdin or a pipe: told by its first line ------------------------------------
+
+ROWS = csv_lines((FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)[:120])
+
+
+def _read(name: str, data: bytes) -> list[tuple[str, int, object]]:
+    """What the reader makes of ``data`` given as ``name``: kind, line, record or error."""
+    out: list[tuple[str, int, object]] = []
+    for item in read_items(name, io.BytesIO(data)):
+        detail = getattr(item, "record", None) or getattr(item, "error", None)
+        out.append((type(item).__name__, item.line, detail))
+    return out
+
+
+@pytest.mark.parametrize("name", ["-", "/dev/fd/63", "logins.log"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_an_input_its_name_does_not_type_is_csv_when_its_first_line_is_a_header(
+    name: str, bom: bytes
+) -> None:
+    """Stdin, bash's ``<(zcat logins.csv.gz)`` and a name without a log suffix are read
+    as CSV when their first line is a header naming session fields: the rows a
+    ``.csv`` file gives, line for line. Before, they were read as JSON Lines and every
+    row was a reject."""
+    data = bom + b"".join(ROWS)
+    as_named = _read("in.csv", data)
+    assert [kind for kind, _, _ in as_named] == ["Line"] * (len(ROWS) - 1)
+    assert _read(name, data) == as_named
+
+
+@pytest.mark.parametrize("name", ["-", "logins.log"])
+def test_an_input_its_name_does_not_type_is_json_lines_otherwise(name: str) -> None:
+    """A first line that is a JSON object, blank, or text naming no session field
+    leaves the input JSON Lines, each line read as a ``.jsonl`` file's."""
+    lines = (FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)[:20]
+    for first in (b"", b"\n", b"hello,world\n", b"not a log\n"):
+        data = first + b"".join(lines)
+        assert _read(name, data) == _read("in.jsonl", data)
+    assert _read(name, b"hello,world\n")[0][:2] == ("Reject", 1)
+
+
+def test_a_header_on_stdin_that_lacks_a_required_column_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The named file's message, where reading it as JSON Lines would reject every row."""
+    data = b"session_id,account_id,ts\ns1,u1,1795133730\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    out = tmp_path / "out.jsonl"
+    assert main(["check", "-", "-o", str(out), "-q"]) == 2
+    message = capsys.readouterr().err
+    assert "CSV input lacks the required column(s) ip" in message and "<stdin>" in message
+    assert not out.exists()
+
+
+def test_a_file_its_name_does_not_type_is_checked_for_its_columns_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "logins.log"
+    source.write_bytes(gzip.compress(b"account_id,ip\nu1,1.1.1.1\n"))
+    assert main(["check", str(source), "-o", str(tmp_path / "o.jsonl"), "-q"]) == 2
+    assert "lacks the required column(s) ts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("packed", "workers", "sort"), [(False, "1", "auto"), (True, "2", "auto"), (True, "2", "never")]
+)
+def test_csv_on_stdin_gives_the_reports_of_the_csv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packed: bool, workers: str, sort: str
+) -> None:
+    """``zcat logins.csv.gz | fingerprint check -``: the reports and rejects of the
+    ``.csv`` file, read once or copied first, by one process or two stages."""
+    named = tmp_path / "in.csv"
+    named.write_bytes(b"".join(ROWS))
+    options = ["-q", "--workers", workers, "--sort", sort]
+    assert main(["check", str(named), "-o", str(tmp_path / "named.jsonl"), *options]) == 0
+    data = gzip.compress(named.read_bytes()) if packed else named.read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert main(["check", "-", "-o", str(tmp_path / "stdin.jsonl"), *options]) == 0
+    reports = (tmp_path / "named.jsonl").read_bytes()
+    assert len(reports.splitlines()) == len(ROWS) - 1
+    assert (tmp_path / "stdin.jsonl").read_bytes() == reports

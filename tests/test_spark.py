@@ -258,3 +258,25 @@ def test_identity_checks_give_the_cli_answers(spark: SparkSession, tmp_path: Pat
     assert_same_reports(expected, actual)
     checks = {f["check"] for r in actual.values() for f in r["findings"]}
     assert {"device_reset", "device_forged", "device_farm"} <= checks
+
+
+def test_a_csv_input_stops_the_job_before_spark_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job reads JSON Lines: a file the CLI reads as CSV (named so, in a directory
+    given, or by its header) is named in one configuration error (exit 2), where it
+    would make every row a reject."""
+    from fingerprint.spark import main as spark_main
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rows = "account_id,ts,ip\nu1,1795133730,1.1.1.1\n"
+    (logs / "a.jsonl").write_bytes(b"")
+    (logs / "b.csv").write_text(rows, encoding="utf-8")
+    (tmp_path / "c.log").write_text(rows, encoding="utf-8")
+    for given, named in ((logs, logs / "b.csv"), (tmp_path / "c.log", tmp_path / "c.log")):
+        assert spark_main([str(given), str(tmp_path / "out")]) == 2
+        message = capsys.readouterr().err
+        assert "reads JSON Lines" in message and str(named) in message
+        assert "a.jsonl" not in message
+    assert not (tmp_path / "out").exists()

@@ -5,7 +5,6 @@ and sorted, and its outputs are exactly those of a run that scanned first."""
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import json
@@ -23,8 +22,8 @@ from fingerprint.history import MemoryHistoryStore
 from fingerprint.inputs import sample_reader, sampled_lines
 from fingerprint.outputs import Output
 from fingerprint.pipeline import item_time
-from fingerprint.session import field_kinds, parse_timestamp
-from tests.conftest import FIXTURES
+from fingerprint.session import parse_timestamp
+from tests.conftest import FIXTURES, csv_lines
 
 LINES = (FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)[:600]
 
@@ -38,40 +37,6 @@ def _ahead(lines: list[bytes], index: int) -> list[bytes]:
     record = json.loads(lines[index])
     record["ts"] = int((_time(lines[index]) + 2 * 86_400) * 1000)
     return [*lines[:index], json.dumps(record).encode() + b"\n", *lines[index + 1 :]]
-
-
-def _csv_lines(lines: list[bytes], *, newline_in: str | None = None) -> list[bytes]:
-    """JSON lines as a CSV file's lines: its header, then one row each (SESSION-LOG.md:
-    dotted columns, lists and objects as JSON cells, flags as true/false). With
-    ``newline_in``, that column's cell holds a newline in every row: the row spans
-    two lines."""
-    objects = {name for name, kind in field_kinds().items() if kind == "object"}
-
-    def flat(record: dict[str, Any], prefix: str, row: dict[str, str]) -> None:
-        for key, value in record.items():
-            name = prefix + key
-            if isinstance(value, dict) and name not in objects:
-                flat(value, name + ".", row)
-            elif isinstance(value, dict | list):
-                row[name] = json.dumps(value, ensure_ascii=False)
-            elif isinstance(value, bool):
-                row[name] = "true" if value else "false"
-            elif value is not None:
-                row[name] = str(value)
-
-    rows = []
-    for line in lines:
-        row: dict[str, str] = {}
-        flat(json.loads(line), "", row)
-        if newline_in is not None:
-            row[newline_in] = row.get(newline_in, "") + "\nmore"
-        rows.append(row)
-    columns = sorted({name for row in rows for name in row})
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue().encode().splitlines(keepends=True)
 
 
 def _shapes() -> dict[str, list[bytes]]:
@@ -324,11 +289,11 @@ def test_what_cannot_be_sampled_is_scanned_first(tmp_path: Path) -> None:
     assert sampled_lines("-", 64) is None
     # A copy of a CSV input read once (a named pipe) is CSV by the name it was given:
     # its header is read before its first row.
-    (tmp_path / "input-0").write_bytes(b"".join(_csv_lines(SHAPES["in order"])))
+    (tmp_path / "input-0").write_bytes(b"".join(csv_lines(SHAPES["in order"])))
     as_csv = sampled_lines(str(tmp_path / "input-0"), 8, name="rows.csv")
     as_json = sampled_lines(str(tmp_path / "input-0"), 8, name="rows.jsonl")
     assert as_csv is not None and as_json is not None
-    assert as_csv[:2] == _csv_lines(SHAPES["in order"])[:2] and len(as_csv) == len(as_json) + 1
+    assert as_csv[:2] == csv_lines(SHAPES["in order"])[:2] and len(as_csv) == len(as_json) + 1
 
 
 def test_a_csv_line_gives_a_time_only_when_it_holds_one_whole_row(tmp_path: Path) -> None:
@@ -345,10 +310,10 @@ def test_a_csv_line_gives_a_time_only_when_it_holds_one_whole_row(tmp_path: Path
         items = [reader(line) for line in csv_lines[1:]]
         return [None if item is None else item_time(item, options.naive_tz) for item in items]
 
-    assert read(_csv_lines(lines)) == times
-    columns = _csv_lines(lines)[0].decode().strip().split(",")
+    assert read(csv_lines(lines)) == times
+    columns = csv_lines(lines)[0].decode().strip().split(",")
     # Split after the time (in the last column): each row's first line reads as a row.
-    assert read(_csv_lines(lines, newline_in=columns[-1])) == [
+    assert read(csv_lines(lines, newline_in=columns[-1])) == [
         times[0],
         None,
         times[1],
@@ -356,8 +321,8 @@ def test_a_csv_line_gives_a_time_only_when_it_holds_one_whole_row(tmp_path: Path
         times[2],
         None,
     ]
-    assert read(_csv_lines(lines, newline_in="account_id")) == [None] * 6
-    split = _csv_lines(SHAPES["in order"], newline_in="account_id")
+    assert read(csv_lines(lines, newline_in="account_id")) == [None] * 6
+    split = csv_lines(SHAPES["in order"], newline_in="account_id")
     assert not sorting.sampled_in_order(_plan(tmp_path, split, "in.csv"), options)
 
 
@@ -395,18 +360,30 @@ def test_a_gzip_log_is_sampled_through_its_compressed_bytes(tmp_path: Path) -> N
     assert set(sampled[:-1]) <= set(lines)
 
 
-@pytest.mark.parametrize("suffix", [".jsonl.gz", ".csv", ".csv.gz"])
+@pytest.mark.parametrize(
+    ("suffix", "as_csv"),
+    [
+        (".jsonl.gz", False),
+        (".csv", True),
+        (".csv.gz", True),
+        (".log", True),  # a name that does not say: the first line does
+        (".log.gz", True),
+        (".log", False),
+        (".log.gz", False),
+    ],
+)
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_a_log_passes_the_samples_as_the_same_log_as_plain_json_lines(
-    tmp_path: Path, shape: str, suffix: str
+    tmp_path: Path, shape: str, suffix: str, as_csv: bool
 ) -> None:
     """Gzip or CSV: a gzip file's samples are found through its compressed bytes, a
-    CSV file's are its rows, read with its header."""
+    CSV file's are its rows, read with its header. A name that does not say the
+    format (``.log``, as a pipe's) is CSV when its first line is a header."""
     gzipped = suffix.endswith(".gz")
     lines = _padded(SHAPES[shape]) if gzipped else SHAPES[shape]
     options = sorting.OrderOptions()
     plain = sorting.sampled_in_order(_plan(tmp_path, lines), options)
-    body = b"".join(_csv_lines(lines) if ".csv" in suffix else lines)
+    body = b"".join(csv_lines(lines) if as_csv else lines)
     source = tmp_path / f"in{suffix}"
     source.write_bytes(gzip.compress(body) if gzipped else body)
     plan = sorting.streaming_plan([str(source)], options, tmp_path)
@@ -444,7 +421,7 @@ def test_a_day_of_files_in_order_is_checked_unscanned(
     paths = []
     for k in range(3):
         part = ordered[k * 200 : (k + 1) * 200]
-        body = b"".join(_csv_lines(part) if ".csv" in suffix else part)
+        body = b"".join(csv_lines(part) if ".csv" in suffix else part)
         path = tmp_path / f"part-{k}{suffix}"
         path.write_bytes(gzip.compress(body) if suffix.endswith(".gz") else body)
         paths.append(str(path))
