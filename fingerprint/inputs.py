@@ -410,9 +410,10 @@ def local_format(path: str) -> str | None:
 
 def _csv_header(line: bytes) -> list[str] | None:
     """The header a first line holds, if it is one: not a JSON value's start, and one
-    row whose cells name a field of a session (``account_id``, ``device.model``). A
-    header that lacks a required column is one too: its reader then stops the run
-    naming them, where reading it as JSON Lines would reject every row as not JSON."""
+    row of two cells or more, one naming a field of a session (``account_id``,
+    ``device.model``; a lone word is no header). A header that lacks a required
+    column is one too: its reader then stops the run naming them, where reading it
+    as JSON Lines would reject every row as not JSON."""
     text = line.removeprefix(_BOM).strip()
     if not text or text[:1] in b"{[":
         return None
@@ -420,7 +421,7 @@ def _csv_header(line: bytes) -> list[str] | None:
         rows = list(csv.reader([text.decode("utf-8")]))
     except (UnicodeDecodeError, csv.Error):
         return None
-    if len(rows) != 1:
+    if len(rows) != 1 or len(rows[0]) < 2:
         return None
     header = _clean_header(rows[0])
     known = field_kinds()

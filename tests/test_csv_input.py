@@ -166,10 +166,11 @@ def test_an_input_its_name_does_not_type_is_csv_when_its_first_line_is_a_header(
 
 @pytest.mark.parametrize("name", ["-", "logins.log"])
 def test_an_input_its_name_does_not_type_is_json_lines_otherwise(name: str) -> None:
-    """A first line that is a JSON object, blank, or text naming no session field
-    leaves the input JSON Lines, each line read as a ``.jsonl`` file's."""
+    """A first line that is a JSON object, blank, text naming no session field, or a
+    lone word (one cell is no header, even a field's name) leaves the input JSON
+    Lines, each line read as a ``.jsonl`` file's."""
     lines = (FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)[:20]
-    for first in (b"", b"\n", b"hello,world\n", b"not a log\n"):
+    for first in (b"", b"\n", b"hello,world\n", b"not a log\n", b"ts\n", b'"ip"\n'):
         data = first + b"".join(lines)
         assert _read(name, data) == _read("in.jsonl", data)
     assert _read(name, b"hello,world\n")[0][:2] == ("Reject", 1)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
+from fingerprint.errors import ConfigError
 from fingerprint.inputs import (
     Head,
     Line,
@@ -36,7 +37,7 @@ from fingerprint.pipeline import (
 )
 from fingerprint.pipeline import _decoded as decoded_as_the_run_does
 from fingerprint.runner import iter_items
-from fingerprint.session import DEFAULT_NAIVE_TZ, parse_session
+from fingerprint.session import DEFAULT_NAIVE_TZ, field_kinds, parse_session
 from tests.conftest import BASE_SESSION, FIXTURES, make_session, mutated_session
 from tests.test_session_reference import leaves, plain
 
@@ -190,6 +191,59 @@ def test_a_sampled_csv_line_gives_the_time_the_reader_gives_its_row(
             assert (None if sampled is None else item_time(sampled, UTC8)) == expected
     for raw in junk:
         assert read(raw) is None or isinstance(read(raw), Line)
+
+
+def _as_read(name: str, data: bytes) -> list[tuple[str, int, str]]:
+    """The reader's items of ``data`` given as ``name``, less the name they carry; a
+    CSV header without a required column stops the run (the one error it raises)."""
+    try:
+        return [
+            (
+                type(item).__name__,
+                item.line,
+                repr(getattr(item, "record", getattr(item, "error", ""))),
+            )
+            for item in read_items(name, io.BytesIO(data))
+        ]
+    except ConfigError:
+        return [("ConfigError", 0, "")]
+
+
+_LEAVES = sorted(field_kinds())
+csv_files = st.tuples(
+    st.lists(st.sampled_from(_LEAVES), min_size=1, max_size=6, unique=True),
+    st.lists(st.lists(csv_cells, min_size=1, max_size=6), max_size=4),
+    st.sampled_from(["\n", "\r\n"]),
+).map(lambda parts: _csv_text(*parts))
+
+
+def _csv_text(header: list[str], rows: list[list[str]], newline: str) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator=newline)
+    writer.writerow(["account_id", "ts", "ip", *header])
+    writer.writerows([[*row, *[""] * (len(header) + 3)][: len(header) + 3] for row in rows])
+    return text.getvalue().encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(csv_files, lines.map(lambda raw: b"\n".join(raw) + b"\n"), st.binary(max_size=300)),
+    st.sampled_from([b"", b"\xef\xbb\xbf"]),
+)
+def test_an_input_without_a_name_reads_as_the_named_file_it_is(data: bytes, bom: bytes) -> None:
+    """Stdin or a pipe: whatever its bytes, the reader reads them as the same bytes
+    in a ``.csv`` file or in a ``.jsonl`` file, item for item, and never raises: a
+    CSV file with a header naming session fields as the ``.csv`` file, a log of JSON
+    lines (mutated sessions, stray bytes, deep nesting) as the ``.jsonl`` file."""
+    data = bom + data
+    unnamed = _as_read("-", data)
+    as_csv, as_json = _as_read("in.csv", data), _as_read("in.jsonl", data)
+    assert unnamed in (as_csv, as_json)
+    first = data.split(b"\n", 1)[0].removeprefix(bom).lstrip()
+    if first.startswith(b"{"):
+        assert unnamed == as_json
+    if first.startswith(b"account_id,ts,"):
+        assert unnamed == as_csv
 
 
 def test_a_text_line_starting_with_the_gzip_magic_is_read_as_text(tmp_path: Path) -> None:
