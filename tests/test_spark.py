@@ -37,6 +37,7 @@ from pyspark.sql import functions as F  # noqa: E402
 
 from fingerprint.cli import main  # noqa: E402
 from fingerprint.spark import check_sessions, read_session_lines, to_json_lines  # noqa: E402
+from fingerprint.spark import main as spark_main  # noqa: E402
 
 CST = timezone(timedelta(hours=8))
 START = datetime(2026, 11, 25, 9, 0, tzinfo=CST)  # after the last login of labelled.jsonl
@@ -266,8 +267,6 @@ def test_a_csv_input_stops_the_job_before_spark_starts(
     """The job reads JSON Lines: a file the CLI reads as CSV (named so, in a directory
     given, or by its header) is named in one configuration error (exit 2), where it
     would make every row a reject."""
-    from fingerprint.spark import main as spark_main
-
     logs = tmp_path / "logs"
     logs.mkdir()
     rows = "account_id,ts,ip\nu1,1795133730,1.1.1.1\n"
