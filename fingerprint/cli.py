@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="INPUT",
         help="files (.jsonl, .csv; gzip or not), directories, globs, or - for stdin; "
-        "an input whose name has neither suffix (stdin, a pipe) is CSV when its first "
-        "line is a CSV header, else JSON Lines",
+        "stdin, a pipe or another name is CSV when its first line is a CSV header, "
+        "else JSON Lines",
     )
     check.add_argument("-o", "--output", metavar="OUT", help="write reports here (default stdout)")
     check.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl")
