@@ -644,9 +644,9 @@ class _Columns:
     """A CSV header's columns, each given once, not for every cell, the object its
     cell goes in (an index: 0 the record, then each parent path), its key and its
     converter (None: the text as it is). A row's record is then one pass over its
-    cells (~74 µs a row of 52 columns on the slower host, where splitting each name
-    and dispatching each cell on its kind took ~120; ~31 alone, where finding each
-    parent by its path and calling a converter for text took ~42-48)."""
+    cells: ~31 µs a row of 52 columns alone on the slower host, against 42-48 when
+    each cell's object was found by its path, and more when each name was split and
+    each cell dispatched on its kind for every row (benchmarks/README.md)."""
 
     def __init__(self, header: list[str]) -> None:
         known = field_kinds()
