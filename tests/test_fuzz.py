@@ -232,9 +232,10 @@ def _csv_text(header: list[str], rows: list[list[str]], newline: str) -> bytes:
 )
 def test_an_input_without_a_name_reads_as_the_named_file_it_is(data: bytes, bom: bytes) -> None:
     """Stdin or a pipe: whatever its bytes, the reader reads them as the same bytes
-    in a ``.csv`` file or in a ``.jsonl`` file, item for item, and never raises: a
-    CSV file with a header naming session fields as the ``.csv`` file, a log of JSON
-    lines (mutated sessions, stray bytes, deep nesting) as the ``.jsonl`` file."""
+    in a ``.csv`` file or in a ``.jsonl`` file, item for item, and raises nothing but
+    the missing-column error a ``.csv`` file raises: a CSV file with a header naming
+    session fields as the ``.csv`` file, a log whose first line is a JSON object as
+    the ``.jsonl`` file."""
     data = bom + data
     unnamed = _as_read("-", data)
     as_csv, as_json = _as_read("in.csv", data), _as_read("in.jsonl", data)
