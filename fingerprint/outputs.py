@@ -70,6 +70,8 @@ class Output:
       is followed: its target is replaced (keeping its permissions), the link stays.
     * anything else that opens for writing (a device such as ``/dev/null``, a named
       pipe, a terminal): written straight. It is never replaced, truncated or deleted.
+      The null device (by that name, or as stdout) keeps nothing, so what went to it
+      is taken back by doing nothing: :attr:`rewindable`.
     * a directory, a missing folder, a file we may not write: :class:`ConfigError`.
     """
 
@@ -79,8 +81,10 @@ class Output:
         self.temp: str | None = None  # our NAME.partial-PID, the only file we may delete
         self._target: str | None = None
         self._close = False  # we opened the stream (not stdout), so we close it
+        self._discards = False  # the null device: nothing written there is kept
         if self.path is None:
             self.stream: IO[bytes] = sys.stdout.buffer
+            self._discards = _null_device(_fstat(self.stream))
             return
         info = _stat(self.path, option)
         if info is not None and stat.S_ISDIR(info.st_mode):
@@ -92,6 +96,7 @@ class Output:
             self._open_beside(info)
         else:
             self._open_straight()
+            self._discards = _null_device(info)
 
     @property
     def replaces(self) -> str | None:
@@ -133,13 +138,16 @@ class Output:
 
     @property
     def rewindable(self) -> bool:
-        """Written to our own temporary file, so :meth:`rewind` can take it all back."""
-        return self.temp is not None
+        """Written to our own temporary file, so :meth:`rewind` can take it all back,
+        or to the null device, which kept none of it."""
+        return self.temp is not None or self._discards
 
     def rewind(self) -> None:
         """Take back everything written so far (only when :attr:`rewindable`: a device,
         a pipe or a terminal cannot be unwritten). A batch run that checked its input
         as it streamed, and then found it must sort it, starts over (fingerprint.batch)."""
+        if self._discards:
+            return
         if self.temp is None:
             raise ValueError(f"{self.option}: written straight, it cannot be rewound")
         try:
@@ -220,6 +228,23 @@ def _stat(path: str, option: str) -> os.stat_result | None:
         return None  # a new file (or a symlink to one)
     except OSError as exc:
         raise ConfigError(f"{option}: cannot use ({exc.strerror})", path) from None
+
+
+def _fstat(stream: IO[bytes]) -> os.stat_result | None:
+    try:
+        return os.fstat(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # no descriptor (a test's buffer)
+        return None
+
+
+def _null_device(info: os.stat_result | None) -> bool:
+    """Whether ``info`` is the null device's (``/dev/null``, whatever the name)."""
+    if info is None or not stat.S_ISCHR(info.st_mode):
+        return False
+    try:
+        return info.st_rdev == os.stat(os.devnull).st_rdev
+    except OSError:
+        return False
 
 
 def _standard_stream(info: os.stat_result | None) -> int | None:

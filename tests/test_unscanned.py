@@ -8,7 +8,9 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import random
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,8 +178,10 @@ def test_a_run_checks_as_it_streams_only_when_it_can_take_everything_back(
     assert not speculates(ours, workers=3)
     # ... an output that cannot be unwritten (stdout, a device, anything not ours) ...
     assert not speculates(BatchSinks(output=io.BytesIO()))
-    assert not speculates(BatchSinks(output=Output("/dev/null")))
-    assert not speculates(BatchSinks(output=output, rejects=Output("/dev/null")))
+    assert not speculates(BatchSinks(output=Output("/dev/full")))
+    assert not speculates(BatchSinks(output=output, rejects=Output("/dev/full")))
+    # (but the null device, which keeps nothing to take back) ...
+    assert speculates(BatchSinks(output=Output("/dev/null"), rejects=Output("/dev/null")))
     # ... history handed in or shared, or registry lookups (cached on disk).
     handed_in = Checker(CheckerConfig(), history=MemoryHistoryStore())
     assert not speculates(ours, handed_in)
@@ -186,17 +190,62 @@ def test_a_run_checks_as_it_streams_only_when_it_can_take_everything_back(
 
 
 def test_an_output_of_ours_is_rewound_and_one_written_straight_is_not(
-    tmp_path: Path, output: Output
+    tmp_path: Path, output: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     output.write(b"first attempt\n" * 1000)
     output.rewind()
     output.write(b"second\n")
     output.commit()
     assert (tmp_path / "out.jsonl").read_bytes() == b"second\n"
-    straight = Output("/dev/null")
+    straight = Output("/dev/full")
     assert not straight.rewindable
     with pytest.raises(ValueError, match="cannot be rewound"):
         straight.rewind()
+    discarded = Output("/dev/null")  # it kept nothing: taking it back is doing nothing
+    assert discarded.rewindable and discarded.replaces is None
+    discarded.write(b"first attempt\n")
+    discarded.rewind()
+    discarded.commit()
+    # stdout: the null device when redirected there (> /dev/null), else not ours.
+    with open(os.devnull, "w") as null:
+        monkeypatch.setattr(sys, "stdout", null)
+        assert Output(None).rewindable
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO()))
+    assert not Output(None).rewindable
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("shape", ["in order", "one line far ahead"])
+def test_a_run_writing_reports_to_the_null_device_checks_as_it_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, workers: int
+) -> None:
+    """``-o /dev/null`` (only the rejects or the summary wanted): the log is checked as
+    it streams, not scanned first, and taken back as a file's would be; the rejects
+    and the summary are those of a run that scanned first."""
+    lines = [*SHAPES[shape][:5], *EXTRAS, *SHAPES[shape][5:]]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(lines))
+
+    def run(name: str) -> tuple[bytes, dict[str, Any]]:
+        rejects = Output(str(tmp_path / f"{name}.rejects"), option="--rejects")
+        options = BatchOptions(
+            paths=[str(source)], config=CheckerConfig(), workers=workers, max_held_lines=100
+        )
+        stats = run_batch(options, BatchSinks(output=Output("/dev/null"), rejects=rejects))
+        rejects.commit()
+        summary = stats.to_dict()
+        summary.pop("seconds")
+        summary.pop("lines_per_second")
+        return (tmp_path / f"{name}.rejects").read_bytes(), summary
+
+    monkeypatch.setattr(batch, "sampled_in_order", lambda *args: True)
+    spy = _Spy(monkeypatch)
+    got = run("streamed")
+    in_order = shape == "in order"
+    assert (spy.scans, spy.forgets) == ((0, 0) if in_order else (1, 1))
+    monkeypatch.setattr(batch, "_speculates", lambda *args, **kwargs: False)
+    assert got == run("scanned")
+    assert len(got[0].splitlines()) == 1 and got[1]["reports"] == len(lines) - 2  # a blank
 
 
 def test_a_checker_that_forgets_checks_as_a_new_one_does(tmp_path: Path) -> None:
