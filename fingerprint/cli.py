@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -378,16 +379,35 @@ def _tell_interrupted(args: argparse.Namespace, stats: RunStats, interrupt: Base
         sys.stderr.write(format_summary(stats.to_dict()))
     else:
         sys.stderr.write(_closing_line(stats))
+    # Reports and rejects go straight to what is no regular file (a device, a named
+    # pipe, a terminal) as they are made: what went there stays, incomplete. A file's
+    # are in our temporary file, removed; the summary is written only at the end.
     named = (
-        ("-o", args.output),
-        ("--rejects", args.rejects),
-        ("--summary-json", args.summary_json),
+        ("-o", args.output, "the reports"),
+        ("--rejects", args.rejects, "the rejects"),
+        ("--summary-json", args.summary_json, None),
     )
-    untouched = [f"{option} {path}" for option, path in named if path not in (None, "-")]
+    untouched, partial = [], []
+    for option, path, what in named:
+        if path in (None, "-"):
+            continue
+        if what is not None and _written_straight(path):
+            partial.append(f"{what} sent to {option} {path} are incomplete")
+        else:
+            untouched.append(f"{option} {path}")
     said = [f"nothing was written to {', '.join(untouched)}"] if untouched else []
     if args.output in (None, "-"):
         said.append("the reports on stdout are incomplete")
+    said.extend(partial)
     print(f"fingerprint: stopped by {_signal_name(interrupt)}; {'; '.join(said)}", file=sys.stderr)
+
+
+def _written_straight(path: str) -> bool:
+    """An output that is no regular file: written to as the run goes (outputs.Output)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # no such file: it would have been made beside, then removed
+        return False
 
 
 def _closing_line(stats: RunStats) -> str:

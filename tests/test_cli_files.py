@@ -585,6 +585,26 @@ def test_an_interrupted_run_names_what_it_did_not_write(
     assert names(tmp_path) == ["in.jsonl"]
 
 
+def test_an_interrupted_run_says_what_it_sent_straight_is_incomplete(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Rejects sent to a device (or a named pipe, a terminal) went there as they came:
+    they are not "nothing", as a file's are (written beside it, then removed)."""
+
+    def stopped(*_: Any, **__: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fingerprint.cli.run_batch", stopped)
+    out = tmp_path / "out.jsonl"
+    assert main(["check", str(source), "-o", str(out), "--rejects", "/dev/null", "-q"]) == 130
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said == (
+        f"fingerprint: stopped by Ctrl-C (SIGINT); nothing was written to -o {out}; "
+        "the rejects sent to --rejects /dev/null are incomplete"
+    )
+    assert names(tmp_path) == ["in.jsonl"]
+
+
 # --- inputs read once: named pipes, process substitution ---------------------------------
 
 
