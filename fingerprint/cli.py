@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -316,7 +315,8 @@ def _run_check(
             files.abort()
         stats = getattr(interrupt, "stats", None) or RunStats(interrupted=True)
         stats.seconds = time.perf_counter() - started
-        _tell_interrupted(args, stats, interrupt)
+        straight = {o.option for o in (output, rejects) if o is not None and o.written_straight}
+        _tell_interrupted(args, stats, interrupt, straight)
         return exit_status(interrupt)
     finally:
         progress.close()
@@ -374,24 +374,28 @@ def _tell_finished(args: argparse.Namespace, stats: RunStats, summary: dict[str,
         )
 
 
-def _tell_interrupted(args: argparse.Namespace, stats: RunStats, interrupt: BaseException) -> None:
+def _tell_interrupted(
+    args: argparse.Namespace, stats: RunStats, interrupt: BaseException, straight: set[str]
+) -> None:
+    """The closing line, and what the stopped run left in each output: ``straight``,
+    the options whose reports or rejects went straight to a device, a named pipe or a
+    terminal as they were made (:attr:`Output.written_straight`)."""
     if args.summary:
         sys.stderr.write(format_summary(stats.to_dict()))
     else:
         sys.stderr.write(_closing_line(stats))
-    # Reports and rejects go straight to what is no regular file (a device, a named
-    # pipe, a terminal) as they are made: what went there stays, incomplete. A file's
-    # are in our temporary file, removed; the summary is written only at the end.
+    # What went straight stays, incomplete. A file's reports and rejects are in our
+    # temporary file, removed; the summary is written only at the end.
     named = (
         ("-o", args.output, "the reports"),
         ("--rejects", args.rejects, "the rejects"),
-        ("--summary-json", args.summary_json, None),
+        ("--summary-json", args.summary_json, "the summary"),
     )
     untouched, partial = [], []
     for option, path, what in named:
         if path in (None, "-"):
             continue
-        if what is not None and _written_straight(path):
+        if option in straight:
             partial.append(f"{what} sent to {option} {path} are incomplete")
         else:
             untouched.append(f"{option} {path}")
@@ -400,14 +404,6 @@ def _tell_interrupted(args: argparse.Namespace, stats: RunStats, interrupt: Base
         said.append("the reports on stdout are incomplete")
     said.extend(partial)
     print(f"fingerprint: stopped by {_signal_name(interrupt)}; {'; '.join(said)}", file=sys.stderr)
-
-
-def _written_straight(path: str) -> bool:
-    """An output that is no regular file: written to as the run goes (outputs.Output)."""
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:  # no such file: it would have been made beside, then removed
-        return False
 
 
 def _closing_line(stats: RunStats) -> str:

@@ -123,8 +123,8 @@ def expand_inputs(specs: Iterable[str]) -> list[str]:
         else:
             raise ConfigError("input file not found", spec)
     for path in paths:
-        if local_format(path) == "csv":
-            check_csv_header(path)
+        if named_format(path) != "jsonl" and os.path.isfile(path):
+            check_csv_header(path)  # a file whose name does not say: if its header says
     return paths
 
 
@@ -371,7 +371,7 @@ def read_lazy_items(path: str, stream: IO[bytes]) -> Iterator[LazyItem]:
             yield _unreadable(name, 0, exc)
             return
         stream = io.BufferedReader(_Replay(first, stream), buffer_size=1 << 20)
-        named = "jsonl" if _csv_header(first) is None else "csv"
+        named = _format_of_first_line(first)
     if named == "csv":
         yield from _read_csv(name, stream)
     else:
@@ -395,17 +395,26 @@ def local_format(path: str) -> str | None:
     named = named_format(path)
     if named is not None or path == "-" or not os.path.isfile(path):
         return named
+    first = _first_line(path)
+    return None if first is None else _format_of_first_line(first)
+
+
+def _first_line(path: str) -> bytes | None:
+    """A file's first line as the reader reads it (gunzipped), None if it does not read."""
     try:
         stream, _counter = open_input(path)
     except ConfigError:
         return None
     try:
-        first = stream.readline(MAX_LINE_BYTES + 1)
+        return stream.readline(MAX_LINE_BYTES + 1)
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
         return None
     finally:
         stream.close()
-    return "jsonl" if _csv_header(first) is None else "csv"
+
+
+def _format_of_first_line(line: bytes) -> str:
+    return "jsonl" if _csv_header(line) is None else "csv"
 
 
 def _csv_header(line: bytes) -> list[str] | None:
@@ -568,19 +577,27 @@ def check_csv_header(path: str) -> None:
     rejecting every one of its rows for the same reason (raises ``ConfigError``). A
     file whose name does not say its format has its header on its first line (as
     :func:`read_lazy_items` reads it)."""
+    if named_format(path) is None:
+        first = _first_line(path)
+        header = None if first is None else _csv_header(first)
+    else:
+        header = _header_row(path)
+    if header is not None:
+        _require_columns(header, path)
+
+
+def _header_row(path: str) -> list[str] | None:
+    """A CSV file's first row (it may span lines), cleaned; None if it does not read:
+    the reader reports an unreadable file as a reject, with its line."""
     stream, _counter = open_input(path)
     try:
-        if named_format(path) is None:
-            header = _csv_header(stream.readline(MAX_LINE_BYTES + 1))
-        else:
-            text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-            header = next(csv.reader(text), None)
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        header = next(csv.reader(text), None)
     except (csv.Error, EOFError, gzip.BadGzipFile, zlib.error, OSError):
-        return  # the reader reports an unreadable file as a reject, with its line
+        return None
     finally:
         stream.close()
-    if header is not None:
-        _require_columns(_clean_header(header), path)
+    return None if header is None else _clean_header(header)
 
 
 def _clean_header(header: list[str]) -> list[str]:
@@ -708,11 +725,13 @@ def sample_reader(name: str) -> Callable[[bytes], LazyItem | None]:
     it does not say which, the first line does, as it does for the reader
     (:func:`read_lazy_items`)."""
     named = named_format(name)
-    if named == "csv":
+    return _SniffedSamples(name) if named is None else _samples_of(named, name)
+
+
+def _samples_of(fmt: str, name: str) -> Callable[[bytes], LazyItem | None]:
+    if fmt == "csv":
         return _SampledRows(name)
-    if named == "jsonl":
-        return lambda raw: Text(name, 0, raw)
-    return _SniffedSamples(name)
+    return lambda raw: Text(name, 0, raw)
 
 
 class _SniffedSamples:
@@ -725,10 +744,7 @@ class _SniffedSamples:
 
     def __call__(self, raw: bytes) -> LazyItem | None:
         if self._read is None:
-            if _csv_header(raw) is not None:
-                self._read = _SampledRows(self._name)
-            else:
-                self._read = lambda line: Text(self._name, 0, line)
+            self._read = _samples_of(_format_of_first_line(raw), self._name)
         return self._read(raw)
 
 

@@ -99,6 +99,13 @@ class Output:
             self._discards = _null_device(info)
 
     @property
+    def written_straight(self) -> bool:
+        """A named output written to as the run goes (a device, a named pipe, a
+        terminal, our stdout or stderr under another name), not through our file
+        (whose name stays known after :meth:`abort` removed it)."""
+        return self.path is not None and self._target is None
+
+    @property
     def replaces(self) -> str | None:
         """The file :meth:`commit` renames over (None when written straight)."""
         return self._target

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from fingerprint import Checker, CheckerConfig
+from fingerprint.errors import ConfigError
+from fingerprint.inputs import read_items
 from fingerprint.session import field_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,3 +172,20 @@ def csv_lines(lines: list[bytes], *, newline_in: str | None = None) -> list[byte
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue().encode().splitlines(keepends=True)
+
+
+def items_as_read(name: str, data: bytes) -> list[tuple[str, int, str]]:
+    """What the reader makes of ``data`` given as ``name``, less the name the items
+    carry: each item's kind, line and record (or error), as text. A CSV header without
+    a required column stops a run (the one error the reader raises): one item says so."""
+    try:
+        return [
+            (
+                type(item).__name__,
+                item.line,
+                repr(getattr(item, "record", getattr(item, "error", ""))),
+            )
+            for item in read_items(name, io.BytesIO(data))
+        ]
+    except ConfigError:
+        return [("ConfigError", 0, "")]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from fingerprint.cli import main
 from fingerprint.inputs import _Columns, _converter, _unflatten, read_items
 from fingerprint.session import field_kinds, parse_session
-from tests.conftest import FIXTURES, csv_lines
+from tests.conftest import FIXTURES, csv_lines, items_as_read
 
 HEADER = (
     "session_id,account_id,ts,ip,device.platform,device.cpu_abi,device.sensors,"
@@ -140,15 +140,6 @@ def test_a_row_nests_as_the_cell_by_cell_walk_nests_it(case: tuple[list[str], li
 ROWS = csv_lines((FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)[:120])
 
 
-def _read(name: str, data: bytes) -> list[tuple[str, int, object]]:
-    """What the reader makes of ``data`` given as ``name``: kind, line, record or error."""
-    out: list[tuple[str, int, object]] = []
-    for item in read_items(name, io.BytesIO(data)):
-        detail = getattr(item, "record", None) or getattr(item, "error", None)
-        out.append((type(item).__name__, item.line, detail))
-    return out
-
-
 @pytest.mark.parametrize("name", ["-", "/dev/fd/63", "logins.log"])
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
 def test_an_input_its_name_does_not_type_is_csv_when_its_first_line_is_a_header(
@@ -159,9 +150,9 @@ def test_an_input_its_name_does_not_type_is_csv_when_its_first_line_is_a_header(
     ``.csv`` file gives, line for line. Before, they were read as JSON Lines and every
     row was a reject."""
     data = bom + b"".join(ROWS)
-    as_named = _read("in.csv", data)
+    as_named = items_as_read("in.csv", data)
     assert [kind for kind, _, _ in as_named] == ["Line"] * (len(ROWS) - 1)
-    assert _read(name, data) == as_named
+    assert items_as_read(name, data) == as_named
 
 
 @pytest.mark.parametrize("name", ["-", "logins.log"])
@@ -172,8 +163,8 @@ def test_an_input_its_name_does_not_type_is_json_lines_otherwise(name: str) -> N
     lines = (FIXTURES / "labelled.jsonl").read_bytes().splitlines(keepends=True)[:20]
     for first in (b"", b"\n", b"hello,world\n", b"not a log\n", b"ts\n", b'"ip"\n'):
         data = first + b"".join(lines)
-        assert _read(name, data) == _read("in.jsonl", data)
-    assert _read(name, b"hello,world\n")[0][:2] == ("Reject", 1)
+        assert items_as_read(name, data) == items_as_read("in.jsonl", data)
+    assert items_as_read(name, b"hello,world\n")[0][:2] == ("Reject", 1)
 
 
 def test_a_header_on_stdin_that_lacks_a_required_column_stops_the_run(

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, InvalidSessionError
-from fingerprint.errors import ConfigError
 from fingerprint.inputs import (
     Head,
     Line,
@@ -38,7 +37,7 @@ from fingerprint.pipeline import (
 from fingerprint.pipeline import _decoded as decoded_as_the_run_does
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ, field_kinds, parse_session
-from tests.conftest import BASE_SESSION, FIXTURES, make_session, mutated_session
+from tests.conftest import BASE_SESSION, FIXTURES, items_as_read, make_session, mutated_session
 from tests.test_session_reference import leaves, plain
 
 CHECKER = Checker()
@@ -193,22 +192,6 @@ def test_a_sampled_csv_line_gives_the_time_the_reader_gives_its_row(
         assert read(raw) is None or isinstance(read(raw), Line)
 
 
-def _as_read(name: str, data: bytes) -> list[tuple[str, int, str]]:
-    """The reader's items of ``data`` given as ``name``, less the name they carry; a
-    CSV header without a required column stops the run (the one error it raises)."""
-    try:
-        return [
-            (
-                type(item).__name__,
-                item.line,
-                repr(getattr(item, "record", getattr(item, "error", ""))),
-            )
-            for item in read_items(name, io.BytesIO(data))
-        ]
-    except ConfigError:
-        return [("ConfigError", 0, "")]
-
-
 _LEAVES = sorted(field_kinds())
 csv_files = st.tuples(
     st.lists(st.sampled_from(_LEAVES), min_size=1, max_size=6, unique=True),
@@ -237,8 +220,8 @@ def test_an_input_without_a_name_reads_as_the_named_file_it_is(data: bytes, bom:
     session fields as the ``.csv`` file, a log whose first line is a JSON object as
     the ``.jsonl`` file."""
     data = bom + data
-    unnamed = _as_read("-", data)
-    as_csv, as_json = _as_read("in.csv", data), _as_read("in.jsonl", data)
+    unnamed = items_as_read("-", data)
+    as_csv, as_json = items_as_read("in.csv", data), items_as_read("in.jsonl", data)
     assert unnamed in (as_csv, as_json)
     first = data.split(b"\n", 1)[0].removeprefix(bom).lstrip()
     if first.startswith(b"{"):
