@@ -28,7 +28,7 @@ import msgspec
 import orjson
 
 from fingerprint.errors import ConfigError
-from fingerprint.session import Session, field_kinds, session_from_json
+from fingerprint.session import PlainRecord, Session, field_kinds, session_from_json
 
 MAX_LINE_BYTES = 1 << 20  # longer lines are rejected, not parsed
 RAW_KEEP = 65_536  # characters of a rejected line kept in the reject file
@@ -569,7 +569,9 @@ def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError)
 REQUIRED_COLUMNS = ("account_id", "ts", "ip")
 _LIST_SEPARATOR = ";"  # what a spreadsheet user types between items: "arm64-v8a;armeabi-v7a"
 _BOOLEANS = {"true": True, "false": False}  # any case: spreadsheets write TRUE / FALSE
+_BOOLEAN_WORDS = frozenset({"true", "false"})  # an unknown column's: as JSON writes them
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+_WRITTEN_OUT_COLUMNS = 2_000  # wider headers: each row walked cell by cell (_unflatten)
 
 
 def check_csv_header(path: str) -> None:
@@ -660,10 +662,10 @@ def _read_csv(name: str, stream: IO[bytes]) -> Iterator[Item]:
 class _Columns:
     """A CSV header's columns, each given once, not for every cell, the object its
     cell goes in (an index: 0 the record, then each parent path), its key and its
-    converter (None: the text as it is). A row's record is then one pass over its
-    cells: ~31 µs a row of 52 columns alone on the slower host, against 42-48 when
-    each cell's object was found by its path, and more when each name was split and
-    each cell dispatched on its kind for every row (benchmarks/README.md)."""
+    converter (None: the text as it is), and from them the function that makes a
+    row's record (:func:`_record_maker`): ~23 µs a row of 52 columns alone on the
+    slower host, against ~36 for the same walk as a loop over the cells, and more when
+    each cell's object was found by its path (benchmarks/README.md)."""
 
     def __init__(self, header: list[str]) -> None:
         known = field_kinds()
@@ -680,7 +682,13 @@ class _Columns:
             (self._number(path[:-1], numbers), path[-1], None if convert is _text_cell else convert)
             for path, convert in zip(paths, self._converters, strict=True)
         ]
-        self._unmade: list[dict[str, Any] | None] = [None] * (len(self._objects) - 1)
+        # A header of thousands of columns is walked cell by cell: the function
+        # written out for it would take longer to compile than its rows to read.
+        self._make = (
+            _record_maker(self._objects, self._cells)
+            if self._nested_plainly and len(header) <= _WRITTEN_OUT_COLUMNS
+            else None
+        )
 
     def _number(self, path: tuple[str, ...], numbers: dict[tuple[str, ...], int]) -> int:
         """The index of the object at ``path``, given (with its parents') when new."""
@@ -694,28 +702,65 @@ class _Columns:
     def record(self, row: list[str]) -> dict[str, Any]:
         """The row's record (a row of the header's width): nested fields under their
         parents, empty cells absent, each cell the JSON value of its field."""
-        if not self._nested_plainly:
+        if self._make is None:
             return _unflatten(self.header, self._converters, row)
-        record: dict[str, Any] = {}
-        made: list[dict[str, Any] | None] = [record, *self._unmade]
-        for (number, key, convert), cell in zip(self._cells, row, strict=True):
-            if cell == "":
-                continue
-            target = made[number]
-            if target is None:
-                target = self._made(made, number)
-            target[key] = cell if convert is None else convert(cell)
-        return record
+        return self._make(row)
 
-    def _made(self, made: list[dict[str, Any] | None], number: int) -> dict[str, Any]:
-        """The object ``number`` of this row, made (and its parents) where not made
-        yet: in the record where its first cell is, as the cell-by-cell walk makes it."""
-        target = made[number]
-        if target is None:
-            parent, key = self._objects[number]
-            target = made[number] = {}
-            self._made(made, parent)[key] = target
-        return target
+
+def _record_maker(
+    objects: list[tuple[int, str]], cells: list[tuple[int, str, Callable[[str], Any] | None]]
+) -> Callable[[list[str]], dict[str, Any]]:
+    """The function that makes a row's record, written out for one header as
+    ``collections.namedtuple`` and ``dataclasses`` write theirs: one statement a
+    cell, no loop, no lookup of a cell's object. An object is made where its first
+    non-empty cell is, its missing parents first, as the cell-by-cell walk makes it
+    (:func:`_unflatten`; tests/test_csv_input.py holds the two equal).
+
+    The source holds numbers only: keys and converters, which come from the header,
+    are the names ``k<i>``, ``m<i>`` and ``f<i>`` of its namespace, never text in it."""
+    namespace: dict[str, Any] = {"PlainRecord": PlainRecord}
+    lines = ["def record(row):"]
+    if cells:  # (the header of a sample that is no CSV row has none)
+        lines.append("    " + "".join(f"c{i}, " for i in range(len(cells))) + "= row")
+    # Plain by construction (see PlainRecord): validation need not look.
+    lines.append("    o0 = PlainRecord()")
+    for number in range(1, len(objects)):
+        lines.append(f"    o{number} = None")
+        namespace[f"m{number}"] = objects[number][1]
+    for i, (number, key, convert) in enumerate(cells):
+        namespace[f"k{i}"] = key
+        value = f"c{i}"
+        if convert is not None:
+            namespace[f"f{i}"] = convert
+            value = f"f{i}(c{i})"
+        lines.append(f"    if c{i}:")
+        lines.extend(_made_statements(objects, number))
+        lines.append(f"        o{number}[k{i}] = {value}")
+    lines.append("    return o0")
+    exec("\n".join(lines), namespace)  # numbers only in the source: see above
+    made_record: Callable[[list[str]], dict[str, Any]] = namespace["record"]
+    return made_record
+
+
+def _made_statements(objects: list[tuple[int, str]], number: int) -> list[str]:
+    """The statements that make object ``number`` where this row has not made it yet,
+    with its missing parents, the outermost first (none for the record itself)."""
+    if not number:
+        return []
+    lines = [f"        if o{number} is None:"]
+    for made in _lineage(objects, number):
+        lines.append(f"            if o{made} is None:")
+        lines.append(f"                o{made} = o{objects[made][0]}[m{made}] = {{}}")
+    return lines
+
+
+def _lineage(objects: list[tuple[int, str]], number: int) -> list[int]:
+    """Object ``number`` and its parents below the record, the outermost first."""
+    chain = []
+    while number:
+        chain.append(number)
+        number = objects[number][0]
+    return chain[::-1]
 
 
 def sample_reader(name: str) -> Callable[[bytes], LazyItem | None]:
@@ -778,7 +823,7 @@ def _unflatten(
 ) -> dict[str, Any]:
     """:meth:`_Columns.record` of a header where a column is another's parent: a cell
     written where an object is needed replaces it, and the other way round."""
-    record: dict[str, Any] = {}
+    record: dict[str, Any] = PlainRecord()
     for key, convert, cell in zip(header, converters, row, strict=True):
         if cell == "":
             continue
@@ -806,6 +851,8 @@ def _boolean_cell(cell: str) -> Any:
 
 
 def _integer_cell(cell: str) -> Any:
+    if cell.isdigit() and cell.isascii() and len(cell) <= 30:  # the usual cell, at once
+        return int(cell)
     stripped = cell.strip()
     return int(stripped) if _INTEGER.fullmatch(stripped) else cell
 
@@ -861,6 +908,8 @@ def _number_cell(stripped: str, cell: str) -> Any:
 
 def _cell(cell: str) -> Any:
     """A column no model field has: decoded as JSON where it looks like it (ignored anyway)."""
+    if cell in _BOOLEAN_WORDS:  # the usual cell of a flag column, at once
+        return cell == "true"
     stripped = cell.strip()
     if stripped[:1] in ("[", "{"):
         try:

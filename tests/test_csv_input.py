@@ -3,19 +3,24 @@ types of their fields, written the way a spreadsheet writes them."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import io
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingerprint.cli import main
-from fingerprint.inputs import _Columns, _converter, _unflatten, read_items
-from fingerprint.session import field_kinds, parse_session
+from fingerprint.errors import InvalidSessionError
+from fingerprint.inputs import _Columns, _converter, _record_maker, _unflatten, read_items
+from fingerprint.session import PlainRecord, field_kinds, parse_session
 from tests.conftest import FIXTURES, csv_lines, items_as_read
 
 HEADER = (
@@ -133,6 +138,108 @@ def test_a_row_nests_as_the_cell_by_cell_walk_nests_it(case: tuple[list[str], li
     columns = _Columns(header)
     walked = _unflatten(header, [_converter(field_kinds().get(name)) for name in header], row)
     assert json.dumps(columns.record(row)) == json.dumps(walked)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=34),
+        st.from_regex(r"[ +-]?[0-9\u0660-\u0669\u00b2]{0,33} ?", fullmatch=True),
+        st.sampled_from(
+            ["true", "false", " true", "TRUE", "[1]", " {}", "007", "9" * 30, "9" * 31]
+        ),
+    )
+)
+def test_a_cells_shortcut_gives_what_its_converter_gives(cell: str) -> None:
+    """An integer cell of ASCII digits, and an unknown column's true or false, are read
+    at once; any cell reads as the converter's full path reads it."""
+    stripped = cell.strip()
+    integer = int(stripped) if re.fullmatch(r"[+-]?[0-9]{1,30}", stripped) else cell
+    assert _converter("integer")(cell) == integer
+    assert type(_converter("integer")(cell)) is type(integer)
+    if stripped[:1] in ("[", "{"):
+        try:
+            unknown = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            unknown = cell
+    else:
+        unknown = stripped == "true" if stripped in ("true", "false") else cell
+    assert _converter(None)(cell) == unknown
+    assert type(_converter(None)(cell)) is type(unknown)
+
+
+def test_a_header_of_thousands_of_columns_reads_as_a_narrow_one_does() -> None:
+    """A header too wide to write its function out for is walked cell by cell, to the
+    same record the written-out function makes."""
+    header = ["session_id", "account_id", "ts", "ip", *[f"extra.c{i}" for i in range(2_500)]]
+    row = ["s", "a", "2026-11-15T16:00:11Z", "1.2.3.4", *[str(i % 7) for i in range(2_500)]]
+    data = (",".join(header) + "\n" + ",".join(row) + "\n").encode()
+    (line,) = read_items("in.csv", io.BytesIO(data))
+    columns = _Columns(header)
+    assert line.record == _record_maker(columns._objects, columns._cells)(row)
+    assert list(line.record["extra"]) == [f"c{i}" for i in range(2_500)]
+    assert type(line.record) is PlainRecord
+
+
+# Every field the contract knows and a column none has, each cell mostly what its
+# field takes, or what the look before validation finds (a lone surrogate in a JSON
+# cell, integers wider than 64 bits), or any text.
+_FIELDS = sorted(field_kinds())
+_SURROGATES = ['["\\ud800"]', '["a", "\\udc00x"]', '{"k": "\\udc00"}', '{"\\ud800": "v"}']
+_CELLS_OF_KIND = {
+    "list": ["a;b", '["x", "y"]', "[]", *_SURROGATES],
+    "object": ['{"ro.x": "1", "n": 2}', "{}", "[1]", *_SURROGATES],
+    "integer": ["7", " 7 ", "0", "18446744073709551616", "-9223372036854775809", "1e3"],
+    "boolean": ["true", "FALSE", "yes"],
+    "number": ["1.5", "0", "-2", "nan"],
+    "time": ["2026-11-15T16:00:11Z", "1700000000", "x"],
+    "text": ["android", "wifi", "x", '"\\ud800"'],
+    None: ["x", "true", *_SURROGATES],
+}
+
+
+@st.composite
+def _validated_rows(draw: st.DrawFn) -> tuple[list[str], list[str]]:
+    kinds = field_kinds()
+    extra = draw(st.lists(st.sampled_from([*_FIELDS, "extra.x"]), min_size=1, max_size=4))
+    header = list(dict.fromkeys(["session_id", "account_id", "ts", "ip", *extra]))
+    # Mostly cells their fields take, so most rows validate (a row with one bad cell
+    # is a reject either way, whatever else it holds).
+    row = [
+        draw(st.sampled_from(["2026-11-15T16:00:11Z"] * 3 + ["x"])) if name == "ts"
+        else draw(st.sampled_from(["1.2.3.4", "::1", "1.2.3.4", "x"])) if name == "ip"
+        else draw(st.sampled_from(["a", "a", "a", " "])) if name in ("session_id", "account_id")
+        else draw(st.one_of(
+            *[st.sampled_from(_CELLS_OF_KIND[kinds.get(name)])] * 4,
+            st.just(""),
+            st.text(max_size=8),
+        ))
+        for name in header
+    ]  # fmt: skip
+    return header, row
+
+
+def _validated(record: Any) -> tuple[str, Any]:
+    try:
+        return "session", parse_session(record)
+    except InvalidSessionError as exc:
+        return "reject", str(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_validated_rows())
+def test_a_rows_record_validates_as_the_same_record_looked_at_first(
+    case: tuple[list[str], list[str]],
+) -> None:
+    """The reader's record of a row is a PlainRecord, which validation takes without
+    looking for what msgspec reads and the reference refuses (a lone surrogate, an
+    object that is no dict). For any row, it validates to what the same record as a
+    plain dict, looked at first, validates to: the same session, or the same reject."""
+    header, row = case
+    record = _Columns(header).record(row)
+    assert type(record) is PlainRecord
+    looked_at = dict(copy.deepcopy(record))
+    assert _validated(record) == _validated(looked_at)
 
 
 # --- CSV on stdin or a pipe: told by its first line ------------------------------------
