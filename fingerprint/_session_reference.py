@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -219,7 +220,13 @@ def to_session_error(exc: ValidationError) -> InvalidSessionError:
 
 def field_kinds() -> dict[str, str]:
     """Dotted field path -> the JSON kind it takes (see :func:`fingerprint.session.field_kinds`)."""
-    return dict(_kinds_of(Session, ""))
+    return dict(_field_kinds())
+
+
+@lru_cache(maxsize=1)
+def _field_kinds() -> tuple[tuple[str, str], ...]:
+    # Read from the models once (~0.4 ms): every CSV input's header asks, twice.
+    return tuple(_kinds_of(Session, ""))
 
 
 def _kinds_of(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str]]:

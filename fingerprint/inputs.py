@@ -18,7 +18,7 @@ import re
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import tzinfo
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +28,7 @@ import msgspec
 import orjson
 
 from fingerprint.errors import ConfigError
+from fingerprint.memo import BoundedMemo
 from fingerprint.session import PlainRecord, Session, field_kinds, session_from_json
 
 MAX_LINE_BYTES = 1 << 20  # longer lines are rejected, not parsed
@@ -685,7 +686,7 @@ class _Columns:
         # A header of thousands of columns is walked cell by cell: the function
         # written out for it would take longer to compile than its rows to read.
         self._make = (
-            _record_maker(self._objects, self._cells)
+            _RECORD_MAKERS[tuple(self._objects), tuple(self._cells)]
             if self._nested_plainly and len(header) <= _WRITTEN_OUT_COLUMNS
             else None
         )
@@ -707,9 +708,11 @@ class _Columns:
         return self._make(row)
 
 
-def _record_maker(
-    objects: list[tuple[int, str]], cells: list[tuple[int, str, Callable[[str], Any] | None]]
-) -> Callable[[list[str]], dict[str, Any]]:
+_Cell = tuple[int, str, Callable[[str], Any] | None]  # its object, its key, its converter
+_RecordMaker = Callable[[list[str]], dict[str, Any]]
+
+
+def _record_maker(objects: Sequence[tuple[int, str]], cells: Sequence[_Cell]) -> _RecordMaker:
     """The function that makes a row's record, written out for one header as
     ``collections.namedtuple`` and ``dataclasses`` write theirs: one statement a
     cell, no loop, no lookup of a cell's object. An object is made where its first
@@ -738,11 +741,19 @@ def _record_maker(
         lines.append(f"        o{number}[k{i}] = {value}")
     lines.append("    return o0")
     exec("\n".join(lines), namespace)  # numbers only in the source: see above
-    made_record: Callable[[list[str]], dict[str, Any]] = namespace["record"]
+    made_record: _RecordMaker = namespace["record"]
     return made_record
 
 
-def _made_statements(objects: list[tuple[int, str]], number: int) -> list[str]:
+# The functions written out for the headers read so far, by their objects and cells:
+# the files of one export share one (52 columns take ~4 ms to write out and compile,
+# the cost of ~300 rows' savings; many small files would pay it each).
+_RECORD_MAKERS: BoundedMemo[tuple[tuple[tuple[int, str], ...], tuple[_Cell, ...]], _RecordMaker] = (
+    BoundedMemo(64, lambda layout: _record_maker(*layout))
+)
+
+
+def _made_statements(objects: Sequence[tuple[int, str]], number: int) -> list[str]:
     """The statements that make object ``number`` where this row has not made it yet,
     with its missing parents, the outermost first (none for the record itself)."""
     if not number:
@@ -754,7 +765,7 @@ def _made_statements(objects: list[tuple[int, str]], number: int) -> list[str]:
     return lines
 
 
-def _lineage(objects: list[tuple[int, str]], number: int) -> list[int]:
+def _lineage(objects: Sequence[tuple[int, str]], number: int) -> list[int]:
     """Object ``number`` and its parents below the record, the outermost first."""
     chain = []
     while number:
