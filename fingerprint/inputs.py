@@ -683,8 +683,8 @@ class _Columns:
             (self._number(path[:-1], numbers), path[-1], None if convert is _text_cell else convert)
             for path, convert in zip(paths, self._converters, strict=True)
         ]
-        # A header of thousands of columns is walked cell by cell: the function
-        # written out for it would take longer to compile than its rows to read.
+        # A header of thousands of columns is walked cell by cell: writing out and
+        # compiling its function grows with it (~0.4 s at 2,000 nested columns).
         self._make = (
             _RECORD_MAKERS[tuple(self._objects), tuple(self._cells)]
             if self._nested_plainly and len(header) <= _WRITTEN_OUT_COLUMNS
