@@ -286,6 +286,38 @@ def test_samples_let_a_log_in_order_through_and_stop_one_plainly_out_of_order(
     assert not sorting.sampled_in_order(_plan(tmp_path, SHAPES["in order"][::-1]), options)
 
 
+def test_a_large_log_is_sampled_densely_enough_to_find_a_block_out_of_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large file is also sampled once every SAMPLE_SPACING bytes: a block of lines a
+    day late, between two of the 64 shared places, is found before the check (which
+    would meet it and start over), and the same log in order still passes."""
+    count, width = 160_000, 256  # 40 MB: 160 places by size, 2,500 lines apart at 64
+
+    def line(number: int, ts: int) -> bytes:
+        text = f'{{"session_id":"s{number}","account_id":"a{number % 97}","ts":{ts},"ip":"1.2.3.4"'
+        return (text + ',"pad":"' + "x" * (width - len(text) - 11) + '"}\n').encode()
+
+    times = [1_700_000_000 + 10 * n for n in range(count)]
+    late = range(100_500, 102_000)  # between the 64 places at lines 100,000 and 102,500
+    shapes = {
+        "in order": times,
+        "a block a day late": [t - 86_400 if n in late else t for n, t in enumerate(times)],
+    }
+    options = sorting.OrderOptions()
+    passes = {}
+    for shape, stamps in shapes.items():
+        lines = [line(n, t) for n, t in enumerate(stamps)]
+        assert {len(text) for text in lines} == {width}
+        passes[shape] = sorting.sampled_in_order(_plan(tmp_path, lines), options)
+        monkeypatch.setattr(sorting, "SAMPLE_SPACING", 1 << 60)  # 64 places only
+        passes[shape, 64] = sorting.sampled_in_order(_plan(tmp_path, lines), options)
+        monkeypatch.undo()
+    assert passes["in order"] and passes["in order", 64]
+    assert passes["a block a day late", 64]  # the block hides between the 64 places
+    assert not passes["a block a day late"]
+
+
 def test_samples_are_whole_lines_of_the_file(tmp_path: Path) -> None:
     lines = SHAPES["in order"]
     source = tmp_path / "in.jsonl"
