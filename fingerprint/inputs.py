@@ -570,7 +570,6 @@ def _slow_path(name: str, number: int, text: bytes, exc: orjson.JSONDecodeError)
 REQUIRED_COLUMNS = ("account_id", "ts", "ip")
 _LIST_SEPARATOR = ";"  # what a spreadsheet user types between items: "arm64-v8a;armeabi-v7a"
 _BOOLEANS = {"true": True, "false": False}  # any case: spreadsheets write TRUE / FALSE
-_BOOLEAN_WORDS = frozenset({"true", "false"})  # an unknown column's: as JSON writes them
 _INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 _WRITTEN_OUT_COLUMNS = 2_000  # wider headers: each row walked cell by cell (_unflatten)
 
@@ -758,11 +757,18 @@ def _made_statements(objects: Sequence[tuple[int, str]], number: int) -> list[st
     with its missing parents, the outermost first (none for the record itself)."""
     if not number:
         return []
+    *parents, _ = _lineage(objects, number)
     lines = [f"        if o{number} is None:"]
-    for made in _lineage(objects, number):
+    for made in parents:
         lines.append(f"            if o{made} is None:")
-        lines.append(f"                o{made} = o{objects[made][0]}[m{made}] = {{}}")
+        lines.append("    " + _making(objects, made))
+    lines.append(_making(objects, number))
     return lines
+
+
+def _making(objects: Sequence[tuple[int, str]], number: int) -> str:
+    """The statement that makes object ``number`` in its parent (inside an ``if``)."""
+    return f"            o{number} = o{objects[number][0]}[m{number}] = {{}}"
 
 
 def _lineage(objects: Sequence[tuple[int, str]], number: int) -> list[int]:
@@ -919,14 +925,12 @@ def _number_cell(stripped: str, cell: str) -> Any:
 
 def _cell(cell: str) -> Any:
     """A column no model field has: decoded as JSON where it looks like it (ignored anyway)."""
-    if cell in _BOOLEAN_WORDS:  # the usual cell of a flag column, at once
-        return cell == "true"
+    if cell in _BOOLEANS:  # the usual cell of a flag column, at once
+        return _BOOLEANS[cell]
     stripped = cell.strip()
     if stripped[:1] in ("[", "{"):
         try:
             return orjson.loads(stripped)
         except orjson.JSONDecodeError:
             return cell
-    if stripped in ("true", "false"):
-        return stripped == "true"
-    return cell
+    return _BOOLEANS.get(stripped, cell)
