@@ -1,19 +1,21 @@
 """Two workers as two stages: one process reads and begins each login, the other
 keeps all the history, finishes each check and writes.
 
-A check splits almost in half where history starts. Measured on the generator's
-200,000 lines with one worker: reading, decoding, validating and everything before
-history (enrichment, the session checks, the login as history keeps it) take ~95 µs
-a line; the history round trip, the checks that read it, the grade and the row
-~100 µs. Sharding by account (:mod:`fingerprint.exchange`) instead makes every
-worker read, order and record every other worker's lines too, ~18% more CPU each.
-So ``--workers 2`` runs as a pipeline: the reader (a forked child) sends each login
-it has begun (:meth:`fingerprint.checker.Checker.begin`) down a pipe as
-MessagePack, in the order the reorder buffer lets lines go; the parent finishes each
-one in that order (:meth:`~fingerprint.checker.Checker.finish`), which is the order
-one process checks them in, and writes the outcomes in input order. The reader
-keeps the device memo, the parent all of history. More workers than two shard by
-account as before: a pipeline has one history stage, so it stops near 2x.
+A check splits where history starts: reading, decoding, validating and everything
+before history (enrichment, the session checks, the login as history keeps it) on
+one side; the history round trip, the checks that read it, the grade and the row on
+the other. The second is the larger (the parent's CPU is 1.17-1.19x the reader's on
+the generator's 200,000 lines, 1.32-1.37x on the few-UA log: benchmarks/README.md),
+so two workers go at the parent's pace. Sharding by account
+(:mod:`fingerprint.exchange`) instead makes every worker read, order and record
+every other worker's lines too, ~18% more CPU each. So ``--workers 2`` runs as a
+pipeline: the reader (a forked child) sends each login it has begun
+(:meth:`fingerprint.checker.Checker.begin`) down a pipe as MessagePack, in the order
+the reorder buffer lets lines go; the parent finishes each one in that order
+(:meth:`~fingerprint.checker.Checker.finish`), which is the order one process checks
+them in, and writes the outcomes in input order. The reader keeps the device memo,
+the parent all of history. More workers than two shard by account as before: a
+pipeline has one history stage, so it stops near 2x.
 
 With ``--sort auto`` the reader starts before the parent has scanned the input: it
 begins lines as they stream and holds its frames (up to :data:`_HELD_BYTES`) until
