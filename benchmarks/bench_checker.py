@@ -23,10 +23,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from benchmarks import report
-from benchmarks.generate import load_records
+from benchmarks.generate import ensure_dataset, load_records
 from benchmarks.replay import LogClock, arrivals
 from fingerprint import Checker, CheckerConfig
 
@@ -114,6 +115,17 @@ def time_calls(
 Warm = tuple[Checker, LogClock, list[dict[str, Any]]]
 
 
+def _warmed(records: list[dict[str, Any]]) -> Warm:
+    """A checker that has checked the first half of ``records``, and the second half."""
+    warmup, timed = records[:CALLS], records[CALLS:]
+    log_clock = LogClock()
+    checker = Checker(CheckerConfig(), clock=log_clock)
+    for record, arrival in zip(warmup, arrivals(warmup), strict=True):
+        log_clock.now = arrival
+        checker.check(record)
+    return checker, log_clock, timed
+
+
 @pytest.fixture(scope="module")
 def warm_checker() -> Iterator[Warm]:
     records = load_records(2 * CALLS, 2 * CALLS // 10)
@@ -122,13 +134,7 @@ def warm_checker() -> Iterator[Warm]:
     # took ~260 ms, where the checker's own objects take ~30 ms. Frozen, they are out
     # of the collector's way; the checker, made after this, is collected as usual.
     gc.freeze()
-    warmup, timed = records[:CALLS], records[CALLS:]
-    log_clock = LogClock()
-    checker = Checker(CheckerConfig(), clock=log_clock)
-    for record, arrival in zip(warmup, arrivals(warmup), strict=True):
-        log_clock.now = arrival
-        checker.check(record)
-    yield checker, log_clock, timed
+    yield _warmed(records)
     gc.unfreeze()
 
 
@@ -154,3 +160,59 @@ def test_check_warm_latency(benchmark: Any, warm_checker: Warm) -> None:
         return (record,), {}
 
     benchmark.pedantic(checker.check, setup=next_call, rounds=CALLS, iterations=1)
+
+
+# What a service passes: the dict (decoded before, as above), its JSON text as it
+# came, or the text decoded with orjson inside the call.
+_PASSED = ("dict", "text", "text_decoded_first")
+
+
+def test_check_warm_latency_by_what_is_passed(benchmark: Any) -> None:
+    """The same fresh calls passed three ways, each to a checker of its own warmed as
+    the one above. The three take turns, 500 calls each, so that the host's drift
+    (up to ~15% within an hour on the slower host) falls on all three alike."""
+    records = load_records(2 * CALLS, 2 * CALLS // 10)
+    texts = ensure_dataset(2 * CALLS, 2 * CALLS // 10).read_bytes().splitlines()[CALLS:]
+    gc.freeze()
+    try:
+        warms = {passed: _warmed(records) for passed in _PASSED}
+        samples = _time_by_turns(warms, texts)
+    finally:
+        gc.unfreeze()
+    for passed in _PASSED:
+        timings = percentiles(samples[passed])
+        report.record(f"check_warm_passed_{passed}", **timings)
+        benchmark.extra_info.update({f"{passed}_{k}": v for k, v in timings.items()})
+    # One call under pytest-benchmark too (its table needs one): a text, 60 days later.
+    checker, log_clock, timed = warms["text"]
+    later = shifted(timed[: CALLS // 10], 60 * DAY)
+    calls = itertools.cycle(zip([orjson.dumps(r) for r in later], arrivals(later), strict=True))
+
+    def next_call() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        text, log_clock.now = next(calls)
+        return (text,), {}
+
+    benchmark.pedantic(checker.check, setup=next_call, rounds=CALLS // 10, iterations=1)
+
+
+def _time_by_turns(warms: dict[str, Warm], texts: list[bytes]) -> dict[str, list[int]]:
+    clock = time.perf_counter_ns
+    timed = warms["dict"][2]
+    times = arrivals(timed)
+    samples: dict[str, list[int]] = {passed: [] for passed in warms}
+    for start in range(0, len(timed), 500):
+        for passed, (checker, log_clock, _) in warms.items():
+            check, kept = checker.check, samples[passed]
+            for i in range(start, min(start + 500, len(timed))):
+                log_clock.now = times[i]
+                if passed == "dict":
+                    started = clock()
+                    check(timed[i])
+                elif passed == "text":
+                    started = clock()
+                    check(texts[i])
+                else:
+                    started = clock()
+                    check(orjson.loads(texts[i]))
+                kept.append(clock() - started)
+    return samples

@@ -27,9 +27,15 @@ from typing import IO, Any
 import msgspec
 import orjson
 
-from fingerprint.errors import ConfigError
+from fingerprint.errors import ConfigError, InvalidSessionError
 from fingerprint.memo import BoundedMemo
-from fingerprint.session import PlainRecord, Session, field_kinds, session_from_json
+from fingerprint.session import (
+    PlainRecord,
+    Session,
+    field_kinds,
+    parse_session,
+    session_from_json,
+)
 
 MAX_LINE_BYTES = 1 << 20  # longer lines are rejected, not parsed
 RAW_KEEP = 65_536  # characters of a rejected line kept in the reject file
@@ -514,6 +520,22 @@ def read_session(raw: bytes, naive_tz: tzinfo) -> Session | None:
     if not _plain_json(raw):
         return None
     return session_from_json(raw, naive_tz=naive_tz)
+
+
+def session_from_text(text: bytes, *, naive_tz: tzinfo) -> Session:
+    """One JSON text (a log line, a request's body) as a validated session, as the
+    command line reads a line of a log: decoded straight into the session where
+    :func:`read_session` can, else decoded as the reader decodes it and validated as
+    that record. Raises :class:`InvalidSessionError`: for a text that is no JSON its
+    reason is the reject's (``not JSON: ...``, ``not UTF-8 (byte N)``), with no field.
+    """
+    session = read_session(text, naive_tz)
+    if session is not None:
+        return session
+    decoded = decode_text(Text("", 0, text))
+    if isinstance(decoded, Reject):
+        raise InvalidSessionError("", decoded.error)
+    return parse_session(decoded.record, naive_tz=naive_tz)
 
 
 def read_head(raw: bytes) -> Head | None:

@@ -3,7 +3,9 @@ reject or one counted blank line, whatever bytes or values it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import io
 import json
 import math
@@ -15,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fingerprint import Checker, InvalidSessionError
+from fingerprint import Checker, CheckerConfig, InvalidSessionError
 from fingerprint.inputs import (
     Head,
     Line,
@@ -483,3 +485,88 @@ def test_lines_read_as_text_end_as_the_decoded_lines_end(tmp_path: Path) -> None
         )
     assert runs[0] == runs[1]
     assert sum(1 for _, _, reject, _ in runs[0] if reject is not None) == 6
+
+
+# --- a JSON text given to the checker ---------------------------------------------
+
+# Another time zone for times without one than the default: a text must be read with
+# the checker's own.
+NEW_YORK = Checker(CheckerConfig(naive_tz="America/New_York"))
+
+
+def _parsed(parse: Any, record: Any) -> tuple[Any, ...]:
+    """What ``parse`` makes of a record: the session's values and types, or the
+    error's field and reason."""
+    try:
+        session = parse(record)
+    except InvalidSessionError as exc:
+        return ("error", exc.field, exc.reason)
+    return ("session", plain(session), leaves(plain(session)), session.ts.isoformat())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(lines_read_in_part(), mutated_lines, stray_bytes, any_json))
+def test_a_json_text_validates_as_its_decoded_record(raw: bytes) -> None:
+    """``Checker.parse`` of a JSON text (bytes) gives the session or the error its
+    decoded record gives; a text that is no JSON, the reject's reason."""
+    decoded = decode_text(Text("in.jsonl", 1, raw))
+    for checker in (CHECKER, NEW_YORK):
+        if isinstance(decoded, Line):  # what a decoded line's record gives (even a string)
+            as_record = functools.partial(parse_session, naive_tz=checker.config.time_zone)
+            expected = _parsed(as_record, decoded.record)
+        else:
+            expected = ("error", "", decoded.error)
+        assert _parsed(checker.parse, raw) == expected
+
+
+def test_a_time_without_a_zone_in_a_json_text_is_read_in_the_checkers_zone() -> None:
+    raw = json.dumps(make_session(ts="2026-11-15T08:00:00")).encode()
+    assert NEW_YORK.parse(raw).ts == datetime(2026, 11, 15, 13, 0, tzinfo=UTC)
+    assert CHECKER.parse(raw).ts == datetime(2026, 11, 15, 0, 0, tzinfo=UTC)
+
+
+def test_a_text_no_json_can_hold_is_an_invalid_session() -> None:
+    with pytest.raises(InvalidSessionError) as not_json:
+        CHECKER.parse(b'{"account_id": "u-1", ')
+    assert (not_json.value.field, not_json.value.reason[:10]) == ("", "not JSON: ")
+    with pytest.raises(InvalidSessionError) as not_utf8:
+        CHECKER.parse(b'{"account_id": "u-\xff"}')
+    assert (not_utf8.value.field, not_utf8.value.reason) == ("", "not UTF-8 (byte 18)")
+
+
+def test_a_string_is_a_record_that_is_no_object_not_a_json_text() -> None:
+    """What a line such as ``"{...}"`` decodes to: refused as a record, never read again
+    as JSON (the command line's reject of such a line says so)."""
+    with pytest.raises(InvalidSessionError, match="expected a JSON object, got a string"):
+        CHECKER.parse(json.dumps(make_session()))  # type: ignore[arg-type]
+
+
+def test_every_fixture_line_checks_from_its_text_as_from_its_record() -> None:
+    """Two checkers fed the same lines in the same order, one the texts and one the
+    decoded records: the same reports, or the same errors."""
+    by_text, by_record = Checker(clock=None), Checker(clock=None)
+    compared = 0
+    for path in (FIXTURES / "sample.jsonl", FIXTURES / "labelled.jsonl"):
+        for raw in path.read_bytes().splitlines():
+            if not raw.strip():
+                continue
+            decoded = decode_text(Text(path.name, 1, raw))
+            if not isinstance(decoded, Line):
+                with pytest.raises(InvalidSessionError, match=r"not JSON|not UTF-8"):
+                    by_text.check(raw)
+                continue
+            outcomes = []
+            for checker, record in ((by_text, raw), (by_record, decoded.record)):
+                try:
+                    outcomes.append(checker.check(record).to_dict())
+                except InvalidSessionError as exc:
+                    outcomes.append({"error": (exc.field, exc.reason)})
+            assert outcomes[0] == outcomes[1], raw[:200]
+            compared += 1
+    assert compared > 400
+
+
+def test_acheck_takes_a_json_text_too() -> None:
+    raw = json.dumps(make_session()).encode()
+    expected = Checker(clock=None).check(json.loads(raw)).to_dict()
+    assert asyncio.run(Checker(clock=None).acheck(raw)).to_dict() == expected
