@@ -116,7 +116,8 @@ Warm = tuple[Checker, LogClock, list[dict[str, Any]]]
 
 
 def _warmed(records: list[dict[str, Any]]) -> Warm:
-    """A checker that has checked the first half of ``records``, and the second half."""
+    """A checker that has checked the first half of ``records`` (each at its time on
+    the checker's clock), that clock, and the second half, for timing."""
     warmup, timed = records[:CALLS], records[CALLS:]
     log_clock = LogClock()
     checker = Checker(CheckerConfig(), clock=log_clock)
