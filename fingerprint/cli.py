@@ -20,6 +20,7 @@ from fingerprint.config import IDENTITY_SECRET_ENV as IDENTITY_SECRET_ENV
 from fingerprint.config import CheckerConfig, read_identity_secret
 from fingerprint.errors import ConfigError, FingerprintError, RulesError
 from fingerprint.explain import explain
+from fingerprint.features.stability import native_walk
 from fingerprint.htmlreport import render_html
 from fingerprint.inputs import expand_inputs, input_size
 from fingerprint.options import (
@@ -98,12 +99,19 @@ def _ended_by(ended: KeyboardInterrupt | FingerprintError | BrokenPipeError) -> 
     return EXIT_OK
 
 
+def _version() -> str:
+    """The version, and which stability walk answers (C when the package was built
+    with a compiler; ``FINGERPRINT_NATIVE=0`` turns it off)."""
+    walk = "C" if native_walk() else "Python"
+    return f"fingerprint {__version__} (stability walk in {walk})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fingerprint",
         description="Grade the device and network behind each login session.",
     )
-    parser.add_argument("--version", action="version", version=f"fingerprint {__version__}")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = commands.add_parser("check", help="check session logs, write one report per line")

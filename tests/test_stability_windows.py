@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingerprint.features import stability
-from fingerprint.features.stability import account_stability_windows
+from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.history import LoginEvent
 from tests.stability_reference import account_stability
+
+try:  # the C walk, when the package was built with a C compiler
+    from fingerprint import _native
+except ImportError:
+    _native = None  # type: ignore[assignment]
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = 86_400.0
@@ -56,11 +67,34 @@ def check(
     windows: tuple[float, ...],
     share: float = 0.05,
 ) -> None:
-    got = account_stability_windows(history, current, windows, SHANGHAI, share)
+    """Each walk (Python's, and C's where it is built) gives the reference's numbers,
+    of the same types; the C walk is handed the history as a store gives it (a tuple)
+    and as a list."""
     want = reference(history, current, windows, share)
-    assert got == want
-    # == on floats: also compare reprs so -0.0 / 0.0 and types would show
-    assert [repr(s) for s in got] == [repr(s) for s in want]
+    walks: list[tuple[Callable[..., list[Stability]], Sequence[LoginEvent]]] = [
+        (stability.python_stability_windows, history),
+        *((native_walk, tuple(history)) for native_walk in NATIVE),
+        *((native_walk, list(history)) for native_walk in NATIVE),
+    ]
+    for walk, logins in walks:
+        got = walk(logins, current, windows, SHANGHAI, share)
+        assert got == want
+        # == on floats: also compare reprs so -0.0 / 0.0 and types would show
+        assert [repr(s) for s in got] == [repr(s) for s in want]
+        assert all(type(s) is Stability for s in got)
+    assert account_stability_windows(history, current, windows, SHANGHAI, share) == want
+
+
+def _native_only(
+    history: Any, current: Any, windows: Any, tz: tzinfo, share: Any
+) -> list[Stability]:
+    """The C walk alone: it must take every call the tests make of it."""
+    found = _native.stability_windows(history, current, windows, tz, share)
+    assert found is not None, "the C walk passed a call of the kind it takes to Python"
+    return cast("list[Stability]", found)
+
+
+NATIVE = [_native_only] if _native is not None else []
 
 
 DEVICES = st.sampled_from([None, "", "d1", "d2", "d3", "d4"])
@@ -101,6 +135,8 @@ AGES = st.one_of(
 WINDOWS = st.one_of(
     st.sampled_from([(7 * DAY, 30 * DAY), (DAY,), (3 * DAY, 7 * DAY, 30 * DAY)]),
     st.sampled_from([(30 * DAY, 7 * DAY), (7 * DAY, 7 * DAY), (0.0, 7 * DAY)]),
+    # Whole seconds as the rules give them (ints), alone and beside floats.
+    st.sampled_from([(604_800, 2_592_000), (86_400,), (2_592_000, 604_800.0), (0, 1)]),
     st.lists(st.floats(0, 45 * DAY, allow_nan=False), min_size=1, max_size=4).map(tuple),
 )
 
@@ -244,3 +280,90 @@ def test_entropy_of_is_the_plain_sum(values: list[int]) -> None:
         want = round(-sum([n / total * math.log2(n / total) for n in values]) + 0.0, 4)
     got = stability._entropy_of(values)
     assert repr(got) == repr(want)
+
+
+def test_the_c_walk_is_built_where_ci_runs() -> None:
+    """CI has a C compiler, so the package it installs has the C walk: a build that
+    quietly fell back to Python would lose the speed without a word."""
+    if _native is None:
+        if os.environ.get("CI"):
+            pytest.fail("fingerprint._native was not built (see setup.py)")
+        pytest.skip("fingerprint._native not built here (no C compiler at install)")
+    assert stability.native_walk() == (os.environ.get("FINGERPRINT_NATIVE", "").strip() != "0")
+
+
+@pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
+def test_the_c_walk_leaves_other_inputs_to_python() -> None:
+    """Inputs outside the exact case the C walk takes are passed back (None), and the
+    function a caller uses still answers them, as the Python walk does."""
+    assert _native is not None
+    history = [event(NOW - n * 3600, n, hour=n % 24) for n in range(6, 0, -1)]
+    current = event(NOW)
+    windows = (7 * DAY, 30 * DAY)
+    cases: list[tuple[Any, Any, Any, Any]] = [
+        (iter(history), current, windows, 0.05),  # not a tuple or list
+        (deque(history), current, windows, 0.05),
+        ([*history[:-1], history[-1]._replace(ts=int(NOW - 60))], current, windows, 0.05),
+        (history, current._replace(ts=int(NOW)), windows, 0.05),  # int times
+        (history, current, (7 * DAY, math.nan), 0.05),
+        (history, current, (2**53 + 1, 7 * DAY), 0.05),  # no double holds it exactly
+        (history, current, (True, 7 * DAY), 0.05),  # a bool is no int here
+        (history, current, windows, 1),  # an int share
+    ]
+    for logins, now, lengths, share in cases:
+        assert _native.stability_windows(logins, now, lengths, SHANGHAI, share) is None
+        if isinstance(logins, Iterator):
+            continue  # used up by the call above
+        want = stability.python_stability_windows(logins, now, lengths, SHANGHAI, share)
+        assert account_stability_windows(logins, now, lengths, SHANGHAI, share) == want
+
+    # Logins that are no LoginEvent (a list, a tuple of 15 or 16): passed back too
+    # (the Python walk then reads them by name, and fails as it always did), and a
+    # subclass, which could name its fields otherwise.
+    class Subclass(LoginEvent):
+        pass
+
+    for odd in (list(history[-1]), tuple(history[-1])[:15], tuple(history[-1])):
+        logins = [*history[:-1], odd]
+        assert _native.stability_windows(logins, current, windows, SHANGHAI, 0.05) is None
+    logins = [*history[:-1], Subclass(*history[-1])]
+    assert _native.stability_windows(logins, current, windows, SHANGHAI, 0.05) is None
+    assert _native.stability_windows(history, Subclass(*current), windows, SHANGHAI, 0.05) is None
+
+
+@pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
+def test_the_c_walk_raises_what_the_python_walk_raises() -> None:
+    assert _native is not None
+    history = (event(NOW - 3600, 1, ip=["not", "hashable"]),)
+    for walk in (stability.python_stability_windows, _native_only):
+        with pytest.raises(TypeError, match="unhashable"):
+            walk(history, event(NOW), (7 * DAY,), SHANGHAI, 0.05)
+    # A tuple that is no Stability record: refused when bound, not misread later.
+    with pytest.raises(TypeError):
+        _native.bind({}, int, LoginEvent)  # type: ignore[arg-type]
+
+
+def test_fingerprint_native_0_turns_the_c_walk_off() -> None:
+    code = "from fingerprint.features import stability; print(stability.native_walk())"
+    env = {**os.environ, "FINGERPRINT_NATIVE": "0"}
+    off = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert off.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
+def test_a_walk_built_from_other_source_is_not_used() -> None:
+    """An editable install whose _native.c changed since it was built (a pull, an
+    edit) runs the Python walk and says so, rather than a walk of other code."""
+    assert _native is not None
+    assert stability.native_source_matches(_native.SOURCE_DIGEST)
+    assert not stability.native_source_matches("0" * 64)
+    built = _native.SOURCE_DIGEST
+    try:
+        _native.SOURCE_DIGEST = "0" * 64
+        with pytest.warns(RuntimeWarning, match="built from another"):
+            assert stability._bind_native() is None
+    finally:
+        _native.SOURCE_DIGEST = built
+        stability._bind_native()  # bound to this module again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -16,6 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from fingerprint.features.stability import native_walk
 from tests.conftest import ROOT, make_session
 
 
@@ -59,7 +61,18 @@ def test_wheel_contains_rules_and_marker(wheel: Path) -> None:
     ):
         assert f"fingerprint/_rules/{rule_file}.yaml" in names
     assert "fingerprint/py.typed" in names
+    assert "fingerprint/_native.pyi" in names
     assert not any(name.startswith(("tests/", "fixtures/", "benchmarks/")) for name in names)
+
+
+def test_the_wheel_holds_the_compiled_walk_where_a_compiler_built_it(wheel: Path) -> None:
+    """Where this checkout's install compiled fingerprint._native, the wheel built
+    the same way carries it too, and is tagged for the platform."""
+    if importlib.util.find_spec("fingerprint._native") is None:
+        pytest.skip("fingerprint._native is not built here (no C compiler at install)")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if n.startswith("fingerprint/_native.") and n.endswith(".so")]
+    assert not wheel.name.endswith("-py3-none-any.whl")
 
 
 def test_installed_wheel_runs_from_another_directory(wheel: Path, tmp_path: Path) -> None:
@@ -87,6 +100,8 @@ def test_installed_wheel_runs_from_another_directory(wheel: Path, tmp_path: Path
         "import fingerprint, fingerprint.rules as r;"
         "assert fingerprint.__file__.startswith(sys.argv[1]), fingerprint.__file__;"
         "assert str(r.default_rules_dir()).startswith(sys.argv[1]), r.default_rules_dir();"
+        "import fingerprint.features.stability as s;"
+        "print(s.native_walk(), file=sys.stderr);"
         "from fingerprint.cli import main; sys.exit(main(['check', 'in.jsonl', '-q']))"
     )
     result = subprocess.run(
@@ -97,6 +112,8 @@ def test_installed_wheel_runs_from_another_directory(wheel: Path, tmp_path: Path
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    # The installed wheel's own walk answers: C where this checkout's was compiled.
+    assert result.stderr.splitlines()[0] == str(native_walk())
     report = json.loads(result.stdout)
     assert report["session_id"] == "s-000187" and report["grade"] == "A"
 
@@ -135,7 +152,9 @@ def test_every_install_line_in_the_docs_works_as_written() -> None:
     project = _project()
     ours = canonicalize_name(project["name"])
     extras = set(project["optional-dependencies"])
-    wheel_name = f"{ours.replace('-', '_')}-{project['version']}-py3-none-any.whl"
+    # Tagged for the platform it is built on (it holds a C extension): the docs name
+    # it by a pattern the shell expands to the wheel pip wheel wrote.
+    wheel_name = f"{ours.replace('-', '_')}-{project['version']}-*.whl"
     lines = _install_lines()
     assert len(lines) >= 5
     for doc, line in lines:

@@ -37,10 +37,14 @@ Names and units (``features["stability_7d"]`` and ``features["stability_30d"]``)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from math import log2
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from fingerprint.history import LoginEvent
@@ -147,7 +151,29 @@ def account_stability_windows(
     unusual_hour_share: float = 0.05,
 ) -> list[Stability]:
     """Stability of the account over each window ending at the current login, in one
-    pass over the history (oldest first, as stores return it).
+    pass over the history (oldest first, as stores return it): one result per window,
+    in the order given.
+
+    :func:`python_stability_windows` is the walk. The same walk in C
+    (``fingerprint/_native.c``, built when the package is installed with a C compiler)
+    answers the calls it takes, every call a history store makes, in about a third of
+    the time; ``FINGERPRINT_NATIVE=0`` in the environment turns it off.
+    """
+    if _native_windows is not None:
+        found = _native_windows(history, current, windows_seconds, local_tz, unusual_hour_share)
+        if found is not None:
+            return cast("list[Stability]", found)
+    return python_stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share)
+
+
+def python_stability_windows(
+    history: Sequence[LoginEvent],
+    current: LoginEvent,
+    windows_seconds: Sequence[float],
+    local_tz: tzinfo,
+    unusual_hour_share: float = 0.05,
+) -> list[Stability]:
+    """:func:`account_stability_windows` in Python: what the C walk computes too.
 
     One result per window, in the order given. The history is walked newest to
     oldest, accumulating counters; the features of a window are taken when the walk
@@ -387,3 +413,45 @@ def _entropy_of(values: Sequence[int]) -> float:
 _ENTROPIES: BoundedMemo[tuple[int, ...], float] = BoundedMemo(
     8_192, _entropy_of, keep=lambda counts: len(counts) <= 32
 )
+
+
+def _bind_native() -> Callable[..., list[Any] | None] | None:
+    """The C walk (:mod:`fingerprint._native`), bound to this module's memos and
+    records, or None: not built (no C compiler at install) or turned off with
+    ``FINGERPRINT_NATIVE=0``. It answers only LoginEvents with float times, windows of
+    floats or whole ints and a float share, and None for the rest (then Python does)."""
+    if os.environ.get("FINGERPRINT_NATIVE", "").strip() == "0":
+        return None
+    try:
+        from fingerprint import _native
+    except ImportError:
+        return None
+    if not native_source_matches(getattr(_native, "SOURCE_DIGEST", "")):
+        warnings.warn(
+            "fingerprint._native was built from another fingerprint/_native.c than the"
+            " checkout's (reinstall to rebuild it): the stability walk runs in Python",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    _native.bind(globals(), Stability, LoginEvent)
+    return _native.stability_windows
+
+
+def native_source_matches(digest: str) -> bool:
+    """Whether the C walk was built from the ``_native.c`` beside this package: a
+    checkout's (an editable install) changes under it until the next install builds
+    it again. A wheel carries the source it was built from, or none (then its module
+    is taken as built with it)."""
+    source = Path(__file__).resolve().parent.parent / "_native.c"
+    if not source.is_file():
+        return True
+    return hashlib.sha256(source.read_bytes()).hexdigest() == digest
+
+
+_native_windows = _bind_native()
+
+
+def native_walk() -> bool:
+    """Whether the C walk answers (``fingerprint --version`` says so)."""
+    return _native_windows is not None

@@ -1,0 +1,831 @@
+/* fingerprint._native: the account stability walk in C (issue 20).
+ *
+ * stability_windows() is fingerprint.features.stability.python_stability_windows
+ * written against the CPython API: the same walk over the same Python objects (the
+ * same dicts, sets, comparisons and hashes), the same memos looked up in the same
+ * order (the module's _SHARES, _WINDOW_DAYS, _ENTROPIES, read at each call so a test
+ * can replace them), and the same rounding (builtins.round). Floats are combined in
+ * IEEE doubles exactly as the Python expressions combine them.
+ *
+ * It takes only the common case, exactly: history a tuple or list of LoginEvents with
+ * a float ts, the current login likewise, windows a tuple or list of floats that are
+ * not NaN or of ints a double holds exactly, the share a float. For anything else it returns None and
+ * the Python function answers. Optional: without a C compiler the package installs
+ * without it and the Python function answers every call.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* LoginEvent's fields (fingerprint.history.LoginEvent), by position. */
+enum {
+    F_TS = 0, F_DEVICE = 3, F_IP = 4, F_PROVINCE = 5, F_ANONYMOUS = 9, F_NETWORK = 10,
+    F_ASN = 11, F_NETWORK_TYPE = 12, F_CARRIER = 13, F_HOUR = 14, F_RELAY = 15,
+    EVENT_FIELDS = 16
+};
+#define STABILITY_FIELDS 21
+/* The SHA-256 of this file as setup.py read it (see fingerprint.features.stability). */
+#ifndef FINGERPRINT_NATIVE_SOURCE
+#define FINGERPRINT_NATIVE_SOURCE ""
+#endif
+#define DAY 86400.0
+
+static PyObject *g_namespace;  /* fingerprint.features.stability's globals() */
+static PyObject *g_stability;  /* the Stability named tuple class */
+static PyObject *g_login_event;  /* fingerprint.history.LoginEvent */
+static PyObject *g_round, *g_three, *g_zero_float, *g_empty_text;
+static PyObject *g_night[6];   /* 23, 0, 1, 2, 3, 4 */
+static PyObject *g_key_shares, *g_key_window_days, *g_key_entropies, *g_key_local_hour;
+
+/* What one call reads from the stability module (strong references). */
+typedef struct {
+    PyObject *shares, *window_days, *entropies, *local_hour;
+} Helpers;
+
+/* The counters of the walk (see python_stability_windows). */
+typedef struct {
+    PyObject *devices, *networks, *hours;  /* dicts: value -> count */
+    PyObject *ips, *asns, *provinces;      /* sets of earlier logins' values */
+    PyObject *cur_hour;                    /* strong */
+    PyObject *first_seen;                  /* borrowed from history: a float, or NULL */
+    long changes, sessions, anonymised, relays;
+    int blank_device, carrier_open, carrier_known, type_open, type_known;
+} Walk;
+
+/* Python's ``a == b`` (no identity shortcut, as the operator has none). */
+static int
+equal(PyObject *a, PyObject *b)
+{
+    if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) {
+        return a == b || PyUnicode_Compare(a, b) == 0;
+    }
+    PyObject *result = PyObject_RichCompare(a, b, Py_EQ);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+/* Python's ``a != b``. */
+static int
+not_equal(PyObject *a, PyObject *b)
+{
+    if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) {
+        return !(a == b || PyUnicode_Compare(a, b) == 0);
+    }
+    PyObject *result = PyObject_RichCompare(a, b, Py_NE);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
+/* counts[key] = counts.get(key, 0) + 1, or, ``to_end``, counts.pop(key, 0) + 1
+ * (the key moves to the dict's end, as the Python walk's pop does). */
+static int
+count(PyObject *counts, PyObject *key, int to_end)
+{
+    long n = 0;
+    PyObject *old = PyDict_GetItemWithError(counts, key);
+    if (old != NULL) {
+        n = PyLong_AsLong(old);
+        if (n == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (to_end && PyDict_DelItem(counts, key) < 0) {
+            return -1;
+        }
+    }
+    else if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *value = PyLong_FromLong(n + 1);
+    if (value == NULL) {
+        return -1;
+    }
+    int status = PyDict_SetItem(counts, key, value);
+    Py_DECREF(value);
+    return status;
+}
+
+/* memo[(a, b)] */
+static PyObject *
+memo_pair(PyObject *memo, long a, long b)
+{
+    PyObject *key = Py_BuildValue("(ll)", a, b);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *found = PyObject_GetItem(memo, key);
+    Py_DECREF(key);
+    return found;
+}
+
+/* _entropy(counts): 0.0 under two counts, else _ENTROPIES[tuple(reversed(values))]. */
+static PyObject *
+entropy(PyObject *entropies, PyObject *counts)
+{
+    Py_ssize_t size = PyDict_GET_SIZE(counts);
+    if (size < 2) {
+        Py_INCREF(g_zero_float);
+        return g_zero_float;
+    }
+    PyObject *values = PyTuple_New(size);
+    if (values == NULL) {
+        return NULL;
+    }
+    Py_ssize_t position = 0, index = size;
+    PyObject *key, *value;
+    while (index > 0 && PyDict_Next(counts, &position, &key, &value)) {
+        Py_INCREF(value);
+        PyTuple_SET_ITEM(values, --index, value);
+    }
+    PyObject *found = PyObject_GetItem(entropies, values);
+    Py_DECREF(values);
+    return found;
+}
+
+/* _new_from(value, still_open, known) */
+static PyObject *
+new_from(PyObject *value, int still_open, int known)
+{
+    if (value == Py_None) {
+        Py_RETURN_NONE;
+    }
+    if (!still_open) {
+        Py_RETURN_FALSE;
+    }
+    if (known) {
+        Py_RETURN_TRUE;
+    }
+    Py_RETURN_NONE;
+}
+
+/* A Stability from a tuple of its fields (tuple.__new__(Stability, fields)). */
+static PyObject *
+new_stability(PyObject *fields)
+{
+    PyObject *args = PyTuple_Pack(1, fields);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *made = PyTuple_Type.tp_new((PyTypeObject *)g_stability, args, NULL);
+    Py_DECREF(args);
+    return made;
+}
+
+/* len(values) + (value not in values) - (value is None or None in values)
+ *   [- (value == "" or "" in values), with ``blank``] */
+static int
+distinct(PyObject *values, PyObject *value, int blank, Py_ssize_t *out)
+{
+    int in = PySet_Contains(values, value);
+    if (in < 0) {
+        return -1;
+    }
+    int none = value == Py_None;
+    if (!none) {
+        none = PySet_Contains(values, Py_None);
+        if (none < 0) {
+            return -1;
+        }
+    }
+    Py_ssize_t found = PySet_GET_SIZE(values) + !in - none;
+    if (blank) {
+        int empty = equal(value, g_empty_text);
+        if (empty < 0) {
+            return -1;
+        }
+        if (!empty) {
+            empty = PySet_Contains(values, g_empty_text);
+            if (empty < 0) {
+                return -1;
+            }
+        }
+        found -= empty;
+    }
+    *out = found;
+    return 0;
+}
+
+/* _snapshot: the features of one window from the walk's counters. */
+static PyObject *
+snapshot(const Helpers *h, PyObject *window, PyObject *current, double share, const Walk *w)
+{
+    PyObject *fields[STABILITY_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    PyObject *cur_device = PyTuple_GET_ITEM(current, F_DEVICE);
+    PyObject *ip = PyTuple_GET_ITEM(current, F_IP);
+    PyObject *province = PyTuple_GET_ITEM(current, F_PROVINCE);
+    PyObject *asn = PyTuple_GET_ITEM(current, F_ASN);
+    double cur_ts = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(current, F_TS));
+    int has_device = PyObject_IsTrue(cur_device);
+    if (has_device < 0) {
+        return NULL;
+    }
+
+    /* sum() and max() of the device counts (all ints this walk made). */
+    long device_total = 0, most = 0;
+    int first_count = 1;
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(w->devices, &position, &key, &value)) {
+        long n = PyLong_AsLong(value);
+        device_total += n;
+        if (first_count || n > most) {
+            most = n;
+            first_count = 0;
+        }
+    }
+    long earlier_devices = device_total - (has_device ? 1 : 0);
+    PyObject *new_device;
+    if (cur_device == Py_None || !(earlier_devices || w->blank_device)) {
+        new_device = Py_None;
+    }
+    else if (has_device) {
+        new_device = w->first_seen == NULL ? Py_True : Py_False;
+    }
+    else {
+        new_device = w->blank_device ? Py_False : Py_True;
+    }
+
+    PyObject *new_province;
+    if (province == Py_None) {
+        new_province = Py_None;
+    }
+    else {
+        int seen = PySet_Contains(w->provinces, province);
+        if (seen < 0) {
+            return NULL;
+        }
+        if (seen) {
+            new_province = Py_False;
+        }
+        else {
+            int none = PySet_Contains(w->provinces, Py_None);
+            if (none < 0) {
+                return NULL;
+            }
+            new_province = PySet_GET_SIZE(w->provinces) - none ? Py_True : Py_None;
+        }
+    }
+
+    Py_ssize_t ips, asns, provinces;
+    if (distinct(w->ips, ip, 1, &ips) < 0 || distinct(w->asns, asn, 0, &asns) < 0
+        || distinct(w->provinces, province, 1, &provinces) < 0) {
+        return NULL;
+    }
+    long night = 0;
+    for (int i = 0; i < 6; i++) {
+        PyObject *n = PyDict_GetItemWithError(w->hours, g_night[i]);
+        if (n != NULL) {
+            night += PyLong_AsLong(n);
+        }
+        else if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    int unusual = 0;
+    if (w->sessions > 0) {
+        PyObject *n = PyDict_GetItemWithError(w->hours, w->cur_hour);
+        if (n == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetObject(PyExc_KeyError, w->cur_hour);
+            }
+            return NULL;
+        }
+        /* (hours[cur_hour] - 1) / sessions: both exact in a double, one rounding. */
+        unusual = (double)(PyLong_AsLong(n) - 1) / (double)w->sessions < share;
+    }
+
+    fields[0] = PyObject_GetItem(h->window_days, window);
+    fields[1] = PyLong_FromLong(w->sessions);
+    fields[2] = PyLong_FromSsize_t(PyDict_GET_SIZE(w->devices));
+    if (PyDict_GET_SIZE(w->devices)) {
+        fields[3] = memo_pair(h->shares, most, device_total);
+    }
+    else {
+        Py_INCREF(g_zero_float);
+        fields[3] = g_zero_float;
+    }
+    fields[4] = PyLong_FromLong(w->changes ? w->changes - 1 : 0);
+    if (has_device) {
+        double first = w->first_seen == NULL ? cur_ts : PyFloat_AS_DOUBLE(w->first_seen);
+        PyObject *days = PyFloat_FromDouble((cur_ts - first) / DAY);
+        fields[5] = days ? PyObject_CallFunctionObjArgs(g_round, days, g_three, NULL) : NULL;
+        Py_XDECREF(days);
+    }
+    else {
+        Py_INCREF(Py_None);
+        fields[5] = Py_None;
+    }
+    fields[6] = PyLong_FromSsize_t(ips);
+    fields[7] = PyLong_FromSsize_t(PyDict_GET_SIZE(w->networks));
+    fields[8] = PyLong_FromSsize_t(asns);
+    fields[9] = PyLong_FromSsize_t(provinces);
+    fields[10] = entropy(h->entropies, w->networks);
+    fields[11] = memo_pair(h->shares, night, w->sessions + 1);
+    fields[12] = entropy(h->entropies, w->hours);
+    fields[13] = PyBool_FromLong(unusual);
+    Py_INCREF(new_device);
+    fields[14] = new_device;
+    Py_INCREF(new_province);
+    fields[15] = new_province;
+    fields[16] = new_from(PyTuple_GET_ITEM(current, F_CARRIER), w->carrier_open, w->carrier_known);
+    fields[17] = new_from(PyTuple_GET_ITEM(current, F_NETWORK_TYPE), w->type_open, w->type_known);
+    fields[18] = PyLong_FromLong(w->anonymised);
+    fields[19] = memo_pair(h->shares, w->anonymised, w->sessions + 1);
+    fields[20] = PyLong_FromLong(w->relays);
+
+    PyObject *tuple = PyTuple_New(STABILITY_FIELDS);
+    if (tuple == NULL) {
+        goto done;
+    }
+    for (int i = 0; i < STABILITY_FIELDS; i++) {
+        if (fields[i] == NULL) {
+            Py_DECREF(tuple);
+            goto done;
+        }
+    }
+    for (int i = 0; i < STABILITY_FIELDS; i++) {
+        PyTuple_SET_ITEM(tuple, i, fields[i]);  /* steals */
+        fields[i] = NULL;
+    }
+    result = new_stability(tuple);
+    Py_DECREF(tuple);
+done:
+    for (int i = 0; i < STABILITY_FIELDS; i++) {
+        Py_XDECREF(fields[i]);
+    }
+    return result;
+}
+
+/* The same numbers as the last window (no login between them), this window's days. */
+static PyObject *
+same_as(const Helpers *h, PyObject *window, PyObject *previous)
+{
+    PyObject *days = PyObject_GetItem(h->window_days, window);
+    if (days == NULL) {
+        return NULL;
+    }
+    PyObject *tuple = PyTuple_New(STABILITY_FIELDS);
+    if (tuple == NULL) {
+        Py_DECREF(days);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tuple, 0, days);
+    for (int i = 1; i < STABILITY_FIELDS; i++) {
+        PyObject *value = PyTuple_GET_ITEM(previous, i);
+        Py_INCREF(value);
+        PyTuple_SET_ITEM(tuple, i, value);
+    }
+    PyObject *made = new_stability(tuple);
+    Py_DECREF(tuple);
+    return made;
+}
+
+/* One earlier login into the counters. */
+static int
+add_login(Walk *w, PyObject *event, PyObject *cur_device, PyObject **last, PyObject *tz,
+          const Helpers *h)
+{
+    PyObject *device = PyTuple_GET_ITEM(event, F_DEVICE);
+    PyObject *network = PyTuple_GET_ITEM(event, F_NETWORK);
+    PyObject *hour = PyTuple_GET_ITEM(event, F_HOUR);
+    int truth;
+
+    w->sessions++;
+    if ((truth = PyObject_IsTrue(PyTuple_GET_ITEM(event, F_RELAY))) < 0) {
+        return -1;
+    }
+    if (truth) {
+        w->relays++;
+    }
+    else {
+        if ((truth = PyObject_IsTrue(PyTuple_GET_ITEM(event, F_ANONYMOUS))) < 0) {
+            return -1;
+        }
+        w->anonymised += truth;
+    }
+    if ((truth = PyObject_IsTrue(device)) < 0) {
+        return -1;
+    }
+    if (truth) {
+        if (count(w->devices, device, 0) < 0) {
+            return -1;
+        }
+        int changed = not_equal(device, *last);
+        if (changed < 0) {
+            return -1;
+        }
+        if (changed) {
+            w->changes++;
+            *last = device;
+        }
+        int same = equal(device, cur_device);
+        if (same < 0) {
+            return -1;
+        }
+        if (same) {
+            w->first_seen = PyTuple_GET_ITEM(event, F_TS);
+        }
+    }
+    else if (device != Py_None) {
+        w->blank_device = 1;
+    }
+    if ((truth = PyObject_IsTrue(network)) < 0) {
+        return -1;
+    }
+    if (truth && count(w->networks, network, 1) < 0) {
+        return -1;
+    }
+    if (hour == Py_None) {
+        PyObject *local = PyObject_CallFunctionObjArgs(
+            h->local_hour, PyTuple_GET_ITEM(event, F_TS), tz, NULL);
+        if (local == NULL) {
+            return -1;
+        }
+        int status = count(w->hours, local, 1);
+        Py_DECREF(local);
+        if (status < 0) {
+            return -1;
+        }
+    }
+    else if (count(w->hours, hour, 1) < 0) {
+        return -1;
+    }
+    if (PySet_Add(w->ips, PyTuple_GET_ITEM(event, F_IP)) < 0
+        || PySet_Add(w->asns, PyTuple_GET_ITEM(event, F_ASN)) < 0
+        || PySet_Add(w->provinces, PyTuple_GET_ITEM(event, F_PROVINCE)) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The carrier's and network type's "seen before" flags, for one earlier login. */
+static int
+add_flags(Walk *w, PyObject *event, PyObject *current)
+{
+    if (w->carrier_open) {
+        PyObject *carrier = PyTuple_GET_ITEM(event, F_CARRIER);
+        int same = equal(carrier, PyTuple_GET_ITEM(current, F_CARRIER));
+        if (same < 0) {
+            return -1;
+        }
+        if (same) {
+            w->carrier_open = 0;
+        }
+        else if (carrier != Py_None) {
+            w->carrier_known = 1;
+        }
+    }
+    if (w->type_open) {
+        PyObject *kind = PyTuple_GET_ITEM(event, F_NETWORK_TYPE);
+        int same = equal(kind, PyTuple_GET_ITEM(current, F_NETWORK_TYPE));
+        if (same < 0) {
+            return -1;
+        }
+        if (same) {
+            w->type_open = 0;
+        }
+        else if (kind != Py_None) {
+            w->type_known = 1;
+        }
+    }
+    return 0;
+}
+
+/* A window's length as the Python walk reads it: a float that is no NaN, or an int
+ * a double holds exactly (rules give whole seconds); 0 for anything else. */
+static int
+window_seconds(PyObject *window, double *out)
+{
+    if (PyFloat_CheckExact(window)) {
+        *out = PyFloat_AS_DOUBLE(window);
+        return !Py_IS_NAN(*out);
+    }
+    if (PyLong_CheckExact(window)) {
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(window, &overflow);
+        const long long exact = 1LL << 53;
+        if (overflow || value < -exact || value > exact) {
+            PyErr_Clear();
+            return 0;
+        }
+        *out = (double)value;
+        return 1;
+    }
+    return 0;
+}
+
+/* A LoginEvent itself (not a subclass, whose fields could be read otherwise by name
+ * than by place) with a float time. */
+static int
+is_event(PyObject *event)
+{
+    return Py_IS_TYPE(event, (PyTypeObject *)g_login_event)
+           && PyTuple_GET_SIZE(event) == EVENT_FIELDS
+           && PyFloat_CheckExact(PyTuple_GET_ITEM(event, F_TS));
+}
+
+/* A new reference to a tuple of ``items`` (a tuple as it is, a list copied), or NULL
+ * without an error for any other type. */
+static PyObject *
+as_tuple(PyObject *items)
+{
+    if (PyTuple_CheckExact(items)) {
+        Py_INCREF(items);
+        return items;
+    }
+    if (PyList_CheckExact(items)) {
+        return PyList_AsTuple(items);
+    }
+    return NULL;
+}
+
+static int
+load_helpers(Helpers *h)
+{
+    h->shares = PyDict_GetItemWithError(g_namespace, g_key_shares);
+    h->window_days = h->shares ? PyDict_GetItemWithError(g_namespace, g_key_window_days) : NULL;
+    h->entropies = h->window_days ? PyDict_GetItemWithError(g_namespace, g_key_entropies) : NULL;
+    h->local_hour = h->entropies ? PyDict_GetItemWithError(g_namespace, g_key_local_hour) : NULL;
+    if (h->local_hour == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "the stability module lost a helper");
+        }
+        h->shares = h->window_days = h->entropies = NULL;
+        return -1;
+    }
+    Py_INCREF(h->shares);
+    Py_INCREF(h->window_days);
+    Py_INCREF(h->entropies);
+    Py_INCREF(h->local_hour);
+    return 0;
+}
+
+static PyObject *
+stability_windows(PyObject *self, PyObject *args)
+{
+    PyObject *history_in, *current, *windows_in, *tz, *share_in;
+    if (g_namespace == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OOOOO:stability_windows", &history_in, &current, &windows_in,
+                          &tz, &share_in)) {
+        return NULL;
+    }
+    if (!is_event(current) || !PyFloat_CheckExact(share_in)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *history = as_tuple(history_in);
+    if (history == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *windows = as_tuple(windows_in);
+    if (windows == NULL) {
+        Py_DECREF(history);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t count_windows = PyTuple_GET_SIZE(windows);
+    Py_ssize_t events = PyTuple_GET_SIZE(history);
+    for (Py_ssize_t i = 0; i < count_windows; i++) {
+        double ignored;
+        if (!window_seconds(PyTuple_GET_ITEM(windows, i), &ignored)) {
+            Py_DECREF(history);
+            Py_DECREF(windows);
+            Py_RETURN_NONE;
+        }
+    }
+    for (Py_ssize_t i = 0; i < events; i++) {
+        if (!is_event(PyTuple_GET_ITEM(history, i))) {
+            Py_DECREF(history);
+            Py_DECREF(windows);
+            Py_RETURN_NONE;
+        }
+    }
+
+    double share = PyFloat_AS_DOUBLE(share_in);
+    Helpers h = {NULL, NULL, NULL, NULL};
+    Walk w = {NULL};
+    Py_ssize_t *order = NULL;
+    double *seconds = NULL;
+    PyObject *results = PyList_New(count_windows);
+    if (results == NULL || count_windows == 0) {
+        goto done;
+    }
+    if (load_helpers(&h) < 0) {
+        goto fail;
+    }
+    /* Windows shortest first, ties in the order given (sorted() is stable). */
+    order = PyMem_New(Py_ssize_t, count_windows);
+    seconds = PyMem_New(double, count_windows);
+    if (order == NULL || seconds == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < count_windows; i++) {
+        Py_ssize_t j = i;
+        window_seconds(PyTuple_GET_ITEM(windows, i), &seconds[i]);
+        while (j > 0 && seconds[order[j - 1]] > seconds[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+
+    PyObject *cur_ts = PyTuple_GET_ITEM(current, F_TS);
+    PyObject *cur_device = PyTuple_GET_ITEM(current, F_DEVICE);
+    PyObject *cur_network = PyTuple_GET_ITEM(current, F_NETWORK);
+    w.devices = PyDict_New();
+    w.networks = PyDict_New();
+    w.hours = PyDict_New();
+    w.ips = PySet_New(NULL);
+    w.asns = PySet_New(NULL);
+    w.provinces = PySet_New(NULL);
+    if (!w.devices || !w.networks || !w.hours || !w.ips || !w.asns || !w.provinces) {
+        goto fail;
+    }
+    w.cur_hour = PyTuple_GET_ITEM(current, F_HOUR);
+    if (w.cur_hour == Py_None) {
+        w.cur_hour = PyObject_CallFunctionObjArgs(h.local_hour, cur_ts, tz, NULL);
+        if (w.cur_hour == NULL) {
+            goto fail;
+        }
+    }
+    else {
+        Py_INCREF(w.cur_hour);
+    }
+    /* This login: in every window, counted by the dicts, kept out of the sets. */
+    PyObject *last = Py_None;  /* borrowed: a device of this login or of history */
+    int truth = PyObject_IsTrue(cur_device);
+    if (truth < 0) {
+        goto fail;
+    }
+    if (truth) {
+        if (count(w.devices, cur_device, 0) < 0) {
+            goto fail;
+        }
+        w.changes = 1;
+        last = cur_device;
+    }
+    if ((truth = PyObject_IsTrue(cur_network)) < 0) {
+        goto fail;
+    }
+    if (truth && count(w.networks, cur_network, 0) < 0) {
+        goto fail;
+    }
+    if (count(w.hours, w.cur_hour, 0) < 0) {
+        goto fail;
+    }
+    w.carrier_open = PyTuple_GET_ITEM(current, F_CARRIER) != Py_None;
+    w.type_open = PyTuple_GET_ITEM(current, F_NETWORK_TYPE) != Py_None;
+    if ((truth = PyObject_IsTrue(PyTuple_GET_ITEM(current, F_RELAY))) < 0) {
+        goto fail;
+    }
+    w.relays = truth;
+    if (!w.relays) {
+        if ((truth = PyObject_IsTrue(PyTuple_GET_ITEM(current, F_ANONYMOUS))) < 0) {
+            goto fail;
+        }
+        w.anonymised = truth;
+    }
+
+    double now = PyFloat_AS_DOUBLE(cur_ts);
+    Py_ssize_t next = events - 1;  /* newest to oldest */
+    PyObject *previous = NULL;     /* borrowed from results */
+    for (Py_ssize_t o = 0; o < count_windows; o++) {
+        Py_ssize_t k = order[o];
+        PyObject *window = PyTuple_GET_ITEM(windows, k);
+        double since = now - seconds[k];
+        /* ">=" as in Python: a NaN ts ends the walk there too. */
+        while (next >= 0) {
+            PyObject *event = PyTuple_GET_ITEM(history, next);
+            if (!(PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(event, F_TS)) >= since)) {
+                break;
+            }
+            if (add_login(&w, event, cur_device, &last, tz, &h) < 0
+                || add_flags(&w, event, current) < 0) {
+                goto fail;
+            }
+            next--;
+        }
+        PyObject *found;
+        if (previous != NULL && PyLong_AsLong(PyTuple_GET_ITEM(previous, 1)) == w.sessions) {
+            found = same_as(&h, window, previous);
+        }
+        else {
+            found = snapshot(&h, window, current, share, &w);
+            previous = found;
+        }
+        if (found == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(results, k, found);  /* steals */
+    }
+    goto done;
+fail:
+    Py_CLEAR(results);
+done:
+    PyMem_Free(order);
+    PyMem_Free(seconds);
+    Py_XDECREF(w.cur_hour);
+    Py_XDECREF(w.devices);
+    Py_XDECREF(w.networks);
+    Py_XDECREF(w.hours);
+    Py_XDECREF(w.ips);
+    Py_XDECREF(w.asns);
+    Py_XDECREF(w.provinces);
+    Py_XDECREF(h.shares);
+    Py_XDECREF(h.window_days);
+    Py_XDECREF(h.entropies);
+    Py_XDECREF(h.local_hour);
+    Py_DECREF(history);
+    Py_DECREF(windows);
+    return results;
+}
+
+static PyObject *
+bind(PyObject *self, PyObject *args)
+{
+    PyObject *namespace, *stability, *login_event;
+    if (!PyArg_ParseTuple(args, "O!O!O!:bind", &PyDict_Type, &namespace, &PyType_Type,
+                          &stability, &PyType_Type, &login_event)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)stability, &PyTuple_Type)
+        || !PyType_IsSubtype((PyTypeObject *)login_event, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "Stability and LoginEvent must be tuple types");
+        return NULL;
+    }
+    Py_INCREF(namespace);
+    Py_XSETREF(g_namespace, namespace);
+    Py_INCREF(stability);
+    Py_XSETREF(g_stability, stability);
+    Py_INCREF(login_event);
+    Py_XSETREF(g_login_event, login_event);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"bind", bind, METH_VARARGS,
+     "bind(namespace, Stability, LoginEvent): the stability module's globals and the\n"
+     "record types it reads and makes."},
+    {"stability_windows", stability_windows, METH_VARARGS,
+     "stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share):\n"
+     "python_stability_windows for the common case, or None for the Python function."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "fingerprint._native",
+    "The account stability walk in C (see fingerprint.features.stability).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    static const long night[6] = {23, 0, 1, 2, 3, 4};
+    PyObject *builtins = PyImport_ImportModule("builtins");
+    if (builtins == NULL) {
+        return NULL;
+    }
+    g_round = PyObject_GetAttrString(builtins, "round");
+    Py_DECREF(builtins);
+    if (g_round == NULL) {
+        return NULL;
+    }
+    g_three = PyLong_FromLong(3);
+    g_zero_float = PyFloat_FromDouble(0.0);
+    g_empty_text = PyUnicode_FromString("");
+    g_key_shares = PyUnicode_InternFromString("_SHARES");
+    g_key_window_days = PyUnicode_InternFromString("_WINDOW_DAYS");
+    g_key_entropies = PyUnicode_InternFromString("_ENTROPIES");
+    g_key_local_hour = PyUnicode_InternFromString("_local_hour");
+    for (int i = 0; i < 6; i++) {
+        g_night[i] = PyLong_FromLong(night[i]);
+        if (g_night[i] == NULL) {
+            return NULL;
+        }
+    }
+    if (!g_three || !g_zero_float || !g_empty_text || !g_key_shares || !g_key_window_days
+        || !g_key_entropies || !g_key_local_hour) {
+        return NULL;
+    }
+    PyObject *made = PyModule_Create(&module);
+    if (made != NULL
+        && PyModule_AddStringConstant(made, "SOURCE_DIGEST", FINGERPRINT_NATIVE_SOURCE) < 0) {
+        Py_CLEAR(made);
+    }
+    return made;
+}

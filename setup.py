@@ -1,0 +1,28 @@
+"""The one C extension, optional: the package's metadata is in pyproject.toml.
+
+``fingerprint._native`` is the account stability walk in C (issue 20). Where no C
+compiler is found the build goes on without it and the same walk runs in Python
+(``fingerprint.features.stability.python_stability_windows``), with the same results.
+The module carries the SHA-256 of the source it was built from: a checkout whose
+``_native.c`` changed since (an editable install not rebuilt) uses the Python walk,
+with a warning, rather than a walk built from other code.
+"""
+
+import hashlib
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+SOURCE = "fingerprint/_native.c"
+DIGEST = hashlib.sha256((Path(__file__).parent / SOURCE).read_bytes()).hexdigest()
+
+setup(
+    ext_modules=[
+        Extension(
+            "fingerprint._native",
+            sources=[SOURCE],
+            define_macros=[("FINGERPRINT_NATIVE_SOURCE", f'"{DIGEST}"')],
+            optional=True,  # no compiler: a pure-Python install, same results
+        )
+    ]
+)
