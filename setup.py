@@ -1,8 +1,8 @@
 """The one C extension, optional: the package's metadata is in pyproject.toml.
 
-``fingerprint._native`` is the account stability walk in C (issue 20). Where no C
-compiler is found the build goes on without it and the same walk runs in Python
-(``fingerprint.features.stability.python_stability_windows``), with the same results.
+``fingerprint._native`` holds history's window decoding and the account stability
+walk in C (issue 20; see ``fingerprint/native.py``). Where no C compiler is found the
+build goes on without it and the same code runs in Python, with the same results.
 The module carries the SHA-256 of the source it was built from: a checkout whose
 ``_native.c`` changed since (an editable install not rebuilt) uses the Python walk,
 with a warning, rather than a walk built from other code.

@@ -1,4 +1,8 @@
-/* fingerprint._native: the account stability walk in C (issue 20).
+/* fingerprint._native: two hot loops of a login's check in C (issue 20).
+ *
+ * unpack_window() is fingerprint.history._unpack: an account's packed logins decoded
+ * into LoginEvents, the same values of the same types (addresses written as
+ * socket.inet_ntoa writes them).
  *
  * stability_windows() is fingerprint.features.stability.python_stability_windows
  * written against the CPython API: the same walk over the same Python objects (the
@@ -15,6 +19,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 
 /* LoginEvent's fields (fingerprint.history.LoginEvent), by position. */
 enum {
@@ -571,7 +576,7 @@ static PyObject *
 stability_windows(PyObject *self, PyObject *args)
 {
     PyObject *history_in, *current, *windows_in, *tz, *share_in;
-    if (g_namespace == NULL) {
+    if (g_namespace == NULL || g_login_event == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
         return NULL;
     }
@@ -756,31 +761,217 @@ done:
 }
 
 static PyObject *
-bind(PyObject *self, PyObject *args)
+bind_event(PyObject *self, PyObject *args)
 {
-    PyObject *namespace, *stability, *login_event;
-    if (!PyArg_ParseTuple(args, "O!O!O!:bind", &PyDict_Type, &namespace, &PyType_Type,
-                          &stability, &PyType_Type, &login_event)) {
+    PyObject *login_event;
+    if (!PyArg_ParseTuple(args, "O!:bind_event", &PyType_Type, &login_event)) {
         return NULL;
     }
-    if (!PyType_IsSubtype((PyTypeObject *)stability, &PyTuple_Type)
-        || !PyType_IsSubtype((PyTypeObject *)login_event, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "Stability and LoginEvent must be tuple types");
+    if (!PyType_IsSubtype((PyTypeObject *)login_event, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "LoginEvent must be a tuple type");
+        return NULL;
+    }
+    Py_INCREF(login_event);
+    Py_XSETREF(g_login_event, login_event);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+bind_stability(PyObject *self, PyObject *args)
+{
+    PyObject *namespace, *stability;
+    if (!PyArg_ParseTuple(args, "O!O!:bind_stability", &PyDict_Type, &namespace, &PyType_Type,
+                          &stability)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)stability, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "Stability must be a tuple type");
         return NULL;
     }
     Py_INCREF(namespace);
     Py_XSETREF(g_namespace, namespace);
     Py_INCREF(stability);
     Py_XSETREF(g_stability, stability);
-    Py_INCREF(login_event);
-    Py_XSETREF(g_login_event, login_event);
     Py_RETURN_NONE;
 }
 
+/* history.py's packed record: "<dq4sHHHHHHHbB" (ts, session digest, the IPv4
+ * address's bytes, the symbols of device, IP, network, place, ASN, carrier and
+ * network type, the hour, the flags), 36 bytes, little-endian. */
+#define RECORD_SIZE 36
+enum { PACKED_ANONYMOUS = 1, PACKED_V4 = 2, DERIVED_NETWORK = 4, PACKED_RELAY = 8 };
+
+static unsigned
+le_u16(const unsigned char *at)
+{
+    return (unsigned)at[0] | (unsigned)at[1] << 8;
+}
+
+static unsigned long long
+le_u64(const unsigned char *at)
+{
+    unsigned long long value = 0;
+    for (int i = 7; i >= 0; i--) {
+        value = value << 8 | at[i];
+    }
+    return value;
+}
+
+/* symbols[index], a new reference (IndexError past the table, as Python's). */
+static PyObject *
+symbol(PyObject *symbols, unsigned index)
+{
+    if ((Py_ssize_t)index >= PyTuple_GET_SIZE(symbols)) {
+        PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        return NULL;
+    }
+    PyObject *value = PyTuple_GET_ITEM(symbols, index);
+    Py_INCREF(value);
+    return value;
+}
+
+/* One packed login as a LoginEvent (see _unpack). */
+static PyObject *
+unpack_one(const unsigned char *r, PyObject *account, PyObject *symbols)
+{
+    unsigned long long bits = le_u64(r);
+    double ts;
+    memcpy(&ts, &bits, sizeof ts);
+    long long digest = (long long)le_u64(r + 8);
+    const unsigned char *v4 = r + 16;
+    unsigned device = le_u16(r + 20), ip = le_u16(r + 22), network = le_u16(r + 24);
+    unsigned place = le_u16(r + 26), asn = le_u16(r + 28), carrier = le_u16(r + 30);
+    unsigned kind = le_u16(r + 32);
+    int hour = (signed char)r[34];
+    unsigned flags = r[35];
+    PyObject *f[EVENT_FIELDS] = {NULL};
+    PyObject *made = NULL;
+    char text[32];
+
+    PyObject *found = symbol(symbols, place);  /* symbols[place] or (None,) * 4 */
+    if (found == NULL) {
+        return NULL;
+    }
+    int truth = PyObject_IsTrue(found);
+    if (truth < 0) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    if (truth && !(PyTuple_Check(found) && PyTuple_GET_SIZE(found) == 4)) {
+        Py_DECREF(found);
+        PyErr_SetString(PyExc_ValueError, "a place is four values");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        PyObject *value = truth ? PyTuple_GET_ITEM(found, i) : Py_None;
+        Py_INCREF(value);
+        f[5 + i] = value;  /* province, latitude, longitude, accuracy_km */
+    }
+    Py_DECREF(found);
+
+    f[0] = PyFloat_FromDouble(ts);
+    f[1] = PyLong_FromLongLong(digest);
+    Py_INCREF(account);
+    f[2] = account;
+    f[3] = symbol(symbols, device);
+    if (flags & PACKED_V4) {
+        int n = snprintf(text, sizeof text, "%u.%u.%u.%u", v4[0], v4[1], v4[2], v4[3]);
+        f[4] = PyUnicode_FromStringAndSize(text, n);
+    }
+    else {
+        PyObject *value = symbol(symbols, ip);  /* symbols[ip] or "" */
+        if (value != NULL && (truth = PyObject_IsTrue(value)) <= 0) {
+            Py_DECREF(value);
+            value = truth < 0 ? NULL : PyUnicode_FromStringAndSize("", 0);
+        }
+        f[4] = value;
+    }
+    f[9] = PyBool_FromLong((flags & PACKED_ANONYMOUS) == 1);
+    if (flags & DERIVED_NETWORK) {
+        int n = snprintf(text, sizeof text, "%u.%u.%u.0/24", v4[0], v4[1], v4[2]);
+        f[10] = PyUnicode_FromStringAndSize(text, n);
+    }
+    else {
+        f[10] = symbol(symbols, network);
+    }
+    f[11] = symbol(symbols, asn);
+    f[12] = symbol(symbols, kind);
+    f[13] = symbol(symbols, carrier);
+    if (hour < 0) {
+        Py_INCREF(Py_None);
+        f[14] = Py_None;
+    }
+    else {
+        f[14] = PyLong_FromLong(hour);
+    }
+    f[15] = PyBool_FromLong((flags & PACKED_RELAY) != 0);
+
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        if (f[i] == NULL) {
+            goto done;
+        }
+    }
+    /* Allocated as tuple.__new__(LoginEvent, fields) allocates it, then filled. */
+    made = ((PyTypeObject *)g_login_event)->tp_alloc((PyTypeObject *)g_login_event, EVENT_FIELDS);
+    if (made == NULL) {
+        goto done;
+    }
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        PyTuple_SET_ITEM(made, i, f[i]);  /* steals */
+        f[i] = NULL;
+    }
+done:
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        Py_XDECREF(f[i]);
+    }
+    return made;
+}
+
+static PyObject *
+unpack_window(PyObject *self, PyObject *args)
+{
+    PyObject *account, *symbols;
+    Py_buffer records;
+    Py_ssize_t start, stop;
+    if (g_login_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "Oy*O!nn:unpack_window", &account, &records, &PyTuple_Type,
+                          &symbols, &start, &stop)) {
+        return NULL;
+    }
+    PyObject *logins = NULL;
+    if (start < 0 || stop < start || stop > records.len / RECORD_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "logins outside the window");
+        goto done;
+    }
+    logins = PyTuple_New(stop - start);
+    if (logins == NULL) {
+        goto done;
+    }
+    const unsigned char *at = (const unsigned char *)records.buf;
+    for (Py_ssize_t i = start; i < stop; i++) {
+        PyObject *login = unpack_one(at + i * RECORD_SIZE, account, symbols);
+        if (login == NULL) {
+            Py_CLEAR(logins);
+            goto done;
+        }
+        PyTuple_SET_ITEM(logins, i - start, login);
+    }
+done:
+    PyBuffer_Release(&records);
+    return logins;
+}
+
 static PyMethodDef methods[] = {
-    {"bind", bind, METH_VARARGS,
-     "bind(namespace, Stability, LoginEvent): the stability module's globals and the\n"
-     "record types it reads and makes."},
+    {"bind_event", bind_event, METH_VARARGS,
+     "bind_event(LoginEvent): the record history's logins are."},
+    {"bind_stability", bind_stability, METH_VARARGS,
+     "bind_stability(namespace, Stability): the stability module's globals and record."},
+    {"unpack_window", unpack_window, METH_VARARGS,
+     "unpack_window(account_id, records, symbols, start, stop): a packed window's logins\n"
+     "start..stop as a tuple of LoginEvents (fingerprint.history._unpack)."},
     {"stability_windows", stability_windows, METH_VARARGS,
      "stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share):\n"
      "python_stability_windows for the common case, or None for the Python function."},
@@ -789,7 +980,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "fingerprint._native",
-    "The account stability walk in C (see fingerprint.features.stability).", -1, methods,
+    "History's window decoding and the stability walk in C (see fingerprint.native).", -1,
+    methods,
 };
 
 PyMODINIT_FUNC

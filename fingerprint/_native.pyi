@@ -1,4 +1,5 @@
-"""Types of the C extension built from ``fingerprint/_native.c`` (optional)."""
+"""Types of the C extension built from ``fingerprint/_native.c`` (optional; see
+:mod:`fingerprint.native`)."""
 
 from collections.abc import Sequence
 from datetime import tzinfo
@@ -6,12 +7,11 @@ from typing import Any
 
 SOURCE_DIGEST: str
 
-def bind(
-    namespace: dict[str, Any],
-    stability: type[tuple[Any, ...]],
-    login_event: type[tuple[Any, ...]],
-    /,
-) -> None: ...
+def bind_event(login_event: type[tuple[Any, ...]], /) -> None: ...
+def bind_stability(namespace: dict[str, Any], stability: type[tuple[Any, ...]], /) -> None: ...
+def unpack_window(
+    account_id: str, records: bytes, symbols: tuple[Any, ...], start: int, stop: int, /
+) -> tuple[Any, ...]: ...
 def stability_windows(
     history: Sequence[Any],
     current: tuple[Any, ...],

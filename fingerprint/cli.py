@@ -20,9 +20,9 @@ from fingerprint.config import IDENTITY_SECRET_ENV as IDENTITY_SECRET_ENV
 from fingerprint.config import CheckerConfig, read_identity_secret
 from fingerprint.errors import ConfigError, FingerprintError, RulesError
 from fingerprint.explain import explain
-from fingerprint.features.stability import native_walk
 from fingerprint.htmlreport import render_html
 from fingerprint.inputs import expand_inputs, input_size
+from fingerprint.native import NATIVE
 from fingerprint.options import (
     CLI,
     WHOIS_OPTIONS,
@@ -100,10 +100,11 @@ def _ended_by(ended: KeyboardInterrupt | FingerprintError | BrokenPipeError) -> 
 
 
 def _version() -> str:
-    """The version, and which stability walk answers (C when the package was built
-    with a compiler; ``FINGERPRINT_NATIVE=0`` turns it off)."""
-    walk = "C" if native_walk() else "Python"
-    return f"fingerprint {__version__} (stability walk in {walk})"
+    """The version, and whether history's decoding and the stability walk run in C
+    (:mod:`fingerprint.native`: built with a compiler; ``FINGERPRINT_NATIVE=0``
+    turns it off) or in Python."""
+    loops = "C" if NATIVE is not None else "Python"
+    return f"fingerprint {__version__} (history and stability loops in {loops})"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 
 from fingerprint._session_values import dotted_quad
+from fingerprint.native import NATIVE
 
 
 class LoginEvent(NamedTuple):
@@ -203,6 +204,20 @@ class _Window(NamedTuple):
 
 # Built as a tuple, not through the named tuple's Python-level __new__ (once a login).
 _new_window = tuple.__new__
+
+if NATIVE is not None:
+    NATIVE.bind_event(LoginEvent)
+
+
+def _decode(account_id: str, window: _Window, start: int, stop: int) -> tuple[LoginEvent, ...]:
+    """The window's logins ``start`` to ``stop``: :func:`_unpack`'s, decoded in C
+    where the extension is built (:mod:`fingerprint.native`)."""
+    if NATIVE is not None:
+        logins: tuple[LoginEvent, ...] = NATIVE.unpack_window(
+            account_id, window.records, window.symbols, start, stop
+        )
+        return logins
+    return tuple(_unpack(account_id, window, start, stop))
 
 
 def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
@@ -432,12 +447,12 @@ class MemoryHistoryStore:
         elif self._decoded.wants(window):
             # Decoded outside the lock (a window is immutable once built), then kept
             # if the account's window is still the one decoded.
-            logins = tuple(_unpack(account, window, 0, window.logins()))
+            logins = _decode(account, window, 0, window.logins())
             before = logins[start:position]
             with self._lock:
                 self._decoded.keep(account, logins, kept, self._accounts.get(account))
         else:
-            before = tuple(_unpack(account, window, start, position))
+            before = _decode(account, window, start, position)
         return HistoryView(
             account_events=before,
             device_accounts=device,
@@ -673,7 +688,7 @@ class _Decoded:
         self.logins -= len(entry)
         if len(entry) + 1 != read.logins():  # a guard: each change is made to both
             return None
-        inserted = (next(_unpack(account, read, position, position + 1)),)
+        inserted = _decode(account, read, position, position + 1)
         if position == len(entry):  # in time order: one copy of the entry, in C
             logins = entry + inserted
         else:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fingerprint.cli import main
-from fingerprint.features.stability import native_walk
+from fingerprint.native import NATIVE
 from tests.conftest import make_session
 
 GOOD = [make_session(session_id=f"g{n}", ts=1_795_133_730 + n * 60) for n in range(3)]
@@ -236,8 +236,8 @@ def test_version_and_console_script() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("fingerprint ")
-    walk = "C" if native_walk() else "Python"
-    assert result.stdout.rstrip().endswith(f"(stability walk in {walk})")
+    loops = "C" if NATIVE is not None else "Python"
+    assert result.stdout.rstrip().endswith(f"(history and stability loops in {loops})")
 
 
 def test_rules_commands(capsys) -> None:  # type: ignore[no-untyped-def]

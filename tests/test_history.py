@@ -18,11 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fingerprint import history
 from fingerprint.history import (
     LoginEvent,
     MemoryHistoryStore,
     Windows,
+    _pack,
     _unpack,
+    _Window,
     session_digest,
 )
 
@@ -93,6 +96,17 @@ events_strategy = st.fixed_dictionaries(
 ).map(_event)
 
 
+# The store decodes its windows in C where fingerprint._native is built; the store
+# tests run it both ways (None: the Python decoder, as without a compiler).
+DECODERS = [None, *([history.NATIVE] if history.NATIVE is not None else [])]
+
+
+@pytest.fixture(params=DECODERS, ids=lambda native: "python" if native is None else "c")
+def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "NATIVE", request.param)
+
+
+@pytest.mark.usefixtures("decoder")
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(events_strategy, max_size=120),
@@ -272,3 +286,45 @@ def test_session_digest_is_stable_and_takes_any_text() -> None:
     assert session_digest("s-1") == session_digest("s-1") != session_digest("s-2")
     assert isinstance(session_digest("\ud800 lone surrogate"), int)
     assert -(2**63) <= session_digest("x") < 2**63
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(events_strategy, max_size=60), st.data())
+def test_the_c_decoder_reads_what_the_python_decoder_reads(
+    events: list[LoginEvent], data: st.DataObject
+) -> None:
+    """Any span of a packed window: the same LoginEvents, value for value and type for
+    type (addresses as inet_ntoa writes them, -0.0 as -0.0, the hour None or an int)."""
+    native = history.NATIVE
+    assert native is not None
+    symbols: list[Any] = [None]
+    window = _Window(b"".join(_pack(event, symbols) for event in events), tuple(symbols))
+    start = data.draw(st.integers(0, len(events)))
+    stop = data.draw(st.integers(start, len(events)))
+    want = tuple(_unpack("acct", window, start, stop))
+    got = native.unpack_window("acct", window.records, window.symbols, start, stop)
+    assert got == want
+    assert [repr(login) for login in got] == [repr(login) for login in want]
+    assert all(type(login) is LoginEvent for login in got)
+    assert all(
+        type(a) is type(b)
+        for login, wanted in zip(got, want, strict=True)
+        for a, b in zip(login, wanted, strict=True)
+    )
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+def test_the_c_decoder_refuses_what_is_not_a_window() -> None:
+    native = history.NATIVE
+    assert native is not None
+    symbols: list[Any] = [None]
+    event = LoginEvent(T0, 1, "a", "d1", "1.2.3.4", None, None, None, None, False)
+    records = _pack(event, symbols)
+    with pytest.raises(ValueError, match="outside"):
+        native.unpack_window("a", records, tuple(symbols), 0, 2)
+    with pytest.raises(ValueError, match="outside"):
+        native.unpack_window("a", records, tuple(symbols), 1, 0)
+    with pytest.raises(IndexError):  # a symbol past its table: corrupt, never guessed
+        native.unpack_window("a", records, (None,), 0, 1)
+    assert native.unpack_window("a", records, tuple(symbols), 1, 1) == ()

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fingerprint import native
 from fingerprint.features import stability
 from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.history import LoginEvent
@@ -338,9 +339,11 @@ def test_the_c_walk_raises_what_the_python_walk_raises() -> None:
     for walk in (stability.python_stability_windows, _native_only):
         with pytest.raises(TypeError, match="unhashable"):
             walk(history, event(NOW), (7 * DAY,), SHANGHAI, 0.05)
-    # A tuple that is no Stability record: refused when bound, not misread later.
+    # A type that is no tuple: refused when bound, not misread later.
     with pytest.raises(TypeError):
-        _native.bind({}, int, LoginEvent)  # type: ignore[arg-type]
+        _native.bind_stability({}, int)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _native.bind_event(int)  # type: ignore[arg-type]
 
 
 def test_fingerprint_native_0_turns_the_c_walk_off() -> None:
@@ -353,17 +356,17 @@ def test_fingerprint_native_0_turns_the_c_walk_off() -> None:
 
 
 @pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
-def test_a_walk_built_from_other_source_is_not_used() -> None:
+def test_an_extension_built_from_other_source_is_not_used() -> None:
     """An editable install whose _native.c changed since it was built (a pull, an
-    edit) runs the Python walk and says so, rather than a walk of other code."""
+    edit) runs the Python code and says so, rather than C built from other code."""
     assert _native is not None
-    assert stability.native_source_matches(_native.SOURCE_DIGEST)
-    assert not stability.native_source_matches("0" * 64)
+    assert native.native_source_matches(_native.SOURCE_DIGEST)
+    assert not native.native_source_matches("0" * 64)
     built = _native.SOURCE_DIGEST
     try:
         _native.SOURCE_DIGEST = "0" * 64
         with pytest.warns(RuntimeWarning, match="built from another"):
-            assert stability._bind_native() is None
+            assert native._load() is None
     finally:
         _native.SOURCE_DIGEST = built
-        stability._bind_native()  # bound to this module again
+    assert native._load() is _native

@@ -37,18 +37,15 @@ Names and units (``features["stability_7d"]`` and ``features["stability_30d"]``)
 
 from __future__ import annotations
 
-import hashlib
-import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from math import log2
-from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from fingerprint.history import LoginEvent
 from fingerprint.memo import BoundedMemo
+from fingerprint.native import NATIVE
 
 NIGHT_HOURS = frozenset({23, 0, 1, 2, 3, 4})
 DAY = 86_400.0
@@ -416,37 +413,15 @@ _ENTROPIES: BoundedMemo[tuple[int, ...], float] = BoundedMemo(
 
 
 def _bind_native() -> Callable[..., list[Any] | None] | None:
-    """The C walk (:mod:`fingerprint._native`), bound to this module's memos and
-    records, or None: not built (no C compiler at install) or turned off with
-    ``FINGERPRINT_NATIVE=0``. It answers only LoginEvents with float times, windows of
-    floats or whole ints and a float share, and None for the rest (then Python does)."""
-    if os.environ.get("FINGERPRINT_NATIVE", "").strip() == "0":
+    """The C walk (:mod:`fingerprint.native`), bound to this module's memos and
+    record, or None (not built, turned off, or built from other source). It answers
+    only LoginEvents with float times, windows of floats or whole ints and a float
+    share, and None for the rest (then Python does)."""
+    if NATIVE is None:
         return None
-    try:
-        from fingerprint import _native
-    except ImportError:
-        return None
-    if not native_source_matches(getattr(_native, "SOURCE_DIGEST", "")):
-        warnings.warn(
-            "fingerprint._native was built from another fingerprint/_native.c than the"
-            " checkout's (reinstall to rebuild it): the stability walk runs in Python",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    _native.bind(globals(), Stability, LoginEvent)
-    return _native.stability_windows
-
-
-def native_source_matches(digest: str) -> bool:
-    """Whether the C walk was built from the ``_native.c`` beside this package: a
-    checkout's (an editable install) changes under it until the next install builds
-    it again. A wheel carries the source it was built from, or none (then its module
-    is taken as built with it)."""
-    source = Path(__file__).resolve().parent.parent / "_native.c"
-    if not source.is_file():
-        return True
-    return hashlib.sha256(source.read_bytes()).hexdigest() == digest
+    NATIVE.bind_stability(globals(), Stability)
+    walk: Callable[..., list[Any] | None] = NATIVE.stability_windows
+    return walk
 
 
 _native_windows = _bind_native()
