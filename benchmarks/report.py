@@ -85,7 +85,16 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "os": platform.platform(),
+        "native_loops": native_loops(),
     }
+
+
+def native_loops() -> str:
+    """Where history's decoding and the stability walk run in this install: "C" (the
+    extension built and current) or "Python" (``fingerprint.native``)."""
+    from fingerprint.native import NATIVE
+
+    return "C" if NATIVE is not None else "Python"
 
 
 # --- persistence -----------------------------------------------------------------------
@@ -265,7 +274,8 @@ def render(document: dict[str, Any]) -> str:
     lines = [
         f"Run {document.get('updated', '?')}, commit {document.get('commit', '?')}; "
         f"{m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB RAM, "
-        f"Python {m['python']} ({m['os']})",
+        f"Python {m['python']} ({m['os']})"
+        + (f"; history and stability loops in {m['native_loops']}" if "native_loops" in m else ""),
         "",
         "| what | measured | target | met |",
         "|---|---:|---:|---|",
