@@ -4,8 +4,8 @@
 walk in C (issue 20; see ``fingerprint/native.py``). Where no C compiler is found the
 build goes on without it and the same code runs in Python, with the same results.
 The module carries the SHA-256 of the source it was built from: a checkout whose
-``_native.c`` changed since (an editable install not rebuilt) uses the Python walk,
-with a warning, rather than a walk built from other code.
+``_native.c`` changed since (an editable install not rebuilt) runs the Python code,
+with a warning, rather than C built from other code.
 """
 
 import hashlib

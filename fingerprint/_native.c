@@ -56,14 +56,16 @@ typedef struct {
     int blank_device, carrier_open, carrier_known, type_open, type_known;
 } Walk;
 
-/* Python's ``a == b`` (no identity shortcut, as the operator has none). */
+/* Python's ``a == b`` (op Py_EQ) or ``a != b`` (Py_NE): no identity shortcut, as the
+ * operators have none; two str compared by value at once. */
 static int
-equal(PyObject *a, PyObject *b)
+compare(PyObject *a, PyObject *b, int op)
 {
     if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) {
-        return a == b || PyUnicode_Compare(a, b) == 0;
+        int same = a == b || PyUnicode_Compare(a, b) == 0;
+        return op == Py_EQ ? same : !same;
     }
-    PyObject *result = PyObject_RichCompare(a, b, Py_EQ);
+    PyObject *result = PyObject_RichCompare(a, b, op);
     if (result == NULL) {
         return -1;
     }
@@ -72,20 +74,10 @@ equal(PyObject *a, PyObject *b)
     return truth;
 }
 
-/* Python's ``a != b``. */
 static int
-not_equal(PyObject *a, PyObject *b)
+equal(PyObject *a, PyObject *b)
 {
-    if (PyUnicode_CheckExact(a) && PyUnicode_CheckExact(b)) {
-        return !(a == b || PyUnicode_Compare(a, b) == 0);
-    }
-    PyObject *result = PyObject_RichCompare(a, b, Py_NE);
-    if (result == NULL) {
-        return -1;
-    }
-    int truth = PyObject_IsTrue(result);
-    Py_DECREF(result);
-    return truth;
+    return compare(a, b, Py_EQ);
 }
 
 /* counts[key] = counts.get(key, 0) + 1, or, ``to_end``, counts.pop(key, 0) + 1
@@ -422,7 +414,7 @@ add_login(Walk *w, PyObject *event, PyObject *cur_device, PyObject **last, PyObj
         if (count(w->devices, device, 0) < 0) {
             return -1;
         }
-        int changed = not_equal(device, *last);
+        int changed = compare(device, *last, Py_NE);
         if (changed < 0) {
             return -1;
         }
@@ -470,37 +462,39 @@ add_login(Walk *w, PyObject *event, PyObject *cur_device, PyObject **last, PyObj
     return 0;
 }
 
+/* One earlier login's value against this login's (a carrier, a network type): the
+ * walk stops looking (``open``) at the first match, and notes any other non-null
+ * value (``known``), as _new_from reads them. */
+static int
+seen_before(PyObject *value, PyObject *wanted, int *open, int *known)
+{
+    if (!*open) {
+        return 0;
+    }
+    int same = equal(value, wanted);
+    if (same < 0) {
+        return -1;
+    }
+    if (same) {
+        *open = 0;
+    }
+    else if (value != Py_None) {
+        *known = 1;
+    }
+    return 0;
+}
+
 /* The carrier's and network type's "seen before" flags, for one earlier login. */
 static int
 add_flags(Walk *w, PyObject *event, PyObject *current)
 {
-    if (w->carrier_open) {
-        PyObject *carrier = PyTuple_GET_ITEM(event, F_CARRIER);
-        int same = equal(carrier, PyTuple_GET_ITEM(current, F_CARRIER));
-        if (same < 0) {
-            return -1;
-        }
-        if (same) {
-            w->carrier_open = 0;
-        }
-        else if (carrier != Py_None) {
-            w->carrier_known = 1;
-        }
+    if (seen_before(PyTuple_GET_ITEM(event, F_CARRIER), PyTuple_GET_ITEM(current, F_CARRIER),
+                    &w->carrier_open, &w->carrier_known) < 0) {
+        return -1;
     }
-    if (w->type_open) {
-        PyObject *kind = PyTuple_GET_ITEM(event, F_NETWORK_TYPE);
-        int same = equal(kind, PyTuple_GET_ITEM(current, F_NETWORK_TYPE));
-        if (same < 0) {
-            return -1;
-        }
-        if (same) {
-            w->type_open = 0;
-        }
-        else if (kind != Py_None) {
-            w->type_known = 1;
-        }
-    }
-    return 0;
+    return seen_before(PyTuple_GET_ITEM(event, F_NETWORK_TYPE),
+                       PyTuple_GET_ITEM(current, F_NETWORK_TYPE), &w->type_open,
+                       &w->type_known);
 }
 
 /* A window's length as the Python walk reads it: a float that is no NaN, or an int
@@ -760,19 +754,27 @@ done:
     return results;
 }
 
+/* Keep ``type`` in ``*slot`` if it is a tuple type (records are named tuples). */
+static int
+keep_tuple_type(PyObject *type, PyObject **slot, const char *what)
+{
+    if (!PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple type", what);
+        return -1;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(*slot, type);
+    return 0;
+}
+
 static PyObject *
 bind_event(PyObject *self, PyObject *args)
 {
     PyObject *login_event;
-    if (!PyArg_ParseTuple(args, "O!:bind_event", &PyType_Type, &login_event)) {
+    if (!PyArg_ParseTuple(args, "O!:bind_event", &PyType_Type, &login_event)
+        || keep_tuple_type(login_event, &g_login_event, "LoginEvent") < 0) {
         return NULL;
     }
-    if (!PyType_IsSubtype((PyTypeObject *)login_event, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "LoginEvent must be a tuple type");
-        return NULL;
-    }
-    Py_INCREF(login_event);
-    Py_XSETREF(g_login_event, login_event);
     Py_RETURN_NONE;
 }
 
@@ -781,17 +783,12 @@ bind_stability(PyObject *self, PyObject *args)
 {
     PyObject *namespace, *stability;
     if (!PyArg_ParseTuple(args, "O!O!:bind_stability", &PyDict_Type, &namespace, &PyType_Type,
-                          &stability)) {
-        return NULL;
-    }
-    if (!PyType_IsSubtype((PyTypeObject *)stability, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "Stability must be a tuple type");
+                          &stability)
+        || keep_tuple_type(stability, &g_stability, "Stability") < 0) {
         return NULL;
     }
     Py_INCREF(namespace);
     Py_XSETREF(g_namespace, namespace);
-    Py_INCREF(stability);
-    Py_XSETREF(g_stability, stability);
     Py_RETURN_NONE;
 }
 

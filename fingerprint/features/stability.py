@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from functools import partial
 from math import log2
 from typing import Any, NamedTuple, cast
 
@@ -146,31 +147,17 @@ def account_stability_windows(
     windows_seconds: Sequence[float],
     local_tz: tzinfo,
     unusual_hour_share: float = 0.05,
+    *,
+    native: bool = True,
 ) -> list[Stability]:
     """Stability of the account over each window ending at the current login, in one
-    pass over the history (oldest first, as stores return it): one result per window,
-    in the order given.
+    pass over the history (oldest first, as stores return it).
 
-    :func:`python_stability_windows` is the walk. The same walk in C
-    (``fingerprint/_native.c``, built when the package is installed with a C compiler)
-    answers the calls it takes, every call a history store makes, in about a third of
-    the time; ``FINGERPRINT_NATIVE=0`` in the environment turns it off.
-    """
-    if _native_windows is not None:
-        found = _native_windows(history, current, windows_seconds, local_tz, unusual_hour_share)
-        if found is not None:
-            return cast("list[Stability]", found)
-    return python_stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share)
-
-
-def python_stability_windows(
-    history: Sequence[LoginEvent],
-    current: LoginEvent,
-    windows_seconds: Sequence[float],
-    local_tz: tzinfo,
-    unusual_hour_share: float = 0.05,
-) -> list[Stability]:
-    """:func:`account_stability_windows` in Python: what the C walk computes too.
+    The same walk in C (``fingerprint/_native.c``, built when the package is installed
+    with a C compiler: :mod:`fingerprint.native`) answers the calls it takes, every
+    call a history store makes, in about a third of the time. ``native=False``, or
+    ``FINGERPRINT_NATIVE=0`` in the environment, walks in Python alone: the code
+    below, which the C walk is held to (:func:`python_stability_windows`).
 
     One result per window, in the order given. The history is walked newest to
     oldest, accumulating counters; the features of a window are taken when the walk
@@ -180,6 +167,10 @@ def python_stability_windows(
     them backwards gives the oldest-first order a plain count sums in (the reference
     in tests/stability_reference.py, which the property tests compare with).
     """
+    if native and _native_windows is not None:
+        found = _native_windows(history, current, windows_seconds, local_tz, unusual_hour_share)
+        if found is not None:
+            return cast("list[Stability]", found)
     count = len(windows_seconds)
     if not count:
         return []
@@ -425,6 +416,9 @@ def _bind_native() -> Callable[..., list[Any] | None] | None:
 
 
 _native_windows = _bind_native()
+
+# The walk in Python alone: the reference the C walk is held to (tests, benchmarks).
+python_stability_windows = partial(account_stability_windows, native=False)
 
 
 def native_walk() -> bool:
