@@ -522,19 +522,27 @@ def read_session(raw: bytes, naive_tz: tzinfo) -> Session | None:
     return session_from_json(raw, naive_tz=naive_tz)
 
 
+def decode_line(text: Text, naive_tz: tzinfo) -> Line | Reject:
+    """The line with its session decoded straight from its text
+    (:func:`read_session`), or else as the reader decodes it (:func:`decode_text`):
+    its record, validated later, or why it is no JSON object."""
+    session = read_session(text.raw, naive_tz)
+    if session is None:
+        return decode_text(text)
+    return Line(text.file, text.line, session, text.raw)
+
+
 def session_from_text(text: bytes, *, naive_tz: tzinfo) -> Session:
     """One JSON text (a log line, a request's body) as a validated session, as the
-    command line reads a line of a log: decoded straight into the session where
-    :func:`read_session` can, else decoded as the reader decodes it and validated as
-    that record. Raises :class:`InvalidSessionError`: for a text that is no JSON its
+    command line reads a line of a log (:func:`decode_line`, then the record
+    validated). Raises :class:`InvalidSessionError`: for a text that is no JSON its
     reason is the reject's (``not JSON: ...``, ``not UTF-8 (byte N)``), with no field.
     """
-    session = read_session(text, naive_tz)
-    if session is not None:
-        return session
-    decoded = decode_text(Text("", 0, text))
+    decoded = decode_line(Text("", 0, text), naive_tz)
     if isinstance(decoded, Reject):
         raise InvalidSessionError("", decoded.error)
+    if isinstance(decoded.record, Session):
+        return decoded.record
     return parse_session(decoded.record, naive_tz=naive_tz)
 
 

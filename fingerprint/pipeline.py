@@ -42,9 +42,9 @@ from fingerprint.inputs import (
     Line,
     Reject,
     Text,
+    decode_line,
     decode_text,
     read_head,
-    read_session,
 )
 from fingerprint.report import Report
 from fingerprint.session import Session, parse_timestamp
@@ -557,12 +557,8 @@ def _beyond_64_bits(account: Any) -> bool:
     return isinstance(account, int) and not -(2**63) <= account < 2**64
 
 
-def _decoded(text: Text, naive_tz: tzinfo) -> Line | Reject:
-    """The line with its session decoded from its text, or as the reader decodes it."""
-    session = read_session(text.raw, naive_tz)
-    if session is None:
-        return decode_text(text)
-    return Line(text.file, text.line, session, text.raw)
+# The line with its session decoded from its text, or as the reader decodes it.
+_decoded = decode_line
 
 
 def _prepare(checker: Checker, ready: Released[Line | int], peers: Peers | None) -> _ReadyLine:
