@@ -1,8 +1,9 @@
 """The one C extension, optional: the package's metadata is in pyproject.toml.
 
-``fingerprint._native`` holds history's window decoding and the account stability
-walk in C (issue 20; see ``fingerprint/native.py``). Where no C compiler is found the
-build goes on without it and the same code runs in Python, with the same results.
+``fingerprint._native`` holds history's window packing and decoding, the account
+stability walk and the session decoder's look at a record in C (issue 20; see
+``fingerprint/native.py``). Where no C compiler is found the build goes on without
+it and the same code runs in Python, with the same results.
 The module carries the SHA-256 of the source it was built from: a checkout whose
 ``_native.c`` changed since (an editable install not rebuilt) runs the Python code,
 with a warning, rather than C built from other code.

@@ -275,7 +275,7 @@ def render(document: dict[str, Any]) -> str:
         f"Run {document.get('updated', '?')}, commit {document.get('commit', '?')}; "
         f"{m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB RAM, "
         f"Python {m['python']} ({m['os']})"
-        + (f"; history and stability loops in {m['native_loops']}" if "native_loops" in m else ""),
+        + (f"; hot loops in {m['native_loops']}" if "native_loops" in m else ""),
         "",
         "| what | measured | target | met |",
         "|---|---:|---:|---|",

@@ -1,8 +1,14 @@
-/* fingerprint._native: two hot loops of a login's check in C (issue 20).
+/* fingerprint._native: hot loops of a login's check in C (issue 20).
  *
  * unpack_window() is fingerprint.history._unpack: an account's packed logins decoded
  * into LoginEvents, the same values of the same types (addresses written as
- * socket.inet_ntoa writes them).
+ * socket.inet_ntoa writes them). pack_login() is fingerprint.history._python_pack,
+ * its inverse: one login packed, its values added to the window's symbol table in
+ * the same order, for the exact types history is given (else None: Python packs).
+ *
+ * plain_json() is the look fingerprint.session takes at a record before msgspec
+ * converts it: whether it is made only of what a JSON decoder makes. It only ever
+ * saves the Python look (_plain_record, _has_lone_surrogate); False means "look".
  *
  * stability_windows() is fingerprint.features.stability.python_stability_windows
  * written against the CPython API: the same walk over the same Python objects (the
@@ -19,11 +25,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <string.h>
 
 /* LoginEvent's fields (fingerprint.history.LoginEvent), by position. */
 enum {
-    F_TS = 0, F_DEVICE = 3, F_IP = 4, F_PROVINCE = 5, F_ANONYMOUS = 9, F_NETWORK = 10,
+    F_TS = 0, F_DIGEST = 1, F_DEVICE = 3, F_IP = 4, F_PROVINCE = 5, F_ANONYMOUS = 9, F_NETWORK = 10,
     F_ASN = 11, F_NETWORK_TYPE = 12, F_CARRIER = 13, F_HOUR = 14, F_RELAY = 15,
     EVENT_FIELDS = 16
 };
@@ -961,6 +968,305 @@ done:
     return logins;
 }
 
+/* ---- Packing: fingerprint.history._pack ---- */
+
+/* The index of ``value`` in the window's symbol table, appended when new (0 for
+ * None): ``value in symbols`` then ``symbols.index(value)``, in one pass of the same
+ * comparisons (list.__contains__ and list.index compare item == value alike). */
+static Py_ssize_t
+symbol_ref(PyObject *symbols, PyObject *value)
+{
+    if (value == Py_None) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(symbols); i++) {
+        PyObject *item = PyList_GET_ITEM(symbols, i);
+        Py_INCREF(item);
+        int same = PyObject_RichCompareBool(item, value, Py_EQ);
+        Py_DECREF(item);
+        if (same != 0) {
+            return same < 0 ? -1 : i;
+        }
+    }
+    if (PyList_Append(symbols, value) < 0) {
+        return -1;
+    }
+    return PyList_GET_SIZE(symbols) - 1;
+}
+
+/* fingerprint._session_values.dotted_quad: the 4 bytes of an IPv4 address written
+ * as inet_ntoa writes one (four decimal numbers 0-255, no leading zero), else 0. */
+static int
+dotted_quad(PyObject *text, unsigned char out[4])
+{
+    if (!PyUnicode_IS_ASCII(text)) {
+        return 0;
+    }
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
+            if (i >= n || s[i] != '.') {
+                return 0;
+            }
+            i++;
+        }
+        Py_ssize_t start = i;
+        unsigned value = 0;
+        while (i < n && i - start < 3 && s[i] >= '0' && s[i] <= '9') {
+            value = value * 10 + (unsigned)(s[i] - '0');
+            i++;
+        }
+        if (i == start || (i - start > 1 && s[start] == '0') || value > 255) {
+            return 0;
+        }
+        out[part] = (unsigned char)value;
+    }
+    return i == n;
+}
+
+static int
+text_or_none(PyObject *value)
+{
+    return value == Py_None || PyUnicode_CheckExact(value);
+}
+
+/* A value of a place: None, text or a number of the exact built-in types, which no
+ * equals None but None (so a place of four Nones is the only "no place"). */
+static int
+place_value(PyObject *value)
+{
+    return text_or_none(value) || PyFloat_CheckExact(value) || PyLong_CheckExact(value);
+}
+
+static void
+put_le(unsigned char *at, unsigned long long value, int size)
+{
+    for (int i = 0; i < size; i++) {
+        at[i] = (unsigned char)(value >> (8 * i));
+    }
+}
+
+/* The shared copy of a place: ``places.get(found) or share_place(found)``. */
+static PyObject *
+shared_place(PyObject *found, PyObject *places, PyObject *share_place)
+{
+    PyObject *known = PyDict_GetItemWithError(places, found);
+    if (known != NULL) {
+        int truth = PyObject_IsTrue(known);
+        if (truth < 0) {
+            return NULL;
+        }
+        if (truth) {
+            Py_INCREF(known);
+            return known;
+        }
+    }
+    else if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyObject_CallOneArg(share_place, found);
+}
+
+static PyObject *
+pack_login(PyObject *self, PyObject *args)
+{
+    PyObject *event, *symbols, *places, *share_place;
+    if (g_login_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OO!O!O:pack_login", &event, &PyList_Type, &symbols,
+                          &PyDict_Type, &places, &share_place)) {
+        return NULL;
+    }
+    /* The common case only, checked before anything is touched: for the rest (an
+     * int time, a subclass, a bool hour ...) the Python function answers. */
+    if (Py_TYPE(event) != (PyTypeObject *)g_login_event
+        || PyTuple_GET_SIZE(event) != EVENT_FIELDS || !PyList_CheckExact(symbols)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *ts = PyTuple_GET_ITEM(event, F_TS);
+    PyObject *digest = PyTuple_GET_ITEM(event, F_DIGEST);
+    PyObject *ip = PyTuple_GET_ITEM(event, F_IP);
+    PyObject *network = PyTuple_GET_ITEM(event, F_NETWORK);
+    PyObject *hour = PyTuple_GET_ITEM(event, F_HOUR);
+    PyObject *anonymous = PyTuple_GET_ITEM(event, F_ANONYMOUS);
+    PyObject *relay = PyTuple_GET_ITEM(event, F_RELAY);
+    int overflow = 0;
+    long long digest_value = PyLong_CheckExact(digest)
+        ? PyLong_AsLongLongAndOverflow(digest, &overflow) : 0;
+    long hour_value = hour == Py_None ? -1 : PyLong_CheckExact(hour)
+        ? PyLong_AsLongAndOverflow(hour, &overflow) : LONG_MAX;
+    if (!PyFloat_CheckExact(ts) || !PyLong_CheckExact(digest) || overflow
+        || !PyUnicode_CheckExact(ip) || !text_or_none(network) || !PyBool_Check(anonymous)
+        || !PyBool_Check(relay) || hour_value < -128 || hour_value > 127) {
+        Py_RETURN_NONE;
+    }
+    int no_place = 1;
+    for (int i = F_PROVINCE; i < F_PROVINCE + 4; i++) {
+        PyObject *value = PyTuple_GET_ITEM(event, i);
+        if (!place_value(value)) {
+            Py_RETURN_NONE;
+        }
+        no_place &= value == Py_None;
+    }
+
+    PyObject *place = Py_None;  /* strong once found */
+    Py_INCREF(place);
+    if (!no_place) {
+        PyObject *found = PyTuple_GetSlice(event, F_PROVINCE, F_PROVINCE + 4);
+        Py_SETREF(place, found == NULL ? NULL : shared_place(found, places, share_place));
+        Py_XDECREF(found);
+        if (place == NULL) {
+            return NULL;
+        }
+    }
+    unsigned char v4[4] = {0, 0, 0, 0};
+    int packed_v4 = dotted_quad(ip, v4);
+    if (!packed_v4) {
+        memset(v4, 0, sizeof v4);  /* the parse may have stopped part-way */
+    }
+    unsigned flags = (anonymous == Py_True ? PACKED_ANONYMOUS : 0)
+        | (packed_v4 ? PACKED_V4 : 0) | (relay == Py_True ? PACKED_RELAY : 0);
+    if (packed_v4 && network != Py_None) {
+        char text[32];
+        snprintf(text, sizeof text, "%u.%u.%u.0/24", v4[0], v4[1], v4[2]);
+        if (PyUnicode_CompareWithASCIIString(network, text) == 0) {
+            flags |= DERIVED_NETWORK;
+        }
+    }
+    /* The symbols in the order _pack's arguments name them. */
+    Py_ssize_t refs[7];
+    refs[0] = symbol_ref(symbols, PyTuple_GET_ITEM(event, F_DEVICE));
+    refs[1] = refs[0] < 0 ? -1 : packed_v4 ? 0 : symbol_ref(symbols, ip);
+    refs[2] = refs[1] < 0 ? -1 : (flags & DERIVED_NETWORK) ? 0 : symbol_ref(symbols, network);
+    refs[3] = refs[2] < 0 ? -1 : symbol_ref(symbols, place);
+    refs[4] = refs[3] < 0 ? -1 : symbol_ref(symbols, PyTuple_GET_ITEM(event, F_ASN));
+    refs[5] = refs[4] < 0 ? -1 : symbol_ref(symbols, PyTuple_GET_ITEM(event, F_CARRIER));
+    refs[6] = refs[5] < 0 ? -1 : symbol_ref(symbols, PyTuple_GET_ITEM(event, F_NETWORK_TYPE));
+    Py_DECREF(place);
+    if (refs[6] < 0) {
+        return NULL;
+    }
+    for (int i = 0; i < 7; i++) {
+        if (refs[i] > 0xFFFF) {
+            /* Past an unsigned short: the Python function raises struct.error (the
+             * symbols it added stay, as they do there). */
+            Py_RETURN_NONE;
+        }
+    }
+    unsigned char record[RECORD_SIZE];
+    double ts_value = PyFloat_AS_DOUBLE(ts);
+    unsigned long long bits;
+    memcpy(&bits, &ts_value, sizeof bits);
+    put_le(record, bits, 8);
+    put_le(record + 8, (unsigned long long)digest_value, 8);
+    memcpy(record + 16, v4, 4);
+    for (int i = 0; i < 7; i++) {
+        put_le(record + 20 + 2 * i, (unsigned long long)refs[i], 2);
+    }
+    record[34] = (unsigned char)(signed char)hour_value;
+    record[35] = (unsigned char)flags;
+    return PyBytes_FromStringAndSize((const char *)record, RECORD_SIZE);
+}
+
+/* ---- Records as a JSON decoder makes them: fingerprint.session._fast_session ---- */
+
+#define PLAIN_DEPTH 32
+
+/* Whether the text holds a surrogate code point (a lone one: a str holds no pairs),
+ * which UTF-8 cannot encode. */
+static int
+has_surrogate(PyObject *text)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    switch (PyUnicode_KIND(text)) {
+    case PyUnicode_2BYTE_KIND: {
+        const Py_UCS2 *at = PyUnicode_2BYTE_DATA(text);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (at[i] >= 0xD800 && at[i] <= 0xDFFF) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    case PyUnicode_4BYTE_KIND: {
+        const Py_UCS4 *at = PyUnicode_4BYTE_DATA(text);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (at[i] >= 0xD800 && at[i] <= 0xDFFF) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    default:  /* one byte a character: Latin-1, no surrogate */
+        return 0;
+    }
+}
+
+/* An integer MessagePack holds: from -2**63 to 2**64 - 1. */
+static int
+packable_int(PyObject *value)
+{
+    int overflow = 0;
+    PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow <= 0) {
+        return overflow == 0;
+    }
+    PyLong_AsUnsignedLongLong(value);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* Made of exact dicts with text keys, lists, text without a surrogate, integers
+ * MessagePack holds, floats, booleans and None, at most PLAIN_DEPTH deep. */
+static int
+plain_value(PyObject *value, int depth)
+{
+    PyTypeObject *type = Py_TYPE(value);
+    if (type == &PyUnicode_Type) {
+        return !has_surrogate(value);
+    }
+    if (type == &PyLong_Type) {
+        return packable_int(value);
+    }
+    if (type == &PyFloat_Type || type == &PyBool_Type || value == Py_None) {
+        return 1;
+    }
+    if (depth >= PLAIN_DEPTH) {
+        return 0;
+    }
+    if (type == &PyDict_Type) {
+        Py_ssize_t at = 0;
+        PyObject *key, *item;
+        while (PyDict_Next(value, &at, &key, &item)) {
+            if (!PyUnicode_CheckExact(key) || has_surrogate(key) || !plain_value(item, depth + 1)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    if (type == &PyList_Type) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++) {
+            if (!plain_value(PyList_GET_ITEM(value, i), depth + 1)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+plain_json(PyObject *self, PyObject *value)
+{
+    return PyBool_FromLong(PyDict_CheckExact(value) && plain_value(value, 0));
+}
+
 static PyMethodDef methods[] = {
     {"bind_event", bind_event, METH_VARARGS,
      "bind_event(LoginEvent): the record history's logins are."},
@@ -969,6 +1275,13 @@ static PyMethodDef methods[] = {
     {"unpack_window", unpack_window, METH_VARARGS,
      "unpack_window(account_id, records, symbols, start, stop): a packed window's logins\n"
      "start..stop as a tuple of LoginEvents (fingerprint.history._unpack)."},
+    {"plain_json", plain_json, METH_O,
+     "plain_json(record): whether the record is a dict made only of what a JSON decoder\n"
+     "makes (dicts, lists, text without a lone surrogate, 64-bit integers, floats,\n"
+     "booleans, None), which the session decoder need not look at again."},
+    {"pack_login", pack_login, METH_VARARGS,
+     "pack_login(event, symbols, places, share_place): one login's packed record\n"
+     "(fingerprint.history._pack), or None for the Python function."},
     {"stability_windows", stability_windows, METH_VARARGS,
      "stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share):\n"
      "python_stability_windows for the common case, or None for the Python function."},

@@ -1,7 +1,7 @@
 """Types of the C extension built from ``fingerprint/_native.c`` (optional; see
 :mod:`fingerprint.native`)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -12,6 +12,14 @@ def bind_stability(namespace: dict[str, Any], stability: type[tuple[Any, ...]], 
 def unpack_window(
     account_id: str, records: bytes, symbols: tuple[Any, ...], start: int, stop: int, /
 ) -> tuple[Any, ...]: ...
+def plain_json(record: object, /) -> bool: ...
+def pack_login(
+    event: tuple[Any, ...],
+    symbols: list[Any],
+    places: dict[tuple[Any, ...], tuple[Any, ...]],
+    share_place: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+    /,
+) -> bytes | None: ...
 def stability_windows(
     history: Sequence[Any],
     current: tuple[Any, ...],

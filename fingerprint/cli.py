@@ -100,11 +100,12 @@ def _ended_by(ended: KeyboardInterrupt | FingerprintError | BrokenPipeError) -> 
 
 
 def _version() -> str:
-    """The version, and whether history's decoding and the stability walk run in C
+    """The version, and whether the hot loops (history's packing and decoding, the
+    stability walk, the session decoder's look at a record) run in C
     (:mod:`fingerprint.native`: built with a compiler; ``FINGERPRINT_NATIVE=0``
     turns it off) or in Python."""
     loops = "C" if NATIVE is not None else "Python"
-    return f"fingerprint {__version__} (history and stability loops in {loops})"
+    return f"fingerprint {__version__} (hot loops in {loops})"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -221,6 +221,17 @@ def _decode(account_id: str, window: _Window, start: int, stop: int) -> tuple[Lo
 
 
 def _pack(event: LoginEvent, symbols: list[Any]) -> bytes:
+    """One login's record, its values added to the window's ``symbols`` as needed:
+    :func:`_python_pack`'s, packed in C where the extension is built (it passes the
+    logins it does not take, a subclass or an int time, back)."""
+    if NATIVE is not None:
+        packed: bytes | None = NATIVE.pack_login(event, symbols, _PLACES, _share_place)
+        if packed is not None:
+            return packed
+    return _python_pack(event, symbols)
+
+
+def _python_pack(event: LoginEvent, symbols: list[Any]) -> bytes:
     def ref(value: Any) -> int:
         if value is None:
             return 0

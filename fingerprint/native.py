@@ -2,9 +2,10 @@
 there and current.
 
 It is built by ``pip install`` where a C compiler and Python's headers are found
-(``setup.py``, an optional extension) and holds two hot loops written once more
-against the CPython API: history's window decoding and the stability walk. Each
-answers as the Python code beside it does, which stays the reference and runs
+(``setup.py``, an optional extension) and holds hot loops written once more
+against the CPython API: history's packing and decoding of an account's window, the
+stability walk, and the look at a record the session decoder takes before msgspec.
+Each answers as the Python code beside it does, which stays the reference and runs
 wherever the extension is missing, turned off (``FINGERPRINT_NATIVE=0``) or built
 from another source than the checkout's.
 """

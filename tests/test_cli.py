@@ -237,7 +237,7 @@ def test_version_and_console_script() -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("fingerprint ")
     loops = "C" if NATIVE is not None else "Python"
-    assert result.stdout.rstrip().endswith(f"(history and stability loops in {loops})")
+    assert result.stdout.rstrip().endswith(f"(hot loops in {loops})")
 
 
 def test_rules_commands(capsys) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ window trims, the per-account cap and symbol-table rebuilds.
 from __future__ import annotations
 
 import bisect
+import struct
 import sys
 import threading
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from fingerprint.history import (
     MemoryHistoryStore,
     Windows,
     _pack,
+    _python_pack,
     _unpack,
     _Window,
     session_digest,
@@ -96,8 +98,8 @@ events_strategy = st.fixed_dictionaries(
 ).map(_event)
 
 
-# The store decodes its windows in C where fingerprint._native is built; the store
-# tests run it both ways (None: the Python decoder, as without a compiler).
+# The store packs and decodes its windows in C where fingerprint._native is built;
+# the store tests run it both ways (None: the Python code, as without a compiler).
 DECODERS = [None, *([history.NATIVE] if history.NATIVE is not None else [])]
 
 
@@ -328,3 +330,89 @@ def test_the_c_decoder_refuses_what_is_not_a_window() -> None:
     with pytest.raises(IndexError):  # a symbol past its table: corrupt, never guessed
         native.unpack_window("a", records, (None,), 0, 1)
     assert native.unpack_window("a", records, tuple(symbols), 1, 1) == ()
+
+
+# Text an address may be: dotted quads, near misses (a leading zero, 256, five parts,
+# a space, a NUL) and other text, so the C reading of a dotted quad meets them all.
+address_text = st.text(alphabet="0123456789.:x \x00é", max_size=20) | st.sampled_from(
+    ["1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3.04", "1.2.3.4.5",
+     "1.2.3.4 ", " 1.2.3.4", "1..3.4", "1.2.3.", "0x7f.0.0.1", "1.2.3.4\x00", "١.2.3.4"]
+)  # fmt: skip
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@settings(max_examples=400, deadline=None)
+@given(st.lists(events_strategy, max_size=40), st.lists(address_text, max_size=40), st.data())
+def test_the_c_packer_packs_what_the_python_packer_packs(
+    events: list[LoginEvent], addresses: list[str], data: st.DataObject
+) -> None:
+    """The same record, byte for byte, and the same symbols added in the same order,
+    login after login into one window (a place shared as the Python code shares it)."""
+    native = history.NATIVE
+    assert native is not None
+    for index, address in enumerate(addresses[: len(events)]):
+        network = data.draw(st.sampled_from([None, address, f"{address}/24", "1.2.3.0/24"]))
+        events[index] = events[index]._replace(ip=address, network=network)
+    got: list[Any] = [None]
+    want: list[Any] = [None]
+    for event in events:
+        packed = native.pack_login(event, got, history._PLACES, history._share_place)
+        assert packed == _python_pack(event, want)
+        assert got == want
+        assert [type(value) for value in got] == [type(value) for value in want]
+    places = [value for value in got if type(value) is tuple]
+    assert all(history._PLACES[place] is place for place in places)
+
+
+def _raised(call: Any) -> Any:
+    try:
+        return call()
+    except Exception as exc:  # the same exception, or the same value
+        return type(exc)
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ts": int(T0)},  # an int time
+        {"session_digest": 2**63},  # past a signed 64-bit integer: struct.error
+        {"session_digest": True},
+        {"hour": True},
+        {"hour": 128},  # past a signed byte: struct.error
+        {"hour": -129},
+        {"ip": None},  # no text: AttributeError
+        {"ip_anonymous": 1},
+        {"ip_relay": None},
+        {"network": b"1.2.3.0/24"},
+        {"latitude": [1.0]},  # no place value
+    ],
+)
+def test_the_c_packer_leaves_the_rest_to_python(change: dict[str, Any]) -> None:
+    """Outside the common case the C packer touches nothing and returns None; the
+    packer the store calls then answers as the Python one, record or exception."""
+    native = history.NATIVE
+    assert native is not None
+    event = LoginEvent(T0, 1, "a", "d1", "1.2.3.4", "CN-BJ", 1.0, 2.0, 3, False)._replace(**change)
+    symbols: list[Any] = [None]
+    assert native.pack_login(event, symbols, history._PLACES, history._share_place) is None
+    assert symbols == [None]
+    assert _raised(lambda: _pack(event, [None])) == _raised(lambda: _python_pack(event, [None]))
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+def test_the_c_packer_refuses_a_symbol_past_an_unsigned_short() -> None:
+    """A symbol table past 65,535 entries cannot be indexed (the store rebuilds its
+    tables long before): the Python packer raises struct.error, the C one passes it
+    back with the symbol added, as the Python one adds it, and the store's packer
+    raises the same error."""
+    native = history.NATIVE
+    assert native is not None
+    event = LoginEvent(T0, 1, "a", "new device", "1.2.3.4", None, None, None, None, False)
+    symbols: list[Any] = [None, *range(1, 0x10000)]
+    assert native.pack_login(event, symbols, history._PLACES, history._share_place) is None
+    assert symbols[-1] == "new device" and len(symbols) == 0x10001
+    with pytest.raises(struct.error):
+        _pack(event, symbols)
+    with pytest.raises(struct.error):
+        _python_pack(event, [None, *range(1, 0x10000)])

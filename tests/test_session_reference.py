@@ -492,3 +492,83 @@ def test_records_the_fast_path_leaves_to_the_reference_keep_their_values() -> No
         "device.sensors",
         "Input should be a valid list",
     )
+
+
+# --- the look at a record in C (fingerprint._native.plain_json) -----------------
+
+needs_c = pytest.mark.skipif(session.NATIVE is None, reason="fingerprint._native not built here")
+
+
+def _fast_both_ways(record: Any, naive_tz: tzinfo) -> tuple[Any, Any]:
+    """_fast_session's answer with the C look at the record, and with the Python
+    look alone (as without a compiler)."""
+    assert session.NATIVE is not None
+    looks = session._json_made
+    try:
+        session._json_made = session.NATIVE.plain_json
+        with_c = session._fast_session(record, naive_tz)
+        session._json_made = session._never
+        python = session._fast_session(record, naive_tz)
+    finally:
+        session._json_made = looks
+    return (None if with_c is None else plain(with_c)), (None if python is None else plain(python))
+
+
+@needs_c
+@SETTINGS
+@given(
+    st.one_of(
+        valid_records,
+        records,
+        mutated(json_values),
+        mutated(python_values),
+        mutated(surrogate_texts),
+    ),
+    st.sampled_from(ZONES),
+)
+def test_the_c_look_at_a_record_changes_no_answer(record: Any, naive_tz: tzinfo) -> None:
+    """Where the C look finds a record made as a JSON decoder makes one, the decoder
+    skips the Python look: the same session, or the same None (a block or a list
+    field of the wrong kind still fails msgspec's validation, and the reference
+    answers)."""
+    if not isinstance(record, Mapping):
+        return
+    with_c, python = _fast_both_ways(record, naive_tz)
+    assert with_c == python
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("value", "made_by_json"),
+    [
+        (2**64 - 1, True),  # MessagePack's widest integers, both ends
+        (-(2**63), True),
+        (2**64, False),
+        (-(2**63) - 1, False),
+        ("é", True),  # one byte a character
+        ("中", True),  # two
+        ("😀", True),  # four
+        ("\ud800", False),  # a lone surrogate in text of each width
+        ("中\udfff", False),
+        ("😀\ud800", False),
+        ({"\ud800": 1}, False),  # ... or in a key
+        ({1: 2}, False),  # a key that is no text
+        (("a",), False),
+        (OrderedDict(a=1), False),
+        (Text("android"), False),
+        (Decimal("0.5"), False),
+        (float("nan"), True),  # MessagePack holds it; validation judges it
+        (True, True),
+        (None, True),
+        (nested(25), True),
+        (nested(40), False),  # deeper than the C look goes: the Python look decides
+    ],
+)
+def test_the_c_look_at_each_kind_of_value(value: Any, made_by_json: bool) -> None:
+    assert session.NATIVE is not None
+    record = {"account_id": "a", "device": {"system_props": {"p": value}}}
+    assert session.NATIVE.plain_json(record) is made_by_json
+    if made_by_json:  # then the Python look finds nothing either
+        assert not session._has_lone_surrogate(record)
+    assert session.NATIVE.plain_json([record]) is False  # a record is a dict
+    assert session.NATIVE.plain_json(OrderedDict(record)) is False
