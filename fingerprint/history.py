@@ -336,6 +336,11 @@ def _share_place(place: tuple[Any, ...]) -> tuple[Any, ...]:
     return _PLACES.setdefault(place, place) if len(_PLACES) < _MAX_PLACES else place
 
 
+# A key's accounts: a (ts, account) pair while one account uses it, then a dict of
+# account -> newest ts in recency order.
+KeyAccounts = dict[str, tuple[float, str] | dict[str, float]]
+
+
 class _AccountsOn:
     """Accounts per key (an address, a block) with each one's newest login, for the
     ip_accounts check: like the device table, a ``(ts, account)`` pair while one
@@ -345,35 +350,14 @@ class _AccountsOn:
     __slots__ = ("table",)
 
     def __init__(self) -> None:
-        self.table: dict[str, tuple[float, str] | dict[str, float]] = {}
+        self.table: KeyAccounts = {}
 
     def record(
         self, key: str, account: str, ts: float, seconds: float, cap: int
     ) -> tuple[tuple[float, str], ...]:
         """Note ``account`` on ``key`` at ``ts``; return the accounts seen on it
         before, each with its newest ts, inside ``seconds`` before ``ts``."""
-        table = self.table
-        seen = table.pop(key, None)
-        low = ts - seconds
-        if seen is None:
-            table[key] = (ts, account)
-            return ()
-        if isinstance(seen, tuple):
-            earlier: tuple[tuple[float, str], ...] = (seen,) if seen[0] >= low else ()
-            if seen[1] == account:
-                table[key] = (max(seen[0], ts), account)
-                return earlier
-            seen = {seen[1]: seen[0]}
-        else:
-            earlier = tuple((at, who) for who, at in seen.items() if at >= low)
-        if seen.get(account, _NEG_INF) < ts:
-            seen.pop(account, None)  # re-insert: dict order is recency order
-            seen[account] = ts
-        if len(seen) > cap:
-            for stale in list(seen)[: len(seen) - cap]:
-                del seen[stale]
-        table[key] = seen
-        return earlier
+        return _record_on(self.table, key, key, account, ts, ts - seconds, cap)
 
     def evict(self, horizon: float) -> None:
         """Drop keys whose newest login is before ``horizon``, oldest first."""
@@ -388,6 +372,35 @@ class _AccountsOn:
 
 
 _NEG_INF = float("-inf")
+
+
+def _record_on(
+    table: KeyAccounts, pop_key: str, key: str, account: str, ts: float, low: float, cap: int
+) -> tuple[tuple[float, str], ...]:
+    """Note ``account`` at ``ts`` on a device or an address (``pop_key``, kept as
+    ``key``: an equal string, the store's own copy); return the accounts seen on it
+    before, each with its newest ts, from ``low`` on."""
+    seen = table.pop(pop_key, None)
+    if seen is None:
+        table[key] = (ts, account)
+        return ()
+    if isinstance(seen, tuple):
+        earlier: tuple[tuple[float, str], ...] = (seen,) if seen[0] >= low else ()
+        if seen[1] == account:
+            table[key] = (max(seen[0], ts), account)
+            return earlier
+        seen = {seen[1]: seen[0]}
+    else:
+        earlier = tuple((at, who) for who, at in seen.items() if at >= low)
+    if seen.get(account, _NEG_INF) < ts:
+        seen.pop(account, None)  # re-insert: dict order is recency order
+        seen[account] = ts
+    if len(seen) > cap:  # the least recent accounts go
+        for stale in list(seen)[: len(seen) - cap]:
+            del seen[stale]
+    table[key] = seen
+    return earlier
+
 
 # Windows of this many logins or more are kept decoded too, up to this many logins in
 # all (~260 bytes each: ~4 MB). Decoding costs ~0.7 µs a login, so an account at the
@@ -429,7 +442,7 @@ class MemoryHistoryStore:
         self._decoded = _Decoded(decoded_from, decoded_logins)
         # device -> (newest ts, account) while one account uses it, then a dict
         # account -> newest ts in recency order: most devices have one account.
-        self._devices: dict[str, tuple[float, str] | dict[str, float]] = {}
+        self._devices: KeyAccounts = {}
         # address (IPv6: /64) and block (/24, /48) -> accounts, for ip_accounts
         self._ips = _AccountsOn()
         self._blocks = _AccountsOn()
@@ -592,29 +605,15 @@ class MemoryHistoryStore:
         self, event: LoginEvent, windows: Windows, key: str | None = None
     ) -> tuple[tuple[float, str], ...]:
         assert event.device_id is not None
-        seen = self._devices.pop(event.device_id, None)
-        device = key or event.device_id
-        low = event.ts - windows.device_seconds
-        account, ts = event.account_id, event.ts
-        if seen is None:
-            self._devices[device] = (ts, account)
-            return ()
-        if isinstance(seen, tuple):
-            earlier: tuple[tuple[float, str], ...] = (seen,) if seen[0] >= low else ()
-            if seen[1] == account:
-                self._devices[device] = (max(seen[0], ts), account)
-                return earlier
-            seen = {seen[1]: seen[0]}
-        else:
-            earlier = tuple((at, who) for who, at in seen.items() if at >= low)
-        if seen.get(account, float("-inf")) < ts:
-            seen.pop(account, None)  # re-insert: dict order is recency order
-            seen[account] = ts
-        if len(seen) > windows.max_accounts_per_device:
-            for stale in list(seen)[: len(seen) - windows.max_accounts_per_device]:
-                del seen[stale]
-        self._devices[device] = seen
-        return earlier
+        return _record_on(
+            self._devices,
+            event.device_id,
+            key or event.device_id,
+            event.account_id,
+            event.ts,
+            event.ts - windows.device_seconds,
+            windows.max_accounts_per_device,
+        )
 
     def _tick(self, windows: Windows) -> None:
         self._calls += 1
