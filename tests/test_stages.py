@@ -5,13 +5,17 @@ them."""
 from __future__ import annotations
 
 import ast
+import ipaddress
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fingerprint.stages
 from fingerprint.checker import Prepared, _Pending
+from fingerprint.stages import login
 from fingerprint.stages.enrich import Enriched
 
 STAGES = Path(fingerprint.stages.__file__).parent
@@ -42,3 +46,27 @@ def _imports(path: Path) -> set[str]:
 def test_no_stage_reaches_back_into_the_checker_or_the_command_line(module: Path) -> None:
     forbidden = {"fingerprint.checker", "fingerprint.cli", "fingerprint.pipeline"}
     assert not (_imports(module) & forbidden)
+
+
+class _AddressOfMine(ipaddress.IPv4Address):
+    """An IPv4 address of another type: written the general way."""
+
+
+@given(
+    st.one_of(
+        st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
+        st.integers(0, 2**32 - 1).map(_AddressOfMine),
+        st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address),
+        st.sampled_from(["0.0.0.0", "255.255.255.255", "10.0.0.1", "::", "::ffff:1.2.3.4"]).map(
+            ipaddress.ip_address
+        ),
+    )
+)
+def test_a_logins_address_and_block_read_as_ipaddress_writes_them(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    """History's text of the address and of its /24 (IPv4) or /48 (IPv6), whichever
+    way they are written: as ``str`` and ``ip_network`` write them."""
+    prefix = 24 if address.version == 4 else 48
+    assert login.ip_text(address) == str(address)
+    assert login.network_of(address) == str(ipaddress.ip_network((address, prefix), strict=False))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import tzinfo
 from functools import lru_cache
+from ipaddress import IPv4Address
 from operator import itemgetter
+from socket import inet_ntoa
 from sys import intern
 
 from fingerprint.features import Features
@@ -63,14 +65,33 @@ def login_event(
 _new_event = tuple.__new__
 
 
-@lru_cache(maxsize=4_096)
 def ip_text(address: IPAddress) -> str:
+    """``str(address)``. An IPv4 address written by ``inet_ntoa`` from its 4 bytes
+    (~0.15 µs), not looked up in a cache: an address object's hash is Python code
+    that formats its number in hex (~0.15 µs a hit), and in the latency benchmark 43%
+    of the lookups missed a cache of 4,096, paying ``str`` (~0.6 µs) too."""
+    if type(address) is IPv4Address:
+        return inet_ntoa(address.packed)
+    return _cached_text(address)
+
+
+def network_of(address: IPAddress) -> str:
+    """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site.
+    An IPv4 one from the address's first 3 bytes, as :func:`ip_text` writes the
+    address (``network_text(address, 24)``, which the tests hold it to)."""
+    if type(address) is IPv4Address:
+        return inet_ntoa(address.packed[:3] + b"\0") + "/24"
+    return _cached_network(address)
+
+
+# IPv6 addresses (and any address of another type than IPv4Address itself).
+@lru_cache(maxsize=4_096)
+def _cached_text(address: IPAddress) -> str:
     return str(address)
 
 
 @lru_cache(maxsize=4_096)
-def network_of(address: IPAddress) -> str:
-    """The /24 (IPv4) or /48 (IPv6) holding the address: one subscriber line or site."""
+def _cached_network(address: IPAddress) -> str:
     return network_text(address, 24 if address.version == 4 else 48)
 
 
