@@ -353,6 +353,9 @@ def test_network_cache_finds_what_a_scan_of_disjoint_networks_finds(
         got = cache.get(address)
         assert (got if isinstance(got, str) else None) == expected  # else: _MISSING
     assert len(cache) == len(stored)
+    for version in (4, 6):  # probed fullest first: the order only saves probes
+        sizes = [len(table) for _, table in cache._probes[version]]
+        assert sizes == sorted(sizes, reverse=True)
 
 
 # --- classify_ip: a range table, against the definition ------------------------------
