@@ -931,14 +931,24 @@ done:
     return made;
 }
 
+/* -1, with a RuntimeError, until bind_event has named history's LoginEvent. */
+static int
+need_event(void)
+{
+    if (g_login_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 unpack_window(PyObject *self, PyObject *args)
 {
     PyObject *account, *symbols;
     Py_buffer records;
     Py_ssize_t start, stop;
-    if (g_login_event == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
+    if (need_event() < 0) {
         return NULL;
     }
     if (!PyArg_ParseTuple(args, "Oy*O!nn:unpack_window", &account, &records, &PyTuple_Type,
@@ -1072,8 +1082,7 @@ static PyObject *
 pack_login(PyObject *self, PyObject *args)
 {
     PyObject *event, *symbols, *places, *share_place;
-    if (g_login_event == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
+    if (need_event() < 0) {
         return NULL;
     }
     if (!PyArg_ParseTuple(args, "OO!O!O:pack_login", &event, &PyList_Type, &symbols,
@@ -1180,29 +1189,18 @@ pack_login(PyObject *self, PyObject *args)
 static int
 has_surrogate(PyObject *text)
 {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_2BYTE_KIND: {
-        const Py_UCS2 *at = PyUnicode_2BYTE_DATA(text);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (at[i] >= 0xD800 && at[i] <= 0xDFFF) {
-                return 1;
-            }
+    int kind = PyUnicode_KIND(text);
+    if (kind == PyUnicode_1BYTE_KIND) {  /* Latin-1: no surrogate */
+        return 0;
+    }
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(text); i++) {
+        Py_UCS4 code = PyUnicode_READ(kind, data, i);
+        if (code >= 0xD800 && code <= 0xDFFF) {
+            return 1;
         }
-        return 0;
     }
-    case PyUnicode_4BYTE_KIND: {
-        const Py_UCS4 *at = PyUnicode_4BYTE_DATA(text);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (at[i] >= 0xD800 && at[i] <= 0xDFFF) {
-                return 1;
-            }
-        }
-        return 0;
-    }
-    default:  /* one byte a character: Latin-1, no surrogate */
-        return 0;
-    }
+    return 0;
 }
 
 /* An integer MessagePack holds: from -2**63 to 2**64 - 1. */
