@@ -1102,13 +1102,13 @@ pack_login(PyObject *self, PyObject *args)
     PyObject *hour = PyTuple_GET_ITEM(event, F_HOUR);
     PyObject *anonymous = PyTuple_GET_ITEM(event, F_ANONYMOUS);
     PyObject *relay = PyTuple_GET_ITEM(event, F_RELAY);
-    int overflow = 0;
+    int digest_overflow = 0, hour_overflow = 0;  /* each call resets its own */
     long long digest_value = PyLong_CheckExact(digest)
-        ? PyLong_AsLongLongAndOverflow(digest, &overflow) : 0;
+        ? PyLong_AsLongLongAndOverflow(digest, &digest_overflow) : 0;
     long hour_value = hour == Py_None ? -1 : PyLong_CheckExact(hour)
-        ? PyLong_AsLongAndOverflow(hour, &overflow) : LONG_MAX;
-    if (!PyFloat_CheckExact(ts) || !PyLong_CheckExact(digest) || overflow
-        || !PyUnicode_CheckExact(ip) || !text_or_none(network) || !PyBool_Check(anonymous)
+        ? PyLong_AsLongAndOverflow(hour, &hour_overflow) : LONG_MAX;
+    if (!PyFloat_CheckExact(ts) || !PyLong_CheckExact(digest) || digest_overflow
+        || hour_overflow || !PyUnicode_CheckExact(ip) || !text_or_none(network) || !PyBool_Check(anonymous)
         || !PyBool_Check(relay) || hour_value < -128 || hour_value > 127) {
         Py_RETURN_NONE;
     }

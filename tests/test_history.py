@@ -377,6 +377,9 @@ def _raised(call: Any) -> Any:
     [
         {"ts": int(T0)},  # an int time
         {"session_digest": 2**63},  # past a signed 64-bit integer: struct.error
+        {"session_digest": 2**63, "hour": 5},  # ... whatever the hour
+        {"session_digest": -(2**63) - 1, "hour": 5},
+        {"hour": 2**70},  # past a C long
         {"session_digest": True},
         {"hour": True},
         {"hour": 128},  # past a signed byte: struct.error
