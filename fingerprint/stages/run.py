@@ -73,6 +73,8 @@ def exit_verdict(
     """(anonymous, relay): whether the session checks found the IP an anonymising exit
     (a confident finding of a check that declares ``marks_anonymous_exit``), or else a
     privacy relay's egress. History keeps both as no location of the user's."""
+    if not findings:  # most logins: no two generators made to find nothing (~0.3 µs)
+        return False, False
     anonymous = any(f.check in exit_checks and f.severity in CONFIDENT for f in findings)
     relay = not anonymous and any(f.code in relay_codes for f in findings)
     return anonymous, relay
