@@ -40,7 +40,7 @@ _STAGES: list[tuple[Any, str, str]] = [
     (checker_module.Checker, "observation", "own line: observation"),
     (batch, "_emit", "own line: write its row"),
     (pipeline, "read_head", "any line: head read"),
-    (pipeline, "_decoded", "own line: decode"),
+    (pipeline, "decode_line", "own line: decode"),
     (exchange.Peers, "take", "other's line: wait for its observation"),
     (checker_module.Checker, "record_observation", "other's line: record it"),
 ]

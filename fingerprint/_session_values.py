@@ -162,6 +162,12 @@ def dotted_quad(text: str) -> bytes | None:
     return packed if inet_ntoa(packed) == text else None
 
 
+def v4_block_text(packed: bytes) -> str:
+    """The /24 holding an IPv4 address, from its 4 bytes: ``"1.2.3.0/24"``, as
+    ``network_text(address, 24)`` writes it."""
+    return inet_ntoa(packed[:3] + b"\0") + "/24"
+
+
 def json_type(value: Any) -> str:
     """How a JSON reader would name this value's type, for messages."""
     if isinstance(value, list):

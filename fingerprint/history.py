@@ -21,7 +21,7 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from fingerprint._session_values import dotted_quad
+from fingerprint._session_values import dotted_quad, v4_block_text
 from fingerprint.native import NATIVE
 
 
@@ -276,9 +276,7 @@ def _own_copy(symbols: list[Any], value: str | None) -> str | None:
     return symbols[symbols.index(value)] if value else None
 
 
-@lru_cache(maxsize=8_192)
-def _network_v4(packed: bytes) -> str:
-    return inet_ntoa(packed[:3] + b"\0") + "/24"
+_network_v4 = lru_cache(maxsize=8_192)(v4_block_text)
 
 
 @lru_cache(maxsize=8_192)

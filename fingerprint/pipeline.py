@@ -460,7 +460,7 @@ def _arrive(
                 assert head is not None
                 return owner, _seconds(head.ts, naive_tz)
     if isinstance(item, Text):
-        item = _decoded(item, naive_tz)
+        item = decode_line(item, naive_tz)
     if isinstance(item, Blank | Reject):
         return item
     owner = shard_of(item.record, seq, shard.count)
@@ -555,10 +555,6 @@ def head_shard(head: Head, seq: int, shards: int) -> int | None:
 
 def _beyond_64_bits(account: Any) -> bool:
     return isinstance(account, int) and not -(2**63) <= account < 2**64
-
-
-# The line with its session decoded from its text, or as the reader decodes it.
-_decoded = decode_line
 
 
 def _prepare(checker: Checker, ready: Released[Line | int], peers: Peers | None) -> _ReadyLine:

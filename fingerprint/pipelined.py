@@ -44,7 +44,7 @@ import msgspec
 
 from fingerprint.checker import Begun, Checker
 from fingerprint.errors import InvalidSessionError
-from fingerprint.inputs import Blank, LazyItem, Line, Reject, Text
+from fingerprint.inputs import Blank, LazyItem, Line, Reject, Text, decode_line
 from fingerprint.pipeline import (
     InputOrder,
     OrderStats,
@@ -53,7 +53,6 @@ from fingerprint.pipeline import (
     ReorderBuffer,
     Shard,
     _arrive,
-    _decoded,
     _prepare,
     _reject,
     check_line,
@@ -423,7 +422,7 @@ def _whole(checker: Checker, message: _Whole, naive_tz: Any) -> Outcome:
     if message.record is not None:
         line: Line | Reject = Line(message.file, message.line, message.record, b"")
     else:
-        line = _decoded(Text(message.file, message.line, message.raw), naive_tz)
+        line = decode_line(Text(message.file, message.line, message.raw), naive_tz)
     if isinstance(line, Reject):  # the reader decoded it: this does not happen
         return Outcome(message.seq, line.file, line.line, reject=line)
     return check_line(checker, line, message.seq, message.late_by, None, message.now)

@@ -45,7 +45,6 @@ from fingerprint.checker import Checker, CheckerConfig, build_engine
 from fingerprint.checks.identity import identity_links
 from fingerprint.errors import ConfigError, FingerprintError, InvalidSessionError
 from fingerprint.features.identity import IdentityHasher, identity_of, identity_text
-from fingerprint.features.network import network_text
 from fingerprint.history import HistoryView, Link, LoginEvent, MemoryHistoryStore, Windows, ip_keys
 from fingerprint.inputs import (
     MAX_LINE_BYTES,
@@ -61,6 +60,7 @@ from fingerprint.outputs import jsonl_line
 from fingerprint.report import Report
 from fingerprint.rules import load_rules
 from fingerprint.session import parse_session
+from fingerprint.stages.login import ip_text, network_of
 
 SHARED_CODE = "SHR_DEVICE_SHARED"
 _BOM = b"\xef\xbb\xbf"
@@ -379,9 +379,7 @@ def _validated(
     except InvalidSessionError as exc:
         return _reject(Reject(file or "", line or 0, str(exc), raw))
     address = session.ip
-    ip_key, block_key = ip_keys(
-        str(address), network_text(address, 24 if address.version == 4 else 48)
-    )
+    ip_key, block_key = ip_keys(ip_text(address), network_of(address))
     device = session.device
     identity = identity_of(device, _hasher(options.identity_secret))
     links = identity_links(identity, device.boot_time if device else None)

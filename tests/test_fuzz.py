@@ -28,6 +28,7 @@ from fingerprint.inputs import (
     read_session,
     sample_reader,
 )
+from fingerprint.inputs import decode_line as decoded_as_the_run_does
 from fingerprint.pipeline import (
     ScannedHeads,
     check_stream,
@@ -36,7 +37,6 @@ from fingerprint.pipeline import (
     line_time,
     shard_of,
 )
-from fingerprint.pipeline import _decoded as decoded_as_the_run_does
 from fingerprint.runner import iter_items
 from fingerprint.session import DEFAULT_NAIVE_TZ, field_kinds, parse_session
 from tests.conftest import BASE_SESSION, FIXTURES, items_as_read, make_session, mutated_session

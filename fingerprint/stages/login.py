@@ -10,6 +10,7 @@ from operator import itemgetter
 from socket import inet_ntoa
 from sys import intern
 
+from fingerprint._session_values import v4_block_text
 from fingerprint.features import Features
 from fingerprint.features.identity import DeviceIdentity, identity_text
 from fingerprint.history import HistoryView, LoginEvent, session_digest
@@ -80,7 +81,7 @@ def network_of(address: IPAddress) -> str:
     An IPv4 one from the address's first 3 bytes, as :func:`ip_text` writes the
     address (``network_text(address, 24)``, which the tests hold it to)."""
     if type(address) is IPv4Address:
-        return inet_ntoa(address.packed[:3] + b"\0") + "/24"
+        return v4_block_text(address.packed)
     return _cached_network(address)
 
 
