@@ -5,6 +5,8 @@
  * socket.inet_ntoa writes them). pack_login() is fingerprint.history._python_pack,
  * its inverse: one login packed, its values added to the window's symbol table in
  * the same order, for the exact types history is given (else None: Python packs).
+ * append_login() is MemoryHistoryStore._record_in_order: the newest login of a window
+ * that keeps every login, packed and appended (else None: the Python method answers).
  *
  * plain_json() is the look fingerprint.session takes at a record before msgspec
  * converts it: whether it is made only of what a JSON decoder makes. It only ever
@@ -1078,22 +1080,19 @@ shared_place(PyObject *found, PyObject *places, PyObject *share_place)
     return PyObject_CallOneArg(share_place, found);
 }
 
-static PyObject *
-pack_login(PyObject *self, PyObject *args)
+/* One login packed into ``record`` (see pack_login): 1, with the device's symbol
+ * index in ``*device_ref``; 0 for a login the Python packer must take (nothing added
+ * to the symbols, or, past 65,535 symbols, what the Python packer adds before it
+ * raises); -1 with an error set. */
+static int
+pack_record(PyObject *event, PyObject *symbols, PyObject *places, PyObject *share_place,
+            unsigned char record[RECORD_SIZE], Py_ssize_t *device_ref)
 {
-    PyObject *event, *symbols, *places, *share_place;
-    if (need_event() < 0) {
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "OO!O!O:pack_login", &event, &PyList_Type, &symbols,
-                          &PyDict_Type, &places, &share_place)) {
-        return NULL;
-    }
     /* The common case only, checked before anything is touched: for the rest (an
      * int time, a subclass, a bool hour ...) the Python function answers. */
     if (Py_TYPE(event) != (PyTypeObject *)g_login_event
         || PyTuple_GET_SIZE(event) != EVENT_FIELDS || !PyList_CheckExact(symbols)) {
-        Py_RETURN_NONE;
+        return 0;
     }
     PyObject *ts = PyTuple_GET_ITEM(event, F_TS);
     PyObject *digest = PyTuple_GET_ITEM(event, F_DIGEST);
@@ -1110,13 +1109,13 @@ pack_login(PyObject *self, PyObject *args)
     if (!PyFloat_CheckExact(ts) || !PyLong_CheckExact(digest) || digest_overflow
         || hour_overflow || !PyUnicode_CheckExact(ip) || !text_or_none(network) || !PyBool_Check(anonymous)
         || !PyBool_Check(relay) || hour_value < -128 || hour_value > 127) {
-        Py_RETURN_NONE;
+        return 0;
     }
     int no_place = 1;
     for (int i = F_PROVINCE; i < F_PROVINCE + 4; i++) {
         PyObject *value = PyTuple_GET_ITEM(event, i);
         if (!place_value(value)) {
-            Py_RETURN_NONE;
+            return 0;
         }
         no_place &= value == Py_None;
     }
@@ -1128,7 +1127,7 @@ pack_login(PyObject *self, PyObject *args)
         Py_SETREF(place, found == NULL ? NULL : shared_place(found, places, share_place));
         Py_XDECREF(found);
         if (place == NULL) {
-            return NULL;
+            return -1;
         }
     }
     unsigned char v4[4] = {0, 0, 0, 0};
@@ -1156,16 +1155,15 @@ pack_login(PyObject *self, PyObject *args)
     refs[6] = refs[5] < 0 ? -1 : symbol_ref(symbols, PyTuple_GET_ITEM(event, F_NETWORK_TYPE));
     Py_DECREF(place);
     if (refs[6] < 0) {
-        return NULL;
+        return -1;
     }
     for (int i = 0; i < 7; i++) {
         if (refs[i] > 0xFFFF) {
             /* Past an unsigned short: the Python function raises struct.error (the
              * symbols it added stay, as they do there). */
-            Py_RETURN_NONE;
+            return 0;
         }
     }
-    unsigned char record[RECORD_SIZE];
     double ts_value = PyFloat_AS_DOUBLE(ts);
     unsigned long long bits;
     memcpy(&bits, &ts_value, sizeof bits);
@@ -1177,7 +1175,139 @@ pack_login(PyObject *self, PyObject *args)
     }
     record[34] = (unsigned char)(signed char)hour_value;
     record[35] = (unsigned char)flags;
+    *device_ref = refs[0];
+    return 1;
+}
+
+static PyObject *
+pack_login(PyObject *self, PyObject *args)
+{
+    PyObject *event, *symbols, *places, *share_place;
+    if (need_event() < 0) {
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OO!O!O:pack_login", &event, &PyList_Type, &symbols,
+                          &PyDict_Type, &places, &share_place)) {
+        return NULL;
+    }
+    unsigned char record[RECORD_SIZE];
+    Py_ssize_t device_ref;
+    int packed = pack_record(event, symbols, places, share_place, record, &device_ref);
+    if (packed <= 0) {
+        if (packed < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
     return PyBytes_FromStringAndSize((const char *)record, RECORD_SIZE);
+}
+
+/* A little-endian double at ``at`` (a record's ts). */
+static double
+le_double(const unsigned char *at)
+{
+    unsigned long long bits = le_u64(at);
+    double value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* fingerprint.history.MemoryHistoryStore._record_in_order's window: the login
+ * appended to ``window`` (a _Window: its records and symbols) when it is the newest
+ * of a window that keeps every login, as (the new window, the logins before it, the
+ * window's own copy of the device id or None). None for any other call, before
+ * anything is touched but the shared places: the Python method then answers. */
+static PyObject *
+append_login(PyObject *self, PyObject *args)
+{
+    PyObject *window_type, *window, *event, *max_in, *seconds_in, *places, *share_place;
+    if (need_event() < 0) {
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!OOOOO!O:append_login", &PyType_Type, &window_type, &window,
+                          &event, &max_in, &seconds_in, &PyDict_Type, &places, &share_place)) {
+        return NULL;
+    }
+    /* The window's bounds as Python compares them: an int cap, seconds a float that is
+     * no NaN or an int a double holds exactly (window_seconds); else Python answers. */
+    double account_seconds;
+    int overflow = 0;
+    long long max_events = PyLong_CheckExact(max_in)
+        ? PyLong_AsLongLongAndOverflow(max_in, &overflow) : 0;
+    if (max_events == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyLong_CheckExact(max_in) || overflow || !window_seconds(seconds_in, &account_seconds)
+        || Py_TYPE(window) != (PyTypeObject *)window_type
+        || !PyType_IsSubtype((PyTypeObject *)window_type, &PyTuple_Type)
+        || PyTuple_GET_SIZE(window) != 2 || Py_TYPE(event) != (PyTypeObject *)g_login_event
+        || PyTuple_GET_SIZE(event) != EVENT_FIELDS
+        || !PyFloat_CheckExact(PyTuple_GET_ITEM(event, F_TS))
+        || !text_or_none(PyTuple_GET_ITEM(event, F_DEVICE))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *records = PyTuple_GET_ITEM(window, 0);
+    PyObject *table = PyTuple_GET_ITEM(window, 1);
+    if (!PyBytes_CheckExact(records) || !PyTuple_CheckExact(table)
+        || PyBytes_GET_SIZE(records) % RECORD_SIZE) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(records), logins = size / RECORD_SIZE;
+    if (logins + 1 > max_events) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *at = (const unsigned char *)PyBytes_AS_STRING(records);
+    double ts = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(event, F_TS));
+    double first = logins ? le_double(at) : ts;
+    double last = logins ? le_double(at + size - RECORD_SIZE) : ts;
+    /* Positive tests, as in Python: a NaN time fails them. */
+    if (!(ts >= last && first >= ts - account_seconds)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *symbols = PySequence_List(table);
+    if (symbols == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL, *grown = NULL, *kept = NULL, *read = NULL;
+    unsigned char record[RECORD_SIZE];
+    Py_ssize_t device_ref = 0;
+    int packed = pack_record(event, symbols, places, share_place, record, &device_ref);
+    if (packed <= 0 || PyList_GET_SIZE(symbols) >= 0xFFFF / 2) {  /* _trim rebuilds it */
+        if (packed >= 0) {
+            result = Py_None;
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    grown = PyBytes_FromStringAndSize(NULL, size + RECORD_SIZE);
+    kept = grown == NULL ? NULL : PyList_AsTuple(symbols);
+    if (kept == NULL) {
+        goto done;
+    }
+    memcpy(PyBytes_AS_STRING(grown), at, (size_t)size);
+    memcpy(PyBytes_AS_STRING(grown) + size, record, RECORD_SIZE);
+    /* Allocated as tuple.__new__(_Window, (records, symbols)) allocates it. */
+    read = ((PyTypeObject *)window_type)->tp_alloc((PyTypeObject *)window_type, 2);
+    if (read == NULL) {
+        goto done;
+    }
+    PyTuple_SET_ITEM(read, 0, grown);  /* steals */
+    PyTuple_SET_ITEM(read, 1, kept);
+    grown = kept = NULL;
+    /* _own_copy: the symbol the device id was found as, or None for none or "". */
+    PyObject *device = PyTuple_GET_ITEM(event, F_DEVICE);
+    int truth = PyObject_IsTrue(device);
+    if (truth < 0) {
+        goto done;
+    }
+    PyObject *own = truth ? PyList_GET_ITEM(symbols, device_ref) : Py_None;
+    result = Py_BuildValue("(OnO)", read, logins, own);
+done:
+    Py_XDECREF(read);
+    Py_XDECREF(grown);
+    Py_XDECREF(kept);
+    Py_DECREF(symbols);
+    return result;
 }
 
 /* ---- Records as a JSON decoder makes them: fingerprint.session._fast_session ---- */
@@ -1280,6 +1410,11 @@ static PyMethodDef methods[] = {
     {"pack_login", pack_login, METH_VARARGS,
      "pack_login(event, symbols, places, share_place): one login's packed record\n"
      "(fingerprint.history._pack), or None for the Python function."},
+    {"append_login", append_login, METH_VARARGS,
+     "append_login(Window, window, event, max_events, account_seconds, places, share_place):\n"
+     "(the window with the login appended, the logins before it, the device id's copy)\n"
+     "when it is the newest of a window that keeps every login\n"
+     "(MemoryHistoryStore._record_in_order), else None for the Python method."},
     {"stability_windows", stability_windows, METH_VARARGS,
      "stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share):\n"
      "python_stability_windows for the common case, or None for the Python function."},

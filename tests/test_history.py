@@ -419,3 +419,109 @@ def test_the_c_packer_refuses_a_symbol_past_an_unsigned_short() -> None:
         _pack(event, symbols)
     with pytest.raises(struct.error):
         _python_pack(event, [None, *range(1, 0x10000)])
+
+
+def _python_in_order(
+    window: _Window, event: LoginEvent, windows: Windows, monkeypatch: pytest.MonkeyPatch
+) -> tuple[_Window, int, int, str | None, _Window] | None:
+    """The store's own way for the newest login, in Python alone."""
+    store = MemoryHistoryStore()
+    with monkeypatch.context() as patched:
+        patched.setattr(history, "NATIVE", None)
+        return store._record_in_order(event, window, windows)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(events_strategy, max_size=30),
+    events_strategy,
+    st.integers(1, 40),
+    st.sampled_from([3600.0, 7200, 40 * 3600.0, 0.0, float("inf")]),
+)
+def test_the_c_append_appends_what_the_python_store_appends(
+    earlier: list[LoginEvent], event: LoginEvent, cap: int, seconds: float
+) -> None:
+    """The newest login of a window, appended in C: the same window (records, symbols
+    and their types), the same count of logins before it and the same copy of the
+    device id as the store's Python way, or None wherever the Python way steps aside
+    (not the newest, past the window's edge or its cap)."""
+    native = history.NATIVE
+    assert native is not None
+    symbols: list[Any] = [None]
+    earlier = sorted(earlier, key=lambda login: login.ts)
+    window = _Window(b"".join(_pack(login, symbols) for login in earlier), tuple(symbols))
+    windows = Windows(seconds, seconds, max_events_per_account=cap)
+    got = native.append_login(
+        _Window, window, event, cap, seconds, history._PLACES, history._share_place
+    )
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        want = _python_in_order(window, event, windows, monkeypatch)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None
+    read, logins, own = got
+    assert type(read) is _Window and read == want[0] and want[1:3] == (0, logins)
+    assert [type(value) for value in read.symbols] == [type(v) for v in want[0].symbols]
+    assert own == want[3] and (own is None or own is read.symbols[read.symbols.index(own)])
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@pytest.mark.parametrize(
+    ("change", "cap", "seconds"),
+    [
+        ({"ts": int(T0) + 10}, 5, 3600.0),  # an int time
+        ({"device_id": 7}, 5, 3600.0),  # a device id of no text
+        ({"hour": True}, 5, 3600.0),  # the packer's own refusals
+        ({}, 5.0, 3600.0),  # a cap of no int
+        ({}, True, 3600.0),  # ... a bool
+        ({}, 2**70, 3600.0),  # ... past a C long long
+        ({}, 5, float("nan")),  # no window
+        ({}, 5, 2**60 + 1),  # ... an int no double holds exactly
+        ({}, 5, "3600"),
+    ],
+)
+def test_the_c_append_leaves_the_rest_to_python(
+    change: dict[str, Any], cap: Any, seconds: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside the common case the C append returns None before it changes anything,
+    and the store's Python way then answers."""
+    native = history.NATIVE
+    assert native is not None
+    symbols: list[Any] = [None]
+    first = LoginEvent(T0, 1, "a", "d1", "1.2.3.4", "CN-BJ", 1.0, 2.0, 3, False)
+    window = _Window(_pack(first, symbols), tuple(symbols))
+    event = first._replace(**{"ts": T0 + 10, "session_digest": 2, **change})
+    places = dict(history._PLACES)
+    args = (window, event, cap, seconds, history._PLACES, history._share_place)
+    assert native.append_login(_Window, *args) is None
+    assert places == history._PLACES
+    with pytest.raises(TypeError):
+        native.append_login(_Window, window, event, 5, 3600.0, [], history._share_place)
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@pytest.mark.parametrize("device", [None, "", "d1", "d2"])
+def test_the_c_append_gives_the_device_ids_own_copy(device: str | None) -> None:
+    """The window's own copy of the device id (the one the table first held), or None
+    for no id and for "" (history counts neither as a device)."""
+    native = history.NATIVE
+    assert native is not None
+    symbols: list[Any] = [None]
+    first = LoginEvent(T0, 1, "a", "".join(["d", "1"]), "1.2.3.4", None, None, None, None, False)
+    window = _Window(_pack(first, symbols), tuple(symbols))
+    event = first._replace(ts=T0 + 10, device_id=device)
+    got = native.append_login(
+        _Window, window, event, 5, 3600.0, history._PLACES, history._share_place
+    )
+    read, logins, own = got
+    assert logins == 1
+    # A window of another type: not a window the store made.
+    rest = (event, 5, 3600.0, history._PLACES, history._share_place)
+    assert native.append_login(_Window, tuple(window), *rest) is None
+    if not device:
+        assert own is None
+    else:
+        assert own == device and own is read.symbols[read.symbols.index(device)]
+        assert (own is symbols[1]) == (device == "d1")
