@@ -10,6 +10,7 @@ with a warning, rather than C built from other code.
 """
 
 import hashlib
+import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -23,6 +24,7 @@ setup(
             "fingerprint._native",
             sources=[SOURCE],
             define_macros=[("FINGERPRINT_NATIVE_SOURCE", f'"{DIGEST}"')],
+            libraries=[] if sys.platform == "win32" else ["m"],  # log2 (the entropy)
             optional=True,  # no compiler: a pure-Python install, same results
         )
     ]

@@ -28,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 /* LoginEvent's fields (fingerprint.history.LoginEvent), by position. */
@@ -44,9 +45,10 @@ enum {
 #define DAY 86400.0
 
 static PyObject *g_namespace;  /* fingerprint.features.stability's globals() */
+static PyObject *g_memo_type;  /* the type of its _ENTROPIES (BoundedMemo) */
 static PyObject *g_stability;  /* the Stability named tuple class */
 static PyObject *g_login_event;  /* fingerprint.history.LoginEvent */
-static PyObject *g_round, *g_three, *g_zero_float, *g_empty_text;
+static PyObject *g_round, *g_three, *g_four, *g_zero_float, *g_empty_text, *g_put, *g_sum;
 static PyObject *g_night[6];   /* 23, 0, 1, 2, 3, 4 */
 static PyObject *g_key_shares, *g_key_window_days, *g_key_entropies, *g_key_local_hour;
 
@@ -55,12 +57,270 @@ typedef struct {
     PyObject *shares, *window_days, *entropies, *local_hour;
 } Helpers;
 
+/* ---- The walk's counters: small hash tables with a dict's and a set's semantics ----
+ *
+ * The Python walk keeps three dicts (value -> count) and three sets, made and freed at
+ * every call, and moves a key to a dict's end (pop, then set) at every sighting: three
+ * hash probes and a boxed count a login and dict. These tables find a key as a dict
+ * does (its hash, then the same object or ==, the stored key on the left), hold the
+ * same key objects (an update keeps the stored key, a move stores the new one, as
+ * pop-then-set does), and stamp each key at its insertion or move: ordered by stamp,
+ * their keys are in the dict's order. They start in place (16 slots, no allocation)
+ * and double past two thirds full, as a dict does. */
+typedef struct {
+    PyObject *key;  /* strong; NULL: an empty slot */
+    Py_hash_t hash;
+    long count;
+    unsigned long stamp;
+} Slot;
+
+#define INLINE_SLOTS 16
+
+typedef struct {
+    Slot *slots;
+    size_t mask;
+    Py_ssize_t used;
+    /* By id: keys are 64-bit ids a packed window's values map to one to one (see
+     * packed_stability), held in ``hash``; ``key`` only marks the slot (not owned). */
+    int by_id;
+    Slot inline_slots[INLINE_SLOTS];
+} Table;
+
+/* An id's probe start (ids are small and regular; a dict's hash of an int is too, but
+ * its probing mixes the high bits in, as this does). */
+static size_t
+spread(Py_hash_t id)
+{
+    unsigned long long x = (unsigned long long)id;
+    x ^= x >> 31;
+    x *= 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x ^ x >> 29);
+}
+
+static void
+table_free(Table *t)
+{
+    if (t->slots == NULL) {
+        return;
+    }
+    for (size_t i = 0; !t->by_id && i <= t->mask; i++) {
+        Py_XDECREF(t->slots[i].key);
+    }
+    if (t->slots != t->inline_slots) {
+        PyMem_Free(t->slots);
+    }
+    t->slots = NULL;
+}
+
+/* The first empty slot on ``hash``'s probe sequence (the table holds an empty one). */
+static Slot *
+table_empty(const Table *t, Py_hash_t hash)
+{
+    size_t start = t->by_id ? spread(hash) : (size_t)hash;
+    size_t i = start & t->mask, perturb = start;
+    while (t->slots[i].key != NULL) {
+        perturb >>= 5;
+        i = (i * 5 + perturb + 1) & t->mask;
+    }
+    return &t->slots[i];
+}
+
+/* The slot of the key equal to ``key``: 1 (in *out), 0 when there is none, -1 with an
+ * error (an == that raised). */
+static int
+table_find(const Table *t, PyObject *key, Py_hash_t hash, Slot **out)
+{
+    size_t i = (size_t)hash & t->mask, perturb = (size_t)hash;
+    for (;;) {
+        Slot *slot = &t->slots[i];
+        if (slot->key == NULL) {
+            return 0;
+        }
+        if (slot->key == key) {
+            *out = slot;
+            return 1;
+        }
+        if (slot->hash == hash) {
+            PyObject *stored = slot->key;
+            Py_INCREF(stored);
+            int same = PyObject_RichCompareBool(stored, key, Py_EQ);
+            Py_DECREF(stored);
+            if (same != 0) {
+                *out = slot;
+                return same;  /* 1, or -1 with the error */
+            }
+        }
+        perturb >>= 5;
+        i = (i * 5 + perturb + 1) & t->mask;
+    }
+}
+
+/* A new key (not in the table), with its count and stamp. */
+static int
+table_insert(Table *t, PyObject *key, Py_hash_t hash, long count, unsigned long stamp)
+{
+    if ((size_t)(t->used + 1) * 3 > (t->mask + 1) * 2) {
+        size_t size = (t->mask + 1) * 2;
+        Slot *grown = PyMem_Calloc(size, sizeof(Slot));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        Table bigger = {grown, size - 1, t->used, t->by_id};
+        for (size_t i = 0; i <= t->mask; i++) {
+            if (t->slots[i].key != NULL) {
+                *table_empty(&bigger, t->slots[i].hash) = t->slots[i];  /* keys move */
+            }
+        }
+        if (t->slots != t->inline_slots) {
+            PyMem_Free(t->slots);
+        }
+        t->slots = grown;
+        t->mask = size - 1;
+    }
+    Slot *slot = table_empty(t, hash);
+    if (!t->by_id) {
+        Py_INCREF(key);
+    }
+    slot->key = key;
+    slot->hash = hash;
+    slot->count = count;
+    slot->stamp = stamp;
+    t->used++;
+    return 0;
+}
+
+/* counts[key] = counts.get(key, 0) + 1, or, ``to_end``, counts.pop(key, 0) + 1 (the
+ * key moves to the dict's end and the dict holds the new key object). */
+static int
+table_count(Table *t, PyObject *key, int to_end, unsigned long *clock)
+{
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) {
+        return -1;
+    }
+    Slot *slot = NULL;
+    int found = table_find(t, key, hash, &slot);
+    if (found <= 0) {
+        return found < 0 ? -1 : table_insert(t, key, hash, 1, (*clock)++);
+    }
+    slot->count++;
+    if (to_end) {
+        slot->stamp = (*clock)++;
+        Py_INCREF(key);
+        Py_SETREF(slot->key, key);
+    }
+    return 0;
+}
+
+/* values.add(key) */
+static int
+table_add(Table *t, PyObject *key, unsigned long *clock)
+{
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) {
+        return -1;
+    }
+    Slot *slot = NULL;
+    int found = table_find(t, key, hash, &slot);
+    if (found != 0) {
+        return found < 0 ? -1 : 0;
+    }
+    return table_insert(t, key, hash, 1, (*clock)++);
+}
+
+/* ``key in values``: 1, 0, or -1 with an error. */
+static int
+table_contains(const Table *t, PyObject *key)
+{
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) {
+        return -1;
+    }
+    Slot *slot = NULL;
+    return table_find(t, key, hash, &slot);
+}
+
+/* counts.get(key) as a C long: 0 when absent (*found 0), -1 with an error. */
+static int
+table_get(const Table *t, PyObject *key, long *count, int *found)
+{
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) {
+        return -1;
+    }
+    Slot *slot = NULL;
+    int in = table_find(t, key, hash, &slot);
+    if (in < 0) {
+        return -1;
+    }
+    *found = in;
+    *count = in ? slot->count : 0;
+    return 0;
+}
+
+/* The slot of ``id`` in a table by id: 1 (in *out), or 0 with *out the empty slot. */
+static int
+id_find(const Table *t, Py_hash_t id, Slot **out)
+{
+    size_t start = spread(id);
+    size_t i = start & t->mask, perturb = start;
+    for (;;) {
+        Slot *slot = &t->slots[i];
+        if (slot->key == NULL || slot->hash == id) {
+            *out = slot;
+            return slot->key != NULL;
+        }
+        perturb >>= 5;
+        i = (i * 5 + perturb + 1) & t->mask;
+    }
+}
+
+/* table_count and table_add for a table by id (its keys mark slots: Py_None). */
+static int
+id_count(Table *t, Py_hash_t id, int to_end, unsigned long *clock)
+{
+    Slot *slot;
+    if (!id_find(t, id, &slot)) {
+        return table_insert(t, Py_None, id, 1, (*clock)++);
+    }
+    slot->count++;
+    if (to_end) {
+        slot->stamp = (*clock)++;
+    }
+    return 0;
+}
+
+static int
+id_add(Table *t, Py_hash_t id, unsigned long *clock)
+{
+    Slot *slot;
+    return id_find(t, id, &slot) ? 0 : table_insert(t, Py_None, id, 1, (*clock)++);
+}
+
+static int
+id_contains(const Table *t, Py_hash_t id)
+{
+    Slot *slot;
+    return id_find(t, id, &slot);
+}
+
+static long
+id_get(const Table *t, Py_hash_t id, int *found)
+{
+    Slot *slot;
+    *found = id_find(t, id, &slot);
+    return *found ? slot->count : 0;
+}
+
 /* The counters of the walk (see python_stability_windows). */
 typedef struct {
-    PyObject *devices, *networks, *hours;  /* dicts: value -> count */
-    PyObject *ips, *asns, *provinces;      /* sets of earlier logins' values */
+    Table devices, networks, hours;  /* value -> count, as the Python walk's dicts */
+    Table ips, asns, provinces;      /* earlier logins' values, as its sets */
+    unsigned long clock;             /* the next stamp */
     PyObject *cur_hour;                    /* strong */
-    PyObject *first_seen;                  /* borrowed from history: a float, or NULL */
+    double first_seen;                     /* the oldest earlier login on this device */
+    int seen_before;                       /* ... when there is one */
     long changes, sessions, anonymised, relays;
     int blank_device, carrier_open, carrier_known, type_open, type_known;
 } Walk;
@@ -89,67 +349,152 @@ equal(PyObject *a, PyObject *b)
     return compare(a, b, Py_EQ);
 }
 
-/* counts[key] = counts.get(key, 0) + 1, or, ``to_end``, counts.pop(key, 0) + 1
- * (the key moves to the dict's end, as the Python walk's pop does). */
-static int
-count(PyObject *counts, PyObject *key, int to_end)
-{
-    long n = 0;
-    PyObject *old = PyDict_GetItemWithError(counts, key);
-    if (old != NULL) {
-        n = PyLong_AsLong(old);
-        if (n == -1 && PyErr_Occurred()) {
-            return -1;
-        }
-        if (to_end && PyDict_DelItem(counts, key) < 0) {
-            return -1;
-        }
-    }
-    else if (PyErr_Occurred()) {
-        return -1;
-    }
-    PyObject *value = PyLong_FromLong(n + 1);
-    if (value == NULL) {
-        return -1;
-    }
-    int status = PyDict_SetItem(counts, key, value);
-    Py_DECREF(value);
-    return status;
-}
-
 /* memo[(a, b)] */
 static PyObject *
 memo_pair(PyObject *memo, long a, long b)
 {
-    PyObject *key = Py_BuildValue("(ll)", a, b);
+    PyObject *key = PyTuple_New(2);
     if (key == NULL) {
         return NULL;
     }
-    PyObject *found = PyObject_GetItem(memo, key);
+    PyObject *first = PyLong_FromLong(a), *second = PyLong_FromLong(b);
+    PyObject *found = NULL;
+    if (first != NULL && second != NULL) {
+        PyTuple_SET_ITEM(key, 0, first);  /* steal */
+        PyTuple_SET_ITEM(key, 1, second);
+        first = second = NULL;
+        found = PyObject_GetItem(memo, key);
+    }
+    Py_XDECREF(first);
+    Py_XDECREF(second);
     Py_DECREF(key);
     return found;
 }
 
-/* _entropy(counts): 0.0 under two counts, else _ENTROPIES[tuple(reversed(values))]. */
+/* _entropy_of(values): the same float operations in the same order (n / total,
+ * share * log2(share) and their sum(), then round(-sum + 0.0, 4)); the sum is
+ * builtins.sum's own where it is more than a left-to-right addition (3.12 on). */
 static PyObject *
-entropy(PyObject *entropies, PyObject *counts)
+entropy_of(PyObject *values)
 {
-    Py_ssize_t size = PyDict_GET_SIZE(counts);
+    Py_ssize_t size = PyTuple_GET_SIZE(values);
     if (size < 2) {
         Py_INCREF(g_zero_float);
         return g_zero_float;
     }
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        total += PyLong_AsLongLong(PyTuple_GET_ITEM(values, i));
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    double sum = 0.0;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *terms = PyTuple_New(size);
+    if (terms == NULL) {
+        return NULL;
+    }
+#endif
+    for (Py_ssize_t i = 0; i < size; i++) {
+        double share = (double)PyLong_AsLongLong(PyTuple_GET_ITEM(values, i)) / (double)total;
+        double term = share * log2(share);
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *value = PyFloat_FromDouble(term);
+        if (value == NULL) {
+            Py_DECREF(terms);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(terms, i, value);
+#else
+        sum += term;  /* from 0.0: sum() adds the first term to the int 0 */
+#endif
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *summed = PyObject_CallOneArg(g_sum, terms);
+    Py_DECREF(terms);
+    if (summed == NULL) {
+        return NULL;
+    }
+    sum = PyFloat_AsDouble(summed);
+    Py_DECREF(summed);
+#endif
+    PyObject *unrounded = PyFloat_FromDouble(-sum + 0.0);
+    if (unrounded == NULL) {
+        return NULL;
+    }
+    PyObject *rounded = PyObject_CallFunctionObjArgs(g_round, unrounded, g_four, NULL);
+    Py_DECREF(unrounded);
+    return rounded;
+}
+
+/* _ENTROPIES[values]: a hit read from the memo's dict; a miss computed here and kept
+ * by the memo's own put() (its bound and its keep test), not by its Python compute. */
+static PyObject *
+memo_entropy(PyObject *entropies, PyObject *values)
+{
+    if ((PyObject *)Py_TYPE(entropies) != g_memo_type || !PyDict_Check(entropies)) {
+        return PyObject_GetItem(entropies, values);  /* a test's own mapping */
+    }
+    PyObject *found = PyDict_GetItemWithError(entropies, values);
+    if (found != NULL) {
+        Py_INCREF(found);
+        return found;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *computed = entropy_of(values);
+    if (computed == NULL) {
+        return NULL;
+    }
+    PyObject *kept = PyObject_CallMethodObjArgs(entropies, g_put, values, computed, NULL);
+    Py_DECREF(computed);
+    return kept;  /* put() returns the value */
+}
+
+static int
+later_first(const void *a, const void *b)
+{
+    unsigned long x = (*(const Slot *const *)a)->stamp, y = (*(const Slot *const *)b)->stamp;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* _entropy(counts): 0.0 under two counts, else _ENTROPIES[tuple(reversed(values))]:
+ * the counts latest stamp first. */
+static PyObject *
+entropy(PyObject *entropies, const Table *counts)
+{
+    Py_ssize_t size = counts->used;
+    if (size < 2) {
+        Py_INCREF(g_zero_float);
+        return g_zero_float;
+    }
+    const Slot **order = PyMem_New(const Slot *, size);
+    if (order == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t n = 0;
+    for (size_t i = 0; i <= counts->mask; i++) {
+        if (counts->slots[i].key != NULL) {
+            order[n++] = &counts->slots[i];
+        }
+    }
+    qsort(order, (size_t)n, sizeof *order, later_first);
     PyObject *values = PyTuple_New(size);
+    for (Py_ssize_t i = 0; values != NULL && i < size; i++) {
+        PyObject *value = PyLong_FromLong(order[i]->count);
+        if (value == NULL) {
+            Py_CLEAR(values);
+            break;
+        }
+        PyTuple_SET_ITEM(values, i, value);
+    }
+    PyMem_Free(order);
     if (values == NULL) {
         return NULL;
     }
-    Py_ssize_t position = 0, index = size;
-    PyObject *key, *value;
-    while (index > 0 && PyDict_Next(counts, &position, &key, &value)) {
-        Py_INCREF(value);
-        PyTuple_SET_ITEM(values, --index, value);
-    }
-    PyObject *found = PyObject_GetItem(entropies, values);
+    PyObject *found = memo_entropy(entropies, values);
     Py_DECREF(values);
     return found;
 }
@@ -170,43 +515,57 @@ new_from(PyObject *value, int still_open, int known)
     Py_RETURN_NONE;
 }
 
-/* A Stability from a tuple of its fields (tuple.__new__(Stability, fields)). */
+/* A Stability of its fields (tuple.__new__(Stability, fields)): allocated as that
+ * allocates it, then given the fields, each a new reference it takes (NULL when one
+ * is NULL: an error is set, and every field is released). */
 static PyObject *
-new_stability(PyObject *fields)
+new_stability(PyObject **fields)
 {
-    PyObject *args = PyTuple_Pack(1, fields);
-    if (args == NULL) {
-        return NULL;
+    PyObject *made = NULL;
+    for (int i = 0; i < STABILITY_FIELDS; i++) {
+        if (fields[i] == NULL) {
+            goto done;
+        }
     }
-    PyObject *made = PyTuple_Type.tp_new((PyTypeObject *)g_stability, args, NULL);
-    Py_DECREF(args);
+    made = ((PyTypeObject *)g_stability)->tp_alloc((PyTypeObject *)g_stability, STABILITY_FIELDS);
+    if (made == NULL) {
+        goto done;
+    }
+    for (int i = 0; i < STABILITY_FIELDS; i++) {
+        PyTuple_SET_ITEM(made, i, fields[i]);  /* steals */
+        fields[i] = NULL;
+    }
+done:
+    for (int i = 0; i < STABILITY_FIELDS; i++) {
+        Py_XDECREF(fields[i]);
+    }
     return made;
 }
 
 /* len(values) + (value not in values) - (value is None or None in values)
  *   [- (value == "" or "" in values), with ``blank``] */
 static int
-distinct(PyObject *values, PyObject *value, int blank, Py_ssize_t *out)
+distinct(const Table *values, PyObject *value, int blank, Py_ssize_t *out)
 {
-    int in = PySet_Contains(values, value);
+    int in = table_contains(values, value);
     if (in < 0) {
         return -1;
     }
     int none = value == Py_None;
     if (!none) {
-        none = PySet_Contains(values, Py_None);
+        none = table_contains(values, Py_None);
         if (none < 0) {
             return -1;
         }
     }
-    Py_ssize_t found = PySet_GET_SIZE(values) + !in - none;
+    Py_ssize_t found = values->used + !in - none;
     if (blank) {
         int empty = equal(value, g_empty_text);
         if (empty < 0) {
             return -1;
         }
         if (!empty) {
-            empty = PySet_Contains(values, g_empty_text);
+            empty = table_contains(values, g_empty_text);
             if (empty < 0) {
                 return -1;
             }
@@ -217,16 +576,73 @@ distinct(PyObject *values, PyObject *value, int blank, Py_ssize_t *out)
     return 0;
 }
 
-/* _snapshot: the features of one window from the walk's counters. */
-static PyObject *
-snapshot(const Helpers *h, PyObject *window, PyObject *current, double share, const Walk *w)
+/* What the snapshot reads of this login's values in the counters: its province seen
+ * before (and None among the provinces), the distinct counts with it, the night
+ * logins and its hour's count. */
+typedef struct {
+    int province_seen, province_none, hour_found;
+    Py_ssize_t ips, asns, provinces;
+    long night, hour_count;
+} Looked;
+
+/* The object walk's Looked: this login's values looked up as the Python walk does. */
+static int
+look_up(const Walk *w, PyObject *current, Looked *out)
 {
-    PyObject *fields[STABILITY_FIELDS] = {NULL};
-    PyObject *result = NULL;
-    PyObject *cur_device = PyTuple_GET_ITEM(current, F_DEVICE);
     PyObject *ip = PyTuple_GET_ITEM(current, F_IP);
     PyObject *province = PyTuple_GET_ITEM(current, F_PROVINCE);
     PyObject *asn = PyTuple_GET_ITEM(current, F_ASN);
+    out->province_seen = out->province_none = 0;
+    if (province != Py_None) {
+        out->province_seen = table_contains(&w->provinces, province);
+        if (out->province_seen < 0) {
+            return -1;
+        }
+        if (!out->province_seen) {
+            out->province_none = table_contains(&w->provinces, Py_None);
+            if (out->province_none < 0) {
+                return -1;
+            }
+        }
+    }
+    if (distinct(&w->ips, ip, 1, &out->ips) < 0 || distinct(&w->asns, asn, 0, &out->asns) < 0
+        || distinct(&w->provinces, province, 1, &out->provinces) < 0) {
+        return -1;
+    }
+    out->night = 0;
+    for (int i = 0; i < 6; i++) {
+        long n;
+        int found;
+        if (table_get(&w->hours, g_night[i], &n, &found) < 0) {
+            return -1;
+        }
+        out->night += n;
+    }
+    out->hour_found = 0;
+    out->hour_count = 0;
+    if (w->sessions > 0 && table_get(&w->hours, w->cur_hour, &out->hour_count, &out->hour_found) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* fields[i] = value, stopping at the first that fails (no call with an error set). */
+#define SET(i, value)                      \
+    do {                                   \
+        if ((fields[i] = (value)) == NULL) { \
+            goto fail;                     \
+        }                                  \
+    } while (0)
+
+/* _snapshot: the features of one window from the walk's counters and what was looked
+ * up in them of this login's values (either walk's). */
+static PyObject *
+snapshot(const Helpers *h, PyObject *window, PyObject *current, double share, const Walk *w,
+         const Looked *looked)
+{
+    PyObject *fields[STABILITY_FIELDS] = {NULL};
+    PyObject *cur_device = PyTuple_GET_ITEM(current, F_DEVICE);
+    PyObject *province = PyTuple_GET_ITEM(current, F_PROVINCE);
     double cur_ts = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(current, F_TS));
     int has_device = PyObject_IsTrue(cur_device);
     if (has_device < 0) {
@@ -236,10 +652,11 @@ snapshot(const Helpers *h, PyObject *window, PyObject *current, double share, co
     /* sum() and max() of the device counts (all ints this walk made). */
     long device_total = 0, most = 0;
     int first_count = 1;
-    Py_ssize_t position = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(w->devices, &position, &key, &value)) {
-        long n = PyLong_AsLong(value);
+    for (size_t i = 0; i <= w->devices.mask; i++) {
+        if (w->devices.slots[i].key == NULL) {
+            continue;
+        }
+        long n = w->devices.slots[i].count;
         device_total += n;
         if (first_count || n > most) {
             most = n;
@@ -252,7 +669,7 @@ snapshot(const Helpers *h, PyObject *window, PyObject *current, double share, co
         new_device = Py_None;
     }
     else if (has_device) {
-        new_device = w->first_seen == NULL ? Py_True : Py_False;
+        new_device = w->seen_before ? Py_False : Py_True;
     }
     else {
         new_device = w->blank_device ? Py_False : Py_True;
@@ -262,135 +679,87 @@ snapshot(const Helpers *h, PyObject *window, PyObject *current, double share, co
     if (province == Py_None) {
         new_province = Py_None;
     }
+    else if (looked->province_seen) {
+        new_province = Py_False;
+    }
     else {
-        int seen = PySet_Contains(w->provinces, province);
-        if (seen < 0) {
-            return NULL;
-        }
-        if (seen) {
-            new_province = Py_False;
-        }
-        else {
-            int none = PySet_Contains(w->provinces, Py_None);
-            if (none < 0) {
-                return NULL;
-            }
-            new_province = PySet_GET_SIZE(w->provinces) - none ? Py_True : Py_None;
-        }
+        new_province = w->provinces.used - looked->province_none ? Py_True : Py_None;
     }
-
-    Py_ssize_t ips, asns, provinces;
-    if (distinct(w->ips, ip, 1, &ips) < 0 || distinct(w->asns, asn, 0, &asns) < 0
-        || distinct(w->provinces, province, 1, &provinces) < 0) {
-        return NULL;
-    }
-    long night = 0;
-    for (int i = 0; i < 6; i++) {
-        PyObject *n = PyDict_GetItemWithError(w->hours, g_night[i]);
-        if (n != NULL) {
-            night += PyLong_AsLong(n);
-        }
-        else if (PyErr_Occurred()) {
-            return NULL;
-        }
-    }
+    Py_ssize_t ips = looked->ips, asns = looked->asns, provinces = looked->provinces;
+    long night = looked->night;
     int unusual = 0;
     if (w->sessions > 0) {
-        PyObject *n = PyDict_GetItemWithError(w->hours, w->cur_hour);
-        if (n == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_SetObject(PyExc_KeyError, w->cur_hour);
-            }
+        if (!looked->hour_found) {
+            PyErr_SetObject(PyExc_KeyError, w->cur_hour);
             return NULL;
         }
         /* (hours[cur_hour] - 1) / sessions: both exact in a double, one rounding. */
-        unusual = (double)(PyLong_AsLong(n) - 1) / (double)w->sessions < share;
+        unusual = (double)(looked->hour_count - 1) / (double)w->sessions < share;
     }
 
-    fields[0] = PyObject_GetItem(h->window_days, window);
-    fields[1] = PyLong_FromLong(w->sessions);
-    fields[2] = PyLong_FromSsize_t(PyDict_GET_SIZE(w->devices));
-    if (PyDict_GET_SIZE(w->devices)) {
-        fields[3] = memo_pair(h->shares, most, device_total);
+    SET(0, PyObject_GetItem(h->window_days, window));
+    SET(1, PyLong_FromLong(w->sessions));
+    SET(2, PyLong_FromSsize_t(w->devices.used));
+    if (w->devices.used) {
+        SET(3, memo_pair(h->shares, most, device_total));
     }
     else {
         Py_INCREF(g_zero_float);
-        fields[3] = g_zero_float;
+        SET(3, g_zero_float);
     }
-    fields[4] = PyLong_FromLong(w->changes ? w->changes - 1 : 0);
+    SET(4, PyLong_FromLong(w->changes ? w->changes - 1 : 0));
     if (has_device) {
-        double first = w->first_seen == NULL ? cur_ts : PyFloat_AS_DOUBLE(w->first_seen);
-        PyObject *days = PyFloat_FromDouble((cur_ts - first) / DAY);
-        fields[5] = days ? PyObject_CallFunctionObjArgs(g_round, days, g_three, NULL) : NULL;
-        Py_XDECREF(days);
+        double first = w->seen_before ? w->first_seen : cur_ts;
+        double age = (cur_ts - first) / DAY;
+        /* round(0.0, 3) is 0.0 (and -0.0 is -0.0): a device first seen now, most
+         * logins of a new one, skips the decimal formatting round() goes through. */
+        PyObject *days = PyFloat_FromDouble(age);
+        if (days != NULL && age != 0.0) {
+            Py_SETREF(days, PyObject_CallFunctionObjArgs(g_round, days, g_three, NULL));
+        }
+        SET(5, days);
     }
     else {
         Py_INCREF(Py_None);
-        fields[5] = Py_None;
+        SET(5, Py_None);
     }
-    fields[6] = PyLong_FromSsize_t(ips);
-    fields[7] = PyLong_FromSsize_t(PyDict_GET_SIZE(w->networks));
-    fields[8] = PyLong_FromSsize_t(asns);
-    fields[9] = PyLong_FromSsize_t(provinces);
-    fields[10] = entropy(h->entropies, w->networks);
-    fields[11] = memo_pair(h->shares, night, w->sessions + 1);
-    fields[12] = entropy(h->entropies, w->hours);
-    fields[13] = PyBool_FromLong(unusual);
+    SET(6, PyLong_FromSsize_t(ips));
+    SET(7, PyLong_FromSsize_t(w->networks.used));
+    SET(8, PyLong_FromSsize_t(asns));
+    SET(9, PyLong_FromSsize_t(provinces));
+    SET(10, entropy(h->entropies, &w->networks));
+    SET(11, memo_pair(h->shares, night, w->sessions + 1));
+    SET(12, entropy(h->entropies, &w->hours));
+    SET(13, PyBool_FromLong(unusual));
     Py_INCREF(new_device);
-    fields[14] = new_device;
+    SET(14, new_device);
     Py_INCREF(new_province);
-    fields[15] = new_province;
-    fields[16] = new_from(PyTuple_GET_ITEM(current, F_CARRIER), w->carrier_open, w->carrier_known);
-    fields[17] = new_from(PyTuple_GET_ITEM(current, F_NETWORK_TYPE), w->type_open, w->type_known);
-    fields[18] = PyLong_FromLong(w->anonymised);
-    fields[19] = memo_pair(h->shares, w->anonymised, w->sessions + 1);
-    fields[20] = PyLong_FromLong(w->relays);
+    SET(15, new_province);
+    SET(16, new_from(PyTuple_GET_ITEM(current, F_CARRIER), w->carrier_open, w->carrier_known));
+    SET(17, new_from(PyTuple_GET_ITEM(current, F_NETWORK_TYPE), w->type_open, w->type_known));
+    SET(18, PyLong_FromLong(w->anonymised));
+    SET(19, memo_pair(h->shares, w->anonymised, w->sessions + 1));
+    SET(20, PyLong_FromLong(w->relays));
 
-    PyObject *tuple = PyTuple_New(STABILITY_FIELDS);
-    if (tuple == NULL) {
-        goto done;
-    }
-    for (int i = 0; i < STABILITY_FIELDS; i++) {
-        if (fields[i] == NULL) {
-            Py_DECREF(tuple);
-            goto done;
-        }
-    }
-    for (int i = 0; i < STABILITY_FIELDS; i++) {
-        PyTuple_SET_ITEM(tuple, i, fields[i]);  /* steals */
-        fields[i] = NULL;
-    }
-    result = new_stability(tuple);
-    Py_DECREF(tuple);
-done:
+    return new_stability(fields);
+fail:
     for (int i = 0; i < STABILITY_FIELDS; i++) {
         Py_XDECREF(fields[i]);
     }
-    return result;
+    return NULL;
 }
 
 /* The same numbers as the last window (no login between them), this window's days. */
 static PyObject *
 same_as(const Helpers *h, PyObject *window, PyObject *previous)
 {
-    PyObject *days = PyObject_GetItem(h->window_days, window);
-    if (days == NULL) {
-        return NULL;
-    }
-    PyObject *tuple = PyTuple_New(STABILITY_FIELDS);
-    if (tuple == NULL) {
-        Py_DECREF(days);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(tuple, 0, days);
+    PyObject *fields[STABILITY_FIELDS];
+    fields[0] = PyObject_GetItem(h->window_days, window);
     for (int i = 1; i < STABILITY_FIELDS; i++) {
-        PyObject *value = PyTuple_GET_ITEM(previous, i);
-        Py_INCREF(value);
-        PyTuple_SET_ITEM(tuple, i, value);
+        fields[i] = PyTuple_GET_ITEM(previous, i);
+        Py_INCREF(fields[i]);
     }
-    PyObject *made = new_stability(tuple);
-    Py_DECREF(tuple);
-    return made;
+    return new_stability(fields);
 }
 
 /* One earlier login into the counters. */
@@ -420,7 +789,7 @@ add_login(Walk *w, PyObject *event, PyObject *cur_device, PyObject **last, PyObj
         return -1;
     }
     if (truth) {
-        if (count(w->devices, device, 0) < 0) {
+        if (table_count(&w->devices, device, 0, &w->clock) < 0) {
             return -1;
         }
         int changed = compare(device, *last, Py_NE);
@@ -436,7 +805,8 @@ add_login(Walk *w, PyObject *event, PyObject *cur_device, PyObject **last, PyObj
             return -1;
         }
         if (same) {
-            w->first_seen = PyTuple_GET_ITEM(event, F_TS);
+            w->first_seen = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(event, F_TS));
+            w->seen_before = 1;
         }
     }
     else if (device != Py_None) {
@@ -445,7 +815,7 @@ add_login(Walk *w, PyObject *event, PyObject *cur_device, PyObject **last, PyObj
     if ((truth = PyObject_IsTrue(network)) < 0) {
         return -1;
     }
-    if (truth && count(w->networks, network, 1) < 0) {
+    if (truth && table_count(&w->networks, network, 1, &w->clock) < 0) {
         return -1;
     }
     if (hour == Py_None) {
@@ -454,18 +824,18 @@ add_login(Walk *w, PyObject *event, PyObject *cur_device, PyObject **last, PyObj
         if (local == NULL) {
             return -1;
         }
-        int status = count(w->hours, local, 1);
+        int status = table_count(&w->hours, local, 1, &w->clock);
         Py_DECREF(local);
         if (status < 0) {
             return -1;
         }
     }
-    else if (count(w->hours, hour, 1) < 0) {
+    else if (table_count(&w->hours, hour, 1, &w->clock) < 0) {
         return -1;
     }
-    if (PySet_Add(w->ips, PyTuple_GET_ITEM(event, F_IP)) < 0
-        || PySet_Add(w->asns, PyTuple_GET_ITEM(event, F_ASN)) < 0
-        || PySet_Add(w->provinces, PyTuple_GET_ITEM(event, F_PROVINCE)) < 0) {
+    if (table_add(&w->ips, PyTuple_GET_ITEM(event, F_IP), &w->clock) < 0
+        || table_add(&w->asns, PyTuple_GET_ITEM(event, F_ASN), &w->clock) < 0
+        || table_add(&w->provinces, PyTuple_GET_ITEM(event, F_PROVINCE), &w->clock) < 0) {
         return -1;
     }
     return 0;
@@ -625,7 +995,13 @@ stability_windows(PyObject *self, PyObject *args)
 
     double share = PyFloat_AS_DOUBLE(share_in);
     Helpers h = {NULL, NULL, NULL, NULL};
-    Walk w = {NULL};
+    Walk w;
+    memset(&w, 0, sizeof w);  /* every table empty, its slots in place */
+    Table *tables[] = {&w.devices, &w.networks, &w.hours, &w.ips, &w.asns, &w.provinces};
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        tables[i]->slots = tables[i]->inline_slots;
+        tables[i]->mask = INLINE_SLOTS - 1;
+    }
     Py_ssize_t *order = NULL;
     double *seconds = NULL;
     PyObject *results = PyList_New(count_windows);
@@ -655,15 +1031,6 @@ stability_windows(PyObject *self, PyObject *args)
     PyObject *cur_ts = PyTuple_GET_ITEM(current, F_TS);
     PyObject *cur_device = PyTuple_GET_ITEM(current, F_DEVICE);
     PyObject *cur_network = PyTuple_GET_ITEM(current, F_NETWORK);
-    w.devices = PyDict_New();
-    w.networks = PyDict_New();
-    w.hours = PyDict_New();
-    w.ips = PySet_New(NULL);
-    w.asns = PySet_New(NULL);
-    w.provinces = PySet_New(NULL);
-    if (!w.devices || !w.networks || !w.hours || !w.ips || !w.asns || !w.provinces) {
-        goto fail;
-    }
     w.cur_hour = PyTuple_GET_ITEM(current, F_HOUR);
     if (w.cur_hour == Py_None) {
         w.cur_hour = PyObject_CallFunctionObjArgs(h.local_hour, cur_ts, tz, NULL);
@@ -681,7 +1048,7 @@ stability_windows(PyObject *self, PyObject *args)
         goto fail;
     }
     if (truth) {
-        if (count(w.devices, cur_device, 0) < 0) {
+        if (table_count(&w.devices, cur_device, 0, &w.clock) < 0) {
             goto fail;
         }
         w.changes = 1;
@@ -690,10 +1057,10 @@ stability_windows(PyObject *self, PyObject *args)
     if ((truth = PyObject_IsTrue(cur_network)) < 0) {
         goto fail;
     }
-    if (truth && count(w.networks, cur_network, 0) < 0) {
+    if (truth && table_count(&w.networks, cur_network, 0, &w.clock) < 0) {
         goto fail;
     }
-    if (count(w.hours, w.cur_hour, 0) < 0) {
+    if (table_count(&w.hours, w.cur_hour, 0, &w.clock) < 0) {
         goto fail;
     }
     w.carrier_open = PyTuple_GET_ITEM(current, F_CARRIER) != Py_None;
@@ -733,7 +1100,9 @@ stability_windows(PyObject *self, PyObject *args)
             found = same_as(&h, window, previous);
         }
         else {
-            found = snapshot(&h, window, current, share, &w);
+            Looked looked;
+            found = look_up(&w, current, &looked) < 0
+                ? NULL : snapshot(&h, window, current, share, &w, &looked);
             previous = found;
         }
         if (found == NULL) {
@@ -748,12 +1117,12 @@ done:
     PyMem_Free(order);
     PyMem_Free(seconds);
     Py_XDECREF(w.cur_hour);
-    Py_XDECREF(w.devices);
-    Py_XDECREF(w.networks);
-    Py_XDECREF(w.hours);
-    Py_XDECREF(w.ips);
-    Py_XDECREF(w.asns);
-    Py_XDECREF(w.provinces);
+    table_free(&w.devices);
+    table_free(&w.networks);
+    table_free(&w.hours);
+    table_free(&w.ips);
+    table_free(&w.asns);
+    table_free(&w.provinces);
     Py_XDECREF(h.shares);
     Py_XDECREF(h.window_days);
     Py_XDECREF(h.entropies);
@@ -796,8 +1165,17 @@ bind_stability(PyObject *self, PyObject *args)
         || keep_tuple_type(stability, &g_stability, "Stability") < 0) {
         return NULL;
     }
+    PyObject *memo = PyDict_GetItemWithError(namespace, g_key_entropies);
+    if (memo == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "the namespace has no _ENTROPIES");
+        }
+        return NULL;
+    }
     Py_INCREF(namespace);
     Py_XSETREF(g_namespace, namespace);
+    Py_INCREF(Py_TYPE(memo));
+    Py_XSETREF(g_memo_type, (PyObject *)Py_TYPE(memo));
     Py_RETURN_NONE;
 }
 
@@ -1009,13 +1387,24 @@ symbol_ref(PyObject *symbols, PyObject *value)
 /* fingerprint._session_values.dotted_quad: the 4 bytes of an IPv4 address written
  * as inet_ntoa writes one (four decimal numbers 0-255, no leading zero), else 0. */
 static int
+quad_prefix(const char *s, Py_ssize_t n, unsigned char out[4], Py_ssize_t *end);
+
+static int
 dotted_quad(PyObject *text, unsigned char out[4])
 {
     if (!PyUnicode_IS_ASCII(text)) {
         return 0;
     }
-    const char *s = (const char *)PyUnicode_1BYTE_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    Py_ssize_t end;
+    return quad_prefix((const char *)PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text), out,
+                       &end) && end == PyUnicode_GET_LENGTH(text);
+}
+
+/* A dotted quad (as dotted_quad reads one) at the start of ``s``, ending at *end. */
+static int
+quad_prefix(const char *s, Py_ssize_t n, unsigned char out[4], Py_ssize_t *end)
+{
+    Py_ssize_t i = 0;
     for (int part = 0; part < 4; part++) {
         if (part > 0) {
             if (i >= n || s[i] != '.') {
@@ -1034,7 +1423,8 @@ dotted_quad(PyObject *text, unsigned char out[4])
         }
         out[part] = (unsigned char)value;
     }
-    return i == n;
+    *end = i;
+    return 1;
 }
 
 static int
@@ -1310,6 +1700,528 @@ done:
     return result;
 }
 
+/* ---- The stability walk over a packed window ----
+ *
+ * packed_stability() is stability_windows() over an account's packed window as the
+ * memory store keeps it, without decoding it: the walk reads each login's 36 bytes
+ * and counts ids, not the Python objects the decoded logins would hold. Within a
+ * window, equal values are one symbol (the packer adds a value only when no symbol
+ * equals it) and an IPv4 address or /24 lives in the record, so each distinct value
+ * of a field maps to one id: an address to its 32 bits or its symbol, a network to
+ * its /24 (derived, or a symbol written as one) or its symbol, a province to its text's
+ * number in a table by value, an ASN, a device, a carrier or a network type to its
+ * symbol. Each symbol is looked at once per call. It takes the values the checker
+ * stores (text, ints, None, places of four); for any other symbol, or a login without
+ * an hour, it returns None and the object walk answers. */
+
+enum { SYM_UNSEEN = 0, SYM_NONE, SYM_EMPTY, SYM_TEXT, SYM_INT, SYM_OTHER };
+
+#define ID_DECLINE ((Py_hash_t)0)
+#define ID_NONE ((Py_hash_t)1)
+#define ID_EMPTY ((Py_hash_t)2)
+#define ID_V4 ((Py_hash_t)1 << 40)       /* | the address's 32 bits */
+#define ID_BLOCK ((Py_hash_t)2 << 40)    /* | the /24's 24 bits */
+#define ID_SYMBOL ((Py_hash_t)3 << 40)   /* | the symbol's index */
+#define ID_PROVINCE ((Py_hash_t)4 << 40) /* | the province's number */
+#define ID_ERROR ((Py_hash_t)-1)
+
+/* The window's symbols as the walk has read them so far. */
+typedef struct {
+    PyObject *symbols;  /* tuple, borrowed */
+    Py_ssize_t count;
+    unsigned char *kinds;  /* SYM_* per symbol */
+    Py_hash_t *addresses, *networks, *provinces;  /* ids per symbol (0: not yet) */
+    Table names;  /* province text -> its number (the slot's count) */
+} Names;
+
+static int
+symbol_kind(Names *n, unsigned index)
+{
+    if ((Py_ssize_t)index >= n->count) {
+        return SYM_OTHER;  /* past the table: corrupt, the decoder raises */
+    }
+    if (n->kinds[index] == SYM_UNSEEN) {
+        PyObject *value = PyTuple_GET_ITEM(n->symbols, index);
+        n->kinds[index] = value == Py_None ? SYM_NONE
+            : PyUnicode_CheckExact(value) ? (PyUnicode_GET_LENGTH(value) ? SYM_TEXT : SYM_EMPTY)
+            : PyLong_CheckExact(value) ? SYM_INT : SYM_OTHER;
+    }
+    return n->kinds[index];
+}
+
+/* An IPv4 address's id from its 4 bytes. */
+static Py_hash_t
+v4_id(const unsigned char *v4)
+{
+    return ID_V4 | (Py_hash_t)((unsigned long)v4[0] << 24 | (unsigned long)v4[1] << 16
+                               | (unsigned long)v4[2] << 8 | v4[3]);
+}
+
+/* The id of an address symbol (the decoder reads a false one as ""). */
+static Py_hash_t
+address_id(Names *n, unsigned index)
+{
+    int kind = symbol_kind(n, index);
+    if (kind == SYM_NONE || kind == SYM_EMPTY) {
+        return ID_EMPTY;
+    }
+    if (kind != SYM_TEXT) {
+        return ID_DECLINE;
+    }
+    if (n->addresses[index] == 0) {
+        unsigned char v4[4];
+        PyObject *text = PyTuple_GET_ITEM(n->symbols, index);
+        n->addresses[index] = dotted_quad(text, v4) ? v4_id(v4) : ID_SYMBOL | index;
+    }
+    return n->addresses[index];
+}
+
+/* The id of a network symbol that is text: its /24 when it is written as the packer
+ * writes a derived one ("a.b.c.0/24"), else the symbol. */
+static Py_hash_t
+network_id(Names *n, unsigned index)
+{
+    if (n->networks[index] == 0) {
+        PyObject *text = PyTuple_GET_ITEM(n->symbols, index);
+        Py_hash_t id = ID_SYMBOL | index;
+        unsigned char v4[4];
+        Py_ssize_t end;
+        if (PyUnicode_IS_ASCII(text)) {
+            const char *at = (const char *)PyUnicode_1BYTE_DATA(text);
+            Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+            if (quad_prefix(at, size, v4, &end) && v4[3] == 0 && size - end == 3
+                && memcmp(at + end, "/24", 3) == 0) {
+                id = ID_BLOCK | (Py_hash_t)((unsigned long)v4[0] << 16
+                                            | (unsigned long)v4[1] << 8 | v4[2]);
+            }
+        }
+        n->networks[index] = id;
+    }
+    return n->networks[index];
+}
+
+/* A province's id from its value: None, "", or text numbered by value (a new text
+ * gets the next number). */
+static Py_hash_t
+province_value_id(Names *n, PyObject *province)
+{
+    if (province == Py_None) {
+        return ID_NONE;
+    }
+    if (!PyUnicode_CheckExact(province)) {
+        return ID_DECLINE;
+    }
+    if (PyUnicode_GET_LENGTH(province) == 0) {
+        return ID_EMPTY;
+    }
+    Py_hash_t hash = PyObject_Hash(province);
+    if (hash == -1) {
+        return ID_ERROR;
+    }
+    Slot *slot = NULL;
+    int found = table_find(&n->names, province, hash, &slot);
+    if (found < 0) {
+        return ID_ERROR;
+    }
+    long number = found ? slot->count : (long)n->names.used + 1;
+    if (!found && table_insert(&n->names, province, hash, number, 0) < 0) {
+        return ID_ERROR;
+    }
+    return ID_PROVINCE | number;
+}
+
+/* The id of a place symbol's province (symbols[0], None: no place). */
+static Py_hash_t
+province_id(Names *n, unsigned index)
+{
+    if ((Py_ssize_t)index >= n->count) {
+        return ID_DECLINE;
+    }
+    if (n->provinces[index] == 0) {
+        PyObject *place = PyTuple_GET_ITEM(n->symbols, index);
+        Py_hash_t id;
+        if (place == Py_None) {
+            id = ID_NONE;
+        }
+        else if (PyTuple_CheckExact(place) && PyTuple_GET_SIZE(place) == 4) {
+            id = province_value_id(n, PyTuple_GET_ITEM(place, 0));
+        }
+        else {
+            id = ID_DECLINE;
+        }
+        if (id == ID_ERROR || id == ID_DECLINE) {
+            return id;
+        }
+        n->provinces[index] = id;
+    }
+    return n->provinces[index];
+}
+
+/* A device, carrier or network type symbol is text or None. */
+static int
+text_symbol(Names *n, unsigned index)
+{
+    int kind = symbol_kind(n, index);
+    return kind == SYM_NONE || kind == SYM_EMPTY || kind == SYM_TEXT;
+}
+
+/* This login's ids, from its LoginEvent and its own record in the window. */
+typedef struct {
+    unsigned device, carrier, kind;  /* symbol indexes (the device's: UINT_MAX when false) */
+    Py_hash_t network, ip, asn, province;  /* network 0: none counted */
+    long hour;
+} Current;
+
+/* 1 with *out filled, 0 to decline, -1 with an error. */
+static int
+current_ids(Names *n, PyObject *current, const unsigned char *r, PyObject *hour, Current *out)
+{
+    PyObject *device = PyTuple_GET_ITEM(current, F_DEVICE);
+    PyObject *network = PyTuple_GET_ITEM(current, F_NETWORK);
+    PyObject *ip = PyTuple_GET_ITEM(current, F_IP);
+    PyObject *asn = PyTuple_GET_ITEM(current, F_ASN);
+    if (!text_or_none(device) || !text_or_none(network) || !PyUnicode_CheckExact(ip)
+        || !PyLong_CheckExact(hour) || !text_symbol(n, le_u16(r + 30))
+        || !text_symbol(n, le_u16(r + 32))) {
+        return 0;
+    }
+    int overflow = 0;
+    out->hour = PyLong_AsLongAndOverflow(hour, &overflow);
+    if (overflow || out->hour < 0 || out->hour > 127) {
+        return 0;  /* an hour no packed login has: still the object walk's to count */
+    }
+    out->device = device != Py_None && PyUnicode_GET_LENGTH(device) ? le_u16(r + 20) : UINT_MAX;
+    out->carrier = le_u16(r + 30);
+    out->kind = le_u16(r + 32);
+    out->network = 0;
+    if (network != Py_None && PyUnicode_GET_LENGTH(network)) {
+        out->network = (r[35] & DERIVED_NETWORK)
+            ? ID_BLOCK | (Py_hash_t)((unsigned long)r[16] << 16 | (unsigned long)r[17] << 8 | r[18])
+            : network_id(n, le_u16(r + 24));
+    }
+    unsigned char v4[4];
+    out->ip = PyUnicode_GET_LENGTH(ip) == 0 ? ID_EMPTY
+        : dotted_quad(ip, v4) ? v4_id(v4) : ID_SYMBOL | le_u16(r + 22);
+    if (asn == Py_None) {
+        out->asn = ID_NONE;
+    }
+    else {
+        int kind = symbol_kind(n, le_u16(r + 28));
+        if (kind != SYM_INT && kind != SYM_TEXT) {
+            return 0;
+        }
+        out->asn = ID_SYMBOL | le_u16(r + 28);
+    }
+    out->province = province_value_id(n, PyTuple_GET_ITEM(current, F_PROVINCE));
+    if (out->province == ID_ERROR) {
+        return -1;
+    }
+    return out->province != ID_DECLINE;
+}
+
+/* One earlier packed login into the counters: 1, 0 to decline, -1 with an error. */
+static int
+add_packed(Walk *w, Names *n, const unsigned char *r, const Current *cur, unsigned *last)
+{
+    unsigned device = le_u16(r + 20), network = le_u16(r + 24), place = le_u16(r + 26);
+    unsigned asn = le_u16(r + 28), carrier = le_u16(r + 30), kind = le_u16(r + 32);
+    int hour = (signed char)r[34];
+    unsigned flags = r[35];
+    if (hour < 0 || !text_symbol(n, device)) {
+        return 0;
+    }
+    w->sessions++;
+    if (flags & PACKED_RELAY) {
+        w->relays++;
+    }
+    else if (flags & PACKED_ANONYMOUS) {
+        w->anonymised++;
+    }
+    int device_kind = symbol_kind(n, device);
+    if (device_kind == SYM_TEXT) {
+        if (id_count(&w->devices, ID_SYMBOL | device, 0, &w->clock) < 0) {
+            return -1;
+        }
+        if (device != *last) {
+            w->changes++;
+            *last = device;
+        }
+        if (device == cur->device) {
+            w->first_seen = le_double(r);
+            w->seen_before = 1;
+        }
+    }
+    else if (device_kind == SYM_EMPTY) {
+        w->blank_device = 1;
+    }
+    Py_hash_t id = 0;
+    if (flags & DERIVED_NETWORK) {
+        id = ID_BLOCK | (Py_hash_t)((unsigned long)r[16] << 16 | (unsigned long)r[17] << 8 | r[18]);
+    }
+    else {
+        int network_kind = symbol_kind(n, network);
+        if (network_kind == SYM_TEXT) {
+            id = network_id(n, network);
+        }
+        else if (network_kind != SYM_NONE && network_kind != SYM_EMPTY) {
+            return 0;
+        }
+    }
+    if (id && id_count(&w->networks, id, 1, &w->clock) < 0) {
+        return -1;
+    }
+    if (id_count(&w->hours, hour, 1, &w->clock) < 0) {
+        return -1;
+    }
+    Py_hash_t address = (flags & PACKED_V4) ? v4_id(r + 16) : address_id(n, le_u16(r + 22));
+    Py_hash_t province = province_id(n, place);
+    int asn_kind = symbol_kind(n, asn);
+    if (address == ID_DECLINE || province == ID_DECLINE
+        || (asn_kind != SYM_NONE && asn_kind != SYM_INT && asn_kind != SYM_TEXT)) {
+        return 0;
+    }
+    if (province == ID_ERROR) {
+        return -1;
+    }
+    if (id_add(&w->ips, address, &w->clock) < 0
+        || id_add(&w->asns, asn_kind == SYM_NONE ? ID_NONE : ID_SYMBOL | asn, &w->clock) < 0
+        || id_add(&w->provinces, province, &w->clock) < 0) {
+        return -1;
+    }
+    /* The carrier's and network type's "seen before": == on text is == on symbols. */
+    if (w->carrier_open) {
+        if (!text_symbol(n, carrier)) {
+            return 0;
+        }
+        if (carrier == cur->carrier) {
+            w->carrier_open = 0;
+        }
+        else if (carrier != 0) {
+            w->carrier_known = 1;
+        }
+    }
+    if (w->type_open) {
+        if (!text_symbol(n, kind)) {
+            return 0;
+        }
+        if (kind == cur->kind) {
+            w->type_open = 0;
+        }
+        else if (kind != 0) {
+            w->type_known = 1;
+        }
+    }
+    return 1;
+}
+
+/* len(values) + (id not in values) - (none or None in values) [- (empty or "" in values)] */
+static Py_ssize_t
+distinct_ids(const Table *values, Py_hash_t id, int blank)
+{
+    Py_ssize_t found = values->used + !id_contains(values, id)
+        - (id == ID_NONE || id_contains(values, ID_NONE));
+    if (blank) {
+        found -= id == ID_EMPTY || id_contains(values, ID_EMPTY);
+    }
+    return found;
+}
+
+static void
+look_up_packed(const Walk *w, const Current *cur, Looked *out)
+{
+    out->province_seen = out->province_none = 0;
+    if (cur->province != ID_NONE) {
+        out->province_seen = id_contains(&w->provinces, cur->province);
+        out->province_none = !out->province_seen && id_contains(&w->provinces, ID_NONE);
+    }
+    out->ips = distinct_ids(&w->ips, cur->ip, 1);
+    out->asns = distinct_ids(&w->asns, cur->asn, 0);
+    out->provinces = distinct_ids(&w->provinces, cur->province, 1);
+    static const long night[6] = {23, 0, 1, 2, 3, 4};
+    int found;
+    out->night = 0;
+    for (int i = 0; i < 6; i++) {
+        out->night += id_get(&w->hours, night[i], &found);
+    }
+    out->hour_count = id_get(&w->hours, cur->hour, &out->hour_found);
+}
+
+static PyObject *
+packed_stability(PyObject *self, PyObject *args)
+{
+    PyObject *symbols, *current, *windows_in, *tz, *share_in;
+    Py_buffer records;
+    Py_ssize_t start, position;
+    if (g_namespace == NULL || need_event() < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_RuntimeError, "fingerprint._native is not bound");
+        }
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*O!nnOOOO:packed_stability", &records, &PyTuple_Type, &symbols,
+                          &start, &position, &current, &windows_in, &tz, &share_in)) {
+        return NULL;
+    }
+    PyObject *results = NULL, *windows = NULL;
+    Helpers h = {NULL, NULL, NULL, NULL};
+    Names n;
+    memset(&n, 0, sizeof n);
+    n.names.slots = n.names.inline_slots;
+    n.names.mask = INLINE_SLOTS - 1;
+    Walk w;
+    memset(&w, 0, sizeof w);
+    Table *tables[] = {&w.devices, &w.networks, &w.hours, &w.ips, &w.asns, &w.provinces};
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        tables[i]->slots = tables[i]->inline_slots;
+        tables[i]->mask = INLINE_SLOTS - 1;
+        tables[i]->by_id = 1;
+    }
+    Py_ssize_t logins = records.len / RECORD_SIZE;
+    const unsigned char *at = (const unsigned char *)records.buf;
+    if (!is_event(current) || !PyFloat_CheckExact(share_in) || records.len % RECORD_SIZE
+        || start < 0 || position < start || position >= logins
+        || (windows = as_tuple(windows_in)) == NULL) {
+        goto decline;
+    }
+    Py_ssize_t count_windows = PyTuple_GET_SIZE(windows);
+    double seconds[8];
+    Py_ssize_t order[8];
+    if (count_windows == 0 || count_windows > 8) {
+        goto decline;
+    }
+    for (Py_ssize_t i = 0; i < count_windows; i++) {
+        if (!window_seconds(PyTuple_GET_ITEM(windows, i), &seconds[i])) {
+            goto decline;
+        }
+        Py_ssize_t j = i;  /* shortest first, ties in the order given */
+        while (j > 0 && seconds[order[j - 1]] > seconds[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    double share = PyFloat_AS_DOUBLE(share_in);
+    n.symbols = symbols;
+    n.count = PyTuple_GET_SIZE(symbols);
+    n.kinds = PyMem_Calloc((size_t)n.count, 1);
+    n.addresses = PyMem_Calloc((size_t)n.count * 3, sizeof(Py_hash_t));
+    if (n.kinds == NULL || n.addresses == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    n.networks = n.addresses + n.count;
+    n.provinces = n.networks + n.count;
+    if (load_helpers(&h) < 0) {
+        goto done;
+    }
+    PyObject *cur_ts = PyTuple_GET_ITEM(current, F_TS);
+    w.cur_hour = PyTuple_GET_ITEM(current, F_HOUR);
+    if (w.cur_hour == Py_None) {
+        w.cur_hour = PyObject_CallFunctionObjArgs(h.local_hour, cur_ts, tz, NULL);
+        if (w.cur_hour == NULL) {
+            goto done;
+        }
+    }
+    else {
+        Py_INCREF(w.cur_hour);
+    }
+    Current cur;
+    int status = current_ids(&n, current, at + position * RECORD_SIZE, w.cur_hour, &cur);
+    if (status <= 0) {
+        if (status < 0) {
+            goto done;
+        }
+        goto decline;
+    }
+    /* This login: in every window, counted by the dicts, kept out of the sets. */
+    unsigned last = 0;  /* symbols[0] is None: no device */
+    if (cur.device != UINT_MAX) {
+        if (id_count(&w.devices, ID_SYMBOL | cur.device, 0, &w.clock) < 0) {
+            goto done;
+        }
+        w.changes = 1;
+        last = cur.device;
+    }
+    if ((cur.network && id_count(&w.networks, cur.network, 0, &w.clock) < 0)
+        || id_count(&w.hours, cur.hour, 0, &w.clock) < 0) {
+        goto done;
+    }
+    w.carrier_open = PyTuple_GET_ITEM(current, F_CARRIER) != Py_None;
+    w.type_open = PyTuple_GET_ITEM(current, F_NETWORK_TYPE) != Py_None;
+    w.relays = PyTuple_GET_ITEM(current, F_RELAY) == Py_True;
+    w.anonymised = !w.relays && PyTuple_GET_ITEM(current, F_ANONYMOUS) == Py_True;
+    if (!PyBool_Check(PyTuple_GET_ITEM(current, F_RELAY))
+        || !PyBool_Check(PyTuple_GET_ITEM(current, F_ANONYMOUS))) {
+        goto decline;
+    }
+
+    results = PyList_New(count_windows);
+    if (results == NULL) {
+        goto done;
+    }
+    double now = PyFloat_AS_DOUBLE(cur_ts);
+    Py_ssize_t next = position - 1;  /* newest to oldest */
+    PyObject *previous = NULL;       /* borrowed from results */
+    for (Py_ssize_t o = 0; o < count_windows; o++) {
+        Py_ssize_t k = order[o];
+        PyObject *window = PyTuple_GET_ITEM(windows, k);
+        double since = now - seconds[k];
+        while (next >= start) {
+            const unsigned char *r = at + next * RECORD_SIZE;
+            if (!(le_double(r) >= since)) {  /* as in Python: a NaN ends the walk */
+                break;
+            }
+            status = add_packed(&w, &n, r, &cur, &last);
+            if (status <= 0) {
+                if (status < 0) {
+                    goto fail;
+                }
+                Py_CLEAR(results);
+                goto decline;
+            }
+            next--;
+        }
+        PyObject *found;
+        if (previous != NULL && PyLong_AsLong(PyTuple_GET_ITEM(previous, 1)) == w.sessions) {
+            found = same_as(&h, window, previous);
+        }
+        else {
+            Looked looked;
+            look_up_packed(&w, &cur, &looked);
+            found = snapshot(&h, window, current, share, &w, &looked);
+            previous = found;
+        }
+        if (found == NULL) {
+            goto fail;
+        }
+        PyList_SET_ITEM(results, k, found);  /* steals */
+    }
+    goto done;
+decline:
+    if (!PyErr_Occurred()) {
+        results = Py_None;
+        Py_INCREF(results);
+    }
+    goto done;
+fail:
+    Py_CLEAR(results);
+done:
+    PyBuffer_Release(&records);
+    PyMem_Free(n.kinds);
+    PyMem_Free(n.addresses);
+    table_free(&n.names);
+    Py_XDECREF(w.cur_hour);
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        table_free(tables[i]);
+    }
+    Py_XDECREF(h.shares);
+    Py_XDECREF(h.window_days);
+    Py_XDECREF(h.entropies);
+    Py_XDECREF(h.local_hour);
+    Py_XDECREF(windows);
+    return results;
+}
+
 /* ---- Records as a JSON decoder makes them: fingerprint.session._fast_session ---- */
 
 #define PLAIN_DEPTH 32
@@ -1415,6 +2327,10 @@ static PyMethodDef methods[] = {
      "(the window with the login appended, the logins before it, the device id's copy)\n"
      "when it is the newest of a window that keeps every login\n"
      "(MemoryHistoryStore._record_in_order), else None for the Python method."},
+    {"packed_stability", packed_stability, METH_VARARGS,
+     "packed_stability(records, symbols, start, position, current, windows_seconds, local_tz,\n"
+     "unusual_hour_share): stability_windows over a packed window's logins start..position\n"
+     "(the current login's record at position), or None for the object walk."},
     {"stability_windows", stability_windows, METH_VARARGS,
      "stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share):\n"
      "python_stability_windows for the common case, or None for the Python function."},
@@ -1436,11 +2352,14 @@ PyInit__native(void)
         return NULL;
     }
     g_round = PyObject_GetAttrString(builtins, "round");
+    g_sum = PyObject_GetAttrString(builtins, "sum");
     Py_DECREF(builtins);
-    if (g_round == NULL) {
+    if (g_round == NULL || g_sum == NULL) {
         return NULL;
     }
     g_three = PyLong_FromLong(3);
+    g_four = PyLong_FromLong(4);
+    g_put = PyUnicode_InternFromString("put");
     g_zero_float = PyFloat_FromDouble(0.0);
     g_empty_text = PyUnicode_FromString("");
     g_key_shares = PyUnicode_InternFromString("_SHARES");
@@ -1453,7 +2372,7 @@ PyInit__native(void)
             return NULL;
         }
     }
-    if (!g_three || !g_zero_float || !g_empty_text || !g_key_shares || !g_key_window_days
+    if (!g_three || !g_four || !g_put || !g_zero_float || !g_empty_text || !g_key_shares || !g_key_window_days
         || !g_key_entropies || !g_key_local_hour) {
         return NULL;
     }

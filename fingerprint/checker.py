@@ -694,7 +694,9 @@ class Checker:
         request = engine.stability
         if history is None or request is None:
             return None
-        return stability_by_window(request, history.account_events, event, self.config.time_zone)
+        return stability_by_window(
+            request, history.account_events, event, self.config.time_zone, history.packed
+        )
 
 
 # What only the first half reads of a session: the device verdict, the device features

@@ -95,6 +95,10 @@ class HistoryView(msgspec.Struct, frozen=True):
     # recorded with this login, its earlier (ts, member) pairs inside the link window;
     # None when the store keeps no links.
     links: Mapping[str, tuple[tuple[float, str], ...]] | None = None
+    # The memory store's packed window read for this login: (records, symbols, the
+    # first login of account_events, the current login's own record), which the
+    # stability walk reads without decoding (fingerprint._native.packed_stability).
+    packed: tuple[bytes, tuple[Any, ...], int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,6 +484,7 @@ class MemoryHistoryStore:
             device_accounts=device,
             ip_accounts=on_ip,
             block_accounts=on_block,
+            packed=(window.records, window.symbols, start, position),
         )
 
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:

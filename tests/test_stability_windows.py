@@ -370,3 +370,104 @@ def test_an_extension_built_from_other_source_is_not_used() -> None:
     finally:
         _native.SOURCE_DIGEST = built
     assert native._load() is _native
+
+
+@pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
+@settings(max_examples=600, deadline=None)
+@given(
+    history=st.lists(logins(AGES.map(lambda age: NOW - age)), max_size=60),
+    later=st.lists(logins(st.just(NOW + 60)), max_size=3),
+    current=logins(st.just(NOW)),
+    latitudes=st.lists(st.sampled_from([None, 39.9, 31.2]), min_size=64, max_size=64),
+    skip=st.integers(0, 5),
+    all_hours=st.booleans(),
+    windows=WINDOWS,
+    share=st.sampled_from([0.05, 0.2, 0.5]),
+)
+def test_the_packed_walk_counts_what_the_object_walk_counts(
+    history: list[LoginEvent],
+    later: list[LoginEvent],
+    current: LoginEvent,
+    latitudes: list[float | None],
+    skip: int,
+    all_hours: bool,
+    windows: tuple[float, ...],
+    share: float,
+) -> None:
+    """The walk over a packed window (as the memory store keeps it: the logins in
+    time order, this one's record among them, later ones after it) gives the object
+    walk's numbers over the same logins decoded, as the store hands them out. Places
+    of one province differ by their coordinates, so provinces are counted by text,
+    not by place; networks are derived from the address or written out. It takes
+    every window whose logins all have an hour."""
+    assert _native is not None
+    from fingerprint import history as store
+
+    if all_hours:  # every login has an hour: the walk counts them all
+        current = current._replace(hour=current.hour if current.hour is not None else 5)
+
+    # A store is given text addresses (None is the object walk's own case), and
+    # the checker's logins all have an hour (half the examples: the walk's own case).
+    history = sorted(
+        (
+            e._replace(
+                latitude=latitudes[n],
+                ip=e.ip or "",
+                hour=(n * 7) % 24 if all_hours and e.hour is None else e.hour,
+            )
+            for n, e in enumerate(history)
+        ),
+        key=lambda e: e.ts,
+    )
+    current = current._replace(ip=current.ip or "")
+    later = [e._replace(ip=e.ip or "") for e in later]
+    symbols: list[Any] = [None]
+    logins_packed = [*history, current, *later]
+    records = b"".join(store._pack(login, symbols) for login in logins_packed)
+    window = store._Window(records, tuple(symbols))
+    start, position = min(skip, len(history)), len(history)
+    decoded = tuple(store._unpack("acct", window, start, position))
+    want = stability.python_stability_windows(decoded, current, windows, SHANGHAI, share)
+    got = _native.packed_stability(
+        window.records, window.symbols, start, position, current, windows, SHANGHAI, share
+    )
+    if got is None:  # only a login without an hour, inside a window, is passed on
+        assert not all_hours and any(login.hour is None for login in decoded)
+        return
+    assert got == want
+    assert [repr(s) for s in got] == [repr(s) for s in want]
+    assert all(type(s) is Stability for s in got)
+    by_window = stability.stability_by_window(
+        stability.StabilityRequest(
+            windows_days=tuple(range(len(windows))), windows_seconds=windows,
+            unusual_hour_share=share,
+        ),
+        decoded, current, SHANGHAI, (window.records, window.symbols, start, position),
+    )  # fmt: skip
+    assert list(by_window.values()) == want
+
+
+@pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
+@settings(max_examples=300, deadline=None)
+@given(
+    history=st.lists(logins(AGES.map(lambda age: NOW - age)), min_size=2, max_size=60),
+    current=logins(st.just(NOW)),
+)
+def test_the_c_walk_computes_the_entropies_it_misses_as_python_does(
+    history: list[LoginEvent], current: LoginEvent
+) -> None:
+    """A count pattern missing from the memo is computed in C (the same float
+    operations in the same order as _entropy_of) and kept through the memo's own put:
+    every entropy the C walk kept is _entropy_of's, to the last bit."""
+    assert _native is not None
+    history.sort(key=lambda e: e.ts)
+
+    def in_python(counts: tuple[int, ...]) -> float:
+        raise AssertionError(f"{counts} computed by the memo's Python compute")
+
+    memo = stability.BoundedMemo(8_192, in_python, keep=lambda counts: len(counts) <= 32)
+    with mock.patch.object(stability, "_ENTROPIES", memo):
+        _native_only(history, current, (7 * DAY, 30 * DAY), SHANGHAI, 0.05)
+    for counts, entropy in memo.items():
+        want = stability._entropy_of(list(counts))
+        assert entropy == want and repr(entropy) == repr(want)

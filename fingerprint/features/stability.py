@@ -133,11 +133,26 @@ def stability_by_window(
     history: Sequence[LoginEvent],
     current: LoginEvent,
     local_tz: tzinfo,
+    packed: tuple[bytes, tuple[Any, ...], int, int] | None = None,
 ) -> dict[float, Stability]:
-    """The account's stability for each requested window, keyed by its days."""
-    found = account_stability_windows(
-        history, current, request.windows_seconds, local_tz, request.unusual_hour_share
-    )
+    """The account's stability for each requested window, keyed by its days.
+
+    ``packed``: the memory store's window that ``history`` was decoded from
+    (:attr:`~fingerprint.history.HistoryView.packed`), walked in C without decoding
+    where the extension is built; the same numbers (the tests hold it to the walk
+    over ``history``), in a fraction of the time: the walk reads each login's bytes,
+    not the Python objects of its values."""
+    found = None
+    if packed is not None and _packed_walk is not None:
+        records, symbols, start, position = packed
+        found = _packed_walk(
+            records, symbols, start, position, current, request.windows_seconds, local_tz,
+            request.unusual_hour_share,
+        )  # fmt: skip
+    if found is None:
+        found = account_stability_windows(
+            history, current, request.windows_seconds, local_tz, request.unusual_hour_share
+        )
     return dict(zip(request.windows_days, found, strict=True))
 
 
@@ -416,6 +431,10 @@ def _bind_native() -> Callable[..., list[Any] | None] | None:
 
 
 _native_windows = _bind_native()
+# The walk over a packed window, bound with the object walk (None where that is off).
+_packed_walk: Callable[..., list[Any] | None] | None = (
+    NATIVE.packed_stability if _native_windows is not None and NATIVE is not None else None
+)
 
 # The walk in Python alone: the reference the C walk is held to (tests, benchmarks).
 python_stability_windows = partial(account_stability_windows, native=False)
