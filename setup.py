@@ -1,7 +1,8 @@
 """The one C extension, optional: the package's metadata is in pyproject.toml.
 
-``fingerprint._native`` holds history's window packing and decoding, the account
-stability walk and the session decoder's look at a record in C (issue 20; see
+``fingerprint._native`` holds history's window packing, append and decoding, the
+account stability walk (over decoded logins or the packed window) and the session
+decoder's look at a record in C (issue 20; see
 ``fingerprint/native.py``). Where no C compiler is found the build goes on without
 it and the same code runs in Python, with the same results.
 The module carries the SHA-256 of the source it was built from: a checkout whose

@@ -12,12 +12,18 @@
  * converts it: whether it is made only of what a JSON decoder makes. It only ever
  * saves the Python look (_plain_record, _has_lone_surrogate); False means "look".
  *
+ * packed_stability() is the same walk over the memory store's packed window, counting
+ * ids of each login's bytes and symbols instead of objects (see its section below).
+ *
  * stability_windows() is fingerprint.features.stability.python_stability_windows
- * written against the CPython API: the same walk over the same Python objects (the
- * same dicts, sets, comparisons and hashes), the same memos looked up in the same
+ * written against the CPython API: the same walk over the same Python objects (found
+ * and counted as its dicts and sets find them: hashes, then the same object or ==,
+ * in small tables of its own), the same memos looked up in the same
  * order (the module's _SHARES, _WINDOW_DAYS, _ENTROPIES, read at each call so a test
- * can replace them), and the same rounding (builtins.round). Floats are combined in
- * IEEE doubles exactly as the Python expressions combine them.
+ * can replace them; a count pattern missing from _ENTROPIES is computed here, by
+ * _entropy_of's float operations, and kept through the memo's put), and the same
+ * rounding (builtins.round). Floats are combined in IEEE doubles exactly as the
+ * Python expressions combine them.
  *
  * It takes only the common case, exactly: history a tuple or list of LoginEvents with
  * a float ts, the current login likewise, windows a tuple or list of floats that are
