@@ -377,17 +377,13 @@ memo_pair(PyObject *memo, long a, long b)
     return found;
 }
 
-/* _entropy_of(values): the same float operations in the same order (n / total,
- * share * log2(share) and their sum(), then round(-sum + 0.0, 4)); the sum is
- * builtins.sum's own where it is more than a left-to-right addition (3.12 on). */
+/* _entropy_of(values) before its rounding: -sum(n / total * log2(n / total)) + 0.0,
+ * the same float operations in the same order; the sum is builtins.sum's own where
+ * it is more than a left-to-right addition (3.12 on). NULL with an error. */
 static PyObject *
-entropy_of(PyObject *values)
+entropy_sum(PyObject *values)
 {
     Py_ssize_t size = PyTuple_GET_SIZE(values);
-    if (size < 2) {
-        Py_INCREF(g_zero_float);
-        return g_zero_float;
-    }
     long long total = 0;
     for (Py_ssize_t i = 0; i < size; i++) {
         total += PyLong_AsLongLong(PyTuple_GET_ITEM(values, i));
@@ -425,7 +421,18 @@ entropy_of(PyObject *values)
     sum = PyFloat_AsDouble(summed);
     Py_DECREF(summed);
 #endif
-    PyObject *unrounded = PyFloat_FromDouble(-sum + 0.0);
+    return PyFloat_FromDouble(-sum + 0.0);
+}
+
+/* _entropy_of(values): 0.0 under two counts, else round(entropy_sum(values), 4). */
+static PyObject *
+entropy_of(PyObject *values)
+{
+    if (PyTuple_GET_SIZE(values) < 2) {
+        Py_INCREF(g_zero_float);
+        return g_zero_float;
+    }
+    PyObject *unrounded = entropy_sum(values);
     if (unrounded == NULL) {
         return NULL;
     }
@@ -1901,9 +1908,16 @@ current_ids(Names *n, PyObject *current, const unsigned char *r, PyObject *hour,
     out->kind = le_u16(r + 32);
     out->network = 0;
     if (network != Py_None && PyUnicode_GET_LENGTH(network)) {
-        out->network = (r[35] & DERIVED_NETWORK)
-            ? ID_BLOCK | (Py_hash_t)((unsigned long)r[16] << 16 | (unsigned long)r[17] << 8 | r[18])
-            : network_id(n, le_u16(r + 24));
+        if (r[35] & DERIVED_NETWORK) {
+            out->network = ID_BLOCK | (Py_hash_t)((unsigned long)r[16] << 16
+                                                  | (unsigned long)r[17] << 8 | r[18]);
+        }
+        else if (symbol_kind(n, le_u16(r + 24)) == SYM_TEXT) {
+            out->network = network_id(n, le_u16(r + 24));
+        }
+        else {
+            return 0;  /* not the record of this login */
+        }
     }
     unsigned char v4[4];
     out->ip = PyUnicode_GET_LENGTH(ip) == 0 ? ID_EMPTY
@@ -2053,6 +2067,25 @@ look_up_packed(const Walk *w, const Current *cur, Looked *out)
 }
 
 static PyObject *
+entropy_sum_of(PyObject *self, PyObject *values)
+{
+    if (!PyTuple_CheckExact(values) || PyTuple_GET_SIZE(values) < 1) {
+        PyErr_SetString(PyExc_TypeError, "entropy_sum takes a tuple of counts");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(values); i++) {
+        PyObject *value = PyTuple_GET_ITEM(values, i);
+        if (!PyLong_CheckExact(value) || PyLong_AsLongLong(value) < 1) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "counts are positive ints");
+            }
+            return NULL;
+        }
+    }
+    return entropy_sum(values);
+}
+
+static PyObject *
 packed_stability(PyObject *self, PyObject *args)
 {
     PyObject *symbols, *current, *windows_in, *tz, *share_in;
@@ -2109,6 +2142,9 @@ packed_stability(PyObject *self, PyObject *args)
     double share = PyFloat_AS_DOUBLE(share_in);
     n.symbols = symbols;
     n.count = PyTuple_GET_SIZE(symbols);
+    if (n.count == 0) {
+        goto decline;  /* symbols[0] is None in any window the store made */
+    }
     n.kinds = PyMem_Calloc((size_t)n.count, 1);
     n.addresses = PyMem_Calloc((size_t)n.count * 3, sizeof(Py_hash_t));
     if (n.kinds == NULL || n.addresses == NULL) {
@@ -2333,6 +2369,9 @@ static PyMethodDef methods[] = {
      "(the window with the login appended, the logins before it, the device id's copy)\n"
      "when it is the newest of a window that keeps every login\n"
      "(MemoryHistoryStore._record_in_order), else None for the Python method."},
+    {"entropy_sum", entropy_sum_of, METH_O,
+     "entropy_sum(counts): the entropy of a tuple of positive ints before _entropy_of\n"
+     "rounds it, as the walk computes a pattern its memo misses (for the tests)."},
     {"packed_stability", packed_stability, METH_VARARGS,
      "packed_stability(records, symbols, start, position, current, windows_seconds, local_tz,\n"
      "unusual_hour_share): stability_windows over a packed window's logins start..position\n"

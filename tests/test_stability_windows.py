@@ -471,3 +471,66 @@ def test_the_c_walk_computes_the_entropies_it_misses_as_python_does(
     for counts, entropy in memo.items():
         want = stability._entropy_of(list(counts))
         assert entropy == want and repr(entropy) == repr(want)
+
+
+@pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(1, 10**6), min_size=1, max_size=40))
+def test_the_c_entropy_is_the_same_float_before_its_rounding(counts: list[int]) -> None:
+    """The sum _entropy_of rounds, to the last bit: the terms in the order given,
+    summed by sum() (rounding to 4 places would hide a term summed out of order)."""
+    assert _native is not None
+    total = sum(counts)
+    terms = []
+    for n in counts:
+        share = n / total
+        terms.append(share * math.log2(share))
+    want = -sum(terms) + 0.0
+    got = _native.entropy_sum(tuple(counts))
+    assert got == want and repr(got) == repr(want)
+    if len(counts) >= 2:
+        assert round(got, 4) == stability._entropy_of(counts)
+    with pytest.raises((TypeError, ValueError)):
+        _native.entropy_sum((*counts, 0))
+
+
+@pytest.mark.skipif(_native is None, reason="fingerprint._native not built here")
+@settings(max_examples=300, deadline=None)
+@given(
+    history=st.lists(logins(AGES.map(lambda age: NOW - age)), max_size=60),
+    current=logins(st.just(NOW)),
+)
+def test_the_packed_walk_looks_up_the_object_walks_count_patterns(
+    history: list[LoginEvent], current: LoginEvent
+) -> None:
+    """Networks and hours counted in the order the object walk's dicts keep them:
+    the same count patterns looked up, in the same order (a rounded entropy would
+    hide counts summed in another order)."""
+    assert _native is not None
+    from fingerprint import history as store
+
+    history = sorted(
+        (e._replace(ip=e.ip or "", hour=e.hour if e.hour is not None else 3) for e in history),
+        key=lambda e: e.ts,
+    )
+    current = current._replace(ip=current.ip or "")
+    symbols: list[Any] = [None]
+    records = b"".join(store._pack(login, symbols) for login in [*history, current])
+    decoded = tuple(store._unpack("acct", store._Window(records, tuple(symbols)), 0, len(history)))
+    seen: list[tuple[int, ...]] = []
+
+    class Recorded(dict[tuple[int, ...], float]):
+        def __missing__(self, counts: tuple[int, ...]) -> float:
+            seen.append(counts)
+            return stability._entropy_of(list(counts))
+
+    windows = (7 * DAY, 30 * DAY)
+    with mock.patch.object(stability, "_ENTROPIES", Recorded()):
+        stability.python_stability_windows(decoded, current, windows, SHANGHAI, 0.05)
+        want = list(seen)
+        seen.clear()
+        got = _native.packed_stability(
+            records, tuple(symbols), 0, len(history), current, windows, SHANGHAI, 0.05
+        )
+    assert got is not None
+    assert seen == want
