@@ -528,31 +528,38 @@ new_from(PyObject *value, int still_open, int known)
     Py_RETURN_NONE;
 }
 
-/* A Stability of its fields (tuple.__new__(Stability, fields)): allocated as that
- * allocates it, then given the fields, each a new reference it takes (NULL when one
- * is NULL: an error is set, and every field is released). */
+/* A record of a named tuple ``type`` (tuple.__new__(type, fields)): allocated as that
+ * allocates it, then given the ``count`` fields, each a new reference it takes (NULL
+ * when one is NULL, its error set: every field is released). */
 static PyObject *
-new_stability(PyObject **fields)
+new_record(PyObject *type, PyObject **fields, int count)
 {
     PyObject *made = NULL;
-    for (int i = 0; i < STABILITY_FIELDS; i++) {
+    for (int i = 0; i < count; i++) {
         if (fields[i] == NULL) {
             goto done;
         }
     }
-    made = ((PyTypeObject *)g_stability)->tp_alloc((PyTypeObject *)g_stability, STABILITY_FIELDS);
+    made = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, count);
     if (made == NULL) {
         goto done;
     }
-    for (int i = 0; i < STABILITY_FIELDS; i++) {
+    for (int i = 0; i < count; i++) {
         PyTuple_SET_ITEM(made, i, fields[i]);  /* steals */
         fields[i] = NULL;
     }
 done:
-    for (int i = 0; i < STABILITY_FIELDS; i++) {
+    for (int i = 0; i < count; i++) {
         Py_XDECREF(fields[i]);
     }
     return made;
+}
+
+/* A Stability of its fields (see new_record). */
+static PyObject *
+new_stability(PyObject **fields)
+{
+    return new_record(g_stability, fields, STABILITY_FIELDS);
 }
 
 /* len(values) + (value not in values) - (value is None or None in values)
@@ -958,6 +965,98 @@ load_helpers(Helpers *h)
     return 0;
 }
 
+/* A walk's counters, empty, each table's slots in place (by id: packed_stability). */
+static void
+walk_init(Walk *w, int by_id)
+{
+    memset(w, 0, sizeof *w);
+    Table *tables[] = {&w->devices, &w->networks, &w->hours, &w->ips, &w->asns, &w->provinces};
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        tables[i]->slots = tables[i]->inline_slots;
+        tables[i]->mask = INLINE_SLOTS - 1;
+        tables[i]->by_id = by_id;
+    }
+}
+
+static void
+walk_free(Walk *w)
+{
+    Table *tables[] = {&w->devices, &w->networks, &w->hours, &w->ips, &w->asns, &w->provinces};
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        table_free(tables[i]);
+    }
+    Py_CLEAR(w->cur_hour);
+}
+
+static void
+helpers_free(Helpers *h)
+{
+    Py_CLEAR(h->shares);
+    Py_CLEAR(h->window_days);
+    Py_CLEAR(h->entropies);
+    Py_CLEAR(h->local_hour);
+}
+
+/* This login's hour (its own, or _local_hour(ts, tz) when it has none), kept in the
+ * walk: 0, or -1 with an error. */
+static int
+walk_hour(Walk *w, const Helpers *h, PyObject *current, PyObject *tz)
+{
+    w->cur_hour = PyTuple_GET_ITEM(current, F_HOUR);
+    if (w->cur_hour != Py_None) {
+        Py_INCREF(w->cur_hour);
+        return 0;
+    }
+    w->cur_hour = PyObject_CallFunctionObjArgs(h->local_hour, PyTuple_GET_ITEM(current, F_TS),
+                                               tz, NULL);
+    return w->cur_hour == NULL ? -1 : 0;
+}
+
+/* The windows' lengths and their order, shortest first, ties in the order given
+ * (sorted() is stable): 1, or 0 for a window the walk does not take. */
+static int
+order_windows(PyObject *windows, double *seconds, Py_ssize_t *order)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(windows); i++) {
+        if (!window_seconds(PyTuple_GET_ITEM(windows, i), &seconds[i])) {
+            return 0;
+        }
+        Py_ssize_t j = i;
+        while (j > 0 && seconds[order[j - 1]] > seconds[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+    return 1;
+}
+
+/* What one walk looks up of this login's values when a window needs a snapshot. */
+typedef int (*LookUp)(const Walk *w, PyObject *current, const void *ids, Looked *out);
+
+/* One window's Stability: the last one's numbers when no login came between them
+ * (same_as), else a snapshot (``*previous`` becomes it). */
+static PyObject *
+window_stability(const Helpers *h, PyObject *window, PyObject *current, double share,
+                 const Walk *w, LookUp look, const void *ids, PyObject **previous)
+{
+    if (*previous != NULL && PyLong_AsLong(PyTuple_GET_ITEM(*previous, 1)) == w->sessions) {
+        return same_as(h, window, *previous);
+    }
+    Looked looked;
+    if (look(w, current, ids, &looked) < 0) {
+        return NULL;
+    }
+    *previous = snapshot(h, window, current, share, w, &looked);
+    return *previous;
+}
+
+static int
+look_up_objects(const Walk *w, PyObject *current, const void *ids, Looked *out)
+{
+    return look_up(w, current, out);
+}
+
 static PyObject *
 stability_windows(PyObject *self, PyObject *args)
 {
@@ -1009,12 +1108,7 @@ stability_windows(PyObject *self, PyObject *args)
     double share = PyFloat_AS_DOUBLE(share_in);
     Helpers h = {NULL, NULL, NULL, NULL};
     Walk w;
-    memset(&w, 0, sizeof w);  /* every table empty, its slots in place */
-    Table *tables[] = {&w.devices, &w.networks, &w.hours, &w.ips, &w.asns, &w.provinces};
-    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
-        tables[i]->slots = tables[i]->inline_slots;
-        tables[i]->mask = INLINE_SLOTS - 1;
-    }
+    walk_init(&w, 0);
     Py_ssize_t *order = NULL;
     double *seconds = NULL;
     PyObject *results = PyList_New(count_windows);
@@ -1024,35 +1118,19 @@ stability_windows(PyObject *self, PyObject *args)
     if (load_helpers(&h) < 0) {
         goto fail;
     }
-    /* Windows shortest first, ties in the order given (sorted() is stable). */
     order = PyMem_New(Py_ssize_t, count_windows);
     seconds = PyMem_New(double, count_windows);
     if (order == NULL || seconds == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
-    for (Py_ssize_t i = 0; i < count_windows; i++) {
-        Py_ssize_t j = i;
-        window_seconds(PyTuple_GET_ITEM(windows, i), &seconds[i]);
-        while (j > 0 && seconds[order[j - 1]] > seconds[i]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = i;
-    }
+    order_windows(windows, seconds, order);  /* each checked above */
 
     PyObject *cur_ts = PyTuple_GET_ITEM(current, F_TS);
     PyObject *cur_device = PyTuple_GET_ITEM(current, F_DEVICE);
     PyObject *cur_network = PyTuple_GET_ITEM(current, F_NETWORK);
-    w.cur_hour = PyTuple_GET_ITEM(current, F_HOUR);
-    if (w.cur_hour == Py_None) {
-        w.cur_hour = PyObject_CallFunctionObjArgs(h.local_hour, cur_ts, tz, NULL);
-        if (w.cur_hour == NULL) {
-            goto fail;
-        }
-    }
-    else {
-        Py_INCREF(w.cur_hour);
+    if (walk_hour(&w, &h, current, tz) < 0) {
+        goto fail;
     }
     /* This login: in every window, counted by the dicts, kept out of the sets. */
     PyObject *last = Py_None;  /* borrowed: a device of this login or of history */
@@ -1094,7 +1172,6 @@ stability_windows(PyObject *self, PyObject *args)
     PyObject *previous = NULL;     /* borrowed from results */
     for (Py_ssize_t o = 0; o < count_windows; o++) {
         Py_ssize_t k = order[o];
-        PyObject *window = PyTuple_GET_ITEM(windows, k);
         double since = now - seconds[k];
         /* ">=" as in Python: a NaN ts ends the walk there too. */
         while (next >= 0) {
@@ -1108,16 +1185,8 @@ stability_windows(PyObject *self, PyObject *args)
             }
             next--;
         }
-        PyObject *found;
-        if (previous != NULL && PyLong_AsLong(PyTuple_GET_ITEM(previous, 1)) == w.sessions) {
-            found = same_as(&h, window, previous);
-        }
-        else {
-            Looked looked;
-            found = look_up(&w, current, &looked) < 0
-                ? NULL : snapshot(&h, window, current, share, &w, &looked);
-            previous = found;
-        }
+        PyObject *found = window_stability(&h, PyTuple_GET_ITEM(windows, k), current, share, &w,
+                                           look_up_objects, NULL, &previous);
         if (found == NULL) {
             goto fail;
         }
@@ -1129,17 +1198,8 @@ fail:
 done:
     PyMem_Free(order);
     PyMem_Free(seconds);
-    Py_XDECREF(w.cur_hour);
-    table_free(&w.devices);
-    table_free(&w.networks);
-    table_free(&w.hours);
-    table_free(&w.ips);
-    table_free(&w.asns);
-    table_free(&w.provinces);
-    Py_XDECREF(h.shares);
-    Py_XDECREF(h.window_days);
-    Py_XDECREF(h.entropies);
-    Py_XDECREF(h.local_hour);
+    walk_free(&w);
+    helpers_free(&h);
     Py_DECREF(history);
     Py_DECREF(windows);
     return results;
@@ -1242,7 +1302,6 @@ unpack_one(const unsigned char *r, PyObject *account, PyObject *symbols)
     int hour = (signed char)r[34];
     unsigned flags = r[35];
     PyObject *f[EVENT_FIELDS] = {NULL};
-    PyObject *made = NULL;
     char text[32];
 
     PyObject *found = symbol(symbols, place);  /* symbols[place] or (None,) * 4 */
@@ -1302,26 +1361,7 @@ unpack_one(const unsigned char *r, PyObject *account, PyObject *symbols)
         f[14] = PyLong_FromLong(hour);
     }
     f[15] = PyBool_FromLong((flags & PACKED_RELAY) != 0);
-
-    for (int i = 0; i < EVENT_FIELDS; i++) {
-        if (f[i] == NULL) {
-            goto done;
-        }
-    }
-    /* Allocated as tuple.__new__(LoginEvent, fields) allocates it, then filled. */
-    made = ((PyTypeObject *)g_login_event)->tp_alloc((PyTypeObject *)g_login_event, EVENT_FIELDS);
-    if (made == NULL) {
-        goto done;
-    }
-    for (int i = 0; i < EVENT_FIELDS; i++) {
-        PyTuple_SET_ITEM(made, i, f[i]);  /* steals */
-        f[i] = NULL;
-    }
-done:
-    for (int i = 0; i < EVENT_FIELDS; i++) {
-        Py_XDECREF(f[i]);
-    }
-    return made;
+    return new_record(g_login_event, f, EVENT_FIELDS);
 }
 
 /* -1, with a RuntimeError, until bind_event has named history's LoginEvent. */
@@ -1939,6 +1979,25 @@ current_ids(Names *n, PyObject *current, const unsigned char *r, PyObject *hour,
     return out->province != ID_DECLINE;
 }
 
+/* seen_before for a symbol of text or None (symbols[0]): 1, or 0 to decline. */
+static int
+seen_symbol(Names *n, unsigned value, unsigned wanted, int *open, int *known)
+{
+    if (!*open) {
+        return 1;
+    }
+    if (!text_symbol(n, value)) {
+        return 0;
+    }
+    if (value == wanted) {
+        *open = 0;
+    }
+    else if (value != 0) {
+        *known = 1;
+    }
+    return 1;
+}
+
 /* One earlier packed login into the counters: 1, 0 to decline, -1 with an error. */
 static int
 add_packed(Walk *w, Names *n, const unsigned char *r, const Current *cur, unsigned *last)
@@ -2009,29 +2068,8 @@ add_packed(Walk *w, Names *n, const unsigned char *r, const Current *cur, unsign
         return -1;
     }
     /* The carrier's and network type's "seen before": == on text is == on symbols. */
-    if (w->carrier_open) {
-        if (!text_symbol(n, carrier)) {
-            return 0;
-        }
-        if (carrier == cur->carrier) {
-            w->carrier_open = 0;
-        }
-        else if (carrier != 0) {
-            w->carrier_known = 1;
-        }
-    }
-    if (w->type_open) {
-        if (!text_symbol(n, kind)) {
-            return 0;
-        }
-        if (kind == cur->kind) {
-            w->type_open = 0;
-        }
-        else if (kind != 0) {
-            w->type_known = 1;
-        }
-    }
-    return 1;
+    return seen_symbol(n, carrier, cur->carrier, &w->carrier_open, &w->carrier_known)
+        && seen_symbol(n, kind, cur->kind, &w->type_open, &w->type_known);
 }
 
 /* len(values) + (id not in values) - (none or None in values) [- (empty or "" in values)] */
@@ -2064,6 +2102,13 @@ look_up_packed(const Walk *w, const Current *cur, Looked *out)
         out->night += id_get(&w->hours, night[i], &found);
     }
     out->hour_count = id_get(&w->hours, cur->hour, &out->hour_found);
+}
+
+static int
+look_up_ids(const Walk *w, PyObject *current, const void *ids, Looked *out)
+{
+    look_up_packed(w, ids, out);
+    return 0;
 }
 
 static PyObject *
@@ -2108,13 +2153,7 @@ packed_stability(PyObject *self, PyObject *args)
     n.names.slots = n.names.inline_slots;
     n.names.mask = INLINE_SLOTS - 1;
     Walk w;
-    memset(&w, 0, sizeof w);
-    Table *tables[] = {&w.devices, &w.networks, &w.hours, &w.ips, &w.asns, &w.provinces};
-    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
-        tables[i]->slots = tables[i]->inline_slots;
-        tables[i]->mask = INLINE_SLOTS - 1;
-        tables[i]->by_id = 1;
-    }
+    walk_init(&w, 1);
     Py_ssize_t logins = records.len / RECORD_SIZE;
     const unsigned char *at = (const unsigned char *)records.buf;
     if (!is_event(current) || !PyFloat_CheckExact(share_in) || records.len % RECORD_SIZE
@@ -2125,19 +2164,8 @@ packed_stability(PyObject *self, PyObject *args)
     Py_ssize_t count_windows = PyTuple_GET_SIZE(windows);
     double seconds[8];
     Py_ssize_t order[8];
-    if (count_windows == 0 || count_windows > 8) {
+    if (count_windows == 0 || count_windows > 8 || !order_windows(windows, seconds, order)) {
         goto decline;
-    }
-    for (Py_ssize_t i = 0; i < count_windows; i++) {
-        if (!window_seconds(PyTuple_GET_ITEM(windows, i), &seconds[i])) {
-            goto decline;
-        }
-        Py_ssize_t j = i;  /* shortest first, ties in the order given */
-        while (j > 0 && seconds[order[j - 1]] > seconds[i]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = i;
     }
     double share = PyFloat_AS_DOUBLE(share_in);
     n.symbols = symbols;
@@ -2156,16 +2184,8 @@ packed_stability(PyObject *self, PyObject *args)
     if (load_helpers(&h) < 0) {
         goto done;
     }
-    PyObject *cur_ts = PyTuple_GET_ITEM(current, F_TS);
-    w.cur_hour = PyTuple_GET_ITEM(current, F_HOUR);
-    if (w.cur_hour == Py_None) {
-        w.cur_hour = PyObject_CallFunctionObjArgs(h.local_hour, cur_ts, tz, NULL);
-        if (w.cur_hour == NULL) {
-            goto done;
-        }
-    }
-    else {
-        Py_INCREF(w.cur_hour);
+    if (walk_hour(&w, &h, current, tz) < 0) {
+        goto done;
     }
     Current cur;
     int status = current_ids(&n, current, at + position * RECORD_SIZE, w.cur_hour, &cur);
@@ -2201,12 +2221,11 @@ packed_stability(PyObject *self, PyObject *args)
     if (results == NULL) {
         goto done;
     }
-    double now = PyFloat_AS_DOUBLE(cur_ts);
+    double now = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(current, F_TS));
     Py_ssize_t next = position - 1;  /* newest to oldest */
     PyObject *previous = NULL;       /* borrowed from results */
     for (Py_ssize_t o = 0; o < count_windows; o++) {
         Py_ssize_t k = order[o];
-        PyObject *window = PyTuple_GET_ITEM(windows, k);
         double since = now - seconds[k];
         while (next >= start) {
             const unsigned char *r = at + next * RECORD_SIZE;
@@ -2223,16 +2242,8 @@ packed_stability(PyObject *self, PyObject *args)
             }
             next--;
         }
-        PyObject *found;
-        if (previous != NULL && PyLong_AsLong(PyTuple_GET_ITEM(previous, 1)) == w.sessions) {
-            found = same_as(&h, window, previous);
-        }
-        else {
-            Looked looked;
-            look_up_packed(&w, &cur, &looked);
-            found = snapshot(&h, window, current, share, &w, &looked);
-            previous = found;
-        }
+        PyObject *found = window_stability(&h, PyTuple_GET_ITEM(windows, k), current, share, &w,
+                                           look_up_ids, &cur, &previous);
         if (found == NULL) {
             goto fail;
         }
@@ -2252,14 +2263,8 @@ done:
     PyMem_Free(n.kinds);
     PyMem_Free(n.addresses);
     table_free(&n.names);
-    Py_XDECREF(w.cur_hour);
-    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
-        table_free(tables[i]);
-    }
-    Py_XDECREF(h.shares);
-    Py_XDECREF(h.window_days);
-    Py_XDECREF(h.entropies);
-    Py_XDECREF(h.local_hour);
+    walk_free(&w);
+    helpers_free(&h);
     Py_XDECREF(windows);
     return results;
 }
