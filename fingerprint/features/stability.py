@@ -139,9 +139,9 @@ def stability_by_window(
 
     ``packed``: the memory store's window that ``history`` was decoded from
     (:attr:`~fingerprint.history.HistoryView.packed`), walked in C without decoding
-    where the extension is built; the same numbers (the tests hold it to the walk
-    over ``history``), in a fraction of the time: the walk reads each login's bytes,
-    not the Python objects of its values."""
+    where the extension is built: the same numbers (the tests hold it to the walk
+    over ``history``), from each login's bytes rather than the Python objects of its
+    values, which are cold by the time an account logs in again."""
     found = None
     if packed is not None and _packed_walk is not None:
         records, symbols, start, position = packed
