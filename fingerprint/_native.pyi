@@ -20,6 +20,28 @@ def pack_login(
     share_place: Callable[[tuple[Any, ...]], tuple[Any, ...]],
     /,
 ) -> bytes | None: ...
+def append_login(
+    window_type: type[tuple[Any, ...]],
+    window: tuple[bytes, tuple[Any, ...]],
+    event: tuple[Any, ...],
+    max_events: int,
+    account_seconds: float,
+    places: dict[tuple[Any, ...], tuple[Any, ...]],
+    share_place: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+    /,
+) -> tuple[tuple[bytes, tuple[Any, ...]], int, str | None] | None: ...
+def packed_stability(
+    records: bytes,
+    symbols: tuple[Any, ...],
+    start: int,
+    position: int,
+    current: tuple[Any, ...],
+    windows_seconds: Sequence[float],
+    local_tz: tzinfo,
+    unusual_hour_share: float,
+    /,
+) -> list[Any] | None: ...
+def entropy_sum(counts: tuple[int, ...], /) -> float: ...
 def stability_windows(
     history: Sequence[Any],
     current: tuple[Any, ...],

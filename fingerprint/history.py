@@ -82,6 +82,11 @@ def _v6_line(ip: str) -> str:
 Link = tuple[str, tuple[str, ...]]
 
 
+# An account's packed window as read for one login: its records, its symbols, the
+# first login of the view's account_events and the current login's own record.
+PackedWindow = tuple[bytes, tuple[Any, ...], int, int]
+
+
 class HistoryView(msgspec.Struct, frozen=True):
     """The logins before the current one, inside the windows, oldest first."""
 
@@ -95,10 +100,9 @@ class HistoryView(msgspec.Struct, frozen=True):
     # recorded with this login, its earlier (ts, member) pairs inside the link window;
     # None when the store keeps no links.
     links: Mapping[str, tuple[tuple[float, str], ...]] | None = None
-    # The memory store's packed window read for this login: (records, symbols, the
-    # first login of account_events, the current login's own record), which the
-    # stability walk reads without decoding (fingerprint._native.packed_stability).
-    packed: tuple[bytes, tuple[Any, ...], int, int] | None = None
+    # The memory store's packed window read for this login, which the stability walk
+    # reads without decoding (fingerprint._native.packed_stability).
+    packed: PackedWindow | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from functools import partial
 from math import log2
 from typing import Any, NamedTuple, cast
 
-from fingerprint.history import LoginEvent
+from fingerprint.history import LoginEvent, PackedWindow
 from fingerprint.memo import BoundedMemo
 from fingerprint.native import NATIVE
 
@@ -133,7 +133,7 @@ def stability_by_window(
     history: Sequence[LoginEvent],
     current: LoginEvent,
     local_tz: tzinfo,
-    packed: tuple[bytes, tuple[Any, ...], int, int] | None = None,
+    packed: PackedWindow | None = None,
 ) -> dict[float, Stability]:
     """The account's stability for each requested window, keyed by its days.
 
