@@ -33,6 +33,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <datetime.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -2354,6 +2355,438 @@ plain_json(PyObject *self, PyObject *value)
     return PyBool_FromLong(PyDict_CheckExact(value) && plain_value(value, 0));
 }
 
+/* ---- A session's time and address, read as fingerprint._session_values reads them ----
+ *
+ * utc_time() is parse_timestamp for the two common spellings, and None for every
+ * other (the Python function answers, with its messages): ISO 8601 text written
+ * exactly "YYYY-MM-DD(T| )HH:MM:SS[.fff|.ffffff](Z|z|+HH:MM|-HH:MM)", and an exact
+ * int of epoch seconds. The aware UTC datetime it makes is the one
+ * datetime.fromisoformat(text).astimezone(UTC) makes (or _EPOCH + timedelta): the
+ * same fields in the proleptic Gregorian calendar, tzinfo datetime.UTC. Only times
+ * from 1990 to 2100 (parse_timestamp's range); outside it, Python says why.
+ *
+ * v4_address() is parse_ip for an address written as inet_ntoa writes one (four
+ * decimal numbers 0-255, no leading zero, no space): the IPv4Address that
+ * IPv4Address(packed) makes (its _ip, the address's number), else None. */
+
+static PyObject *g_v4_type;  /* ipaddress.IPv4Address */
+static PyObject *g_ip_attr;  /* "_ip" */
+static PyObject *g_empty_args;
+
+#define EARLIEST_EPOCH 631152000LL   /* 1990-01-01T00:00:00Z */
+#define LATEST_EPOCH 4102444800LL    /* 2100-01-01T00:00:00Z */
+
+/* Days from 1970-01-01 to y-m-d, and back (proleptic Gregorian; H. Hinnant's
+ * algorithms, exact for every date here). */
+static long long
+days_from_civil(long long y, int m, int d)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void
+civil_from_days(long long z, int *year, int *month, int *day)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    int d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    int m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *year = (int)(yoe + era * 400 + (m <= 2));
+    *month = m;
+    *day = d;
+}
+
+/* The number of n ASCII digits at s, or -1. */
+static int
+digits_at(const char *s, int n)
+{
+    int value = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        value = value * 10 + (s[i] - '0');
+    }
+    return value;
+}
+
+static int
+days_in_month(int year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/* An aware UTC datetime of epoch seconds (in the range) and microseconds. */
+static PyObject *
+utc_datetime(long long seconds, int micro)
+{
+    int year, month, day;
+    long long days = seconds / 86400, rest = seconds % 86400;  /* seconds >= 0 here */
+    civil_from_days(days, &year, &month, &day);
+    return PyDateTimeAPI->DateTime_FromDateAndTime(
+        year, month, day, (int)(rest / 3600), (int)(rest / 60 % 60), (int)(rest % 60), micro,
+        PyDateTime_TimeZone_UTC, PyDateTimeAPI->DateTimeType);
+}
+
+/* Epoch seconds and microseconds of the ISO text, or 0 where it is not written so. */
+static int
+iso_seconds(const char *s, Py_ssize_t length, long long *seconds, int *micro)
+{
+    if (length < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ')
+        || s[13] != ':' || s[16] != ':') {
+        return 0;
+    }
+    int year = digits_at(s, 4), month = digits_at(s + 5, 2), day = digits_at(s + 8, 2);
+    int hour = digits_at(s + 11, 2), minute = digits_at(s + 14, 2), second = digits_at(s + 17, 2);
+    if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)
+        || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) {
+        return 0;
+    }
+    Py_ssize_t at = 19;
+    *micro = 0;
+    if (s[at] == '.') {
+        Py_ssize_t n = 0;
+        while (at + 1 + n < length && s[at + 1 + n] >= '0' && s[at + 1 + n] <= '9') {
+            n++;
+        }
+        if (n != 3 && n != 6) {
+            return 0;
+        }
+        int fraction = digits_at(s + at + 1, (int)n);
+        *micro = n == 3 ? fraction * 1000 : fraction;
+        at += 1 + n;
+    }
+    long offset;  /* minutes east of UTC */
+    if (at + 1 == length && (s[at] == 'Z' || s[at] == 'z')) {
+        offset = 0;
+    }
+    else if (at + 6 == length && (s[at] == '+' || s[at] == '-') && s[at + 3] == ':') {
+        int hours = digits_at(s + at + 1, 2), minutes = digits_at(s + at + 4, 2);
+        if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59) {
+            return 0;
+        }
+        offset = (s[at] == '-' ? -1 : 1) * (hours * 60L + minutes);
+    }
+    else {
+        return 0;
+    }
+    *seconds = days_from_civil(year, month, day) * 86400LL + hour * 3600LL + minute * 60LL
+               + second - offset * 60LL;
+    return 1;
+}
+
+static PyObject *
+utc_time(PyObject *self, PyObject *value)
+{
+    long long seconds;
+    int micro = 0;
+    if (PyUnicode_CheckExact(value)) {
+        if (!PyUnicode_IS_ASCII(value)
+            || !iso_seconds((const char *)PyUnicode_DATA(value), PyUnicode_GET_LENGTH(value),
+                            &seconds, &micro)) {
+            Py_RETURN_NONE;
+        }
+    }
+    else if (PyLong_CheckExact(value)) {
+        int overflow;
+        seconds = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (seconds == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    if (seconds < EARLIEST_EPOCH || seconds >= LATEST_EPOCH) {
+        Py_RETURN_NONE;
+    }
+    return utc_datetime(seconds, micro);
+}
+
+static PyObject *
+v4_address(PyObject *self, PyObject *value)
+{
+    if (!PyUnicode_CheckExact(value) || !PyUnicode_IS_ASCII(value)) {
+        Py_RETURN_NONE;
+    }
+    const char *s = (const char *)PyUnicode_DATA(value);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value), at = 0;
+    unsigned long number = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
+            if (at >= length || s[at] != '.') {
+                Py_RETURN_NONE;
+            }
+            at++;
+        }
+        Py_ssize_t first = at;
+        unsigned octet = 0;
+        while (at < length && at - first < 3 && s[at] >= '0' && s[at] <= '9') {
+            octet = octet * 10 + (unsigned)(s[at] - '0');
+            at++;
+        }
+        /* One to three digits, no leading zero, at most 255. */
+        if (at == first || octet > 255 || (s[first] == '0' && at - first > 1)) {
+            Py_RETURN_NONE;
+        }
+        number = number << 8 | octet;
+    }
+    if (at != length) {
+        Py_RETURN_NONE;
+    }
+    PyTypeObject *type = (PyTypeObject *)g_v4_type;
+    PyObject *address = type->tp_new(type, g_empty_args, NULL);
+    if (address == NULL) {
+        return NULL;
+    }
+    PyObject *ip = PyLong_FromUnsignedLong(number);
+    if (ip == NULL || PyObject_SetAttr(address, g_ip_attr, ip) < 0) {
+        Py_XDECREF(ip);
+        Py_DECREF(address);
+        return NULL;
+    }
+    Py_DECREF(ip);
+    return address;
+}
+
+/* v4_texts(address): (str(address), its /24 as "a.b.c.0/24") of an IPv4Address itself,
+ * from its number (fingerprint.stages.login.ip_text and network_of), else None. */
+static PyObject *
+v4_texts(PyObject *self, PyObject *address)
+{
+    if ((PyObject *)Py_TYPE(address) != g_v4_type) {
+        Py_RETURN_NONE;
+    }
+    PyObject *ip = PyObject_GetAttr(address, g_ip_attr);
+    if (ip == NULL) {
+        return NULL;
+    }
+    unsigned long number = PyLong_Check(ip) ? PyLong_AsUnsignedLong(ip) : ULONG_MAX;
+    Py_DECREF(ip);
+    if (number > 0xFFFFFFFFUL) {  /* not an address's number (or an error): Python says */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    unsigned a = (unsigned)(number >> 24), b = (unsigned)(number >> 16 & 255),
+             c = (unsigned)(number >> 8 & 255), d = (unsigned)(number & 255);
+    char text[16], block[20];
+    snprintf(text, sizeof text, "%u.%u.%u.%u", a, b, c, d);
+    snprintf(block, sizeof block, "%u.%u.%u.0/24", a, b, c);
+    return Py_BuildValue("(ss)", text, block);
+}
+
+/* ---- The accounts seen on a device or an address (history._record_on) ----
+ *
+ * record_on(table, pop_key, key, account, ts, low, cap) is _record_on for the table's
+ * own values: a (ts, account) pair, or a dict of account -> ts, with text accounts
+ * and int or float times. It looks before it changes anything, and returns None (the
+ * Python function then answers) for any other kind of value, key or time. */
+
+static int
+is_time(PyObject *value)
+{
+    return PyFloat_CheckExact(value) || PyLong_CheckExact(value);
+}
+
+/* The pair's or the dict's values are of the kinds this function takes. */
+static int
+takes_seen(PyObject *seen)
+{
+    if (PyTuple_CheckExact(seen)) {
+        return PyTuple_GET_SIZE(seen) == 2 && is_time(PyTuple_GET_ITEM(seen, 0))
+               && PyUnicode_CheckExact(PyTuple_GET_ITEM(seen, 1));
+    }
+    if (!PyDict_CheckExact(seen)) {
+        return 0;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *who, *at;
+    while (PyDict_Next(seen, &pos, &who, &at)) {
+        if (!PyUnicode_CheckExact(who) || !is_time(at)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+pair_of(PyObject *first, PyObject *second)
+{
+    PyObject *pair = PyTuple_New(2);
+    if (pair != NULL) {
+        Py_INCREF(first);
+        Py_INCREF(second);
+        PyTuple_SET_ITEM(pair, 0, first);
+        PyTuple_SET_ITEM(pair, 1, second);
+    }
+    return pair;
+}
+
+/* (at, who) for each of the dict's accounts with at >= low, in the dict's order. */
+static PyObject *
+earlier_of(PyObject *seen, PyObject *low)
+{
+    PyObject *found = PyList_New(0);
+    if (found == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *who, *at;
+    while (PyDict_Next(seen, &pos, &who, &at)) {
+        int recent = PyObject_RichCompareBool(at, low, Py_GE);
+        PyObject *pair = recent > 0 ? pair_of(at, who) : NULL;
+        if (recent < 0 || (recent > 0 && (pair == NULL || PyList_Append(found, pair) < 0))) {
+            Py_XDECREF(pair);
+            Py_DECREF(found);
+            return NULL;
+        }
+        Py_XDECREF(pair);
+    }
+    PyObject *earlier = PyList_AsTuple(found);
+    Py_DECREF(found);
+    return earlier;
+}
+
+/* The account's newest ts into the dict (re-inserted last: dict order is recency
+ * order), then the least recent accounts past the cap dropped. 0, or -1 on error. */
+static int
+note_account(PyObject *seen, PyObject *account, PyObject *ts, Py_ssize_t cap)
+{
+    PyObject *at = PyDict_GetItemWithError(seen, account);
+    if (at == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    static PyObject *never;  /* -inf, what seen.get(account, -inf) gives when absent */
+    if (never == NULL && (never = PyFloat_FromDouble(-Py_HUGE_VAL)) == NULL) {
+        return -1;
+    }
+    int newer = PyObject_RichCompareBool(at != NULL ? at : never, ts, Py_LT);
+    if (newer < 0 || (newer && at != NULL && PyDict_DelItem(seen, account) < 0)
+        || (newer && PyDict_SetItem(seen, account, ts) < 0)) {
+        return -1;
+    }
+    Py_ssize_t excess = PyDict_GET_SIZE(seen) - cap;
+    if (excess <= 0) {
+        return 0;
+    }
+    PyObject *stale = PyList_New(0);
+    Py_ssize_t pos = 0;
+    PyObject *who, *value;
+    while (stale != NULL && PyList_GET_SIZE(stale) < excess && PyDict_Next(seen, &pos, &who, &value)) {
+        if (PyList_Append(stale, who) < 0) {
+            Py_CLEAR(stale);
+        }
+    }
+    if (stale == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(stale); i++) {
+        if (PyDict_DelItem(seen, PyList_GET_ITEM(stale, i)) < 0) {
+            Py_DECREF(stale);
+            return -1;
+        }
+    }
+    Py_DECREF(stale);
+    return 0;
+}
+
+static PyObject *
+record_on(PyObject *self, PyObject *args)
+{
+    PyObject *table, *pop_key, *key, *account, *ts, *low, *cap_value;
+    if (!PyArg_ParseTuple(args, "OOOOOOO:record_on", &table, &pop_key, &key, &account, &ts, &low,
+                          &cap_value)) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(table) || !PyUnicode_CheckExact(pop_key) || !PyUnicode_CheckExact(key)
+        || !PyUnicode_CheckExact(account) || !is_time(ts) || !is_time(low)
+        || !PyLong_CheckExact(cap_value)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t cap = PyLong_AsSsize_t(cap_value);
+    if (cap < 0) {  /* no store's (a cap is at least 1); beyond a Py_ssize_t */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *seen = PyDict_GetItemWithError(table, pop_key);
+    if (seen == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        PyObject *pair = pair_of(ts, account);
+        if (pair == NULL || PyDict_SetItem(table, key, pair) < 0) {
+            Py_XDECREF(pair);
+            return NULL;
+        }
+        Py_DECREF(pair);
+        return PyTuple_New(0);
+    }
+    if (!takes_seen(seen)) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(seen);
+    if (PyDict_DelItem(table, pop_key) < 0) {  /* popped: re-inserted last, below */
+        Py_DECREF(seen);
+        return NULL;
+    }
+    PyObject *earlier = NULL, *kept = NULL;
+    if (PyTuple_CheckExact(seen)) {
+        PyObject *at = PyTuple_GET_ITEM(seen, 0), *who = PyTuple_GET_ITEM(seen, 1);
+        int recent = PyObject_RichCompareBool(at, low, Py_GE);
+        int same = recent < 0 ? -1 : PyObject_RichCompareBool(who, account, Py_EQ);
+        if (same < 0) {
+            goto done;
+        }
+        earlier = recent ? PyTuple_Pack(1, seen) : PyTuple_New(0);
+        if (earlier == NULL) {
+            goto done;
+        }
+        if (same) {  /* (max(at, ts), account) */
+            int later = PyObject_RichCompareBool(ts, at, Py_GT);
+            kept = later < 0 ? NULL : pair_of(later ? ts : at, account);
+            if (kept == NULL) {
+                Py_CLEAR(earlier);
+            }
+            goto done;
+        }
+        kept = PyDict_New();
+        if (kept == NULL || PyDict_SetItem(kept, who, at) < 0) {
+            Py_CLEAR(earlier);
+            goto done;
+        }
+    }
+    else {
+        earlier = earlier_of(seen, low);
+        if (earlier == NULL) {
+            goto done;
+        }
+        kept = seen;
+        Py_INCREF(kept);
+    }
+    if (note_account(kept, account, ts, cap) < 0) {
+        Py_CLEAR(earlier);
+    }
+done:
+    Py_DECREF(seen);
+    if (earlier != NULL && PyDict_SetItem(table, key, kept) < 0) {
+        Py_CLEAR(earlier);
+    }
+    Py_XDECREF(kept);
+    return earlier;
+}
+
 static PyMethodDef methods[] = {
     {"bind_event", bind_event, METH_VARARGS,
      "bind_event(LoginEvent): the record history's logins are."},
@@ -2384,6 +2817,18 @@ static PyMethodDef methods[] = {
     {"stability_windows", stability_windows, METH_VARARGS,
      "stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share):\n"
      "python_stability_windows for the common case, or None for the Python function."},
+    {"utc_time", utc_time, METH_O,
+     "utc_time(value): parse_timestamp of ISO 8601 text with its offset written\n"
+     "(YYYY-MM-DDTHH:MM:SS[.fff|.ffffff] then Z or +HH:MM) or of an int of epoch seconds,\n"
+     "from 1990 to 2100, as an aware UTC datetime; else None for the Python function."},
+    {"v4_address", v4_address, METH_O,
+     "v4_address(text): parse_ip of an IPv4 address written as inet_ntoa writes one,\n"
+     "as IPv4Address(packed) makes it; else None for the Python function."},
+    {"v4_texts", v4_texts, METH_O,
+     "v4_texts(address): (the address's text, its /24's text) of an IPv4Address, else None."},
+    {"record_on", record_on, METH_VARARGS,
+     "record_on(table, pop_key, key, account, ts, low, cap): history._record_on for the\n"
+     "table's own values (pairs and dicts of text accounts and times), else None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2424,6 +2869,21 @@ PyInit__native(void)
     }
     if (!g_three || !g_four || !g_put || !g_zero_float || !g_empty_text || !g_key_shares || !g_key_window_days
         || !g_key_entropies || !g_key_local_hour) {
+        return NULL;
+    }
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
+    PyObject *ipaddress = PyImport_ImportModule("ipaddress");
+    if (ipaddress == NULL) {
+        return NULL;
+    }
+    g_v4_type = PyObject_GetAttrString(ipaddress, "IPv4Address");
+    Py_DECREF(ipaddress);
+    g_ip_attr = PyUnicode_InternFromString("_ip");
+    g_empty_args = PyTuple_New(0);
+    if (g_v4_type == NULL || !PyType_Check(g_v4_type) || g_ip_attr == NULL || g_empty_args == NULL) {
         return NULL;
     }
     PyObject *made = PyModule_Create(&module);

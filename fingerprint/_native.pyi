@@ -2,7 +2,8 @@
 :mod:`fingerprint.native`)."""
 
 from collections.abc import Callable, Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
+from ipaddress import IPv4Address
 from typing import Any
 
 SOURCE_DIGEST: str
@@ -50,3 +51,16 @@ def stability_windows(
     unusual_hour_share: float,
     /,
 ) -> list[Any] | None: ...
+def utc_time(value: object, /) -> datetime | None: ...
+def v4_address(text: str, /) -> IPv4Address | None: ...
+def v4_texts(address: object, /) -> tuple[str, str] | None: ...
+def record_on(
+    table: dict[str, Any],
+    pop_key: str,
+    key: str,
+    account: str,
+    ts: float,
+    low: float,
+    cap: int,
+    /,
+) -> tuple[tuple[float, str], ...] | None: ...

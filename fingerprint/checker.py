@@ -67,11 +67,10 @@ from fingerprint.sources.useragent import (
 from fingerprint.stages.enrich import Enricher
 from fingerprint.stages.history import HISTORY_UNAVAILABLE, HistoryStage, timeout_counter
 from fingerprint.stages.login import (
+    address_texts,
     arrival_warnings,
     derived_session_id,
-    ip_text,
     login_event,
-    network_of,
 )
 from fingerprint.stages.observe import IdentityMemo
 from fingerprint.stages.report import features_summary, graded_report
@@ -605,18 +604,19 @@ class Checker:
         if not device_id and not engine.windows.ip_seconds:
             return None
         # The address and its block too: ip_accounts counts every account on them.
+        ip, block = address_texts(session.ip)
         event = LoginEvent(
             session.ts.timestamp(),
             session_digest(session.session_id or ""),
             session.account_id,
             device_id or None,
-            ip_text(session.ip),
+            ip,
             None,
             None,
             None,
             None,
             False,
-            network=network_of(session.ip),
+            network=block,
         )
         links = identity_links(identity, device.boot_time if device else None)
         return Observation(event=event, links=links, clock=clock)

@@ -60,7 +60,7 @@ from fingerprint.outputs import jsonl_line
 from fingerprint.report import Report
 from fingerprint.rules import load_rules
 from fingerprint.session import parse_session
-from fingerprint.stages.login import ip_text, network_of
+from fingerprint.stages.login import address_texts
 
 SHARED_CODE = "SHR_DEVICE_SHARED"
 _BOM = b"\xef\xbb\xbf"
@@ -378,8 +378,7 @@ def _validated(
         session = parse_session(record, naive_tz=options.naive_tz)
     except InvalidSessionError as exc:
         return _reject(Reject(file or "", line or 0, str(exc), raw))
-    address = session.ip
-    ip_key, block_key = ip_keys(ip_text(address), network_of(address))
+    ip_key, block_key = ip_keys(*address_texts(session.ip))
     device = session.device
     identity = identity_of(device, _hasher(options.identity_secret))
     links = identity_links(identity, device.boot_time if device else None)

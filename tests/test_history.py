@@ -525,3 +525,79 @@ def test_the_c_append_gives_the_device_ids_own_copy(device: str | None) -> None:
     else:
         assert own == device and own is read.symbols[read.symbols.index(device)]
         assert (own is symbols[1]) == (device == "d1")
+
+
+def _table_state(table: dict[str, Any]) -> list[Any]:
+    """A table's keys, pairs and dicts in their order (dict order is recency order)."""
+    return [
+        (key, list(seen.items()) if isinstance(seen, dict) else seen) for key, seen in table.items()
+    ]
+
+
+# One note on a device or an address: which key, which account, when, how far back
+# the caller reads, and the cap on accounts a key keeps.
+notes_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["k1", "k2", "k3"]),
+        st.sampled_from(["a", "b", "c", "d", "e"]),
+        st.integers(0, 40) | st.floats(0, 40, allow_nan=False),
+        st.integers(0, 20),
+        st.integers(1, 4),
+    ),
+    max_size=60,
+)
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@settings(max_examples=300, deadline=None)
+@given(notes_strategy)
+def test_the_c_record_on_notes_what_python_notes(
+    notes: list[tuple[str, str, float, int, int]],
+) -> None:
+    """The same accounts returned, and the same tables left (keys, pairs, dicts and
+    their order), note after note, times early and late, ints and floats, any cap."""
+    native = history.NATIVE
+    assert native is not None
+    in_c: dict[str, Any] = {}
+    in_python: dict[str, Any] = {}
+    for key, account, ts, back, cap in notes:
+        # The key kept is an equal string of another object, as the store's own copy.
+        kept = "".join(key)
+        got = native.record_on(in_c, key, kept, account, ts, ts - back, cap)
+        want = history._python_record_on(in_python, key, kept, account, ts, ts - back, cap)
+        assert got == want
+        assert _table_state(in_c) == _table_state(in_python)
+        assert [type(seen) for seen in in_c.values()] == [type(s) for s in in_python.values()]
+        # The key objects kept are the ones given as ``key``, not the popped ones.
+        assert [id(k) for k in in_c] == [id(k) for k in in_python]
+
+
+@pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
+@pytest.mark.parametrize(
+    ("table", "args"),
+    [
+        ({"k": (1.0, "a")}, ("k", "k", "b", True, 0.0, 3)),  # a bool is no time here
+        ({"k": (1.0, "a")}, ("k", "k", "b", "2", 0.0, 3)),
+        ({"k": (1.0, "a")}, ("k", "k", b"b", 2.0, 0.0, 3)),
+        ({"k": (1.0, "a")}, ("k", "k", "b", 2.0, 0.0, -1)),  # no cap a store has
+        ({"k": (1.0, "a")}, ("k", "k", "b", 2.0, 0.0, 2**70)),
+        ({"k": (1.0, "a")}, ("k", "k", "b", 2.0, 0.0, 3.0)),
+        ({"k": (1.0, "a", 1)}, ("k", "k", "b", 2.0, 0.0, 3)),  # not a pair
+        ({"k": ("1", "a")}, ("k", "k", "b", 2.0, 0.0, 3)),
+        ({"k": {"a": 1.0, "b": None}}, ("k", "k", "b", 2.0, 0.0, 3)),
+        ({"k": {"a": 1.0, 7: 2.0}}, ("k", "k", "b", 2.0, 0.0, 3)),
+        ({"k": [1.0, "a"]}, ("k", "k", "b", 2.0, 0.0, 3)),
+        ({("k",): (1.0, "a")}, (("k",), "k", "b", 2.0, 0.0, 3)),
+    ],
+)
+def test_the_c_record_on_leaves_other_values_to_python(
+    table: dict[Any, Any], args: tuple[Any, ...]
+) -> None:
+    """Outside the table's own kinds of values the C function returns None before it
+    changes anything; the Python function answers (where it can)."""
+    native = history.NATIVE
+    assert native is not None
+    before = _table_state(table)
+    assert native.record_on(table, *args) is None
+    assert _table_state(table) == before
+    assert native.record_on(OrderedDict(table), *args[:2], "b", 2.0, 0.0, 3) is None

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fingerprint import InvalidSessionError, parse_session
+from fingerprint import InvalidSessionError, _session_values, parse_session
 from fingerprint._session_values import _as_number, _looks_iso, _parse_ip_text
 from fingerprint.session import parse_ip, parse_timestamp
 from tests.conftest import make_session
@@ -293,3 +294,133 @@ def test_iso_fast_path_never_skips_a_number(text: str) -> None:
     number int() or float() would take, so the skip cannot change what it returns."""
     if _looks_iso(text.strip()):
         assert _as_number(text.strip()) is None
+
+
+# The C readers of a session's time and address (fingerprint._native), held to the
+# Python code, which answers wherever they decline and without the extension.
+_C_TIME = _session_values._NATIVE_TIME
+_C_V4 = _session_values._NATIVE_V4
+needs_c = pytest.mark.skipif(_C_TIME is None, reason="fingerprint._native not built here")
+
+
+def _python_reading(read: Callable[[], object], attribute: str) -> object:
+    """What ``read`` gives with the C reader turned off (its error, as a value)."""
+    kept = getattr(_session_values, attribute)
+    setattr(_session_values, attribute, None)
+    try:
+        return read()
+    except ValueError as exc:
+        return exc
+    finally:
+        setattr(_session_values, attribute, kept)
+
+
+_offsets = st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+
+
+@st.composite
+def _time_texts(draw: st.DrawFn) -> str:
+    """ISO texts of times around the 1990-2100 range, in the spellings services write,
+    sometimes with one character changed, dropped or added."""
+    when = draw(
+        st.datetimes(datetime(1980, 1, 1), datetime(2110, 1, 1), timezones=st.just(UTC) | _offsets)
+    )
+    spec = draw(st.sampled_from(["seconds", "milliseconds", "microseconds", "auto", "minutes"]))
+    text = when.isoformat(sep=draw(st.sampled_from("T t")), timespec=spec)
+    if draw(st.booleans()):
+        text = text.replace("+00:00", draw(st.sampled_from(["Z", "z", "+00:00", "-00:00"])))
+    if draw(st.integers(0, 3)) == 0:
+        at = draw(st.integers(0, len(text)))
+        cut = draw(st.integers(0, 1))
+        text = (
+            text[:at] + draw(st.sampled_from(list("0123456789:-+.TZ x\u0661"))) + text[at + cut :]
+        )
+    return text
+
+
+@needs_c
+@given(_time_texts() | st.integers(-(2**64), 2**64) | st.sampled_from([True, 1.5e9, "", " 1"]))
+@example("2026-11-16T00:00:11+08:00")
+@example("2024-02-29T23:59:59.999999-23:59")
+@example("2100-01-01T07:59:59+08:00")  # the last second in range
+@example("2100-01-01T08:00:00+08:00")  # the first out of it
+@example("1990-01-01T00:00:00Z")
+@example(631_152_000)
+@example(4_102_444_799)
+@example(4_102_444_800)
+def test_the_c_time_reader_reads_what_python_reads(value: object) -> None:
+    """Where the C reader answers, its datetime is the Python code's to the field and
+    the time zone object; where it declines (None), the Python code answers."""
+    want = _python_reading(lambda: parse_timestamp(value), "_NATIVE_TIME")
+    got = _C_TIME(value)
+    if got is None:
+        return
+    assert isinstance(want, datetime)
+    assert got == want and got.tzinfo is want.tzinfo is UTC
+    assert got.timetuple()[:6] == want.timetuple()[:6] and got.microsecond == want.microsecond
+    assert got.fold == want.fold == 0
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-16T00:00:11+08:00",
+        "2026-11-16 00:00:11.123Z",
+        "2026-11-16T00:00:11.123456-05:30",
+        1_763_222_411,
+    ],
+)
+def test_the_c_time_reader_takes_the_common_spellings(value: object) -> None:
+    """Texts with their offset and epoch seconds are read in C (a test that the other
+    test's comparisons are made at all)."""
+    assert _C_TIME(value) == _python_reading(lambda: parse_timestamp(value), "_NATIVE_TIME")
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-16T00:00:11",  # naive: read in the configured zone, by Python
+        " 2026-11-16T00:00:11Z",
+        "2026-11-16T00:00:11.12Z",
+        "2026-11-16T00:00:11+08:00:00",
+        "2026-11-16T00:00:11+0800",
+        "2026-02-30T00:00:11Z",
+        "2026-02-29T00:00:11Z",  # not a leap year
+        "2026-11-16T00:00:60Z",
+        "2026-11-16T24:00:00Z",
+        "1989-12-31T23:59:59Z",
+        "2026-11-16T00:00:11+24:00",
+        1_763_222_411_000,  # milliseconds
+        1_763_222_411.5,
+        True,
+        2**80,
+    ],
+)
+def test_the_c_time_reader_leaves_the_rest_to_python(value: object) -> None:
+    assert _C_TIME(value) is None
+
+
+@needs_c
+@given(
+    st.ip_addresses(v=4).map(str)
+    | st.from_regex(r"\A[0-9. x]{1,17}\Z")
+    | st.lists(st.integers(0, 999).map(str) | st.just("01"), min_size=3, max_size=5).map(".".join)
+)
+@example("0.0.0.0")
+@example("255.255.255.255")
+@example("256.1.1.1")
+@example("01.2.3.4")
+@example("1.2.3.4 ")
+def test_the_c_address_reader_reads_what_python_reads(text: str) -> None:
+    """An address written as inet_ntoa writes one is the IPv4Address Python makes
+    (type, value, text, hash, bytes); every other text is Python's to answer."""
+    want = _python_reading(lambda: parse_ip(text), "_NATIVE_V4")
+    got = _C_V4(text)
+    if got is None:
+        assert not isinstance(want, ipaddress.IPv4Address) or str(want) != text
+        return
+    assert type(got) is type(want) is ipaddress.IPv4Address
+    assert got == want and str(got) == text and hash(got) == hash(want)
+    assert got.packed == want.packed

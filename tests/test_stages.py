@@ -69,4 +69,7 @@ def test_a_logins_address_and_block_read_as_ipaddress_writes_them(
     way they are written: as ``str`` and ``ip_network`` write them."""
     prefix = 24 if address.version == 4 else 48
     assert login.ip_text(address) == str(address)
-    assert login.network_of(address) == str(ipaddress.ip_network((address, prefix), strict=False))
+    block = str(ipaddress.ip_network((address, prefix), strict=False))
+    assert login.network_of(address) == block
+    # Both at once, in C for an IPv4Address itself where the extension is built.
+    assert login.address_texts(address) == (str(address), block)

@@ -3,6 +3,7 @@ warnings its arrival earns (late, or a session id seen before)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import tzinfo
 from functools import lru_cache
 from ipaddress import IPv4Address
@@ -15,6 +16,7 @@ from fingerprint.features import Features
 from fingerprint.features.identity import DeviceIdentity, identity_text
 from fingerprint.history import HistoryView, LoginEvent, session_digest
 from fingerprint.model import network_text
+from fingerprint.native import NATIVE
 from fingerprint.session import IPAddress, Session
 
 
@@ -34,6 +36,7 @@ def login_event(
 ) -> LoginEvent:
     geo = features.geo
     device, network = session.device, session.network
+    ip, block = address_texts(session.ip)
     # Built as a tuple in field order, not through the named tuple's __new__ (a Python
     # function of 16 keywords): 0.12 instead of 0.9 µs, once a login.
     return _new_event(LoginEvent, (
@@ -43,13 +46,13 @@ def login_event(
         # The device as history counts it: the derived key when it is confident (one
         # phone under renewed ids stays one device), else the client's device id.
         identity_text(identity, device.device_id if device else None) or None,  # device_id
-        ip_text(session.ip),  # ip
+        ip,  # ip
         geo.province if geo else None,  # province
         geo.latitude if geo else None,  # latitude
         geo.longitude if geo else None,  # longitude
         geo.accuracy_radius_km if geo else None,  # accuracy_km
         anonymous,  # ip_anonymous
-        network_of(session.ip),  # network
+        block,  # network
         features.network.asn.number if features.network.asn else None,  # asn
         # Carriers and network types are interned: few, shared by millions of accounts.
         # Not ids, IPs and networks: mostly one account's (the store shares its own
@@ -64,6 +67,22 @@ def login_event(
 
 
 _new_event = tuple.__new__
+
+
+def address_texts(address: IPAddress) -> tuple[str, str]:
+    """(:func:`ip_text`, :func:`network_of`) of the address: history's address and
+    block. Of an IPv4Address, written in C from its number where the extension is
+    built (~0.1 µs instead of ~0.8: each function reads ``packed``, two Python calls)."""
+    if _NATIVE_TEXTS is not None:
+        texts = _NATIVE_TEXTS(address)
+        if texts is not None:
+            return texts
+    return ip_text(address), network_of(address)
+
+
+_NATIVE_TEXTS: Callable[[IPAddress], tuple[str, str] | None] | None = (
+    NATIVE.v4_texts if NATIVE is not None else None
+)
 
 
 def ip_text(address: IPAddress) -> str:
