@@ -18,6 +18,7 @@ from fingerprint.features.identity import (
     LEVEL_HARDWARE,
     LEVEL_ID,
     IdentityHasher,
+    _identifier,
     content_identity,
     for_device_id,
     identity_of,
@@ -464,3 +465,14 @@ def replace_history(config: CheckerConfig, url: str) -> CheckerConfig:
     from dataclasses import replace
 
     return replace(config, history=url, history_timeout=5.0)
+
+
+@given(st.lists(st.text(max_size=140) | st.sampled_from(["0000-0000", " AbCd-1234 ", None, 7])))
+def test_a_device_ids_remembered_digest_is_its_digest(values: list[object]) -> None:
+    """The hasher's memo of device-id digests answers as the digest itself, first time
+    and again, usable or not; an id longer than any SDK's is digested, not kept."""
+    hasher = IdentityHasher(b"memo test")
+    for value in values + values:
+        assert hasher.device_id(value) == _identifier("device_id", value, hasher)
+    kept = {v for v in values if isinstance(v, str) and len(v) <= 128}
+    assert set(hasher._device_ids) == kept
