@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
@@ -10,7 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, CheckerConfig
+from fingerprint.checks import CheckContext
+from fingerprint.checks.ip_hopping import IpHoppingCheck
 from fingerprint.features.provinces import CN_PROVINCES_ZH, MAINLAND_PROVINCES, is_mainland_province
+from fingerprint.history import HistoryView, LoginEvent
 from fingerprint.report import Report
 from tests.conftest import make_session
 
@@ -153,3 +158,59 @@ def test_no_stay_abroad_is_ever_province_hopping(stops: list[tuple[str, float]])
         trip.append(login(n, ip, hours, None))
     for report in run(trip):
         assert not {"GEO_PROVINCE_HOPPING", "GEO_IMPOSSIBLE_TRAVEL"} & set(geo_codes(report))
+
+
+@dataclass(frozen=True)
+class _EveryListBuilt(IpHoppingCheck):
+    """ip_hopping without its shortcut for logins that stayed in one province."""
+
+    def _stayed(self, recent: Sequence[LoginEvent], province: str) -> bool:
+        return False
+
+
+_PLACES = {  # province: (latitude, longitude, accuracy km)
+    "CN-BJ": (39.9, 116.4, 5),
+    "CN-GD": (23.1, 113.3, 50),
+    "CN-SC": (30.7, 104.1, 300),
+    "JP-13": (35.7, 139.7, 5),
+    "HK": (22.3, 114.2, 5),
+    "": (None, None, None),
+}
+_provinces = st.sampled_from([None, *_PLACES])
+_logins = st.lists(st.tuples(_provinces, st.booleans(), st.floats(0, 30)), max_size=8)
+
+
+def _event(province: str | None, anonymous: bool, hours_before: float) -> LoginEvent:
+    latitude, longitude, accuracy = _PLACES.get(province or "", (None, None, None))
+    ts = T0 - hours_before * HOUR
+    return LoginEvent(
+        ts, 0, "a", "d", "1.2.3.4", province, latitude, longitude, accuracy, anonymous
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    _logins,
+    _provinces,
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.sampled_from([None, "Asia/Shanghai", "Asia/Tokyo"]),
+)
+def test_the_shortcut_for_logins_in_one_province_changes_no_outcome(
+    earlier: list[tuple[str | None, bool, float]],
+    province: str | None,
+    max_switches: int,
+    max_provinces: int,
+    device_tz: str | None,
+) -> None:
+    """Whatever the window holds (provinces, none, "", abroad, anonymous logins) and
+    whatever the thresholds (one province too many included), the check answers as
+    it does with every list built."""
+    session = CHECKER.parse(login(0, TOKYO if province == "JP-13" else BEIJING, 0, device_tz))
+    features = CHECKER._enricher.extractor.extract(session)
+    events = tuple(sorted((_event(*login) for login in earlier), key=lambda e: e.ts))
+    current = _event(province, False, 0)
+    ctx = CheckContext(session, features, HistoryView(account_events=events), current)
+    thresholds = {"max_switches": max_switches, "max_provinces": max_provinces}
+    want = _EveryListBuilt(**thresholds).evaluate(ctx)
+    assert IpHoppingCheck(**thresholds).evaluate(ctx) == want

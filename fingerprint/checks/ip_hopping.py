@@ -18,9 +18,11 @@ group).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import pairwise
+from operator import itemgetter
 from typing import ClassVar
 
 from fingerprint.checks.base import (
@@ -82,6 +84,8 @@ class IpHoppingCheck(HoursWindow, Check):
         assert ctx.history is not None
         since = current.ts - self.window_hours * 3600
         recent = logins_since(ctx.history.account_events, since)
+        if self._stayed(recent, current.province):
+            return []
         located = [e for e in recent if e.province and not e.ip_anonymous]
         hits = []
         if is_mainland_province(current.province):
@@ -93,6 +97,17 @@ class IpHoppingCheck(HoursWindow, Check):
         if travel:
             hits.append(travel)
         return hits
+
+    def _stayed(self, recent: Sequence[LoginEvent], province: str) -> bool:
+        """Most logins: every located login of the window was in this province (or
+        none was located), so nothing switched and the last place is this one, and
+        there is nothing to find, unless one province is already too many
+        (``max_provinces`` 1). Read in C over the province field (~0.4 µs less than
+        the lists below)."""
+        provinces = set(map(_PROVINCE, recent))
+        provinces.discard(None)
+        provinces.discard("")
+        return self.max_provinces > 1 and provinces <= {province}
 
     def _hopping(self, path: list[LoginEvent]) -> Hit | None:
         # Count the switches first, building nothing: nearly every account stays in
@@ -184,6 +199,9 @@ def _device_explains_border(ctx: CheckContext, *, home_now: bool) -> bool:
         return True
     ip_tz = geo.time_zone if geo else None
     return ip_tz is not None and ip_tz.casefold() == device_tz
+
+
+_PROVINCE = itemgetter(LoginEvent._fields.index("province"))
 
 
 def _iso(ts: float) -> str:
