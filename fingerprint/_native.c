@@ -2587,6 +2587,30 @@ v4_texts(PyObject *self, PyObject *address)
     return Py_BuildValue("(ss)", text, block);
 }
 
+/* fields_dict(names, values): {name: value} of two tuples of one length, in their
+ * order (Stability.to_dict: dict(zip(names, values)) without the zip), else None. */
+static PyObject *
+fields_dict(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "fields_dict takes 2 arguments (names, values)");
+        return NULL;
+    }
+    PyObject *names = args[0], *values = args[1];
+    if (!PyTuple_Check(names) || !PyTuple_Check(values)
+        || PyTuple_GET_SIZE(names) != PyTuple_GET_SIZE(values)) {
+        Py_RETURN_NONE;
+    }
+    /* Sized for its keys at once, as a dict display is (CPython's own presizing). */
+    PyObject *made = _PyDict_NewPresized(PyTuple_GET_SIZE(names));
+    for (Py_ssize_t i = 0; made != NULL && i < PyTuple_GET_SIZE(names); i++) {
+        if (PyDict_SetItem(made, PyTuple_GET_ITEM(names, i), PyTuple_GET_ITEM(values, i)) < 0) {
+            Py_CLEAR(made);
+        }
+    }
+    return made;
+}
+
 /* ---- The accounts seen on a device or an address (history._record_on) ----
  *
  * record_on(table, pop_key, key, account, ts, low, cap) is _record_on for the table's
@@ -2826,6 +2850,8 @@ static PyMethodDef methods[] = {
      "as IPv4Address(packed) makes it; else None for the Python function."},
     {"v4_texts", v4_texts, METH_O,
      "v4_texts(address): (the address's text, its /24's text) of an IPv4Address, else None."},
+    {"fields_dict", (PyCFunction)(void (*)(void))fields_dict, METH_FASTCALL,
+     "fields_dict(names, values): {name: value} of two tuples of one length, else None."},
     {"record_on", record_on, METH_VARARGS,
      "record_on(table, pop_key, key, account, ts, low, cap): history._record_on for the\n"
      "table's own values (pairs and dicts of text accounts and times), else None."},

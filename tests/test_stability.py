@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from fingerprint import Checker
+from fingerprint.features import stability as stability_module
 from fingerprint.features.stability import Stability, account_stability_windows
 from fingerprint.history import LoginEvent
 from tests.conftest import make_session
@@ -165,10 +167,18 @@ def test_unusual_hour_on_a_new_device_is_reported() -> None:
     assert last.features["stability_30d"]["unusual_hour"] is True
 
 
-def test_a_window_reads_as_a_dict_of_its_fields_in_order() -> None:
+@pytest.mark.parametrize("native", [None, stability_module.NATIVE], ids=["python", "native"])
+def test_a_window_reads_as_a_dict_of_its_fields_in_order(
+    native: ModuleType | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In C where the extension is built, and by the Python code (without it)."""
+    monkeypatch.setattr(stability_module, "NATIVE", native)
     # Distinct values in every field: a key paired with the wrong value shows.
     values = tuple(range(len(Stability._fields)))
     stability = Stability(*values)
     shown = stability.to_dict()
     assert list(shown) == list(Stability._fields)
     assert tuple(shown.values()) == values
+    if native is not None:  # two tuples of one length only; else the Python code
+        assert native.fields_dict(("a", "b"), (1,)) is None
+        assert native.fields_dict(["a"], (1,)) is None
