@@ -80,15 +80,20 @@ events_strategy = st.fixed_dictionaries(
         "account_id": st.sampled_from(["a", "b", "c"]),
         "device_id": st.none() | st.sampled_from(["d1", "d2", "设备3"]),
         "ip": st.sampled_from(
-            ["1.2.3.4", "1.2.3.5", "240e:3b0::1", "", "01.2.3.4", "1.2.3", "1.2.3.4\x00"]
+            [
+                *("1.2.3.4", "1.2.3.5", "240e:3b0::1", "", "01.2.3.4", "1.2.3", "1.2.3.4\x00"),
+                *("100.100.100.100", "255.0.10.99"),  # octets of each width at each place
+            ]
         )
-        | st.integers(0, 2**32 - 1).map(lambda n: f"10.{n % 256}.{n // 256 % 256}.{n % 7}"),
+        | st.integers(0, 2**32 - 1).map(lambda n: f"10.{n % 256}.{n // 256 % 256}.{n % 7}")
+        | st.ip_addresses(v=4).map(str),
         "province": st.none() | st.sampled_from(["CN-BJ", "CN-GD", ""]),
         "latitude": st.none() | st.floats(-90, 90),
         "longitude": st.none() | st.floats(-180, 180),
         "accuracy_km": st.none() | st.integers(0, 1000),
         "ip_anonymous": st.booleans(),
-        "network": st.none() | st.sampled_from(["1.2.3.0/24", "240e:3b0::/48"]),
+        "network": st.none()
+        | st.sampled_from(["1.2.3.0/24", "240e:3b0::/48", "100.100.100.0/24", "255.0.10.0/24"]),
         "asn": st.none() | st.integers(0, 2**32 - 1),
         "network_type": st.none() | st.sampled_from(["wifi", "cellular"]),
         "carrier": st.none() | st.sampled_from(["中国移动", "中国联通", "x" * 300]),

@@ -383,7 +383,9 @@ def test_the_sort_folder_is_removed_when_the_run_is_stopped(
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     source = tmp_path / "in.jsonl"
-    source.write_bytes(b"".join(_shuffled(LABELLED_LINES, 2)) * 4)  # 12,000 lines, sorted
+    # 36,000 lines, sorted: ~3 s of checking on the faster host, where 12,000 lines
+    # (~1.1 s) ran to their end before the signal came.
+    source.write_bytes(b"".join(_shuffled(LABELLED_LINES, 2)) * 12)
     command = [sys.executable, "-m", "fingerprint.cli", "check", str(source), "--workers", "1"]
     env = {**os.environ, "TMPDIR": str(scratch)}
     process = subprocess.Popen(
@@ -399,6 +401,7 @@ def test_the_sort_folder_is_removed_when_the_run_is_stopped(
         time.sleep(0.05)
     assert list(scratch.glob("fingerprint-sort-*/run-*")), "the run never spilled"
     time.sleep(1.0)  # into the checking
+    assert process.poll() is None, "the run ended before it was stopped: give it more lines"
     os.killpg(process.pid, signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode in (130, 143, -signum), stderr

@@ -57,9 +57,9 @@ class _AddressOfMine(ipaddress.IPv4Address):
         st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address),
         st.integers(0, 2**32 - 1).map(_AddressOfMine),
         st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address),
-        st.sampled_from(["0.0.0.0", "255.255.255.255", "10.0.0.1", "::", "::ffff:1.2.3.4"]).map(
-            ipaddress.ip_address
-        ),
+        st.sampled_from(
+            ["0.0.0.0", "255.255.255.255", "10.0.0.1", "100.10.0.100", "::", "::ffff:1.2.3.4"]
+        ).map(ipaddress.ip_address),
     )
 )
 def test_a_logins_address_and_block_read_as_ipaddress_writes_them(
