@@ -199,26 +199,35 @@ class Checker:
         judged against and history's windows run on; a call's ``now`` overrides it
         (a batch run passes its log's own clock). ``None``: no clock, each login's
         own time is trusted (only for a store holding one account, as Spark's)."""
-        self.config = config or CheckerConfig()
-        tolerance = self.config.future_tolerance
+        self._config = config or CheckerConfig()
+        # Read three times a login: the config's property costs a call each time.
+        self._time_zone = self._config.time_zone
+        tolerance = self._config.future_tolerance
         if not (isinstance(tolerance, int | float) and math.isfinite(tolerance) and tolerance >= 0):
             raise ConfigError(f"future_tolerance must be a finite number >= 0, not {tolerance!r}")
         self._clock = clock
         self._counters = _Counters()
-        self._engine = build_engine(load_rules(self.config.rules_dir), self.config.device_memo_size)
+        rules = load_rules(self._config.rules_dir)
+        self._engine = build_engine(rules, self._config.device_memo_size)
         self._reload_lock = threading.Lock()
         self._history: HistoryStore = history if history is not None else self._open_history()
         self._own_history = history is None  # built here from the config, not handed in
         self._history_stage = HistoryStage(self._history, self._counters.add)
-        secret = self.config.identity_secret
+        secret = self._config.identity_secret
         self._hasher = IdentityHasher(secret.encode("utf-8") if isinstance(secret, str) else secret)
         self._enricher = Enricher(
             self._open_sources(self._engine.brands),
             whois=self._open_whois(),
-            whois_wait=self.config.whois_wait,
+            whois_wait=self._config.whois_wait,
             hasher=self._hasher,
         )
-        self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
+        self._accounts = AccountRollup(self._engine.grade_order, self._config.track_accounts)
+
+    @property
+    def config(self) -> CheckerConfig:
+        """The configuration the checker was built from (frozen; never replaced: the
+        checker keeps what it derived from it)."""
+        return self._config
 
     @property
     def can_forget(self) -> bool:
@@ -229,7 +238,7 @@ class Checker:
         return (
             self._own_history
             and isinstance(self._history, MemoryHistoryStore)
-            and not self.config.whois
+            and not self._config.whois
         )
 
     def forget(self) -> None:
@@ -245,17 +254,17 @@ class Checker:
         self._counters = _Counters()
         self._history = MemoryHistoryStore()
         self._history_stage = HistoryStage(self._history, self._counters.add)
-        self._accounts = AccountRollup(self._engine.grade_order, self.config.track_accounts)
+        self._accounts = AccountRollup(self._engine.grade_order, self._config.track_accounts)
 
     def _open_whois(self) -> Any:
-        if not self.config.whois:
+        if not self._config.whois:
             return None
         from fingerprint.sources.whois import open_enricher
 
         return open_enricher(
-            self.config.whois_cache,
-            timeout=self.config.whois_timeout,
-            max_lookups=self.config.whois_budget,
+            self._config.whois_cache,
+            timeout=self._config.whois_timeout,
+            max_lookups=self._config.whois_budget,
         )
 
     def whois_stats(self) -> dict[str, Any] | None:
@@ -279,17 +288,17 @@ class Checker:
         self.close()
 
     def _open_history(self) -> HistoryStore:
-        url = self.config.history
+        url = self._config.history
         if url == "memory":
             return MemoryHistoryStore()
         if url.startswith(("redis://", "rediss://", "unix://")):
             from fingerprint.redis_store import RedisHistoryStore
 
-            return RedisHistoryStore.from_url(url, timeout=self.config.history_timeout)
+            return RedisHistoryStore.from_url(url, timeout=self._config.history_timeout)
         raise ConfigError("history must be 'memory' or a redis:// URL", url)
 
     def _open_sources(self, brands: BrandNormalizer) -> FeatureExtractor:
-        cfg = self.config
+        cfg = self._config
         city = None
         if cfg.use_city_db:
             city = open_city(cfg.city_db if cfg.city_db is not None else bundled_city_path())
@@ -314,8 +323,8 @@ class Checker:
         same session, or the same error, as its decoded record gives. Only bytes: a
         ``str`` is what a JSON text can decode to, and is refused as a record."""
         if isinstance(record, bytes):
-            return session_from_text(record, naive_tz=self.config.time_zone)
-        return parse_session(record, naive_tz=self.config.time_zone)
+            return session_from_text(record, naive_tz=self._time_zone)
+        return parse_session(record, naive_tz=self._time_zone)
 
     def check(
         self,
@@ -403,7 +412,7 @@ class Checker:
             None,
             "history is read later",
             begun.late_by,
-            self.config.fail_closed,
+            self._config.fail_closed,
             identity=begun.identity,
         )
         pending = _Pending(
@@ -432,12 +441,12 @@ class Checker:
         if now is None:
             return
         ahead = session.ts.timestamp() - now
-        if ahead > self.config.future_tolerance:
+        if ahead > self._config.future_tolerance:
             self._counters.add("future_rejects")
             raise InvalidSessionError(
                 "ts",
                 f"{session.ts.isoformat()} is {ahead:.0f} s ahead of the clock "
-                f"(future_tolerance {self.config.future_tolerance:g} s)",
+                f"(future_tolerance {self._config.future_tolerance:g} s)",
             )
 
     def _begin(
@@ -470,7 +479,7 @@ class Checker:
             None,
             "history is read later",
             late_by,
-            self.config.fail_closed,
+            self._config.fail_closed,
             whois=enriched.whois,
             identity=enriched.identity,
         )
@@ -492,7 +501,7 @@ class Checker:
             session=session,
             features=enriched.features,
             anonymous=anonymous or relay,
-            local_tz=self.config.time_zone,
+            local_tz=self._time_zone,
             identity=enriched.identity,
             relay=relay,
         )
@@ -537,7 +546,7 @@ class Checker:
             features=features_summary(ctx, stability),
             warnings=arrival_warnings(pending.sid, event, history, ctx.late_by),
         )
-        if self.config.track_accounts != 0:
+        if self._config.track_accounts != 0:
             session = ctx.session
             self._accounts.add(report, session.device.device_id if session.device else None)
         return report
@@ -641,7 +650,7 @@ class Checker:
     @cached_property
     def _identities(self) -> IdentityMemo:
         """The identity memo of :meth:`observe_device` (made on first use)."""
-        return IdentityMemo(self._hasher, self.config.device_memo_size)
+        return IdentityMemo(self._hasher, self._config.device_memo_size)
 
     def _parse_with_memo(
         self, engine: _Engine, record: Mapping[str, Any] | Session | bytes
@@ -671,7 +680,7 @@ class Checker:
         with self._reload_lock:
             folder = directory if directory is not None else self._engine.rules.directory
             try:
-                engine = build_engine(load_rules(folder), self.config.device_memo_size)
+                engine = build_engine(load_rules(folder), self._config.device_memo_size)
             except Exception as exc:
                 self._counters.add("rule_reload_failures")
                 log.warning("rules reload from %s failed, old rules kept: %s", folder, exc)
@@ -695,7 +704,7 @@ class Checker:
         if history is None or request is None:
             return None
         return stability_by_window(
-            request, history.account_events, event, self.config.time_zone, history.packed
+            request, history.account_events, event, self._time_zone, history.packed
         )
 
 
