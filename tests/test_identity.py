@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,11 @@ from hypothesis import strategies as st
 from fingerprint import Checker, CheckerConfig
 from fingerprint.features.identity import (
     CONFIDENT_MATCH,
+    DEFAULT_SECRET,
     LEVEL_HARDWARE,
     LEVEL_ID,
     IdentityHasher,
-    _identifier,
+    _usable,
     content_identity,
     for_device_id,
     identity_of,
@@ -467,12 +470,24 @@ def replace_history(config: CheckerConfig, url: str) -> CheckerConfig:
     return replace(config, history=url, history_timeout=5.0)
 
 
-@given(st.lists(st.text(max_size=140) | st.sampled_from(["0000-0000", " AbCd-1234 ", None, 7])))
-def test_a_device_ids_remembered_digest_is_its_digest(values: list[object]) -> None:
-    """The hasher's memo of device-id digests answers as the digest itself, first time
-    and again, usable or not; an id longer than any SDK's is digested, not kept."""
-    hasher = IdentityHasher(b"memo test")
-    for value in values + values:
-        assert hasher.device_id(value) == _identifier("device_id", value, hasher)
-    kept = {v for v in values if isinstance(v, str) and len(v) <= 128}
-    assert set(hasher._device_ids) == kept
+@given(st.sampled_from(["device_id", "key", "hardware"]), st.text(), st.binary(max_size=100))
+def test_a_digest_is_the_keyed_blake2b_of_its_kind_and_value(
+    kind: str, value: str, secret: bytes
+) -> None:
+    """The hasher copies a keyed state made once: each digest is still BLAKE2b keyed
+    with the secret (hashed first when longer than 64 bytes) over "kind\\0value", and
+    a hasher pickled (sent to a worker) digests alike."""
+    hasher = IdentityHasher(secret)
+    key = secret or DEFAULT_SECRET
+    key = key if len(key) <= 64 else blake2b(key).digest()
+    message = f"{kind}\0{value}".encode("utf-8", "surrogatepass")
+    want = blake2b(message, key=key, digest_size=16).hexdigest()
+    assert hasher.digest(kind, value) == hasher.digest(kind, value) == want
+    assert pickle.loads(pickle.dumps(hasher)).digest(kind, value) == want
+
+
+@given(st.text(alphabet="aA0- \t-", max_size=12) | st.text(max_size=40))
+def test_an_identifier_names_something_unless_blank_short_or_one_character(value: str) -> None:
+    """_usable counts the first character instead of building a set: the same answer."""
+    text = value.strip().replace("-", "").lower()
+    assert _usable(value) == (len(text) >= 4 and len(set(text)) > 1)

@@ -38,7 +38,6 @@ from typing import Final
 
 import msgspec
 
-from fingerprint.memo import BoundedMemo
 from fingerprint.session import Device
 
 LEVEL_ID: Final = "id"
@@ -119,34 +118,19 @@ class IdentityHasher:
     def __init__(self, secret: bytes | None = None) -> None:
         key = secret if secret else DEFAULT_SECRET
         self._key = key if len(key) <= 64 else blake2b(key).digest()
-        # A device id's digest, the one a login takes when its device's content is
-        # known (for_device_id: ~1 µs with the look at the id), kept per id: a phone
-        # brings the same id login after login. ~2 MB when full; ids longer than any
-        # SDK's are digested every time, not kept.
-        self._device_ids: BoundedMemo[str, str | None] = BoundedMemo(
-            _DEVICE_ID_DIGESTS, self._device_id_digest, keep=_id_sized
-        )
+        # The keyed state before any message, copied for each digest: the key's block
+        # is compressed once here, not in every call (~0.28 against ~0.47 µs a digest,
+        # one a login and seven a new device). Never updated, so threads copy it alike.
+        self._keyed = blake2b(key=self._key, digest_size=16)
 
     def digest(self, kind: str, value: str) -> str:
-        message = f"{kind}\0{value}".encode("utf-8", "surrogatepass")
-        return blake2b(message, key=self._key, digest_size=16).hexdigest()
+        state = self._keyed.copy()
+        state.update(f"{kind}\0{value}".encode("utf-8", "surrogatepass"))
+        return state.hexdigest()
 
-    def device_id(self, value: object) -> str | None:
-        """``_identifier("device_id", value, self)``: the digest of a usable device id,
-        else None; remembered for text."""
-        if type(value) is str:
-            return self._device_ids[value]
-        return _identifier("device_id", value, self)
-
-    def _device_id_digest(self, value: str) -> str | None:
-        return _identifier("device_id", value, self)
-
-
-_DEVICE_ID_DIGESTS = 8_192
-
-
-def _id_sized(value: str) -> bool:
-    return len(value) <= 128
+    def __reduce__(self) -> tuple[object, ...]:
+        # A hash state cannot be pickled: a copy is made again from the key.
+        return (IdentityHasher, (self._key,))
 
 
 def identity_of(device: Device | None, hasher: IdentityHasher) -> DeviceIdentity:
@@ -182,7 +166,7 @@ def for_device_id(
 ) -> DeviceIdentity:
     """:func:`identity_of` of a login from the content that gave ``content`` (see
     :func:`content_identity`) with this ``device_id``: one digest, not seven."""
-    digest = hasher.device_id(device_id)
+    digest = _identifier("device_id", device_id, hasher)
     if digest is None:
         return content
     return msgspec.structs.replace(
@@ -217,7 +201,8 @@ def _usable(value: str) -> bool:
     """An identifier that names something: not blank, not one repeated character
     (all-zero OAIDs when the user limits tracking, placeholder DRM ids)."""
     text = value.strip().replace("-", "").lower()
-    return len(text) >= 4 and len(set(text)) > 1
+    # More than one character: not all of them the first (a count in C, no set built).
+    return len(text) >= 4 and text.count(text[0]) < len(text)
 
 
 def _best_key(
