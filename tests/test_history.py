@@ -13,6 +13,7 @@ import struct
 import sys
 import threading
 from collections import OrderedDict
+from hashlib import blake2b
 from typing import Any
 
 import pytest
@@ -293,6 +294,16 @@ def test_session_digest_is_stable_and_takes_any_text() -> None:
     assert session_digest("s-1") == session_digest("s-1") != session_digest("s-2")
     assert isinstance(session_digest("\ud800 lone surrogate"), int)
     assert -(2**63) <= session_digest("x") < 2**63
+    # Stored by other processes and versions (Redis): the value never changes.
+    assert session_digest("s-1") == 999470128570573571
+
+
+@given(st.text())
+def test_session_digest_is_blake2b_64_of_the_id(session_id: str) -> None:
+    """Each digest copies one state made at import: still BLAKE2b-64 of the id's
+    UTF-8 (lone surrogates passed), little-endian and signed."""
+    raw = blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    assert session_digest(session_id) == int.from_bytes(raw, "little", signed=True)
 
 
 @pytest.mark.skipif(history.NATIVE is None, reason="fingerprint._native not built here")
