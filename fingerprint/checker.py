@@ -458,18 +458,23 @@ class Checker:
     ) -> _Pending:
         """Everything before history: decode, the device verdict, enrich, the
         session-only checks and the login as history keeps it."""
-        prepared = record if isinstance(record, Prepared) else self.prepare(record)
-        engine, session, verdict = prepared.engine, prepared.session, prepared.verdict
-        if verdict is None and prepared.key is not None:
-            # Prepared ahead (a sharded run): a line checked since may have made it.
-            verdict = engine.device_memo.get(prepared.key)
+        if isinstance(record, Prepared):
+            engine, session, verdict = record.engine, record.session, record.verdict
+            key, login_identity = record.key, record.identity
+            if verdict is None and key is not None:
+                # Prepared ahead (a sharded run): a line checked since may have made it.
+                verdict = engine.device_memo.get(key)
+        else:  # prepare()'s work, without the Prepared it would build to be taken apart
+            engine = self._engine
+            session, key, verdict = self._parse_with_memo(engine, record)
+            login_identity = None
         self._judge_time(session, now)
         enriched = self._enricher.enrich(
             session,
             brands=engine.brands,
             device=for_login(verdict.features, session) if verdict else None,
             identity=verdict.identity if verdict else None,
-            login_identity=prepared.identity,
+            login_identity=login_identity,
         )
         sid = session.session_id or session_id or derived_session_id(session)
         ctx = CheckContext(
@@ -490,7 +495,7 @@ class Checker:
             engine.session_checks,
             ctx,
             codes=engine.rules.codes.codes,
-            known=dict(verdict.outcomes) if verdict else None,
+            known=verdict.by_check if verdict else None,
             run=run,
         )
         anonymous, relay = exit_verdict(
@@ -512,7 +517,7 @@ class Checker:
             run=run,
             sid=sid,
             event=event,
-            key=prepared.key,
+            key=key,
             verdict=verdict,
             links=identity_links(enriched.identity, boot_time),
         )

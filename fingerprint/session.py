@@ -207,7 +207,8 @@ def parse_session(record: Any, *, naive_tz: tzinfo = DEFAULT_NAIVE_TZ) -> Sessio
     """
     if isinstance(record, Session):
         return record
-    if not isinstance(record, Mapping):
+    # A dict itself first: the Mapping test is the ABC's, a Python call (~0.2 µs).
+    if type(record) is not dict and not isinstance(record, Mapping):
         raise InvalidSessionError("", f"expected a JSON object, got {json_type(record)}")
     fast = _fast_session(record, naive_tz)
     if fast is not None:

@@ -12,7 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fingerprint.checker import Checker, CheckerConfig, DeviceMemo
+from fingerprint.checker import Checker, CheckerConfig, DeviceMemo, DeviceVerdict
+from fingerprint.report import Finding
 from fingerprint.session import parse_session
 from tests.conftest import FIXTURES
 
@@ -171,3 +172,27 @@ def test_remembered_verdicts_share_equal_parts_and_keep_no_device_id() -> None:
     assert all(v.features.device_id is None for v in verdicts)
     assert verdicts[0].features is verdicts[1].features
     assert verdicts[0].identity is verdicts[1].identity
+
+
+def test_a_verdicts_outcomes_by_check_are_its_outcomes() -> None:
+    """The map the check stage reads is the outcomes' own, made when the verdict is:
+    one map for equal outcomes, its own for outcomes holding a dict."""
+    checker = Checker(CheckerConfig())
+    for line in FIXTURES.joinpath("labelled.jsonl").read_text(encoding="utf-8").splitlines()[:50]:
+        checker.check(json.loads(line))
+    memo = checker._engine.device_memo
+    verdicts = list(memo._entries.values())
+    assert verdicts
+    for verdict in verdicts:
+        assert verdict.by_check == dict(verdict.outcomes)
+    finding = (Finding("emulator", "EMU_X", "high", "m", "m", {"prop": "x"}),)
+    unhashable = DeviceVerdict(
+        features=verdict.features, identity=verdict.identity, outcomes=(("emulator", finding),)
+    )
+    assert unhashable.by_check == {"emulator": finding}
+    clean = (("emulator", ()), ("multi_open", ()))
+    one, other = (
+        DeviceVerdict(features=verdict.features, identity=verdict.identity, outcomes=clean)
+        for _ in range(2)
+    )
+    assert one.by_check is other.by_check == dict(clean)

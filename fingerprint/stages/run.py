@@ -32,11 +32,12 @@ def run_checks(
     ctx: CheckContext,
     *,
     codes: Mapping[str, Any],
-    known: dict[str, Settled] | None,
+    known: Mapping[str, Settled] | None,
     run: CheckRun,
 ) -> None:
     """Run ``checks`` into ``run`` (reusing ``known`` device-scoped results, already
-    rendered as findings); one failing check is recorded and the others still run."""
+    rendered as findings, which it only reads); one failing check is recorded and the
+    others still run."""
     device_results: list[tuple[str, Settled]] = []
     for check in checks:
         result = known.get(check.name) if known is not None else None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any
 
@@ -49,6 +50,13 @@ class DeviceVerdict:
     features: DeviceFeatures
     identity: DeviceIdentity
     outcomes: tuple[tuple[str, Settled], ...]  # device-scoped checks, findings rendered
+    # The outcomes by check name, made once here for every login that reuses the
+    # verdict (the check stage reads it; ~0.6 µs a login when made per login). Read
+    # only: shared by those logins.
+    by_check: Mapping[str, Settled] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_check", _by_check(self.outcomes))
 
 
 # BLAKE2b-128's state before any message, copied for each key (its parameters not
@@ -151,6 +159,19 @@ def _shared_parts(verdict: DeviceVerdict) -> DeviceVerdict:
         identity=_shared(verdict.identity),
         outcomes=_shared(verdict.outcomes),
     )
+
+
+# One check map for each distinct outcomes (most verdicts' are alike: all clean).
+_BY_CHECK: BoundedMemo[tuple[tuple[str, Settled], ...], dict[str, Settled]] = BoundedMemo(
+    4_096, dict
+)
+
+
+def _by_check(outcomes: tuple[tuple[str, Settled], ...]) -> Mapping[str, Settled]:
+    try:
+        return _BY_CHECK[outcomes]
+    except TypeError:  # unhashable: a finding's evidence is a dict
+        return dict(outcomes)
 
 
 def _shared(value: Any) -> Any:
