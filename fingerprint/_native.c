@@ -15,6 +15,12 @@
  * packed_stability() is the same walk over the memory store's packed window, counting
  * ids of each login's bytes and symbols instead of objects (see its section below).
  *
+ * utc_time() and v4_address() read a session's time and address in their common
+ * spellings as fingerprint._session_values does (else None: Python reads them);
+ * record_on() is history._record_on for the accounts tables' own values; v4_texts()
+ * writes a login's address and /24 (fingerprint.stages.login.address_texts);
+ * fields_dict() is Stability.to_dict's dict. Each has its section below.
+ *
  * stability_windows() is fingerprint.features.stability.python_stability_windows
  * written against the CPython API: the same walk over the same Python objects (found
  * and counted as its dicts and sets find them: hashes, then the same object or ==,

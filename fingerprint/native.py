@@ -4,8 +4,9 @@ there and current.
 It is built by ``pip install`` where a C compiler and Python's headers are found
 (``setup.py``, an optional extension) and holds hot loops written once more
 against the CPython API: history's packing, in-order append and decoding of an
-account's window, the stability walk (over decoded logins, or over the packed window
-itself), and the look at a record the session decoder takes before msgspec.
+account's window and its accounts tables, the stability walk (over decoded logins, or
+over the packed window itself), the look at a record the session decoder takes before
+msgspec, and the reading of a session's time and address in their common spellings.
 Each answers as the Python code beside it does, which stays the reference and runs
 wherever the extension is missing, turned off (``FINGERPRINT_NATIVE=0``) or built
 from another source than the checkout's.
