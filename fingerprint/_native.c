@@ -2561,34 +2561,14 @@ utc_time(PyObject *self, PyObject *value)
 static PyObject *
 v4_address(PyObject *self, PyObject *value)
 {
-    if (!PyUnicode_CheckExact(value) || !PyUnicode_IS_ASCII(value)) {
+    unsigned char v4[4];
+    /* dotted_quad reads what inet_ntoa writes: one to three digits a part, no
+     * leading zero, at most 255, the whole text. */
+    if (!PyUnicode_CheckExact(value) || !dotted_quad(value, v4)) {
         Py_RETURN_NONE;
     }
-    const char *s = (const char *)PyUnicode_DATA(value);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(value), at = 0;
-    unsigned long number = 0;
-    for (int part = 0; part < 4; part++) {
-        if (part > 0) {
-            if (at >= length || s[at] != '.') {
-                Py_RETURN_NONE;
-            }
-            at++;
-        }
-        Py_ssize_t first = at;
-        unsigned octet = 0;
-        while (at < length && at - first < 3 && s[at] >= '0' && s[at] <= '9') {
-            octet = octet * 10 + (unsigned)(s[at] - '0');
-            at++;
-        }
-        /* One to three digits, no leading zero, at most 255. */
-        if (at == first || octet > 255 || (s[first] == '0' && at - first > 1)) {
-            Py_RETURN_NONE;
-        }
-        number = number << 8 | octet;
-    }
-    if (at != length) {
-        Py_RETURN_NONE;
-    }
+    unsigned long number = (unsigned long)v4[0] << 24 | (unsigned long)v4[1] << 16
+                           | (unsigned long)v4[2] << 8 | v4[3];
     PyTypeObject *type = (PyTypeObject *)g_v4_type;
     PyObject *address = type->tp_new(type, g_empty_args, NULL);
     if (address == NULL) {
