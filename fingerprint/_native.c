@@ -2625,8 +2625,13 @@ fields_dict(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         || PyTuple_GET_SIZE(names) != PyTuple_GET_SIZE(values)) {
         Py_RETURN_NONE;
     }
-    /* Sized for its keys at once, as a dict display is (CPython's own presizing). */
+    /* Sized for its keys at once, as a dict display is (CPython's own presizing,
+     * a private function: from 3.13 on, a plain dict that grows as it fills). */
+#if PY_VERSION_HEX < 0x030D0000
     PyObject *made = _PyDict_NewPresized(PyTuple_GET_SIZE(names));
+#else
+    PyObject *made = PyDict_New();
+#endif
     for (Py_ssize_t i = 0; made != NULL && i < PyTuple_GET_SIZE(names); i++) {
         if (PyDict_SetItem(made, PyTuple_GET_ITEM(names, i), PyTuple_GET_ITEM(values, i)) < 0) {
             Py_CLEAR(made);
