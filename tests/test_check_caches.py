@@ -84,6 +84,7 @@ def test_interface_cache_is_bounded(monkeypatch: Any) -> None:
     for start in range(0, len(names), 7):
         check._device_view(_session_network(names[start : start + 7]))
         assert len(check._interface_kinds) <= 16
+        assert len(check._interface_lists) <= 16
     # Still right after the cache started over.
     hits = check._device_view(_session_network(["tun5", "utun9", "wlan0"]))
     assert [h.code for h in hits] == ["VPN_TUNNEL_INTERFACE"]
@@ -91,6 +92,20 @@ def test_interface_cache_is_bounded(monkeypatch: Any) -> None:
     long_name = "tun" + "0" * 1_000
     check._device_view(_session_network([long_name]))
     assert long_name not in check._interface_kinds  # classified, not kept
+    assert (long_name,) not in check._interface_lists
+    many = [f"wlan{i}" for i in range(40)]
+    check._device_view(_session_network(many))
+    assert tuple(many) not in check._interface_lists  # a list longer than any phone's
+
+
+def test_a_findings_interfaces_are_its_own() -> None:
+    """The evidence takes a copy of the list memo's tunnels: a caller changing one
+    report's evidence changes no later report."""
+    check = _vpn()
+    first = check._device_view(_session_network(["tun0", "wlan0"]))
+    first[0].evidence["interfaces"].append("changed")
+    again = check._device_view(_session_network(["tun0", "wlan0"]))
+    assert again[0].evidence["interfaces"] == ["tun0"]
 
 
 def _says_home_reference(device: Device, home: HomeCountry) -> dict[str, str] | None:

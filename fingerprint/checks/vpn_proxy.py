@@ -45,6 +45,9 @@ _TUNNEL, _EXTRA_UTUN = 1, 2
 # and a name longer than any real one is classified but not kept.
 INTERFACE_CACHE_SIZE = 1_024
 _MAX_CACHED_NAME = 64
+# A phone sends the same interface list login after login (6-7 names here): the list's
+# tunnels and extra utuns are kept per list too, up to this many names a list.
+_MAX_CACHED_LIST = 32
 
 # Anonymous-IP database flag -> reason code, strongest first.
 _ANONYMOUS_FLAGS = (
@@ -98,11 +101,18 @@ class VpnProxyCheck(Check):
     # interface name -> _TUNNEL | _EXTRA_UTUN bits (fingerprint.memo: thread-safe,
     # cleared when full; names longer than _MAX_CACHED_NAME are classified, not kept).
     _interface_kinds: BoundedMemo[str, int] = field(init=False, repr=False, compare=False)
+    # an interface list -> (its tunnels, its extra utuns), in its order (~0.7 µs a login
+    # less than classifying the list name by name); lists of kept names only.
+    _interface_lists: BoundedMemo[tuple[str, ...], tuple[list[str], list[str]]] = field(
+        init=False, repr=False, compare=False
+    )
     _home: _FoldedHome | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kinds = BoundedMemo(INTERFACE_CACHE_SIZE, self._interface_kind, keep=_cacheable_name)
         object.__setattr__(self, "_interface_kinds", kinds)
+        lists = BoundedMemo(INTERFACE_CACHE_SIZE, self._classified, keep=_cacheable_list)
+        object.__setattr__(self, "_interface_lists", lists)
         if self.network_rules is not None:
             object.__setattr__(self, "_home", _FoldedHome.of(self.network_rules.home_country))
 
@@ -153,13 +163,8 @@ class VpnProxyCheck(Check):
         strong: list[str] = []
         extra_utun: list[str] = []
         if network.interfaces:
-            kinds = self._interface_kinds
-            for interface in network.interfaces:
-                kind = kinds[interface]
-                if kind & _TUNNEL:
-                    strong.append(interface)
-                if kind & _EXTRA_UTUN:
-                    extra_utun.append(interface)
+            # Read only: the lists are the memo's (the evidence below takes slices).
+            strong, extra_utun = self._interface_lists[tuple(network.interfaces)]
         if strong:
             hits.append(Hit("VPN_TUNNEL_INTERFACE", {"interfaces": strong[:10]}))
         if extra_utun and not strong and not network.vpn_active:
@@ -172,6 +177,13 @@ class VpnProxyCheck(Check):
         if network.http_proxy:
             hits.append(Hit("VPN_HTTP_PROXY", {"http_proxy": network.http_proxy[:200]}))
         return hits
+
+    def _classified(self, interfaces: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        """An interface list's tunnels and extra utuns, in the list's order."""
+        kinds = self._interface_kinds
+        strong = [name for name in interfaces if kinds[name] & _TUNNEL]
+        extra_utun = [name for name in interfaces if kinds[name] & _EXTRA_UTUN]
+        return strong, extra_utun
 
     def _interface_kind(self, interface: str) -> int:
         """Classify a name the memo has not seen."""
@@ -289,6 +301,10 @@ def _cacheable_name(interface: str) -> bool:
     return len(interface) <= _MAX_CACHED_NAME
 
 
+def _cacheable_list(interfaces: tuple[str, ...]) -> bool:
+    return len(interfaces) <= _MAX_CACHED_LIST and all(map(_cacheable_name, interfaces))
+
+
 @dataclass(frozen=True, slots=True)
 class _Relays:
     """``relays`` of rules/network.yaml, built once for lookups: address ranges as
@@ -322,7 +338,12 @@ class _Relays:
                 return named
         if asn is not None and asn in self.asns:
             return self.asns[asn]
-        version, number = address.version, int(address)
+        if type(address) is ipaddress.IPv4Address:
+            # Its number as ipaddress keeps it (slot ``_ip``): version and int() are
+            # Python-level property and __int__ calls (~0.3 µs a login).
+            version, number = 4, address._ip  # type: ignore[attr-defined]
+        else:
+            version, number = address.version, int(address)
         for net_version, first, last, service in self.ranges:
             if net_version == version and first <= number <= last:
                 return service
