@@ -1281,6 +1281,15 @@ le_u64(const unsigned char *at)
     return value;
 }
 
+static double
+le_double(const unsigned char *at)
+{
+    unsigned long long bits = le_u64(at);
+    double value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
 /* symbols[index], a new reference (IndexError past the table, as Python's). */
 static PyObject *
 symbol(PyObject *symbols, unsigned index)
@@ -1338,9 +1347,7 @@ v4_str(const unsigned char v4[4], int block)
 static PyObject *
 unpack_one(const unsigned char *r, PyObject *account, PyObject *symbols)
 {
-    unsigned long long bits = le_u64(r);
-    double ts;
-    memcpy(&ts, &bits, sizeof ts);
+    double ts = le_double(r);
     long long digest = (long long)le_u64(r + 8);
     const unsigned char *v4 = r + 16;
     unsigned device = le_u16(r + 20), ip = le_u16(r + 22), network = le_u16(r + 24);
@@ -1690,15 +1697,6 @@ pack_login(PyObject *self, PyObject *args)
 }
 
 /* A little-endian double at ``at`` (a record's ts). */
-static double
-le_double(const unsigned char *at)
-{
-    unsigned long long bits = le_u64(at);
-    double value;
-    memcpy(&value, &bits, sizeof value);
-    return value;
-}
-
 /* fingerprint.history.MemoryHistoryStore._record_in_order's window: the login
  * appended to ``window`` (a _Window: its records and symbols) when it is the newest
  * of a window that keeps every login, as (the new window, the logins before it, the
@@ -2415,6 +2413,7 @@ plain_json(PyObject *self, PyObject *value)
 static PyObject *g_v4_type;  /* ipaddress.IPv4Address */
 static PyObject *g_ip_attr;  /* "_ip" */
 static PyObject *g_empty_args;
+static PyObject *g_neg_inf;  /* -inf */
 
 #define EARLIEST_EPOCH 631152000LL   /* 1990-01-01T00:00:00Z */
 #define LATEST_EPOCH 4102444800LL    /* 2100-01-01T00:00:00Z */
@@ -2674,19 +2673,6 @@ takes_seen(PyObject *seen)
     return 1;
 }
 
-static PyObject *
-pair_of(PyObject *first, PyObject *second)
-{
-    PyObject *pair = PyTuple_New(2);
-    if (pair != NULL) {
-        Py_INCREF(first);
-        Py_INCREF(second);
-        PyTuple_SET_ITEM(pair, 0, first);
-        PyTuple_SET_ITEM(pair, 1, second);
-    }
-    return pair;
-}
-
 /* (at, who) for each of the dict's accounts with at >= low, in the dict's order. */
 static PyObject *
 earlier_of(PyObject *seen, PyObject *low)
@@ -2699,7 +2685,7 @@ earlier_of(PyObject *seen, PyObject *low)
     PyObject *who, *at;
     while (PyDict_Next(seen, &pos, &who, &at)) {
         int recent = PyObject_RichCompareBool(at, low, Py_GE);
-        PyObject *pair = recent > 0 ? pair_of(at, who) : NULL;
+        PyObject *pair = recent > 0 ? PyTuple_Pack(2, at, who) : NULL;
         if (recent < 0 || (recent > 0 && (pair == NULL || PyList_Append(found, pair) < 0))) {
             Py_XDECREF(pair);
             Py_DECREF(found);
@@ -2721,11 +2707,8 @@ note_account(PyObject *seen, PyObject *account, PyObject *ts, Py_ssize_t cap)
     if (at == NULL && PyErr_Occurred()) {
         return -1;
     }
-    static PyObject *never;  /* -inf, what seen.get(account, -inf) gives when absent */
-    if (never == NULL && (never = PyFloat_FromDouble(-Py_HUGE_VAL)) == NULL) {
-        return -1;
-    }
-    int newer = PyObject_RichCompareBool(at != NULL ? at : never, ts, Py_LT);
+    /* seen.get(account, -inf) < ts */
+    int newer = PyObject_RichCompareBool(at != NULL ? at : g_neg_inf, ts, Py_LT);
     if (newer < 0 || (newer && at != NULL && PyDict_DelItem(seen, account) < 0)
         || (newer && PyDict_SetItem(seen, account, ts) < 0)) {
         return -1;
@@ -2778,7 +2761,7 @@ record_on(PyObject *self, PyObject *args)
         if (PyErr_Occurred()) {
             return NULL;
         }
-        PyObject *pair = pair_of(ts, account);
+        PyObject *pair = PyTuple_Pack(2, ts, account);
         if (pair == NULL || PyDict_SetItem(table, key, pair) < 0) {
             Py_XDECREF(pair);
             return NULL;
@@ -2808,7 +2791,7 @@ record_on(PyObject *self, PyObject *args)
         }
         if (same) {  /* (max(at, ts), account) */
             int later = PyObject_RichCompareBool(ts, at, Py_GT);
-            kept = later < 0 ? NULL : pair_of(later ? ts : at, account);
+            kept = later < 0 ? NULL : PyTuple_Pack(2, later ? ts : at, account);
             if (kept == NULL) {
                 Py_CLEAR(earlier);
             }
@@ -2938,7 +2921,9 @@ PyInit__native(void)
     Py_DECREF(ipaddress);
     g_ip_attr = PyUnicode_InternFromString("_ip");
     g_empty_args = PyTuple_New(0);
-    if (g_v4_type == NULL || !PyType_Check(g_v4_type) || g_ip_attr == NULL || g_empty_args == NULL) {
+    g_neg_inf = PyFloat_FromDouble(-Py_HUGE_VAL);
+    if (g_v4_type == NULL || !PyType_Check(g_v4_type) || g_ip_attr == NULL || g_empty_args == NULL
+        || g_neg_inf == NULL) {
         return NULL;
     }
     PyObject *made = PyModule_Create(&module);
