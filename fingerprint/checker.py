@@ -74,7 +74,7 @@ from fingerprint.stages.login import (
 )
 from fingerprint.stages.observe import IdentityMemo
 from fingerprint.stages.report import features_summary, graded_report
-from fingerprint.stages.run import CheckRun, exit_verdict, run_checks
+from fingerprint.stages.run import CheckRun, exit_verdict, run_checks, run_plan, session_plan
 from fingerprint.stages.verdict import DeviceMemo, DeviceVerdict, for_login
 
 _HOURS = 3600.0
@@ -491,13 +491,12 @@ class Checker:
         run = CheckRun()
         if enriched.whois_pending:
             run.not_evaluated["whois"] = enriched.whois_pending
-        run_checks(
-            engine.session_checks,
-            ctx,
-            codes=engine.rules.codes.codes,
-            known=verdict.by_check if verdict else None,
-            run=run,
-        )
+        codes = engine.rules.codes.codes
+        if verdict is not None and verdict.plan is not None:
+            run_plan(verdict.plan, ctx, codes=codes, run=run)  # what is left to run
+        else:
+            known = verdict.by_check if verdict is not None else None
+            run_checks(engine.session_checks, ctx, codes=codes, known=known, run=run)
         anonymous, relay = exit_verdict(
             run.findings, exit_checks=engine.exit_checks, relay_codes=engine.relay_codes
         )
@@ -777,10 +776,12 @@ def _remember_verdict(pending: _Pending) -> None:
     if pending.key is None or pending.verdict is not None or pending.run.failed:
         return
     ctx = pending.ctx
+    outcomes = pending.run.device
     verdict = DeviceVerdict(
         features=ctx.features.device,
         identity=content_identity(ctx.identity),
-        outcomes=pending.run.device,
+        outcomes=outcomes,
+        plan=session_plan(pending.engine.session_checks, dict(outcomes)),
     )
     pending.engine.device_memo.put(pending.key, verdict)
 

@@ -4,7 +4,7 @@ what was not evaluated and why, and the device-scoped outcomes the verdict keeps
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -66,6 +66,61 @@ def run_checks(
             run.findings.extend(result)
     if device_results:
         run.device += tuple(device_results)
+
+
+class KnownOutcomes(msgspec.Struct, frozen=True):
+    """Outcomes a device verdict already holds for a run of device-scoped checks, in
+    check order: their findings (rendered) and why some were not evaluated."""
+
+    findings: tuple[Finding, ...]
+    reasons: tuple[tuple[str, str], ...]  # (check name, why not evaluated)
+
+
+# The session checks a login that reuses a device verdict still runs, in order: runs of
+# checks to evaluate, between the outcomes the verdict holds for the others.
+Plan = tuple[tuple[Check, ...] | KnownOutcomes, ...]
+
+
+def session_plan(checks: Sequence[Check], known: Mapping[str, Settled]) -> Plan:
+    """What :func:`run_checks` does with ``known`` over ``checks``, made once per
+    verdict: the checks it would evaluate, grouped, between what it would copy from
+    ``known``. A clean device's plan is the checks that are not device-scoped (two of
+    eight by default), where every login looked up all eight."""
+    steps: list[tuple[Check, ...] | KnownOutcomes] = []
+    to_run: list[Check] = []
+    findings: list[Finding] = []
+    reasons: list[tuple[str, str]] = []
+    for check in checks:
+        result = known.get(check.name)
+        if result is None:
+            if findings or reasons:
+                steps.append(KnownOutcomes(tuple(findings), tuple(reasons)))
+                findings, reasons = [], []
+            to_run.append(check)
+        elif result:  # findings, or why not evaluated (a NotEvaluated is true)
+            if to_run:
+                steps.append(tuple(to_run))
+                to_run = []
+            if isinstance(result, NotEvaluated):
+                reasons.append((check.name, result.reason))
+            else:
+                findings.extend(result)
+    if to_run:
+        steps.append(tuple(to_run))
+    if findings or reasons:
+        steps.append(KnownOutcomes(tuple(findings), tuple(reasons)))
+    return tuple(steps)
+
+
+def run_plan(plan: Plan, ctx: CheckContext, *, codes: Mapping[str, Any], run: CheckRun) -> None:
+    """:func:`run_checks` with a verdict's outcomes, as :func:`session_plan` made it."""
+    for step in plan:
+        if type(step) is tuple:
+            run_checks(step, ctx, codes=codes, known=None, run=run)
+        else:
+            known = cast(KnownOutcomes, step)
+            run.findings.extend(known.findings)
+            run.not_evaluated.update(known.reasons)
 
 
 def exit_verdict(

@@ -16,7 +16,7 @@ from fingerprint.features.identity import DeviceIdentity
 from fingerprint.memo import BoundedMemo
 from fingerprint.session import Session
 from fingerprint.sources.useragent import normalise_user_agent
-from fingerprint.stages.run import Settled
+from fingerprint.stages.run import Plan, Settled
 
 # MessagePack, not JSON: the same fields, each as typed, ~0.5 µs less to encode and
 # ~20% fewer bytes to hash.
@@ -50,6 +50,10 @@ class DeviceVerdict:
     features: DeviceFeatures
     identity: DeviceIdentity
     outcomes: tuple[tuple[str, Settled], ...]  # device-scoped checks, findings rendered
+    # The session checks a login reusing the verdict runs, between the outcomes above
+    # (:func:`~fingerprint.stages.run.session_plan` of the engine's session checks), or
+    # None: the check stage looks each check up in ``by_check``.
+    plan: Plan | None = None
     # The outcomes by check name, made once here for every login that reuses the
     # verdict (the check stage reads it; ~0.6 µs a login when made per login). Read
     # only: shared by those logins.
@@ -158,6 +162,7 @@ def _shared_parts(verdict: DeviceVerdict) -> DeviceVerdict:
         features=_shared(features),
         identity=_shared(verdict.identity),
         outcomes=_shared(verdict.outcomes),
+        plan=_shared(verdict.plan),
     )
 
 
