@@ -2528,6 +2528,52 @@ iso_seconds(const char *s, Py_ssize_t length, long long *seconds, int *micro)
     return 1;
 }
 
+/* utc_text() is the report's text of a time, `dt.isoformat().replace("+00:00", "Z")`,
+ * for an exact datetime whose tzinfo is datetime.UTC itself (every time a session's
+ * reader makes): "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", the fraction only where the
+ * microseconds are not 0, as isoformat writes them. None for anything else (another
+ * zone, a naive time, a subclass): Python answers. */
+static PyObject *
+utc_text(PyObject *self, PyObject *value)
+{
+    if (!PyDateTime_CheckExact(value)
+        || PyDateTime_DATE_GET_TZINFO(value) != PyDateTime_TimeZone_UTC) {
+        Py_RETURN_NONE;
+    }
+    int year = PyDateTime_GET_YEAR(value), micro = PyDateTime_DATE_GET_MICROSECOND(value);
+    int fields[6] = {year, PyDateTime_GET_MONTH(value), PyDateTime_GET_DAY(value),
+                     PyDateTime_DATE_GET_HOUR(value), PyDateTime_DATE_GET_MINUTE(value),
+                     PyDateTime_DATE_GET_SECOND(value)};
+    if (year > 9999) {  /* (datetime's own bound: never here) */
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t length = micro ? 27 : 20;
+    PyObject *text = PyUnicode_New(length, 127);
+    if (text == NULL) {
+        return NULL;
+    }
+    char *out = (char *)PyUnicode_DATA(text);
+    /* year, then each field after its separator, two digits each */
+    static const char separators[6] = {0, '-', '-', 'T', ':', ':'};
+    out[0] = (char)('0' + year / 1000);
+    out[1] = (char)('0' + year / 100 % 10);
+    out[2] = (char)('0' + year / 10 % 10);
+    out[3] = (char)('0' + year % 10);
+    for (int i = 1, at = 4; i < 6; i++, at += 3) {
+        out[at] = separators[i];
+        out[at + 1] = (char)('0' + fields[i] / 10);
+        out[at + 2] = (char)('0' + fields[i] % 10);
+    }
+    if (micro) {
+        out[19] = '.';
+        for (int i = 25; i >= 20; i--, micro /= 10) {
+            out[i] = (char)('0' + micro % 10);
+        }
+    }
+    out[length - 1] = 'Z';
+    return text;
+}
+
 static PyObject *
 utc_time(PyObject *self, PyObject *value)
 {
@@ -2853,6 +2899,9 @@ static PyMethodDef methods[] = {
     {"stability_windows", stability_windows, METH_VARARGS,
      "stability_windows(history, current, windows_seconds, local_tz, unusual_hour_share):\n"
      "python_stability_windows for the common case, or None for the Python function."},
+    {"utc_text", utc_text, METH_O,
+     "utc_text(dt): dt.isoformat() with 'Z' for '+00:00', for an exact datetime in\n"
+     "datetime.UTC; None for any other value."},
     {"utc_time", utc_time, METH_O,
      "utc_time(value): parse_timestamp of ISO 8601 text with its offset written\n"
      "(YYYY-MM-DDTHH:MM:SS[.fff|.ffffff] then Z or +HH:MM) or of an int of epoch seconds,\n"

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from fingerprint.native import NATIVE
 from fingerprint.rules import Severity
 
 
@@ -85,6 +86,24 @@ class DeviceComponent(msgspec.Struct, frozen=True):
         )
 
 
+def _python_utc_text(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def utc_text(when: datetime) -> str:
+    """A report's time as its JSON writes it: ISO 8601, ``Z`` for UTC. Written in C
+    for a time in ``datetime.UTC`` (every session's, ~0.1 µs against ~0.7 for
+    ``isoformat`` and the replace), by :func:`_python_utc_text` otherwise."""
+    if _NATIVE_UTC_TEXT is not None:
+        text = _NATIVE_UTC_TEXT(when)
+        if text is not None:
+            return text
+    return _python_utc_text(when)
+
+
+_NATIVE_UTC_TEXT = NATIVE.utc_text if NATIVE is not None else None
+
+
 class Report(msgspec.Struct, frozen=True):
     session_id: str
     account_id: str
@@ -112,7 +131,7 @@ class Report(msgspec.Struct, frozen=True):
         out: dict[str, Any] = {
             "session_id": self.session_id,
             "account_id": self.account_id,
-            "ts": self.ts.isoformat().replace("+00:00", "Z"),
+            "ts": utc_text(self.ts),
             "grade": self.grade,
             "score": self.score,
             "blacklisted": self.blacklisted,

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fingerprint import InvalidSessionError, _session_values, parse_session
+from fingerprint import InvalidSessionError, _session_values, parse_session, report
 from fingerprint._session_values import _as_number, _looks_iso, _parse_ip_text
+from fingerprint.report import _python_utc_text, utc_text
 from fingerprint.session import parse_ip, parse_timestamp
 from tests.conftest import make_session
 
@@ -300,6 +301,7 @@ def test_iso_fast_path_never_skips_a_number(text: str) -> None:
 # Python code, which answers wherever they decline and without the extension.
 _C_TIME = _session_values._NATIVE_TIME
 _C_V4 = _session_values._NATIVE_V4
+_C_UTC_TEXT = report._NATIVE_UTC_TEXT
 needs_c = pytest.mark.skipif(_C_TIME is None, reason="fingerprint._native not built here")
 
 
@@ -359,6 +361,28 @@ def test_the_c_time_reader_reads_what_python_reads(value: object) -> None:
     assert got == want and got.tzinfo is want.tzinfo is UTC
     assert got.timetuple()[:6] == want.timetuple()[:6] and got.microsecond == want.microsecond
     assert got.fold == want.fold == 0
+
+
+class _Later(datetime):
+    """A datetime subclass: its isoformat may be its own, so C leaves it to Python."""
+
+
+@needs_c
+@given(
+    st.datetimes(timezones=st.none() | st.just(UTC) | _offsets | st.just(ZoneInfo("Asia/Shanghai")))
+    | st.datetimes(timezones=st.just(UTC)).map(lambda when: _Later.fromisoformat(when.isoformat()))
+)
+@example(datetime(2026, 11, 15, 16, 0, 1, tzinfo=UTC))
+@example(datetime(2026, 11, 15, 16, 0, 1, 5, tzinfo=UTC))
+@example(datetime(1, 1, 1, tzinfo=UTC))
+@example(datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC))
+def test_a_reports_time_is_written_in_c_as_python_writes_it(when: datetime) -> None:
+    """A report's ``ts`` text (``Report.to_dict``): C writes a time in datetime.UTC,
+    and writes it as ``isoformat`` with "Z" does; it declines every other value."""
+    got = _C_UTC_TEXT(when)
+    assert got == _python_utc_text(when) or got is None
+    assert (got is None) == (type(when) is not datetime or when.tzinfo is not UTC)
+    assert utc_text(when) == _python_utc_text(when)
 
 
 @needs_c
