@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,7 +101,9 @@ def utc_text(when: datetime) -> str:
     return _python_utc_text(when)
 
 
-_NATIVE_UTC_TEXT = NATIVE.utc_text if NATIVE is not None else None
+_NATIVE_UTC_TEXT: Callable[[datetime], str | None] | None = (
+    NATIVE.utc_text if NATIVE is not None else None
+)
 
 
 class Report(msgspec.Struct, frozen=True):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from fingerprint.checker import Checker, CheckerConfig, DeviceMemo, DeviceVerdict
 from fingerprint.report import Finding
 from fingerprint.session import parse_session
+from fingerprint.stages.run import session_plan
 from tests.conftest import FIXTURES
 
 # Device blocks of every kind the checks tell apart: emulators, cloners, tampered
@@ -196,3 +197,26 @@ def test_a_verdicts_outcomes_by_check_are_its_outcomes() -> None:
         for _ in range(2)
     )
     assert one.by_check is other.by_check == dict(clean)
+
+
+def test_a_verdicts_plan_is_its_outcomes_plan_one_per_outcomes() -> None:
+    """The plan a hit runs is :func:`session_plan` of the verdict's outcomes over the
+    engine's session checks; verdicts with equal outcomes hold one plan, and outcomes
+    holding a dict (not hashable) still get theirs."""
+    checker = Checker(CheckerConfig())
+    for line in FIXTURES.joinpath("labelled.jsonl").read_text(encoding="utf-8").splitlines()[:200]:
+        checker.check(json.loads(line))
+    engine = checker._engine
+    verdicts = list(engine.device_memo._entries.values())
+    plans: dict[Any, Any] = {}
+    for verdict in verdicts:
+        assert verdict.plan == session_plan(engine.session_checks, dict(verdict.outcomes))
+        try:
+            assert plans.setdefault(verdict.outcomes, verdict.plan) is verdict.plan
+        except TypeError:  # a finding's evidence is a dict
+            continue
+    assert len(plans) < len(verdicts)  # some verdicts shared one
+    finding = (Finding("emulator", "EMU_X", "high", "m", "m", {"prop": "x"}),)
+    assert engine.session_plan((("emulator", finding),)) == session_plan(
+        engine.session_checks, {"emulator": finding}
+    )

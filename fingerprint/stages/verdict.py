@@ -162,7 +162,7 @@ def _shared_parts(verdict: DeviceVerdict) -> DeviceVerdict:
         features=_shared(features),
         identity=_shared(verdict.identity),
         outcomes=_shared(verdict.outcomes),
-        plan=_shared(verdict.plan),
+        plan=verdict.plan,  # shared already: the engine keeps one plan per outcomes
     )
 
 
