@@ -1,7 +1,8 @@
 """End to end over two 200,000-line logs: the generator's (many distinct user agents
 and devices) and the labelled set tiled (``benchmarks/corpus.py``: few). On each, the
-CLI with 1 and 2 workers (twice each, alternated), and the floor and naive baselines
-(``benchmarks/baselines.py``), each one process.
+CLI with 1 and 2 workers (twice each, alternated), the CLI with every check disabled
+(what the pipeline costs before any check or history), and the floor and naive
+baselines (``benchmarks/baselines.py``), each one process.
 
 Every run is a child process measured whole (startup, rule loading and output
 included): wall clock from ``perf_counter``, CPU from the child's rusage.
@@ -9,13 +10,17 @@ included): wall clock from ``perf_counter``, CPU from the child's rusage.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from benchmarks import report
 from benchmarks.measure import ProcessCost, python_argv, run_measured
+from fingerprint.checks import CHECKS_BY_NAME
+from fingerprint.rules import default_rules_dir
 
 
 def _count_lines(path: Path) -> int:
@@ -70,10 +75,27 @@ def run_name(workers: int, round_: int, suffix: str = "") -> str:
     return f"pipeline_ours_w{workers}{suffix}" + (f"_round{round_}" if round_ > 1 else "")
 
 
-def _ours(log: Path, out: Path, workers: int) -> list[str]:
+def _ours(log: Path, out: Path, workers: int, *rules: str) -> list[str]:
     return python_argv(
-        "-m", "fingerprint.cli", "check", str(log), "-o", str(out), "--workers", str(workers), "-q"
+        "-m", "fingerprint.cli", "check", str(log), "-o", str(out), "--workers", str(workers),
+        "-q", *rules,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checks_off(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """``--rules DIR`` for the bundled rules with every check disabled: the run still
+    reads, validates, enriches, grades and writes each report, with no check and no
+    history (what the floor's target leaves for those is read against it)."""
+    rules = tmp_path_factory.mktemp("rules") / "checks-off"
+    shutil.copytree(
+        default_rules_dir(), rules, ignore=shutil.ignore_patterns("*.py", "__pycache__")
     )
+    checks = rules / "checks.yaml"
+    config = yaml.safe_load(checks.read_text(encoding="utf-8"))
+    config["disabled"] = sorted(CHECKS_BY_NAME)
+    checks.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return ["--rules", str(rules)]
 
 
 def _baseline(baseline: str, log: Path, out: Path) -> list[str]:
@@ -86,6 +108,14 @@ def test_cli_end_to_end(
 ) -> None:
     out = tmp_path / "reports.jsonl"
     _measure(benchmark, run_name(workers, round_), _ours(pipeline_log, out, workers), lines, out)
+
+
+def test_cli_checks_off(
+    benchmark: Any, pipeline_log: Path, lines: int, tmp_path: Path, checks_off: list[str]
+) -> None:
+    out = tmp_path / "reports.jsonl"
+    argv = _ours(pipeline_log, out, 1, *checks_off)
+    _measure(benchmark, "pipeline_ours_w1_checks_off", argv, lines, out)
 
 
 @pytest.mark.parametrize("baseline", ["floor", "naive"])
@@ -105,6 +135,14 @@ def test_few_user_agents(
     out = tmp_path / "out.jsonl"
     argv = _ours(corpus_log, out, workers)
     _measure(benchmark, run_name(workers, round_, "_few_ua"), argv, corpus_lines, out)
+
+
+def test_few_user_agents_checks_off(
+    benchmark: Any, corpus_log: Path, corpus_lines: int, tmp_path: Path, checks_off: list[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    argv = _ours(corpus_log, out, 1, *checks_off)
+    _measure(benchmark, "pipeline_ours_w1_few_ua_checks_off", argv, corpus_lines, out)
 
 
 @pytest.mark.parametrize("baseline", ["floor", "naive"])

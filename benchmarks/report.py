@@ -164,6 +164,30 @@ def worker_ratios(results: dict[str, dict[str, Any]], suffix: str = "") -> list[
     return ratios
 
 
+def checks_off_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """What the pipeline alone costs against the floor: one worker with every check
+    off (no history either) over the floor's CPU a line, and what history and the
+    checks add (one worker's first round less the check-free run), per log."""
+    out = []
+    for suffix, log in (("", "generator's log"), ("_few_ua", "few user agents")):
+        names = [f"pipeline_ours_w1{suffix}_checks_off", f"pipeline_floor{suffix}",
+                 f"pipeline_ours_w1{suffix}"]  # fmt: skip
+        off, floor, full = (_get(results, name, "cpu_us_per_line") for name in names)
+        ratio = _ratio(off, floor)
+        # Only runs of one benchmark run: the host's hour moves them by a fifth or more.
+        one_run = len({results.get(name, {}).get("run") for name in names}) == 1
+        if ratio is None or off is None or full is None or floor is None or not one_run:
+            continue
+        out += [
+            "",
+            f"Every check off, {log}: one worker spends {ratio:.2f}x the floor's CPU a line "
+            f"({off:.1f} µs): the pipeline alone. History and the checks add "
+            f"{full - off:.1f} µs a line; the floor's 4x leaves {4 * floor - off:.1f} µs "
+            "for them.",
+        ]
+    return out
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -295,12 +319,17 @@ def render(document: dict[str, Any]) -> str:
         ("pipeline_ours_w2", "ours: `fingerprint check --workers 2`"),
         ("pipeline_ours_w1_round2", "ours: `--workers 1`, second round"),
         ("pipeline_ours_w2_round2", "ours: `--workers 2`, second round"),
+        ("pipeline_ours_w1_checks_off", "ours: `--workers 1`, every check off"),
         ("pipeline_naive", "naive (json + pydantic + user_agents + geoip2)"),
         ("pipeline_floor_few_ua", "floor, few user agents"),
         ("pipeline_ours_w1_few_ua", "ours: `--workers 1`, few user agents"),
         ("pipeline_ours_w2_few_ua", "ours: `--workers 2`, few user agents"),
         ("pipeline_ours_w1_few_ua_round2", "ours: `--workers 1`, few user agents, second round"),
         ("pipeline_ours_w2_few_ua_round2", "ours: `--workers 2`, few user agents, second round"),
+        (
+            "pipeline_ours_w1_few_ua_checks_off",
+            "ours: `--workers 1`, few user agents, every check off",
+        ),
         ("pipeline_naive_few_ua", "naive, few user agents"),
         ("cli_2m_rss", "ours, 2M lines / 200k accounts, `--workers 1`"),
     ):
@@ -320,6 +349,7 @@ def render(document: dict[str, Any]) -> str:
                 + ", ".join(f"{r:.2f}x" for r in rounds)
                 + ".",
             ]
+    lines += checks_off_lines(results)
     cpu1 = _get(results, "pipeline_ours_w1", "cpu_s")
     cpu2 = _get(results, "pipeline_ours_w2", "cpu_s")
     inflation = _ratio(cpu2, cpu1)

@@ -53,3 +53,25 @@ def test_a_round_kept_from_an_earlier_run_is_left_out() -> None:
     mixed = _results(w1=_entry(100.0, "before"), w2=_entry(170.0, "now"))
     assert report.worker_ratios(mixed) == []
     assert report.worker_ratios({}) == []
+
+
+def test_the_check_free_run_is_read_against_the_floor() -> None:
+    """The pipeline alone (every check off) over the floor, and what the floor's 4x
+    leaves for history and the checks; nothing for a log whose three runs are not of
+    one benchmark run."""
+    results = {
+        "pipeline_floor": {"cpu_us_per_line": 12.5, "run": "now"},
+        "pipeline_ours_w1": {"cpu_us_per_line": 95.0, "run": "now"},
+        "pipeline_ours_w1_checks_off": {"cpu_us_per_line": 43.75, "run": "now"},
+        "pipeline_floor_few_ua": {"cpu_us_per_line": 12.5, "run": "now"},
+        # The few-UA log's full run is of an earlier benchmark run: not read against.
+        "pipeline_ours_w1_few_ua": {"cpu_us_per_line": 80.0, "run": "before"},
+        "pipeline_ours_w1_few_ua_checks_off": {"cpu_us_per_line": 40.0, "run": "now"},
+    }
+    lines = report.checks_off_lines(results)
+    assert lines == [
+        "",
+        "Every check off, generator's log: one worker spends 3.50x the floor's CPU a line "
+        "(43.8 µs): the pipeline alone. History and the checks add 51.2 µs a line; the "
+        "floor's 4x leaves 6.2 µs for them.",
+    ]
