@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fingerprint.report import Report
+from fingerprint.report import Report, utc_text
 
 _MAX_DISTINCT = 50  # devices / provinces kept per account; beyond that only counted
 
@@ -107,7 +107,7 @@ def _worse(report: Report, summary: AccountSummary, rank: dict[str, int]) -> boo
 
 
 def _iso(when: datetime | None) -> str | None:
-    return when.isoformat().replace("+00:00", "Z") if when else None
+    return utc_text(when) if when else None
 
 
 class AccountRollup:

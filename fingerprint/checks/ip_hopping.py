@@ -42,6 +42,7 @@ from fingerprint.checks.base import (
 from fingerprint.features.geo import great_circle_km
 from fingerprint.features.provinces import is_mainland_province
 from fingerprint.history import LoginEvent
+from fingerprint.report import utc_text
 from fingerprint.rules import Threshold
 
 
@@ -205,4 +206,4 @@ _PROVINCE = itemgetter(LoginEvent._fields.index("province"))
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(datetime.fromtimestamp(ts, UTC))
