@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,11 @@ class _Engine:
         try:
             return self.plans[outcomes]
         except TypeError:  # unhashable: a finding's evidence is a dict
-            return session_plan(self.session_checks, dict(outcomes))
+            return _plan_of(self.session_checks, outcomes)
+
+
+def _plan_of(checks: tuple[Check, ...], outcomes: tuple[tuple[str, Settled], ...]) -> Plan:
+    return session_plan(checks, dict(outcomes))
 
 
 def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
@@ -175,7 +179,7 @@ def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
         windows=plan_windows(history_checks) if history_checks else None,
         grade_order=[band.grade for band in rules.grading.bands],
         device_memo=DeviceMemo(memo_size),
-        plans=BoundedMemo(4_096, lambda outcomes: session_plan(session_checks, dict(outcomes))),
+        plans=BoundedMemo(4_096, partial(_plan_of, session_checks)),
     )
 
 

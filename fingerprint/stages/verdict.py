@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from hashlib import blake2b
 from typing import Any
 
@@ -54,13 +54,13 @@ class DeviceVerdict:
     # (:func:`~fingerprint.stages.run.session_plan` of the engine's session checks), or
     # None: the check stage looks each check up in ``by_check``.
     plan: Plan | None = None
-    # The outcomes by check name, made once here for every login that reuses the
-    # verdict (the check stage reads it; ~0.6 µs a login when made per login). Read
-    # only: shared by those logins.
-    by_check: Mapping[str, Settled] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "by_check", _by_check(self.outcomes))
+    @property
+    def by_check(self) -> Mapping[str, Settled]:
+        """The outcomes by check name, one map for equal outcomes (read only: shared).
+        Read only for a verdict without a plan; the checker gives every verdict it
+        keeps a plan, so it is not made for each one."""
+        return _by_check(self.outcomes)
 
 
 # BLAKE2b-128's state before any message, copied for each key (its parameters not
