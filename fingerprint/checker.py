@@ -43,7 +43,6 @@ from fingerprint.history import (
     LoginEvent,
     MemoryHistoryStore,
     Windows,
-    session_digest,
 )
 from fingerprint.inputs import session_from_text
 from fingerprint.memo import BoundedMemo
@@ -68,10 +67,10 @@ from fingerprint.sources.useragent import (
 from fingerprint.stages.enrich import Enricher
 from fingerprint.stages.history import HISTORY_UNAVAILABLE, HistoryStage, timeout_counter
 from fingerprint.stages.login import (
-    address_texts,
     arrival_warnings,
     derived_session_id,
     login_event,
+    observed_event,
 )
 from fingerprint.stages.observe import IdentityMemo
 from fingerprint.stages.report import features_summary, graded_report
@@ -143,6 +142,9 @@ class _Engine:
     plans: BoundedMemo[tuple[tuple[str, Settled], ...], Plan]
     grade_order: list[str] = field(default_factory=list)
     device_memo: DeviceMemo = field(default_factory=lambda: DeviceMemo())
+    # What the rule set leaves an enabled check without (logged at build; the CLI
+    # prints them): today, exit marks read that no enabled check makes.
+    warnings: tuple[str, ...] = ()
 
     def session_plan(self, outcomes: tuple[tuple[str, Settled], ...]) -> Plan:
         """:func:`session_plan` of these device-scoped outcomes over the session checks."""
@@ -166,6 +168,9 @@ def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
         checks.append(cls.compile(rules, dict(rules.checks.checks.get(name, {}))))
     history_checks = [c for c in checks if c.uses_history]
     session_checks = tuple(c for c in checks if not c.uses_history)
+    warnings = tuple(w for w in (unmarked_exit_readers(checks),) if w)
+    for warning in warnings:
+        log.warning(warning)
     return _Engine(
         rules=rules,
         checks=tuple(checks),
@@ -180,6 +185,24 @@ def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
         grade_order=[band.grade for band in rules.grading.bands],
         device_memo=DeviceMemo(memo_size),
         plans=BoundedMemo(4_096, partial(_plan_of, session_checks)),
+        warnings=warnings,
+    )
+
+
+def unmarked_exit_readers(checks: Sequence[Check]) -> str | None:
+    """What to warn of when enabled checks declare they read the exit marks
+    (``Needs.exit_marks``) and no enabled check makes them: each login's IP then
+    counts as the user's own place and network, VPN exits and relays included."""
+    readers = sorted(c.name for c in checks if c.needs.exit_marks)
+    if not readers or any(c.marks_anonymous_exit or c.relay_codes for c in checks):
+        return None
+    makers = sorted(
+        name for name, cls in CHECKS_BY_NAME.items() if cls.marks_anonymous_exit or cls.relay_codes
+    )
+    disabled = f" ({', '.join(makers)} disabled)" if makers else ""
+    return (
+        f"{', '.join(readers)} read whether a login's IP is a VPN, proxy or relay exit, "
+        f"which no enabled check decides{disabled}: every IP counts as the user's own"
     )
 
 
@@ -253,6 +276,14 @@ class Checker:
         """The configuration the checker was built from (frozen; never replaced: the
         checker keeps what it derived from it)."""
         return self._config
+
+    @property
+    def rules_warnings(self) -> tuple[str, ...]:
+        """What the loaded rules leave an enabled check without, in words (also logged
+        to ``fingerprint.rules``; the command line prints them): today, checks that read
+        whether a login's IP is a VPN or relay exit when the check that decides it is
+        disabled. Empty for the shipped rules."""
+        return self._engine.warnings
 
     @property
     def can_forget(self) -> bool:
@@ -431,13 +462,12 @@ class Checker:
         (:meth:`begin`): the history round trip, the history checks, the grade."""
         engine = self._engine
         ctx = CheckContext(
-            begun.session,
-            begun.features,
-            None,
-            None,
-            "history is read later",
-            begun.late_by,
-            self._config.fail_closed,
+            session=begun.session,
+            features=begun.features,
+            history=None,
+            history_error="history is read later",
+            late_by=begun.late_by,
+            fail_closed=self._config.fail_closed,
             identity=begun.identity,
         )
         pending = _Pending(
@@ -503,13 +533,12 @@ class Checker:
         )
         sid = session.session_id or session_id or derived_session_id(session)
         ctx = CheckContext(
-            session,
-            enriched.features,
-            None,
-            None,
-            "history is read later",
-            late_by,
-            self._config.fail_closed,
+            session=session,
+            features=enriched.features,
+            history=None,
+            history_error="history is read later",
+            late_by=late_by,
+            fail_closed=self._config.fail_closed,
             whois=enriched.whois,
             identity=enriched.identity,
         )
@@ -554,16 +583,16 @@ class Checker:
         stability = self._stability(engine, history, event)
         first = pending.ctx  # built directly: dataclasses.replace costs ~5 µs per login
         ctx = CheckContext(
-            first.session,
-            first.features,
-            history,
-            event,
-            history_error,
-            first.late_by,
-            first.fail_closed,
-            stability,
-            first.whois,
-            first.identity,
+            session=first.session,
+            features=first.features,
+            history=history,
+            current_event=event,
+            history_error=history_error,
+            late_by=first.late_by,
+            fail_closed=first.fail_closed,
+            stability=stability,
+            whois=first.whois,
+            identity=first.identity,
         )
         run_checks(engine.history_checks, ctx, codes=engine.rules.codes.codes, known=None, run=run)
         _remember_verdict(pending)
@@ -641,21 +670,7 @@ class Checker:
         device_id = identity_text(identity, device.device_id if device else None)
         if not device_id and not engine.windows.ip_seconds:
             return None
-        # The address and its block too: ip_accounts counts every account on them.
-        ip, block = address_texts(session.ip)
-        event = LoginEvent(
-            session.ts.timestamp(),
-            session_digest(session.session_id or ""),
-            session.account_id,
-            device_id or None,
-            ip,
-            None,
-            None,
-            None,
-            None,
-            False,
-            network=block,
-        )
+        event = observed_event(session=session, device_id=device_id)
         links = identity_links(identity, device.boot_time if device else None)
         return Observation(event=event, links=links, clock=clock)
 

@@ -276,6 +276,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     }
     refuse_overwriting_inputs(paths, named)
     checker = Checker(options.config)  # configuration errors surface before any output
+    _warn_of_rules(checker)
     files = OutputSet()
     try:
         return _run_check(args, options, checker, files)
@@ -283,6 +284,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         with signals_deferred():  # a second Ctrl-C must not cut the cleanup short
             files.abort()
         raise
+
+
+def _warn_of_rules(checker: Checker) -> None:
+    # Printed even with -q, as the run's other warnings: the results are not what
+    # they seem (a check reads what no enabled check decides).
+    for warning in checker.rules_warnings:
+        print(f"fingerprint: warning: {warning}", file=sys.stderr)
 
 
 def _run_check(
@@ -441,6 +449,7 @@ def _one_line(text: str) -> str:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     checker = Checker(checker_config(args))
+    _warn_of_rules(checker)
     chosen = None
     order = OrderOptions(max_skew=args.max_skew, naive_tz=checker.config.time_zone)
     with open_plan(expand_inputs([args.input]), order) as plan:  # as check orders it

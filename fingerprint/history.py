@@ -93,7 +93,7 @@ Link = tuple[str, tuple[str, ...]]
 PackedWindow = tuple[bytes, tuple[Any, ...], int, int]
 
 
-class HistoryView(msgspec.Struct, frozen=True):
+class HistoryView(msgspec.Struct, frozen=True, kw_only=True):
     """The logins before the current one, inside the windows, oldest first."""
 
     account_events: tuple[LoginEvent, ...]

@@ -95,7 +95,9 @@ REFERENCE = [_Reference(factory) for factory in FACTORIES]
 
 def _context(record: dict[str, Any]) -> CheckContext:
     session = CHECKER.parse(record)
-    return CheckContext(session, CHECKER._enricher.extractor.extract(session), None)
+    return CheckContext(
+        session=session, features=CHECKER._enricher.extractor.extract(session), history=None
+    )
 
 
 def _assert_same(record: dict[str, Any]) -> None:

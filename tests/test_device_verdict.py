@@ -95,6 +95,13 @@ logins = st.lists(
         ),
         st.sampled_from(["a", "b", "c"]),  # by which account
         st.sampled_from(CONTENT_CHANGES),  # with which fact of its content changed
+        # Since when booted, how many boots, since when installed (SESSION-LOG v1.1):
+        # facts of the login that device_reset and the identity links read, and no
+        # device-scoped check or device feature; the key leaves them out.
+        st.one_of(
+            st.none(),
+            st.tuples(st.integers(0, 30 * 86_400), st.integers(0, 40), st.integers(0, 400_000)),
+        ),
     ),
     min_size=2,
     max_size=24,
@@ -104,12 +111,13 @@ logins = st.lists(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, len(POOL) - 1), logins)
 def test_reports_from_a_remembered_verdict_are_the_reports_of_a_fresh_check(
-    base: int, plan: list[tuple[str | None, dict[str, Any] | None, str, Any]]
+    base: int,
+    plan: list[tuple[str | None, dict[str, Any] | None, str, Any, tuple[int, int, int] | None]],
 ) -> None:
-    """One device's content, logged in under several ids and batteries, some logins
-    with one fact of it changed."""
+    """One device's content, logged in under several ids, batteries and boots, some
+    logins with one fact of it changed."""
     example = next(_examples)
-    for device_id, battery, account, change in plan:
+    for device_id, battery, account, change, boots in plan:
         record = copy.deepcopy(POOL[base])
         if change is not None:
             change(record)
@@ -121,6 +129,11 @@ def test_reports_from_a_remembered_verdict_are_the_reports_of_a_fresh_check(
         record["account_id"] = f"{account}-{example}"
         record["session_id"] = f"s-{example}-{next(_examples)}"
         record["ts"] = next(_clock)
+        if boots is not None:
+            booted, count, installed = boots
+            record["device"]["boot_time"] = record["ts"] - booted
+            record["device"]["boot_count"] = count
+            record["device"]["first_install_time"] = record["ts"] - installed
         assert WITH_MEMO.check(record).to_dict() == WITHOUT.check(record).to_dict()
 
 
@@ -128,13 +141,16 @@ def _key(record: dict[str, Any], *, pinned: bool = False) -> bytes | None:
     return DeviceMemo.key(parse_session(record), battery_is_pinned=pinned)
 
 
-def test_the_key_ignores_ids_and_battery_level_but_not_content_or_a_pinned_battery() -> None:
+def test_the_key_ignores_ids_battery_level_and_boots_but_not_content_or_a_pinned_battery() -> None:
     record = copy.deepcopy(POOL[0])
     key = _key(record)
     other = copy.deepcopy(record)
     other["device"]["device_id"] = "someone-else"
     other["device"]["battery"] = {"level": 0.5}
     other["device"]["unknown_field"] = "ignored by the contract"
+    other["device"]["boot_time"] = 1_790_000_000
+    other["device"]["boot_count"] = 3
+    other["device"]["first_install_time"] = 1_780_000_000
     assert _key(other) == key
     assert _key(other, pinned=True) != key
     other["device"]["model"] = "another model"

@@ -42,7 +42,7 @@ EVERYDAY_APPS = [
 
 def _evaluate(**device: Any) -> Any:
     session = parse_session(make_session(**{f"device.{k}": v for k, v in device.items()}))
-    return CHECK.evaluate(CheckContext(session, None, None))  # type: ignore[arg-type]
+    return CHECK.evaluate(CheckContext(session=session, features=None, history=None))  # type: ignore[arg-type]
 
 
 def _codes(outcome: Any) -> set[str]:
@@ -140,7 +140,7 @@ def _fixture_sessions() -> list[Any]:
 def test_no_labelled_or_held_out_session_carries_farm_tooling() -> None:
     flagged = []
     for session in _fixture_sessions():
-        outcome = CHECK.evaluate(CheckContext(session, None, None))  # type: ignore[arg-type]
+        outcome = CHECK.evaluate(CheckContext(session=session, features=None, history=None))  # type: ignore[arg-type]
         if isinstance(outcome, list) and outcome:
             flagged.append((session.session_id, _codes(outcome)))
     assert not flagged, flagged[:10]

@@ -210,7 +210,12 @@ def test_the_shortcut_for_logins_in_one_province_changes_no_outcome(
     features = CHECKER._enricher.extractor.extract(session)
     events = tuple(sorted((_event(*login) for login in earlier), key=lambda e: e.ts))
     current = _event(province, False, 0)
-    ctx = CheckContext(session, features, HistoryView(account_events=events), current)
+    ctx = CheckContext(
+        session=session,
+        features=features,
+        history=HistoryView(account_events=events),
+        current_event=current,
+    )
     thresholds = {"max_switches": max_switches, "max_provinces": max_provinces}
     want = _EveryListBuilt(**thresholds).evaluate(ctx)
     assert IpHoppingCheck(**thresholds).evaluate(ctx) == want

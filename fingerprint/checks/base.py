@@ -42,9 +42,9 @@ class NotEvaluated(msgspec.Struct, frozen=True):
 Outcome = list[Hit] | NotEvaluated
 
 
-class CheckContext(msgspec.Struct, frozen=True):
-    """What a check reads of one login. A frozen msgspec struct, not a dataclass: the
-    checker builds two per login, at ~0.1 µs each against ~1 µs."""
+class CheckContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What a check reads of one login. A frozen, keyword-only msgspec struct, not a
+    dataclass: the checker builds two per login, at ~0.1 µs each against ~1 µs."""
 
     session: Session
     features: Features
@@ -77,6 +77,12 @@ class Needs:
     # The account's stability features (ctx.stability), over the windows the check
     # asks for in :meth:`Check.stability_request`.
     stability: bool = False
+    # Other checks' word on the login's IP: whether it is an anonymising exit or a
+    # privacy relay's egress (LoginEvent.ip_anonymous and ip_relay, in the current
+    # login and in history, and the stability features' anonymised logins), which the
+    # checks that declare ``marks_anonymous_exit`` or ``relay_codes`` decide. A reader
+    # runs after them; the engine warns when it reads marks no enabled check makes.
+    exit_marks: bool = False
 
 
 class Check:
@@ -94,6 +100,9 @@ class Check:
     relay_codes: ClassVar[frozenset[str]] = frozenset()
     # True when the outcome depends only on the device and app blocks, the user agent
     # and the device features: the checker then reuses it for a device seen before.
+    # Not on what changes from login to login, which the reuse's key leaves out: the
+    # device id, the battery's level, the boot's and the install's facts
+    # (fingerprint.stages.verdict.DeviceMemo.key).
     device_scoped: ClassVar[bool] = False
     # The thresholds checks.yaml may set, with the type and range each accepts: the
     # rules loader refuses anything else before the check is built.
@@ -101,7 +110,16 @@ class Check:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.uses_history = bool(cls.needs.history) or cls.needs.stability
+        needs = cls.needs
+        # The exit marks are set once the session checks have run, on the login that
+        # history records: a reader of them runs with the history checks.
+        cls.uses_history = bool(needs.history) or needs.stability or needs.exit_marks
+        if cls.uses_history and (cls.marks_anonymous_exit or cls.relay_codes):
+            raise TypeError(
+                f"{cls.__name__} marks anonymous exits or relays, so it must run before "
+                "history records the login: it cannot also read history, stability or "
+                "the exit marks (Check.needs)"
+            )
 
     def evaluate(self, ctx: CheckContext) -> Outcome:
         raise NotImplementedError

@@ -51,7 +51,8 @@ class IpAccountsCheck(Check):
 
     name: ClassVar[str] = "ip_accounts"
     codes: ClassVar[tuple[str, ...]] = ("IPA_MANY_ACCOUNTS", "IPA_CARRIER_BLOCK_ACCOUNTS")
-    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ADDRESS}))
+    # A privacy relay's egress carries its users at large: not counted (the relay marks).
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ADDRESS}), exit_marks=True)
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_minutes": WINDOW_MINUTES,
         "fixed_allowance": COUNT,

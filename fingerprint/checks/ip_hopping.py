@@ -54,7 +54,8 @@ class IpHoppingCheck(HoursWindow, Check):
         "GEO_IMPOSSIBLE_TRAVEL",
         "GEO_BORDER_IMPOSSIBLE_TRAVEL",
     )
-    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ACCOUNT}))
+    # An exit's location is not the user's: vpn_proxy's marks say which logins to pass over.
+    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ACCOUNT}), exit_marks=True)
     thresholds: ClassVar[dict[str, Threshold]] = {
         "window_hours": WINDOW_HOURS,
         "max_switches": COUNT,

@@ -38,7 +38,10 @@ class StabilityCheck(Check):
         "STB_NEW_DEVICE_PROVINCE_CARRIER",
         "STB_LONG_TERM_ANONYMISER",
     )
-    needs: ClassVar[Needs] = Needs(history=frozenset({HistoryIndex.ACCOUNT}), stability=True)
+    # The long-term anonymiser habit counts the logins marked as exits.
+    needs: ClassVar[Needs] = Needs(
+        history=frozenset({HistoryIndex.ACCOUNT}), stability=True, exit_marks=True
+    )
     thresholds: ClassVar[dict[str, Threshold]] = {
         "windows_days": Threshold(
             kind="number", minimum=0, exclusive_minimum=True, maximum=366, unit="days", many=True

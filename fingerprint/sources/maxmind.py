@@ -38,7 +38,9 @@ class NetworkCache(Generic[T]):
 
     Networks in a MaxMind tree are disjoint, so probing each prefix length seen so
     far finds at most one entry. Bounded: cleared whole when full, which keeps the
-    hot path free of bookkeeping; a refill costs one decode per network.
+    hot path free of bookkeeping; a refill costs one decode per network. Not a
+    :class:`~fingerprint.memo.BoundedMemo`: a memo answers the one key it was given,
+    where an address here is found under its network, one table per prefix length.
 
     Readers take one reference, the IP version's probe list: (shift, table) pairs,
     the fullest table first, rebuilt as a new tuple when a prefix length is first

@@ -69,6 +69,28 @@ def login_event(
 _new_event = tuple.__new__
 
 
+def observed_event(*, session: Session, device_id: str | None) -> LoginEvent:
+    """The login as the history of a process that does not check it keeps it
+    (:meth:`fingerprint.checker.Checker.observation`): its time, account, device and
+    address with its block, which the device's and the address's accounts count (the
+    address and block too: ip_accounts counts every account on them). No place and no
+    exit marks: those are the checking process's."""
+    ip, block = address_texts(session.ip)
+    return LoginEvent(
+        ts=session.ts.timestamp(),
+        session_digest=session_digest(session.session_id or ""),
+        account_id=session.account_id,
+        device_id=device_id or None,
+        ip=ip,
+        province=None,
+        latitude=None,
+        longitude=None,
+        accuracy_km=None,
+        ip_anonymous=False,
+        network=block,
+    )
+
+
 def address_texts(address: IPAddress) -> tuple[str, str]:
     """(:func:`ip_text`, :func:`network_of`) of the address: history's address and
     block. Of an IPv4Address, written in C from its number where the extension is

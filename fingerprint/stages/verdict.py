@@ -109,8 +109,17 @@ class DeviceMemo:
             ua = _NORMALISED[ua]
         if device is not None:
             # The fields that change from login to login and that no device-scoped
-            # check reads (the battery enters as pinned or not, below).
-            device = msgspec.structs.replace(device, battery=None, device_id=None)
+            # check or device feature reads (the battery enters as pinned or not,
+            # below): the id, and a boot's and an install's facts, which device_reset
+            # and the identity links read of each login's session.
+            device = msgspec.structs.replace(
+                device,
+                battery=None,
+                device_id=None,
+                boot_time=None,
+                boot_count=None,
+                first_install_time=None,
+            )
         try:
             # The pinned battery encoded with the blocks, not appended to their
             # encoding (a copy of ~1.3 kB).
