@@ -537,6 +537,8 @@ def _cmd_rules_validate(args: argparse.Namespace) -> int:
         f"{len(rules.multi_open.containers)} containers, "
         f"{len(rules.network.hosting_asns)} hosting ASNs"
     )
+    for warning in engine.warnings:  # valid, but a check reads what none decides
+        print(f"fingerprint: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -158,8 +158,8 @@ def test_the_engine_warns_when_no_enabled_check_makes_the_marks_read(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="fingerprint.rules"):
         build_engine(load_rules())
-    assert not caplog.records
-    engine = build_engine(load_rules(_rules_without(tmp_path / "a", ["vpn_proxy"])))
+        assert not caplog.records
+        engine = build_engine(load_rules(_rules_without(tmp_path / "a", ["vpn_proxy"])))
     assert "vpn_proxy" not in {c.name for c in engine.checks}
     (record,) = caplog.records
     assert record.getMessage().startswith("ip_accounts, ip_hopping, stability read whether")
@@ -179,6 +179,10 @@ def test_the_command_line_prints_the_rules_warning_even_when_quiet(
     assert err.count("\n") == 1
     assert main(["check", str(sample), "-o", str(out), "-q"]) == 0
     assert capsys.readouterr().err == ""
+    assert main(["rules", "validate", str(rules)]) == 0  # valid rules, and the warning
+    printed = capsys.readouterr()
+    assert printed.out.startswith("ok: ")
+    assert printed.err.startswith("fingerprint: warning: ip_accounts, ip_hopping, stability")
 
 
 def test_no_warning_when_no_enabled_check_reads_the_marks(tmp_path: Path) -> None:
