@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, cast
 
+import msgspec
 import orjson
 
 from fingerprint.errors import ConfigError
@@ -87,8 +88,9 @@ end
 # the stored members (the client joins them into one JSON array for a single
 # orjson.loads: cheaper than a table.concat here, which cost the server ~5 µs of
 # ~36 per call), the device's accounts with their newest ts, and the address's and
-# the block's.
-_RECORD_AND_FETCH = (
+# the block's. (The body without its return: the script with the links below adds
+# their answer to it.)
+_RECORD_AND_FETCH_BODY = (
     _SHARED_ACCOUNTS
     + """
 local ts = tonumber(ARGV[1])
@@ -136,7 +138,6 @@ end
 local ip_window, ip_cap = tonumber(ARGV[11]), tonumber(ARGV[12])
 local on_ip = shared_accounts(KEYS[3], ts, ARGV[3], now, ip_window, ip_cap, ARGV[13])
 local on_block = shared_accounts(KEYS[4], ts, ARGV[3], now, ip_window, ip_cap, ARGV[13])
-return {before, accounts, on_ip, on_block}
 """
 )
 
@@ -167,39 +168,54 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
 """
 
-# KEYS: one key per identity link
-# ARGV: ts, now ("" when none), link window, max members, ttl, then for each key its
-#       member count and members
+# KEYS from first_key on: one key per identity link
+# ARGV from first_arg on: ts, now ("" when none), link window, max members, ttl, then
+#       for each key its member count and members
 # Returns, per key, its members inside the window before this login, WITHSCORES
 # (read before the add, as the in-memory store does); then adds the members (newest
 # ts kept), trims back from the link's newest member (or the clock) and caps.
-_RECORD_LINKS = """
-local ts = tonumber(ARGV[1])
-local now = tonumber(ARGV[2]) or math.huge
-local window = tonumber(ARGV[3])
-local max_members = tonumber(ARGV[4])
-local out = {}
-local i = 6
-for k = 1, #KEYS do
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  out[k] = redis.call('ZRANGEBYSCORE', KEYS[k], ts - window, '+inf', 'WITHSCORES')
-  if n > 0 then
-    for j = 1, n do
-      redis.call('ZADD', KEYS[k], 'GT', ts, ARGV[i])
-      i = i + 1
+_LINKS_FUNCTION = """
+local function record_links(first_key, first_arg)
+  local ts = tonumber(ARGV[first_arg])
+  local now = tonumber(ARGV[first_arg + 1]) or math.huge
+  local window = tonumber(ARGV[first_arg + 2])
+  local max_members = tonumber(ARGV[first_arg + 3])
+  local ttl = ARGV[first_arg + 4]
+  local out = {}
+  local i = first_arg + 5
+  for k = first_key, #KEYS do
+    local n = tonumber(ARGV[i])
+    i = i + 1
+    out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[k], ts - window, '+inf', 'WITHSCORES')
+    if n > 0 then
+      for j = 1, n do
+        redis.call('ZADD', KEYS[k], 'GT', ts, ARGV[i])
+        i = i + 1
+      end
+      local newest = math.min(now, tonumber(redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')[2]))
+      redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. (newest - window))
+      local count = redis.call('ZCARD', KEYS[k])
+      if count > max_members then
+        redis.call('ZREMRANGEBYRANK', KEYS[k], 0, count - max_members - 1)
+      end
+      redis.call('EXPIRE', KEYS[k], ttl)
     end
-    local newest = math.min(now, tonumber(redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')[2]))
-    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', '(' .. (newest - window))
-    local count = redis.call('ZCARD', KEYS[k])
-    if count > max_members then
-      redis.call('ZREMRANGEBYRANK', KEYS[k], 0, count - max_members - 1)
-    end
-    redis.call('EXPIRE', KEYS[k], ARGV[5])
   end
+  return out
 end
-return out
 """
+
+_RECORD_LINKS = _LINKS_FUNCTION + "return record_links(1, 1)\n"
+
+# A login and its identity links in one call (one round trip, atomic): the record
+# script's KEYS and ARGV, then the links' (KEYS from 5, ARGV from 14). Returns the
+# record script's four answers and, fifth, the links script's.
+_RECORD_AND_FETCH = _RECORD_AND_FETCH_BODY + "return {before, accounts, on_ip, on_block}\n"
+_RECORD_AND_FETCH_LINKS = (
+    _LINKS_FUNCTION
+    + _RECORD_AND_FETCH_BODY
+    + "return {before, accounts, on_ip, on_block, record_links(5, 14)}\n"
+)
 
 _TTL_MARGIN = 3600  # keys outlive their window by an hour, then expire on their own
 
@@ -348,6 +364,54 @@ class RedisHistoryStore:
         self._breaker.succeeded()
         return _view(event.account_id, answer)
 
+    def record_and_fetch_links(
+        self,
+        event: LoginEvent,
+        windows: Windows,
+        links: Sequence[Link],
+        now: float | None = None,
+    ) -> HistoryView:
+        """:meth:`record_and_fetch` and :meth:`record_links` of the login's links in one
+        script call: one round trip, not two, and atomic (the history stage calls it
+        for a login that has links)."""
+        script, args, tail = self._fetch_links_call(event, windows, links, now)
+        answer = self._guarded(script, args, windows, tail)
+        return _view_with_links(event.account_id, links, answer)
+
+    async def arecord_and_fetch_links(
+        self,
+        event: LoginEvent,
+        windows: Windows,
+        links: Sequence[Link],
+        now: float | None = None,
+    ) -> HistoryView:
+        """:meth:`record_and_fetch_links` through the event loop's own pool."""
+        if self._endpoint is None and self._async_client is None:
+            return self.record_and_fetch_links(event, windows, links, now)
+        script, args, tail = self._fetch_links_call(event, windows, links, now)
+        self._breaker.check()
+        try:
+            answer = await self._aeval(script, args, windows, tail)
+        except Exception as exc:
+            self._breaker.failed(exc)
+            raise
+        self._breaker.succeeded()
+        return _view_with_links(event.account_id, links, answer)
+
+    def _fetch_links_call(
+        self, event: LoginEvent, windows: Windows, links: Sequence[Link], now: float | None
+    ) -> tuple[_Script, list[Any], list[Any]]:
+        """The combined script for this many links, the arguments before the windows'
+        (the record's KEYS, the links' KEYS, the record's per-login ARGV) and those
+        after them (the links' ARGV)."""
+        record = self._args(event, now, windows)
+        _, links_args = self._links_call(links, event.ts, windows, now)
+        keys = len(links)
+        head = record[:4] + links_args[:keys] + record[4:]
+        tail = links_args[keys:]
+        script = _fetch_links_script(4 + keys, len(record) - 4 + _WINDOW_ARGS + len(tail))
+        return script, head, tail
+
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
         """Record the shared sides of a login another shard checks: its device's
         accounts and its address's and block's accounts."""
@@ -443,11 +507,13 @@ class RedisHistoryStore:
             pool.close()
         self._client.close()
 
-    def _guarded(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
+    def _guarded(
+        self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
+    ) -> Any:
         """A sync call through the breaker."""
         self._breaker.check()
         try:
-            answer = self._eval(script, args, windows)
+            answer = self._eval(script, args, windows, tail)
         except Exception as exc:
             self._breaker.failed(exc)
             raise
@@ -478,25 +544,29 @@ class RedisHistoryStore:
         return packed[1]
 
     def _packed(
-        self, script: _Script, args: list[Any], windows: Windows | None
+        self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
     ) -> tuple[bytes, bytes]:
-        """The EVALSHA command and its EVAL twin, packed."""
+        """The EVALSHA command and its EVAL twin, packed: ``args``, the windows' ARGV,
+        then ``tail``."""
         parts = [b"$%d\r\n%s\r\n" % (len(p), p) for p in map(_arg, args)]
         if windows is not None:
             parts.append(self._packed_tail(windows))
+        parts += [b"$%d\r\n%s\r\n" % (len(p), p) for p in map(_arg, tail)]
         body = b"".join(parts)
         return script.head + body, script.eval_head + body
 
     def _deadline(self) -> float:
         return math.inf if self._timeout is None else time.monotonic() + self._timeout
 
-    def _eval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
+    def _eval(
+        self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
+    ) -> Any:
         """EVALSHA on a connection of our own within one deadline; off that path
         (TLS and the like), the client's ``execute_command``."""
         if self._endpoint is None:
-            return self._client_eval(script, args, windows)
+            return self._client_eval(script, args, windows, tail)
         deadline = self._deadline()
-        command, loading = self._packed(script, args, windows)
+        command, loading = self._packed(script, args, windows, tail)
         try:
             return self._call(command, deadline)
         except ReplyError as exc:
@@ -547,22 +617,26 @@ class RedisHistoryStore:
         else:
             connection.close()
 
-    def _client_eval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
-        if windows is not None:
-            args = [*args, *_window_args(windows)]
+    def _client_eval(
+        self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
+    ) -> Any:
+        if windows is not None or tail:
+            args = [*args, *(_window_args(windows) if windows is not None else ()), *tail]
         try:
             return self._client.execute_command("EVALSHA", script.sha, script.keys, *args)
         except _NoScript:
             self._client.script_load(script.source)
             return self._client.execute_command("EVALSHA", script.sha, script.keys, *args)
 
-    async def _aeval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
+    async def _aeval(
+        self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
+    ) -> Any:
         deadline = self._deadline()
         if self._endpoint is None:
             async with asyncio.timeout(None if self._timeout is None else self._timeout):
-                return await self._aclient_eval(script, args, windows)
+                return await self._aclient_eval(script, args, windows, tail)
         pool = self._async_pool()
-        command, loading = self._packed(script, args, windows)
+        command, loading = self._packed(script, args, windows, tail)
         try:
             return await pool.call(command, _left(deadline))
         except ReplyError as exc:
@@ -573,10 +647,12 @@ class RedisHistoryStore:
         except ReplyError as exc:
             raise _Refused(str(exc)) from None
 
-    async def _aclient_eval(self, script: _Script, args: list[Any], windows: Windows | None) -> Any:
+    async def _aclient_eval(
+        self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
+    ) -> Any:
         client = self._async_client
-        if windows is not None:
-            args = [*args, *_window_args(windows)]
+        if windows is not None or tail:
+            args = [*args, *(_window_args(windows) if windows is not None else ()), *tail]
         try:
             return await client.execute_command("EVALSHA", script.sha, script.keys, *args)
         except _NoScript:
@@ -769,6 +845,12 @@ def _scored_accounts(raw: list[Any]) -> tuple[tuple[float, str], ...]:
     return tuple(zip(map(float, raw[1::2]), map(_text, raw[::2]), strict=True))
 
 
+def _view_with_links(account_id: str, links: Sequence[Link], answer: Any) -> HistoryView:
+    """The combined script's reply: the record script's view, with the links found."""
+    view = _view(account_id, answer[:4])
+    return msgspec.structs.replace(view, links=_links_found(links, answer[4]))
+
+
 def _links_found(links: Sequence[Link], answer: Any) -> dict[str, tuple[tuple[float, str], ...]]:
     """The links script's answer: per link, its earlier (ts, member) pairs."""
     return {
@@ -810,6 +892,16 @@ def _bulk_array_head(items: int) -> bytes:
 _RECORD_AND_FETCH_SCRIPT = _Script(_RECORD_AND_FETCH, keys=4, args=13)
 _RECORD_DEVICE_SCRIPT = _Script(_RECORD_DEVICE, keys=1, args=6)
 _RECORD_IP_SCRIPT = _Script(_RECORD_IP, keys=2, args=6)
+
+
+_WINDOW_ARGS = 9  # the record script's ARGV 5-13, from _window_args
+
+
+@functools.lru_cache(maxsize=64)
+def _fetch_links_script(keys: int, args: int) -> _Script:
+    """The record-and-links script with its EVALSHA head packed for this many keys
+    and arguments (one source, one SHA1, as the links script)."""
+    return _Script(_RECORD_AND_FETCH_LINKS, keys=keys, args=args)
 
 
 @functools.lru_cache(maxsize=64)

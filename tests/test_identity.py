@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fingerprint import Checker, CheckerConfig
+from fingerprint.checks.identity import identity_links
 from fingerprint.features.identity import (
     CONFIDENT_MATCH,
     DEFAULT_SECRET,
@@ -491,3 +492,86 @@ def test_an_identifier_names_something_unless_blank_short_or_one_character(value
     """_usable counts the first character instead of building a set: the same answer."""
     text = value.strip().replace("-", "").lower()
     assert _usable(value) == (len(text) >= 4 and len(set(text)) > 1)
+
+
+def _links_of(checker: Checker, record: dict[str, Any]) -> tuple[Any, ...]:
+    prepared = checker.prepare(record, identify=True)
+    device = prepared.session.device
+    assert prepared.identity is not None
+    return identity_links(prepared.identity, device.boot_time if device else None)
+
+
+def _linked_records() -> list[dict[str, Any]]:
+    lines = build.OUTPUT.read_text(encoding="utf-8").splitlines()
+    kinds = ("reset_farm", "cloned", "account_farm")
+    return [r for r in map(json.loads, lines) if r["_label"]["kind"].startswith(kinds)]
+
+
+@pytest.mark.parametrize("way", ["sync", "async", "client"])
+def test_redis_records_a_login_and_its_links_in_one_round_trip(
+    way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A login with identity links is one script call, not two (the login, then its
+    links): one round trip on the store's own connections, sync or awaited, or on the
+    client's (a client built by hand); the answers are the memory store's."""
+    import asyncio
+
+    import redis
+
+    from fingerprint.redis_io import AsyncPool
+    from fingerprint.redis_store import (
+        _RECORD_AND_FETCH,
+        _RECORD_AND_FETCH_LINKS,
+        RedisHistoryStore,
+    )
+    from tests.redis_server import RedisServer, require_redis_server
+
+    server = RedisServer(require_redis_server())
+    server.start()
+    calls = [0]
+
+    def counted(function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            return function(*args, **kwargs)
+
+        return call
+
+    try:
+        records = _linked_records()
+        config = CheckerConfig(device_memo_size=0)
+        memory = Checker(config, clock=None)
+        linked = sum(bool(_links_of(memory, r)) for r in records)
+        assert linked > len(records) // 2  # most of these logins add identity links
+        expected = [memory.check(r) for r in records]
+        loader = redis.Redis.from_url(server.url)  # scripts loaded: no NOSCRIPT retry
+        for script in (_RECORD_AND_FETCH, _RECORD_AND_FETCH_LINKS):
+            loader.script_load(script)
+        loader.close()
+        if way == "client":  # not the store's own connections: the client's commands
+            client = redis.Redis.from_url(server.url, single_connection_client=True)
+            store = RedisHistoryStore(client, timeout=5.0)
+            assert store._endpoint is None
+            monkeypatch.setattr(client, "execute_command", counted(client.execute_command))
+            checker = Checker(config, history=store, clock=None)
+        else:
+            checker = Checker(replace_history(config, server.url), clock=None)
+            if way == "sync":
+                monkeypatch.setattr(RedisHistoryStore, "_call", counted(RedisHistoryStore._call))
+            else:
+                monkeypatch.setattr(AsyncPool, "call", counted(AsyncPool.call))
+        got = []
+        for record in records:
+            before = calls[0]
+            if way == "async":
+                got.append(asyncio.run(checker.acheck(record)))
+            else:
+                got.append(checker.check(record))
+            assert calls[0] - before == 1, record["session_id"]
+        checker.close()
+        assert {"device_reset", "device_forged", "device_farm"} <= {
+            f.check for r in got for f in r.findings
+        }
+        assert _identity_answers(got) == _identity_answers(expected)
+    finally:
+        server.close()

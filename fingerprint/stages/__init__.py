@@ -16,8 +16,8 @@
 * **session checks** (:mod:`.run`): the checks that need nothing but the session,
   reusing the verdict's outcomes.
 * **history** (:mod:`.login`, :mod:`.history`): the login as history keeps it, recorded
-  in one round trip that hands back the windows the checks declared (``Check.needs``),
-  and its identity links, when it has any, in a second.
+  with its identity links in one round trip that hands back the windows the checks
+  declared (``Check.needs``) and what the links held.
 * **history checks** (:mod:`.run`), then **grade and report** (:mod:`.report`).
 
 Each stage hands the next a frozen, keyword-only record; none reaches back. Two

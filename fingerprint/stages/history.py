@@ -1,6 +1,7 @@
-"""The history stage: record the login and read back the windows the checks declared,
-in one round trip (memory, Redis, sync or awaited). A store that fails is reported,
-counted, and never fails the login's check."""
+"""The history stage: record the login and its identity links and read back the
+windows the checks declared and what the links held, in one round trip (memory,
+Redis, sync or awaited). A store that fails is reported, counted, and never fails the
+login's check."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class HistoryStage:
     def __init__(self, store: HistoryStore, count: Callable[..., None]) -> None:
         self.store = store
         self._count = count  # (*counter names) -> None: the checker's counters
+        # A store that records a login and its links in one call (Redis: one script,
+        # one round trip where two calls made two); others take two calls.
+        self._fetch_links = getattr(store, "record_and_fetch_links", None)
+        self._afetch_links = getattr(store, "arecord_and_fetch_links", None)
 
     def view(
         self,
@@ -32,6 +37,8 @@ class HistoryStage:
         if windows is None:
             return None, "no history check enabled"
         try:
+            if links and self._fetch_links is not None:
+                return self._fetch_links(event, windows, links, now=now), None
             view = self.store.record_and_fetch(event, windows, now=now)
             return self._with_links(view, windows, event, now, links), None
         except Exception as exc:  # a store outage must not fail the login check
@@ -50,6 +57,8 @@ class HistoryStage:
             return None, "no history check enabled"
         fetch = getattr(self.store, "arecord_and_fetch", None)
         try:
+            if links and self._afetch_links is not None:
+                return await self._afetch_links(event, windows, links, now=now), None
             if fetch is None:
                 view = self.store.record_and_fetch(event, windows, now=now)
             else:
