@@ -50,9 +50,9 @@ from fingerprint.sorting import (
 )
 from fingerprint.stopping import (
     STOP_SIGNALS,
-    as_worker,
     is_stop,
     orphaned,
+    run_as_worker,
     signal_number,
     signals_deferred,
 )
@@ -528,10 +528,14 @@ def _worker_main(
     work: Callable[..., None], *args: Any, parent: int, leftovers: list[str], **kwargs: Any
 ) -> None:
     """A forked worker's entry point: ``work`` (the reader's or a shard's) inside
-    :func:`fingerprint.stopping.as_worker`, which stops it on a signal while it works
-    and leaves it to exit as it was once it is done."""
-    with as_worker(parent, lambda: _remove(leftovers)):
-        work(*args, parent=parent, leftovers=leftovers, **kwargs)
+    :func:`fingerprint.stopping.run_as_worker`, which stops it on a signal while it
+    works, quietly with the shell's status even at the work's very edges, and leaves
+    it to exit as it was once it is done."""
+    run_as_worker(
+        parent,
+        lambda: _remove(leftovers),
+        lambda: work(*args, parent=parent, leftovers=leftovers, **kwargs),
+    )
 
 
 def _reader_main(

@@ -190,6 +190,24 @@ def as_worker(parent_pid: int, on_orphaned: Callable[[], None]) -> Iterator[None
             signal.signal(signum, signal.SIG_IGN)
 
 
+def run_as_worker(
+    parent_pid: int, on_orphaned: Callable[[], None], work: Callable[[], None]
+) -> None:
+    """``work`` inside :func:`as_worker`, and a guard around both. A stop that lands at
+    the ``with`` statement's very edge, after the work returned and before
+    ``as_worker``'s own exit code runs (in the context manager's ``__exit__`` frame),
+    is raised outside the generator, where its ``except`` cannot see it: it printed a
+    traceback and turned the worker's status into 1 (seen in CI, 2026-12-07, on a
+    worker the parent stopped after another's write error). Caught here, it ends the
+    worker quietly with the shell's status too. One guard is enough: the handler
+    ignores every later stop before it raises the first."""
+    try:
+        with as_worker(parent_pid, on_orphaned):
+            work()
+    except KeyboardInterrupt as interrupt:
+        raise SystemExit(exit_status(interrupt)) from None
+
+
 def _die_with_parent(parent_pid: int, on_orphaned: Callable[[], None]) -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):

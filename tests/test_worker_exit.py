@@ -155,3 +155,26 @@ def test_a_stop_the_work_left_unhandled_ends_the_worker_quietly_with_its_status(
     process.join(_WAIT_SECONDS)
     assert process.exitcode == 128 + signum
     assert "Traceback" not in capfd.readouterr().err
+
+
+class _StopAtTheEdge:
+    """``as_worker`` as a stop landing at the ``with``'s edge finds it: the work has
+    returned, and the signal's exception is raised in the context manager's exit
+    frame, before the generator's own ``except`` can run (CI, 2026-12-07)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        raise stopping.interruption(signal.SIGTERM)
+
+
+def test_a_stop_at_the_edge_of_the_work_ends_the_worker_quietly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stopping, "as_worker", lambda parent, on_orphaned: _StopAtTheEdge())
+    done: list[bool] = []
+    with pytest.raises(SystemExit) as exited:
+        stopping.run_as_worker(os.getpid(), lambda: None, lambda: done.append(True))
+    assert done == [True]
+    assert exited.value.code == 128 + signal.SIGTERM
