@@ -353,15 +353,9 @@ class RedisHistoryStore:
     ) -> HistoryView:
         if self._endpoint is None and self._async_client is None:
             return self.record_and_fetch(event, windows, now)
-        self._breaker.check()
-        try:
-            answer = await self._aeval(
-                _RECORD_AND_FETCH_SCRIPT, self._args(event, now, windows), windows
-            )
-        except Exception as exc:
-            self._breaker.failed(exc)
-            raise
-        self._breaker.succeeded()
+        answer = await self._aguarded(
+            _RECORD_AND_FETCH_SCRIPT, self._args(event, now, windows), windows
+        )
         return _view(event.account_id, answer)
 
     def record_and_fetch_links(
@@ -389,13 +383,7 @@ class RedisHistoryStore:
         if self._endpoint is None and self._async_client is None:
             return self.record_and_fetch_links(event, windows, links, now)
         script, args, tail = self._fetch_links_call(event, windows, links, now)
-        self._breaker.check()
-        try:
-            answer = await self._aeval(script, args, windows, tail)
-        except Exception as exc:
-            self._breaker.failed(exc)
-            raise
-        self._breaker.succeeded()
+        answer = await self._aguarded(script, args, windows, tail)
         return _view_with_links(event.account_id, links, answer)
 
     def _fetch_links_call(
@@ -466,14 +454,7 @@ class RedisHistoryStore:
         if self._endpoint is None and self._async_client is None:
             return self.record_links(links, ts, windows, now)
         script, args = self._links_call(links, ts, windows, now)
-        self._breaker.check()
-        try:
-            answer = await self._aeval(script, args, None)
-        except Exception as exc:
-            self._breaker.failed(exc)
-            raise
-        self._breaker.succeeded()
-        return _links_found(links, answer)
+        return _links_found(links, await self._aguarded(script, args, None))
 
     def _links_call(
         self, links: Sequence[Link], ts: float, windows: Windows, now: float | None
@@ -514,6 +495,19 @@ class RedisHistoryStore:
         self._breaker.check()
         try:
             answer = self._eval(script, args, windows, tail)
+        except Exception as exc:
+            self._breaker.failed(exc)
+            raise
+        self._breaker.succeeded()
+        return answer
+
+    async def _aguarded(
+        self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
+    ) -> Any:
+        """An awaited call through the breaker (:meth:`_guarded`'s twin)."""
+        self._breaker.check()
+        try:
+            answer = await self._aeval(script, args, windows, tail)
         except Exception as exc:
             self._breaker.failed(exc)
             raise

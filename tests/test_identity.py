@@ -383,6 +383,14 @@ def test_the_cli_reads_the_secret_from_a_file_or_the_environment(
 # --- Redis: the same answers as memory, replicas sharing it ------------------------------
 
 
+def _assert_the_memory_answers(got: list[Any], expected: list[Any]) -> None:
+    """The identity checks found something, and every answer is the memory store's."""
+    assert {"device_reset", "device_forged", "device_farm"} <= {
+        f.check for r in got for f in r.findings
+    }
+    assert _identity_answers(got) == _identity_answers(expected)
+
+
 def _identity_answers(reports: list[Any]) -> list[tuple[Any, ...]]:
     return [
         (
@@ -416,9 +424,7 @@ def test_redis_gives_the_memory_answers_with_two_replicas() -> None:
         got = [replicas[n % 2].check(r) for n, r in enumerate(records)]
         for replica in replicas:
             replica.close()
-        checks = {f.check for r in got for f in r.findings}
-        assert {"device_reset", "device_forged", "device_farm"} <= checks
-        assert _identity_answers(got) == _identity_answers(expected)
+        _assert_the_memory_answers(got, expected)
     finally:
         server.close()
 
@@ -457,10 +463,7 @@ def test_acheck_records_links_on_its_own_loop_with_the_sync_answers(
 
         got = asyncio.run(run_all())
         checker.close()
-        assert {"device_reset", "device_forged", "device_farm"} <= {
-            f.check for r in got for f in r.findings
-        }
-        assert _identity_answers(got) == _identity_answers(expected)
+        _assert_the_memory_answers(got, expected)
     finally:
         server.close()
 
@@ -569,9 +572,6 @@ def test_redis_records_a_login_and_its_links_in_one_round_trip(
                 got.append(checker.check(record))
             assert calls[0] - before == 1, record["session_id"]
         checker.close()
-        assert {"device_reset", "device_forged", "device_farm"} <= {
-            f.check for r in got for f in r.findings
-        }
-        assert _identity_answers(got) == _identity_answers(expected)
+        _assert_the_memory_answers(got, expected)
     finally:
         server.close()
