@@ -168,7 +168,8 @@ def build_engine(rules: RuleSet, memo_size: int = 4_096) -> _Engine:
         checks.append(cls.compile(rules, dict(rules.checks.checks.get(name, {}))))
     history_checks = [c for c in checks if c.uses_history]
     session_checks = tuple(c for c in checks if not c.uses_history)
-    warnings = tuple(w for w in (unmarked_exit_readers(checks),) if w)
+    unmarked = unmarked_exit_readers(checks)
+    warnings = (unmarked,) if unmarked else ()
     for warning in warnings:
         log.warning(warning)
     return _Engine(

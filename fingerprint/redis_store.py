@@ -393,11 +393,9 @@ class RedisHistoryStore:
         (the record's KEYS, the links' KEYS, the record's per-login ARGV) and those
         after them (the links' ARGV)."""
         record = self._args(event, now, windows)
-        _, links_args = self._links_call(links, event.ts, windows, now)
-        keys = len(links)
-        head = record[:4] + links_args[:keys] + record[4:]
-        tail = links_args[keys:]
-        script = _fetch_links_script(4 + keys, len(record) - 4 + _WINDOW_ARGS + len(tail))
+        keys, tail = self._links_args(links, event.ts, windows, now)
+        head = record[:4] + keys + record[4:]
+        script = _fetch_links_script(4 + len(keys), len(record) - 4 + _WINDOW_ARGS + len(tail))
         return script, head, tail
 
     def record_device(self, event: LoginEvent, windows: Windows, now: float | None = None) -> None:
@@ -460,13 +458,20 @@ class RedisHistoryStore:
         self, links: Sequence[Link], ts: float, windows: Windows, now: float | None
     ) -> tuple[_Script, list[Any]]:
         """The links script for these links and its KEYS + ARGV."""
+        keys, args = self._links_args(links, ts, windows, now)
+        return _links_script(len(keys), len(args)), keys + args
+
+    def _links_args(
+        self, links: Sequence[Link], ts: float, windows: Windows, now: float | None
+    ) -> tuple[list[Any], list[Any]]:
+        """The links' KEYS, and their ARGV (``record_links`` of the Lua scripts)."""
         ttl = math.ceil(windows.link_seconds) + _TTL_MARGIN
-        args: list[Any] = [self._link_key(name) for name, _ in links]
-        args += [ts, b"" if now is None else now, windows.link_seconds]
+        keys: list[Any] = [self._link_key(name) for name, _ in links]
+        args: list[Any] = [ts, b"" if now is None else now, windows.link_seconds]
         args += [windows.max_members_per_link, ttl]
         for _, members in links:
             args += [len(members), *members]
-        return _links_script(len(links), len(args) - len(links)), args
+        return keys, args
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -614,8 +619,7 @@ class RedisHistoryStore:
     def _client_eval(
         self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
     ) -> Any:
-        if windows is not None or tail:
-            args = [*args, *(_window_args(windows) if windows is not None else ()), *tail]
+        args = _client_args(args, windows, tail)
         try:
             return self._client.execute_command("EVALSHA", script.sha, script.keys, *args)
         except _NoScript:
@@ -645,8 +649,7 @@ class RedisHistoryStore:
         self, script: _Script, args: list[Any], windows: Windows | None, tail: Sequence[Any] = ()
     ) -> Any:
         client = self._async_client
-        if windows is not None or tail:
-            args = [*args, *(_window_args(windows) if windows is not None else ()), *tail]
+        args = _client_args(args, windows, tail)
         try:
             return await client.execute_command("EVALSHA", script.sha, script.keys, *args)
         except _NoScript:
@@ -786,6 +789,14 @@ def _window_args(windows: Windows) -> list[Any]:
         windows.max_accounts_per_ip,
         math.ceil(windows.ip_seconds) + _TTL_MARGIN,
     ]
+
+
+def _client_args(args: list[Any], windows: Windows | None, tail: Sequence[Any]) -> list[Any]:
+    """A call's arguments as the client's ``execute_command`` takes them: ``args``, the
+    windows' ARGV, then ``tail`` (what :meth:`RedisHistoryStore._packed` packs)."""
+    if windows is None and not tail:
+        return args
+    return [*args, *(_window_args(windows) if windows is not None else ()), *tail]
 
 
 # Stored field order: every LoginEvent field but the account (the key holds it).
